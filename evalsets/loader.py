@@ -1,0 +1,146 @@
+"""Load and validate an evaluation set folder (corpus.jsonl, queries[.split].jsonl, qrels[.split].tsv).
+
+Every user mistake raises :class:`EvalSetError` naming the file and line, never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from evalsets.errors import EvalSetError
+from evalsets.model import Document, EvalSet, Qrels, Query
+
+QRELS_HEADER = ["query_id", "doc_id", "relevance"]
+_SPLIT_FILE = re.compile(r"^queries\.(?P<split>[^.]+)\.jsonl$")
+
+
+def available_splits(path: Path | str) -> list[str]:
+    """Split names in a folder: 'default' for queries.jsonl, plus every queries.<split>.jsonl."""
+    folder = Path(path)
+    splits = ["default"] if (folder / "queries.jsonl").exists() else []
+    for child in sorted(folder.glob("queries.*.jsonl")):
+        match = _SPLIT_FILE.match(child.name)
+        if match:
+            splits.append(match.group("split"))
+    return splits
+
+
+def _split_files(folder: Path, split: str) -> tuple[Path, Path]:
+    if split in ("default", "test", ""):
+        default = (folder / "queries.jsonl", folder / "qrels.tsv")
+        if split != "test" or not (folder / "queries.test.jsonl").exists():
+            return default
+    return folder / f"queries.{split}.jsonl", folder / f"qrels.{split}.tsv"
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    if not path.is_file():
+        raise EvalSetError("file not found", path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise EvalSetError(f"not valid UTF-8 ({err.reason} at byte {err.start})", path) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        yield number, line
+
+
+def _read_jsonl(path: Path, id_field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    seen: set[str] = set()
+    for number, line in _read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise EvalSetError(f"bad JSON ({err.msg} at column {err.colno})", path, number) from None
+        if not isinstance(row, dict):
+            raise EvalSetError("each line must be a JSON object", path, number)
+        for name in (id_field, "text"):
+            if not isinstance(row.get(name), str):
+                raise EvalSetError(f"field '{name}' missing or not a string", path, number)
+        if not row[id_field]:
+            raise EvalSetError(f"field '{id_field}' is empty", path, number)
+        if row[id_field] in seen:
+            raise EvalSetError(f"duplicate {id_field} {row[id_field]!r}", path, number)
+        seen.add(row[id_field])
+        metadata = row.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise EvalSetError("field 'metadata' must be an object", path, number)
+        yield number, row
+
+
+def read_corpus(path: Path) -> list[Document]:
+    docs = []
+    for number, row in _read_jsonl(path, "doc_id"):
+        title = row.get("title", "")
+        if not isinstance(title, str):
+            raise EvalSetError("field 'title' must be a string", path, number)
+        docs.append(Document(row["doc_id"], title, row["text"], row.get("metadata", {})))
+    if not docs:
+        raise EvalSetError("corpus is empty", path)
+    return docs
+
+
+def read_queries(path: Path) -> list[Query]:
+    queries = []
+    for number, row in _read_jsonl(path, "query_id"):
+        answers = row.get("answers", [])
+        if not (isinstance(answers, list) and all(isinstance(a, str) for a in answers)):
+            raise EvalSetError("field 'answers' must be a list of strings", path, number)
+        queries.append(Query(row["query_id"], row["text"], tuple(answers), row.get("metadata", {})))
+    if not queries:
+        raise EvalSetError("no queries", path)
+    return queries
+
+
+def read_qrels(path: Path, doc_ids: set[str], query_ids: set[str]) -> Qrels:
+    qrels: Qrels = {}
+    lines = _read_lines(path)
+    header = next(lines, None)
+    if header is None or header[1].strip().split("\t") != QRELS_HEADER:
+        raise EvalSetError("first line must be the header 'query_id<TAB>doc_id<TAB>relevance'", path, 1)
+    for number, line in lines:
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise EvalSetError(f"expected 3 tab-separated columns, got {len(parts)}", path, number)
+        query_id, doc_id, relevance = parts
+        try:
+            grade = int(relevance)
+        except ValueError:
+            raise EvalSetError(f"relevance {relevance!r} is not an integer", path, number) from None
+        if doc_id not in doc_ids:
+            raise EvalSetError(f"doc_id {doc_id!r} is not in the corpus", path, number)
+        if query_id not in query_ids:
+            raise EvalSetError(f"query_id {query_id!r} is not in the queries file", path, number)
+        qrels.setdefault(query_id, {})[doc_id] = grade
+    return qrels
+
+
+def load_evalset(path: Path | str, split: str = "default", name: str | None = None) -> EvalSet:
+    """Read and validate one split of an evaluation set folder.
+
+    ``split`` is ``default`` (queries.jsonl + qrels.tsv) or the name of an extra split such as
+    ``train`` (queries.train.jsonl + qrels.train.tsv). ``test`` is an alias of the default files.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise EvalSetError("evaluation set folder not found", folder)
+    queries_path, qrels_path = _split_files(folder, split)
+    if not queries_path.exists():
+        known = ", ".join(available_splits(folder)) or "none"
+        raise EvalSetError(f"no split {split!r} here (splits found: {known})", queries_path)
+    corpus = read_corpus(folder / "corpus.jsonl")
+    queries = read_queries(queries_path)
+    qrels = read_qrels(qrels_path, {d.doc_id for d in corpus}, {q.query_id for q in queries})
+    unjudged = [q.query_id for q in queries if not any(g > 0 for g in qrels.get(q.query_id, {}).values())]
+    if unjudged:
+        shown = ", ".join(unjudged[:5]) + (" ..." if len(unjudged) > 5 else "")
+        raise EvalSetError(f"{len(unjudged)} queries have no relevant document in {qrels_path.name}: {shown}",
+                           queries_path)
+    return EvalSet(name or folder.name, corpus, queries, qrels, split=split, path=folder)

