@@ -28,7 +28,7 @@ from pipelines.chunking import (
 )
 from pipelines.config import ChunkingConfig, DenseConfig, LexicalConfig, RerankerConfig
 from pipelines.dense_index import DenseIndex
-from pipelines.embedders import CachedEmbedder, EmbeddingStore, load_embedder, resolve_model
+from pipelines.embedders import CachedEmbedder, EmbeddingStore, resolve_model
 from pipelines.lexical import BM25Index, get_tokenizer
 from pipelines.rerankers import CrossEncoderReranker, EmbeddingReranker, Reranker
 
@@ -81,7 +81,7 @@ class Components:
 
     def embedder(self, model: str) -> CachedEmbedder:
         if model not in self._embedders:
-            self._embedders[model] = CachedEmbedder(load_embedder(resolve_model(model)), self.store)
+            self._embedders[model] = CachedEmbedder(resolve_model(model), self.store)
         return self._embedders[model]
 
     def chunks(self, config: ChunkingConfig, corpus: list[Document], corpus_key: str,

@@ -29,11 +29,6 @@ class Embedder(ABC):
     def __init__(self, spec: ModelSpec):
         self.spec = spec
 
-    @property
-    def fingerprint(self) -> str:
-        """Identifies the weights: the cache key's model part."""
-        return f"{self.spec.name}|{self.spec.package or self.spec.location}"
-
     @abstractmethod
     def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
         """Embed one batch; queries and passages may be prefixed differently."""
@@ -71,6 +66,9 @@ class SentenceTransformerEmbedder(Embedder):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         self.model = SentenceTransformer(_locate(spec.location or spec.name), device=torch_device())
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.embedders.base import Embedder, Kind
+from pipelines.embedders.base import Embedder, Kind, load_embedder
+from pipelines.embedders.registry import ModelSpec
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (texts embedded so far, texts to embed in total)."""
@@ -84,31 +85,42 @@ class EmbeddingStore:
 
 
 class CachedEmbedder:
-    """An embedder in front of the store: only texts never seen under this model are embedded."""
+    """An embedder behind the store: only texts never seen under this model are embedded.
 
-    def __init__(self, embedder: Embedder, store: EmbeddingStore):
-        self.embedder = embedder
+    The model itself loads on the first cache miss, so a fully cached run never pays for it.
+    """
+
+    def __init__(self, spec: ModelSpec, store: EmbeddingStore, loader: Callable[[ModelSpec], Embedder] = load_embedder):
+        self.spec = spec
         self.store = store
         self.stats = CacheStats()
+        self._loader = loader
+        self._embedder: Embedder | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self._loader(self.spec)
+        return self._embedder
 
     @property
     def dim(self) -> int | None:
-        return self.embedder.spec.dim
+        return self.spec.dim
 
     def embed(self, texts: list[str], kind: Kind, progress: ProgressCallback | None = None) -> np.ndarray:
         import time
 
         keys = [text_key(t) for t in texts]
-        model = self.embedder.fingerprint
+        model = self.spec.fingerprint
         found = self.store.get_many(model, kind, list(dict.fromkeys(keys)))
         todo: dict[bytes, str] = {}
         for key, text in zip(keys, texts):
             if key not in found:
                 todo.setdefault(key, text)
-        self.stats.hits += len(texts) - sum(1 for k in keys if k in todo)
-        self.stats.misses += sum(1 for k in keys if k in todo)
+        self.stats.misses += len(todo)  # unique texts that must be embedded now
+        self.stats.hits += len(texts) - len(todo)  # served from the store (or a duplicate in this call)
         pending = list(todo.items())
-        step = self.embedder.batch_size * 4
+        step = self.embedder.batch_size * 4 if pending else 1
         started = time.perf_counter()
         if progress:
             progress(0, len(pending))

@@ -28,6 +28,11 @@ class ModelSpec:
     location: str | None = None
     """For sentence-transformers: a directory, a hub name, or "python:MODULE:FUNCTION" returning a directory."""
 
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the weights: the model part of embedding-cache keys."""
+        return f"{self.name}|{self.package or self.location}"
+
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec

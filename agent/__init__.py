@@ -1,0 +1,1 @@
+"""The agent layer: the `evolve` command line (the LangGraph loop lands here)."""
