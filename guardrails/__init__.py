@@ -1,0 +1,1 @@
+"""Guardrails: the human-set policy and approvals (to come; see the issues)."""
