@@ -112,13 +112,25 @@ class StudyRunner:
 
     @classmethod
     def from_storage(cls, study_name: str, storage_url: str, project_dir: Path, evalset: str | None = None,
-                     **kwargs: Any) -> "StudyRunner":
-        """Rebuild a runner from the spec stored in the study (what `evolve worker` does)."""
+                     wait_seconds: float = 0.0, **kwargs: Any) -> "StudyRunner":
+        """Rebuild a runner from the spec stored in the study (what `evolve worker` does).
+
+        ``wait_seconds``: how long to wait for the study to appear (a worker may start before `evolve tune`).
+        """
+        import time
+
         storage = open_storage(storage_url)
-        try:
-            study = optuna.load_study(study_name=study_name, storage=storage)
-        except KeyError:
-            raise KeyError(f"no study named {study_name!r} in {storage_url}") from None
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                study = optuna.load_study(study_name=study_name, storage=storage)
+                if SPEC_ATTR in study.user_attrs:
+                    break
+            except KeyError:
+                pass
+            if time.monotonic() >= deadline:
+                raise KeyError(f"no study named {study_name!r} in {storage_url}")
+            time.sleep(1.0)
         data = dict(study.user_attrs[SPEC_ATTR])
         if evalset:
             data["evalset"] = evalset

@@ -152,6 +152,7 @@ def worker_command(
     trials: Annotated[Optional[int], typer.Option(help="Override the study's trial target.")] = None,
     timeout: Annotated[Optional[str], typer.Option(help="Stop this worker after this long.")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
+    wait: Annotated[str, typer.Option(help="Wait this long for the study to be created (e.g. 10m).")] = "0s",
     project_dir: ProjectDir = Path("."),
 ) -> None:
     """Pull trials of a shared study until it holds its target number of finished trials."""
@@ -162,7 +163,8 @@ def worker_command(
     try:
         seconds = parse_duration(timeout) if timeout else None
         runner = StudyRunner.from_storage(study, storage, project_dir, str(evalset.resolve()) if evalset else None,
-                                          tracking_uri=tracking_uri, worker_seed=os.getpid())
+                                          wait_seconds=parse_duration(wait), tracking_uri=tracking_uri,
+                                          worker_seed=os.getpid())
     except (KeyError, ValueError, EvalSetError) as err:
         fail(str(err.args[0]) if isinstance(err, KeyError) else str(err))
     console.print(f"worker {os.getpid()} joined study [bold]{study}[/] ({runner.finished_count()} finished)")
