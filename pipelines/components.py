@@ -144,5 +144,10 @@ class Components:
         stats = [e.stats for e in self._embedders.values()]
         return sum(s.hits for s in stats), sum(s.misses for s in stats)
 
-    def embed_queries(self, model: str, queries: list[str]) -> np.ndarray:
+    def embed_queries(self, model: str, queries: list[str], use_cache: bool = True) -> np.ndarray:
+        """Query vectors; ``use_cache=False`` always runs the model (what serving latency must include)."""
+        if not use_cache:
+            from pipelines.embedders.base import l2_normalize
+
+            return l2_normalize(self.embedder(model).embedder.encode(queries, "query"))
         return self.embedder(model).embed(queries, "query")

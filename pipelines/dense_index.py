@@ -36,3 +36,9 @@ class DenseIndex:
         k = min(k, self.size)
         scores, ids = self._index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
         return ScoredLists(ids.astype(np.int64), scores.astype(np.float64))
+
+    def nbytes(self) -> int:
+        import faiss
+
+        index = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
+        return int(faiss.serialize_index(index).nbytes)

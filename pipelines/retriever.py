@@ -44,12 +44,17 @@ class Retriever:
             self.lexical = self.components.bm25_index(cfg.lexical, cfg.chunking, self.chunks, self.corpus_key, log)
         return self
 
-    def _first_stage(self, queries: list[str], log: StageLog) -> ScoredLists:
+    def index_bytes(self) -> int:
+        """Memory the indexes hold (dense vectors/graph + BM25 sparse matrix), for size budgets."""
+        total = self.dense.nbytes() if self.dense is not None else 0
+        return total + (self.lexical.nbytes() if self.lexical is not None else 0)
+
+    def _first_stage(self, queries: list[str], log: StageLog, use_query_cache: bool = True) -> ScoredLists:
         cfg = self.config
         lists, weights = [], []
         if self.dense is not None and cfg.dense is not None:
             started = time.perf_counter()
-            vectors = self.components.embed_queries(cfg.dense.model, queries)
+            vectors = self.components.embed_queries(cfg.dense.model, queries, use_query_cache)
             log.timed("embed_queries", started)
             started = time.perf_counter()
             lists.append(self.dense.search(vectors, cfg.candidates))
@@ -90,16 +95,18 @@ class Retriever:
         log.timed("rerank", started)
         return reranked
 
-    def search_chunks(self, queries: list[str], log: StageLog | None = None) -> list[list[RankedChunk]]:
+    def search_chunks(self, queries: list[str], log: StageLog | None = None,
+                      use_query_cache: bool = True) -> list[list[RankedChunk]]:
         log = log if log is not None else StageLog()
-        rows = self._rerank(queries, self._first_stage(queries, log), log)
+        rows = self._rerank(queries, self._first_stage(queries, log, use_query_cache), log)
         return [[RankedChunk(self.chunks[i].chunk_id, self.chunks[i].doc_id, s, self.chunks[i].text)
                  for i, s in row] for row in rows]
 
-    def search(self, queries: list[str], log: StageLog | None = None) -> list[list[tuple[str, float]]]:
+    def search(self, queries: list[str], log: StageLog | None = None,
+               use_query_cache: bool = True) -> list[list[tuple[str, float]]]:
         """Ranked (doc_id, score) per query: a document scores as its best chunk."""
         log = log if log is not None else StageLog()
-        rows = self._rerank(queries, self._first_stage(queries, log), log)
+        rows = self._rerank(queries, self._first_stage(queries, log, use_query_cache), log)
         started = time.perf_counter()
         out = []
         for row in rows:

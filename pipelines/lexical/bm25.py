@@ -34,3 +34,7 @@ class BM25Index:
     def search(self, queries: list[str], k: int) -> ScoredLists:
         matrix = np.vstack([self.scores(q) for q in queries]) if queries else np.zeros((0, self.size))
         return top_k_rows(matrix, k)
+
+    def nbytes(self) -> int:
+        scores = self._retriever.scores
+        return int(sum(a.nbytes for a in (scores["data"], scores["indices"], scores["indptr"])))

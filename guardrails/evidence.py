@@ -1,0 +1,68 @@
+"""Evidence about one pipeline config: per-query scores on each held-back set, latency, size, licences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalsets import EvalSet
+from experiments.evaluate import score_queries
+from experiments.metrics import DEFAULT_METRICS
+from experiments.serving_cost import latency_ms, p95
+from pipelines import Components, PipelineConfig, Retriever, StageLog
+from pipelines.embedders import resolve_model
+
+
+@dataclass
+class SetScores:
+    name: str
+    per_query: dict[str, dict[str, float]]
+    """query_id -> {metric: value}"""
+    is_failure_set: bool = False
+
+    def mean(self, metric: str) -> float:
+        values = [row[metric] for row in self.per_query.values()]
+        return sum(values) / len(values) if values else 0.0
+
+
+@dataclass
+class Evidence:
+    config: PipelineConfig
+    sets: list[SetScores]
+    latency_p95_ms: float
+    index_mb: float
+    models: dict[str, str] = field(default_factory=dict)
+    """model name -> licence"""
+
+    def summary(self, metric: str) -> dict[str, Any]:
+        return {"config": self.config.name, "latency_p95_ms": round(self.latency_p95_ms, 2),
+                "index_mb": round(self.index_mb, 3), "models": self.models,
+                "sets": {s.name: {"queries": len(s.per_query), metric: s.mean(metric)} for s in self.sets}}
+
+
+def models_of(config: PipelineConfig) -> dict[str, str]:
+    names = [config.dense.model] if config.dense else []
+    if config.reranker.kind != "none" and config.reranker.model:
+        names.append(config.reranker.model)
+    out = {}
+    for name in names:
+        try:
+            out[name] = resolve_model(name).licence
+        except KeyError:
+            out[name] = "unknown"
+    return out
+
+
+def collect_evidence(config: PipelineConfig, sets: list[EvalSet], components: Components,
+                     failure_set: EvalSet | None = None, latency_queries: int = 50) -> Evidence:
+    """Score the config on each held-back set (and the failure set), then time single-query searches."""
+    scored, timings, index_bytes = [], [], 0
+    for evalset, is_failure in [(s, False) for s in sets] + ([(failure_set, True)] if failure_set else []):
+        retriever = Retriever(config, components).build(evalset.corpus)
+        rows = score_queries(retriever, evalset.queries, evalset.qrels, StageLog(), DEFAULT_METRICS)
+        scored.append(SetScores(evalset.name if not is_failure else "failure-set",
+                                {r["query_id"]: {m: r[m] for m in DEFAULT_METRICS} for r in rows}, is_failure))
+        if not is_failure:
+            timings += latency_ms(retriever, [q.text for q in evalset.queries], latency_queries)
+            index_bytes = max(index_bytes, retriever.index_bytes())
+    return Evidence(config, scored, p95(timings), index_bytes / 1e6, models_of(config))

@@ -1,0 +1,70 @@
+"""The human-set promotion policy: loaded and validated, never written by evolve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from experiments.metrics import parse_metric
+
+DEFAULT_POLICY = Path(__file__).resolve().parent / "policy.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Significance(_Strict):
+    test: Literal["paired_bootstrap", "permutation"] = "paired_bootstrap"
+    p_value: float = Field(0.05, gt=0, le=1, description="1.0 turns the test off")
+    resamples: int = Field(10_000, ge=100, le=1_000_000)
+    seed: int = 0
+
+
+class MaxRegression(_Strict):
+    default: float = Field(0.01, ge=0, le=1)
+    per_set: dict[str, float] = Field(default_factory=dict)
+    failure_set: float = Field(0.0, ge=0, le=1)
+
+    def for_set(self, name: str) -> float:
+        return self.per_set.get(name, self.default)
+
+
+class Policy(_Strict):
+    primary_metric: str = "ndcg@10"
+    min_gain: float = Field(0.005, ge=-1, le=1, description="negative: allow a small loss (e.g. for a cheaper model)")
+    significance: Significance = Field(default_factory=Significance)
+    max_regression: MaxRegression = Field(default_factory=MaxRegression)
+    max_latency_p95_ms: float = Field(250, gt=0)
+    max_index_mb: float = Field(4096, gt=0)
+    allowed_licences: list[str] = Field(default_factory=list)
+    allowed_models: list[str] = Field(default_factory=list)
+    min_queries: int = Field(30, ge=1)
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        parse_metric(value)
+        return value.lower()
+
+
+class PolicyError(ValueError):
+    pass
+
+
+def load_policy(path: Path | str | None = None) -> Policy:
+    path = Path(path) if path else DEFAULT_POLICY
+    if not path.is_file():
+        raise PolicyError(f"{path}: policy file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise PolicyError(f"{path}: not valid YAML ({err})") from None
+    try:
+        return Policy.model_validate(data or {})
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise PolicyError(f"{path}: {problems}") from None

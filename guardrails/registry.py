@@ -1,0 +1,135 @@
+"""Pipeline configs in the MLflow model registry: aliases `candidate` and `champion`, status tags.
+
+A registered version's source is a plain artifact folder (`pipeline/config.yaml`) of the run that
+holds the guardrail report and the evaluation results. Only configs that passed the policy are
+registered; a rejected one is a run tagged `evolve.status=rejected` with its report, nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from experiments.tracking import flatten, metric_key
+from guardrails.checks import GuardReport
+from pipelines import PipelineConfig
+
+MODEL_NAME = "evolve-retrieval-pipeline"
+EXPERIMENT = "evolve-promotions"
+STATUS = "evolve.status"
+
+
+class PipelineRegistry:
+    def __init__(self, tracking_uri: str, name: str = MODEL_NAME, artifact_root: Path | None = None):
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.name = name
+        found = self.client.get_experiment_by_name(EXPERIMENT)
+        if found is None:
+            location = artifact_root.resolve().as_uri() if artifact_root else None
+            self.experiment_id = self.client.create_experiment(EXPERIMENT, artifact_location=location)
+        else:
+            self.experiment_id = found.experiment_id
+
+    # --- writing -----------------------------------------------------------------------------------
+    def record_decision(self, config: PipelineConfig, report: GuardReport, per_query: dict[str, list[dict]],
+                        study: str | None = None) -> tuple[str, str | None]:
+        """Log the decision run; register a version with alias `candidate` when the report passed."""
+        from mlflow.entities import Metric, Param, RunStatus
+
+        status = "candidate" if report.passed else "rejected"
+        tags = {STATUS: status, "evolve.config_name": config.name, "evolve.failed_rules": ",".join(report.failed_rules)}
+        if study:
+            tags["evolve.study"] = study
+        run = self.client.create_run(self.experiment_id, run_name=f"guard-{config.name}", tags=tags)
+        run_id = run.info.run_id
+        params = [Param(k, str(v)) for k, v in flatten("", json.loads(config.model_dump_json())).items()]
+        metrics = [Metric(metric_key(f"{name}.{k}"), float(v), 0, 0)
+                   for name, values in report.candidate["sets"].items() for k, v in values.items() if k != "queries"]
+        metrics.append(Metric("latency_p95_ms", report.candidate["latency_p95_ms"], 0, 0))
+        self.client.log_batch(run_id, params=params[:100], metrics=metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "pipeline").mkdir()
+            (folder / "pipeline" / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+            (folder / "guardrail_report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+            (folder / "guardrail_report.md").write_text(report.to_markdown())
+            (folder / "evaluation").mkdir()
+            for name, rows in per_query.items():
+                with (folder / "evaluation" / f"{name}.jsonl").open("w", encoding="utf-8") as out:
+                    for row in rows:
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self.client.log_artifacts(run_id, str(folder))
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        if not report.passed:
+            return run_id, None
+        try:
+            self.client.get_registered_model(self.name)
+        except Exception:
+            self.client.create_registered_model(self.name, description="Retrieval pipeline configs promoted by evolve")
+        version = self.client.create_model_version(
+            self.name, source=f"{run.info.artifact_uri}/pipeline", run_id=run_id,
+            tags={STATUS: "candidate", "evolve.config_name": config.name, **({"evolve.study": study} if study else {})},
+            description=f"{config.name}: passed all {len(report.rules)} guardrail rules")
+        self.client.set_registered_model_alias(self.name, "candidate", version.version)
+        return run_id, str(version.version)
+
+    def set_status(self, version: str, status: str) -> None:
+        self.client.set_model_version_tag(self.name, version, STATUS, status)
+
+    def move_alias(self, alias: str, version: str | None) -> None:
+        if version is None:
+            try:
+                self.client.delete_registered_model_alias(self.name, alias)
+            except Exception:
+                pass
+        else:
+            self.client.set_registered_model_alias(self.name, alias, version)
+
+    # --- reading -----------------------------------------------------------------------------------
+    def alias_version(self, alias: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(self.name, alias).version)
+        except Exception:
+            return None
+
+    def version(self, version: str) -> Any:
+        return self.client.get_model_version(self.name, version)
+
+    def versions(self, status: str | None = None, since: timedelta | None = None) -> list[Any]:
+        try:
+            found = self.client.search_model_versions(f"name = '{self.name}'")
+        except Exception:
+            return []
+        cutoff = datetime.now(timezone.utc) - since if since else None
+        out = []
+        for v in found:
+            if status and v.tags.get(STATUS) != status:
+                continue
+            if cutoff and datetime.fromtimestamp(v.creation_timestamp / 1000, timezone.utc) < cutoff:
+                continue
+            out.append(v)
+        return sorted(out, key=lambda v: int(v.version))
+
+    def config_of(self, version: str) -> PipelineConfig:
+        from mlflow.artifacts import download_artifacts
+
+        v = self.version(version)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = download_artifacts(run_id=v.run_id, artifact_path="pipeline/config.yaml", dst_path=tmp,
+                                      tracking_uri=self.tracking_uri)
+            return PipelineConfig.from_yaml(Path(path).read_text(encoding="utf-8"))
+
+    def report_of(self, version: str) -> dict[str, Any]:
+        from mlflow.artifacts import download_artifacts
+
+        v = self.version(version)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = download_artifacts(run_id=v.run_id, artifact_path="guardrail_report.json", dst_path=tmp,
+                                      tracking_uri=self.tracking_uri)
+            return json.loads(Path(path).read_text())

@@ -1,0 +1,144 @@
+"""Guardrails: policy validation, statistics, rules, and the registry/approval flow on real MLflow + DuckDB."""
+
+import duckdb
+import numpy as np
+import pytest
+import yaml
+
+from evalsets import load_evalset
+from experiments.splits import tune_and_heldout
+from experiments.tracking import default_tracking_uri
+from guardrails import (
+    AuditLog,
+    DecisionError,
+    PipelineRegistry,
+    Policy,
+    PolicyError,
+    Project,
+    approve,
+    check_candidate,
+    guard_and_register,
+    load_policy,
+    reject,
+    rollback,
+)
+from guardrails.evidence import Evidence, SetScores
+from guardrails.stats import paired_bootstrap_p, permutation_p
+from pipelines import Components, PipelineConfig, save_config
+
+BM25 = {"fusion": {"kind": "none"}}
+
+
+def test_shipped_policy_loads_and_bad_policies_are_refused(tmp_path):
+    policy = load_policy()
+    assert policy.primary_metric == "ndcg@10" and policy.significance.p_value == 0.05
+    bad = tmp_path / "p.yaml"
+    for text, message in [("min_gain: -2\n", "min_gain"), ("primary_metric: map\n", "unknown metric"),
+                          ("significance: {test: t-test}\n", "significance.test"), ("typo: 1\n", "typo")]:
+        bad.write_text(text)
+        with pytest.raises(PolicyError, match=message):
+            load_policy(bad)
+
+
+def test_paired_tests_separate_a_real_gain_from_noise():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 200)
+    better = np.clip(base + 0.05 + rng.normal(0, 0.02, 200), 0, 1)
+    noise = np.clip(base + rng.normal(0, 0.05, 200), 0, 1)
+    for test in (paired_bootstrap_p, permutation_p):
+        assert test(better, base, 2000) < 0.01
+        assert test(noise, base, 2000) > 0.05
+        assert test(base, better, 2000) > 0.95
+
+
+def evidence(name, sets, latency=10.0, models=None):
+    config = PipelineConfig.model_validate({"name": name, "lexical": {}, **BM25})
+    return Evidence(config, [SetScores(s, {f"{s}-{i}": {"ndcg@10": v} for i, v in enumerate(vals)})
+                             for s, vals in sets.items()], latency, 1.0, models or {})
+
+
+def test_improving_the_mean_but_regressing_one_set_is_refused():
+    champion = evidence("champ", {"big": [0.5] * 100, "small": [0.8] * 30})
+    candidate = evidence("cand", {"big": [0.6] * 100, "small": [0.7] * 30}, models={"all-MiniLM-L6-v2": "MIT"})
+    policy = Policy(allowed_licences=["MIT"], max_regression={"default": 0.02})
+    report = check_candidate(candidate, champion, policy)
+    assert report.candidate["sets"]["big"]["ndcg@10"] > report.champion["sets"]["big"]["ndcg@10"]
+    assert not report.passed and report.failed_rules == ["max_regression [small]"]
+    rule = next(r for r in report.rules if r.rule == "max_regression [small]")
+    assert rule.measured == pytest.approx(0.1) and "0.7000 vs champion 0.8000" in rule.why
+    # same candidate, policy that tolerates the drop on that set: passes
+    lenient = Policy(allowed_licences=["MIT"], max_regression={"default": 0.02, "per_set": {"small": 0.15}})
+    assert check_candidate(candidate, champion, lenient).passed
+
+
+def test_latency_licence_and_query_count_rules():
+    champion = evidence("champ", {"a": [0.5] * 10})
+    candidate = evidence("cand", {"a": [0.9] * 10}, latency=900.0, models={"local-model": "unknown"})
+    report = check_candidate(candidate, champion, Policy(max_latency_p95_ms=100, min_queries=20))
+    assert set(report.failed_rules) == {"min_queries", "latency_p95_ms", "licence [local-model]"}
+    assert "## " not in report.to_markdown() and "| latency_p95_ms | 900.0000 | 100.0000 | FAIL |" in report.to_markdown()
+
+
+@pytest.fixture
+def project(tmp_path):
+    registry = PipelineRegistry(default_tracking_uri(tmp_path), artifact_root=tmp_path / "mlruns" / "artifacts")
+    proj = Project(tmp_path, registry, AuditLog(tmp_path / ".evolve" / "audit.duckdb"))
+    save_config(PipelineConfig.model_validate({"name": "regex-bm25", "lexical": {"tokenizer": "regex", "k1": 0.3,
+                                                                                 "b": 0.1}, **BM25}),
+                proj.champion_file)
+    return proj
+
+
+def test_register_approve_rollback_with_a_full_audit_trail(project, tiny_scifact, tiny_korquad, tmp_path):
+    sets = [tune_and_heldout(tiny_scifact, 0.5)[1], tune_and_heldout(tiny_korquad, 0.5)[1]]
+    components = Components(tmp_path / "cache.sqlite")
+    permissive = Policy(min_gain=-1, significance={"p_value": 1.0}, max_regression={"default": 1},
+                        min_queries=5)
+    strict_korean = Policy(min_gain=-1, significance={"p_value": 1.0}, min_queries=5, allowed_licences=["Apache-2.0"],
+                           max_regression={"default": 1, "per_set": {"korquad-tiny": 0.0}})
+
+    english = PipelineConfig.model_validate({"name": "english-bm25", "lexical": {"tokenizer": "english"}, **BM25})
+    report, version = guard_and_register(project, english, sets, permissive, components)
+    assert report.passed and version == "1"
+    assert project.registry.alias_version("candidate") == "1"
+    assert project.registry.report_of("1")["passed"] is True
+
+    # an English-only dense model loses on the Korean set: refused when the policy forbids Korean regressions
+    hurts_korean = PipelineConfig.model_validate({"name": "minilm-dense", "dense": {"model": "all-MiniLM-L6-v2"},
+                                                  **BM25})
+    report, refused = guard_and_register(project, hurts_korean, sets, strict_korean, components)
+    assert refused is None and report.failed_rules == ["max_regression [korquad-tiny]"]
+    assert len(project.registry.versions()) == 1
+    rejected_runs = project.registry.client.search_runs([project.registry.experiment_id],
+                                                        "tags.`evolve.status` = 'rejected'")
+    assert len(rejected_runs) == 1
+
+    with pytest.raises(DecisionError, match="no version 99"):
+        approve(project, "99", "typo")
+    previous = approve(project, "1", "better on both sets", actor="alice")
+    assert previous is None
+    assert project.registry.alias_version("champion") == "1"
+    assert yaml.safe_load(project.champion_file.read_text())["name"] == "english-bm25"
+    with pytest.raises(DecisionError, match="only candidates"):
+        approve(project, "1", "again")
+
+    kiwi = PipelineConfig.model_validate({"name": "kiwi-bm25", "lexical": {"tokenizer": "kiwi"}, **BM25})
+    _, second = guard_and_register(project, kiwi, sets, permissive, components)
+    approve(project, second, "Korean tokens", actor="bob")
+    assert project.registry.alias_version("champion") == second
+    assert yaml.safe_load(project.champion_file.read_text())["name"] == "kiwi-bm25"
+    assert rollback(project, "regressed in production", actor="carol") == "1"
+    assert project.registry.alias_version("champion") == "1"
+    assert yaml.safe_load(project.champion_file.read_text())["name"] == "english-bm25"
+    assert project.registry.version(second).tags["evolve.status"] == "rolled-back"
+
+    _, third = guard_and_register(project, kiwi, sets, permissive, components)
+    reject(project, third, "duplicate of a rolled-back config", actor="dave")
+    assert project.registry.alias_version("candidate") is None
+
+    rows = duckdb.connect(str(project.audit.path), read_only=True).execute(
+        "SELECT actor, action, version, previous_version, reason FROM audit ORDER BY ts").fetchall()
+    actions = [(a, act, v, p) for a, act, v, p, _ in rows if act in ("approve", "rollback", "reject")]
+    assert actions == [("alice", "approve", "1", None), ("bob", "approve", second, "1"),
+                       ("carol", "rollback", "1", second), ("dave", "reject", third, None)]
+    assert all(reason for *_, reason in rows)
