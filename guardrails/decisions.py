@@ -7,6 +7,7 @@ approval the packaged default config is the champion.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def approve(project: Project, version: str, reason: str, actor: str | None = Non
     if status != "candidate":
         raise DecisionError(f"version {version} is {status!r}, only candidates can be approved")
     previous = registry.alias_version("champion")
+    previous_yaml = project.champion_config().to_yaml()
     config = registry.config_of(version)
     registry.move_alias("champion", version)
     registry.set_status(version, "champion")
@@ -75,7 +77,8 @@ def approve(project: Project, version: str, reason: str, actor: str | None = Non
     if registry.alias_version("candidate") == version:
         registry.move_alias("candidate", None)
     save_config(config, project.champion_file)
-    project.audit.record("approve", version, reason, registry.name, previous, {"config": config.name}, actor)
+    project.audit.record("approve", version, reason, registry.name, previous,
+                         {"config": config.name, "previous_config_yaml": previous_yaml}, actor)
     return previous
 
 
@@ -94,21 +97,24 @@ def reject(project: Project, version: str, reason: str, actor: str | None = None
 
 
 def rollback(project: Project, reason: str, actor: str | None = None) -> str | None:
-    """Move `champion` back to the version it replaced (or to the packaged default if it replaced none)."""
+    """Move `champion` back to what the current champion replaced: a version, or the config file before it."""
     registry = project.registry
     current = registry.alias_version("champion")
     if current is None:
         raise DecisionError("there is no approved champion to roll back")
-    approvals = [e for e in project.audit.entries() if e["action"] in ("approve", "rollback")]
-    previous = next((e["previous_version"] for e in reversed(approvals)
+    approval = next((e for e in reversed(project.audit.entries())
                      if e["action"] == "approve" and e["version"] == current), None)
+    if approval is None:
+        raise DecisionError(f"no approval of version {current} in the audit log")
+    previous = approval["previous_version"]
     registry.set_status(current, "rolled-back")
     if previous:
         registry.move_alias("champion", previous)
         registry.set_status(previous, "champion")
         save_config(registry.config_of(previous), project.champion_file)
-    else:
+    else:  # the champion before the first approval: the config file it replaced
         registry.move_alias("champion", None)
-        project.champion_file.unlink(missing_ok=True)
+        previous_yaml = json.loads(approval["details"]).get("previous_config_yaml")
+        project.champion_file.write_text(previous_yaml, encoding="utf-8")
     project.audit.record("rollback", previous, reason, registry.name, current, actor=actor)
     return previous

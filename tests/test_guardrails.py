@@ -142,3 +142,10 @@ def test_register_approve_rollback_with_a_full_audit_trail(project, tiny_scifact
     assert actions == [("alice", "approve", "1", None), ("bob", "approve", second, "1"),
                        ("carol", "rollback", "1", second), ("dave", "reject", third, None)]
     assert all(reason for *_, reason in rows)
+
+    # rolling back the first approval restores the config file that was the champion before it
+    assert rollback(project, "back to the start", actor="erin") is None
+    assert yaml.safe_load(project.champion_file.read_text())["name"] == "regex-bm25"
+    assert project.registry.alias_version("champion") is None
+    with pytest.raises(DecisionError, match="no approved champion"):
+        rollback(project, "nothing left")
