@@ -33,7 +33,9 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def cache_path(project_dir: Path) -> Path:
-    return project_dir / ".evolve" / "cache" / "embeddings.sqlite"
+    from pipelines.components import default_cache_path
+
+    return default_cache_path(project_dir)
 
 
 def metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> Table:

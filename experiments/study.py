@@ -28,6 +28,7 @@ from experiments.space import SearchSpace, space_from_dict
 from experiments.splits import seeded_order, tune_and_heldout
 from experiments.tracking import StudyTracker, default_tracking_uri
 from pipelines import Components, PipelineConfig, Retriever, StageLog
+from pipelines.components import default_cache_path
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
@@ -89,7 +90,7 @@ class StudyRunner:
         self.project_dir = project_dir
         self.storage_url = storage_url
         self.storage = open_storage(storage_url)
-        self.components = components or Components(project_dir / ".evolve" / "cache" / "embeddings.sqlite")
+        self.components = components or Components(default_cache_path(project_dir))
         self.tracking_uri = tracking_uri or default_tracking_uri(project_dir)
         self.tracker = StudyTracker(self.tracking_uri, "evolve-studies", project_dir / "mlruns" / "artifacts")
         self.folder = project_dir / ".evolve" / "studies" / spec.study_name

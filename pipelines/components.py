@@ -9,6 +9,7 @@ One ``Components`` object lives for a process (a study, a server): chunk lists a
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ from pipelines.rerankers import CrossEncoderReranker, EmbeddingReranker, Reranke
 
 Progress = Callable[[str, int, int], None]
 """(stage description, done, total)."""
+
+
+def default_cache_path(project_dir: Path) -> Path:
+    """The embedding cache: EVOLVE_EMBEDDING_CACHE (e.g. one cache shared by projects), else in the project."""
+    override = os.environ.get("EVOLVE_EMBEDDING_CACHE")
+    return Path(override) if override else project_dir / ".evolve" / "cache" / "embeddings.sqlite"
 
 
 def make_chunker(config: ChunkingConfig) -> Chunker:
