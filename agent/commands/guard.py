@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from agent.app import ProjectDir, app, cache_path, console, fail
@@ -36,7 +37,8 @@ def report_table(report: dict[str, Any]) -> Table:
     for rule in report["rules"]:
         measured = f"{rule['measured']:.4f}" if isinstance(rule["measured"], float) else str(rule["measured"])
         limit = f"{rule['limit']:.4f}" if isinstance(rule["limit"], float) else str(rule["limit"])
-        table.add_row(rule["rule"], measured, limit, "[green]pass[/]" if rule["passed"] else "[red]FAIL[/]", rule["why"])
+        table.add_row(escape(rule["rule"]), measured, escape(limit), "[green]pass[/]" if rule["passed"] else "[red]FAIL[/]",
+                      escape(rule["why"]))
     return table
 
 
@@ -78,7 +80,7 @@ def promote_command(
         console.print(f"registered [bold]{project.registry.name}[/] version {version} with alias 'candidate'; "
                       f"a human approves it with `evolve approve {version}`")
     else:
-        console.print(f"[red]not registered[/]: failed {', '.join(report.failed_rules)} (logged as rejected)")
+        console.print(f"[red]not registered[/]: failed {escape(', '.join(report.failed_rules))} (logged as rejected)")
         raise typer.Exit(1)
 
 
@@ -131,11 +133,13 @@ def approve_command(
     if not yes and not typer.confirm(f"Make version {version} the champion that `evolve serve` runs?"):
         raise typer.Exit(1)
     reason = reason or typer.prompt("Reason (for the audit log)")
+    replaced = project.champion_config().name
     try:
         previous = approve(project, version, reason)
     except DecisionError as err:
         fail(str(err))
-    console.print(f"version {version} is the champion (was {previous or 'the packaged default'}); "
+    console.print(f"version {version} ({project.champion_config().name}) is the champion, replacing "
+                  f"{'version ' + previous if previous else 'the config file'} ({replaced}); "
                   f"{project.champion_file} rewritten")
 
 
@@ -174,7 +178,8 @@ def rollback_command(
         previous = rollback(project, reason)
     except DecisionError as err:
         fail(str(err))
-    console.print(f"champion is now {'version ' + previous if previous else 'the packaged default'}")
+    console.print(f"champion is now {'version ' + previous if previous else 'the config it replaced'} "
+                  f"({project.champion_config().name})")
 
 
 @app.command("audit")
@@ -188,5 +193,5 @@ def audit_command(project_dir: ProjectDir = Path(".")) -> None:
         table.add_column(column, overflow="fold")
     for e in entries:
         table.add_row(f"{e['ts']:%Y-%m-%d %H:%M:%S}", e["actor"], e["action"], e["version"] or "-",
-                      e["previous_version"] or "-", e["reason"] or "")
+                      e["previous_version"] or "-", escape(e["reason"] or ""))
     console.print(table)

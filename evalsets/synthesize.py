@@ -1,0 +1,125 @@
+"""Synthesize an evaluation set from raw documents with an LLM: a question + reference answer per
+sampled passage, kept only if a second LLM call finds it answerable from that passage, deduplicated.
+
+The LLM is passed in (anything with ``structured(messages, schema)`` and ``model``), so this module
+stays below the pipelines layer.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from evalsets.errors import EvalSetError
+from evalsets.failures import normalise_query
+from evalsets.loader import read_corpus
+from evalsets.model import Document
+
+_HANGUL = re.compile("[\uac00-\ud7a3]")
+
+
+class StructuredLLM(Protocol):
+    model: str
+
+    def structured(self, messages: list[dict[str, Any]], schema: type[BaseModel], **params: Any) -> Any: ...
+
+
+class QA(BaseModel):
+    question: str = Field(min_length=5, max_length=400)
+    answer: str = Field(min_length=1, max_length=600)
+
+
+class Answerable(BaseModel):
+    reason: str
+    answerable: Literal[0, 1]
+
+
+@dataclass
+class SynthesisReport:
+    sampled: int = 0
+    generated: int = 0
+    invalid: int = 0
+    unanswerable: int = 0
+    duplicates: int = 0
+    kept: int = 0
+    model: str = ""
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+
+def sample_passage(doc: Document, rng: random.Random, max_chars: int = 1200) -> str:
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", doc.text) if len(p.strip()) > 80] or [doc.text.strip()]
+    passage = rng.choice(paragraphs)
+    return passage[:max_chars]
+
+
+def _question_messages(doc: Document, passage: str) -> list[dict[str, str]]:
+    korean = bool(_HANGUL.search(passage))
+    instruction = ("다음 문서 구절만 보고 답할 수 있는 구체적인 질문 하나와 짧은 정답을 한국어로 만드세요."
+                   if korean else "Write one specific question that can be answered from this passage alone, "
+                                  "and its short correct answer.")
+    return [{"role": "system", "content": "You write evaluation questions for a search system. Reply as JSON."},
+            {"role": "user", "content": f"{instruction}\n\nTitle: {doc.title}\nPassage:\n{passage}"}]
+
+
+def _answerable_messages(passage: str, qa: QA) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "Score 1 if the question can be answered from the passage and the given "
+                                          "answer is what the passage says; else 0. Reply as JSON."},
+            {"role": "user", "content": f"Passage:\n{passage}\n\nQuestion: {qa.question}\nAnswer: {qa.answer}"}]
+
+
+def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: int = 0,
+               check_answerable: bool = True) -> SynthesisReport:
+    docs = read_corpus(corpus_path)
+    rng = random.Random(seed)
+    chosen = rng.sample(docs, min(n, len(docs))) if n <= len(docs) else [rng.choice(docs) for _ in range(n)]
+    report = SynthesisReport(sampled=len(chosen), model=llm.model)
+    seen: set[str] = set()
+    queries, qrels = [], []
+    for doc in chosen:
+        passage = sample_passage(doc, rng)
+        try:
+            qa = llm.structured(_question_messages(doc, passage), QA, max_tokens=300)
+        except Exception as err:  # a small model that cannot produce the JSON: count it, go on
+            report.invalid += 1
+            report.rejected.append({"doc_id": doc.doc_id, "why": f"invalid: {err}"[:200]})
+            continue
+        report.generated += 1
+        key = normalise_query(qa.question)
+        if key in seen:
+            report.duplicates += 1
+            continue
+        if check_answerable:
+            try:
+                verdict = llm.structured(_answerable_messages(passage, qa), Answerable, max_tokens=200)
+            except Exception:
+                verdict = Answerable(reason="no valid verdict", answerable=0)
+            if verdict.answerable != 1:
+                report.unanswerable += 1
+                report.rejected.append({"doc_id": doc.doc_id, "question": qa.question, "why": verdict.reason})
+                continue
+        seen.add(key)
+        query_id = f"syn-{len(queries):05d}"
+        queries.append({"query_id": query_id, "text": qa.question, "answers": [qa.answer],
+                        "metadata": {"source_doc": doc.doc_id, "generator": llm.model}})
+        qrels.append((query_id, doc.doc_id))
+    report.kept = len(queries)
+    if not queries:
+        raise EvalSetError(f"no synthesized question passed the filters ({report.invalid} invalid, "
+                           f"{report.unanswerable} unanswerable, {report.duplicates} duplicates) with {llm.model}",
+                           corpus_path)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "corpus.jsonl").write_text(corpus_path.read_text(encoding="utf-8"), encoding="utf-8")
+    (out / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries), "utf-8")
+    (out / "qrels.tsv").write_text("query_id\tdoc_id\trelevance\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels),
+                                   "utf-8")
+    (out / "README.md").write_text(f"# synthesized evaluation set\n\n{report.kept} questions written by {llm.model} "
+                                   f"from {report.sampled} sampled passages of `{corpus_path}` (seed {seed}); "
+                                   f"{report.unanswerable} judged unanswerable, {report.duplicates} duplicates, "
+                                   f"{report.invalid} invalid replies dropped.\n", "utf-8")
+    return report

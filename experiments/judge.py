@@ -1,0 +1,84 @@
+"""LLM-judged answer metrics: correctness vs a reference, faithfulness to the context, context relevance.
+
+Implemented on our own client rather than ragas: ragas 0.4 sends ``json_object`` prompts written for
+large hosted models, and the small local judges we can run offline follow an explicit binary rubric
+with ``json_schema`` output far more reliably (MODELS.md). Each score is a 0/1 verdict with a reason,
+and every score carries the judge's model name, so scores of different judges are never mixed.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from pipelines.llm.client import LLMClient, LLMError
+
+
+class Verdict(BaseModel):
+    reason: str = Field(description="one short sentence")
+    score: Literal[0, 1]
+
+
+@dataclass
+class JudgedScore:
+    metric: str
+    value: float | None
+    """1.0 / 0.0, or None when the judge could not produce a valid verdict."""
+    reason: str
+    judge_model: str
+
+
+RUBRICS = {
+    "correctness": ("You grade an answer against a reference answer.\n"
+                    "Score 1 = the answer is correct: it states the same facts as the reference (wording may differ).\n"
+                    "Score 0 = the answer is wrong, contradicts the reference, or misses its main point."),
+    "faithfulness": ("You check whether an answer is supported by the context passages.\n"
+                     "Score 1 = every claim in the answer is supported by the context.\n"
+                     "Score 0 = the answer states something the context does not support."),
+    "context_relevance": ("You check whether the context passages contain what is needed to answer the question.\n"
+                          "Score 1 = the context contains the answer.\nScore 0 = it does not."),
+}
+
+
+class Judge:
+    def __init__(self, client: LLMClient):
+        self.client = client
+
+    @property
+    def model(self) -> str:
+        return self.client.model
+
+    def _verdict(self, metric: str, content: str) -> JudgedScore:
+        messages = [{"role": "system", "content": RUBRICS[metric] + "\nReply as JSON with a short reason, then score."},
+                    {"role": "user", "content": content}]
+        try:
+            verdict = self.client.structured(messages, Verdict, max_tokens=200)
+        except LLMError as err:
+            return JudgedScore(metric, None, f"no valid verdict: {err}", self.model)
+        return JudgedScore(metric, float(verdict.score), verdict.reason, self.model)
+
+    def correctness(self, question: str, answer: str, reference: str) -> JudgedScore:
+        return self._verdict("correctness", f"Question: {question}\nReference answer: {reference}\nAnswer: {answer}")
+
+    def faithfulness(self, answer: str, contexts: list[str]) -> JudgedScore:
+        return self._verdict("faithfulness", "Context:\n" + "\n---\n".join(contexts) + f"\n\nAnswer: {answer}")
+
+    def context_relevance(self, question: str, contexts: list[str]) -> JudgedScore:
+        return self._verdict("context_relevance", "Context:\n" + "\n---\n".join(contexts) + f"\n\nQuestion: {question}")
+
+    def correctness_many(self, items: list[tuple[str, str, str]]) -> list[JudgedScore]:
+        """(question, answer, reference) triples, judged with the client's concurrency."""
+        with ThreadPoolExecutor(self.client.settings.max_concurrency) as pool:
+            return list(pool.map(lambda item: self.correctness(*item), items))
+
+
+def mean_score(scores: list[JudgedScore]) -> dict[str, float | int | str]:
+    valid = [s.value for s in scores if s.value is not None]
+    models = {s.judge_model for s in scores}
+    if len(models) > 1:
+        raise ValueError(f"scores from different judges must not be mixed: {sorted(models)}")
+    return {"mean": sum(valid) / len(valid) if valid else float("nan"), "judged": len(valid),
+            "invalid": len(scores) - len(valid), "judge_model": models.pop() if models else ""}

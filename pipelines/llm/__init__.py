@@ -1,0 +1,7 @@
+"""The LLM client (OpenAI protocol: vLLM, llama.cpp), its request cache, and the local CPU server."""
+
+from pipelines.llm.cache import LLMCache
+from pipelines.llm.client import LLMClient, LLMError, LLMSettings, LLMUnavailable
+from pipelines.llm.local_server import LocalLLMServer
+
+__all__ = ["LLMCache", "LLMClient", "LLMError", "LLMSettings", "LLMUnavailable", "LocalLLMServer"]

@@ -1,0 +1,114 @@
+"""A CPU OpenAI-compatible server (llama.cpp via xllamacpp) that evolve starts and stops itself.
+
+Used by CI, laptops, and `evolve start` when no endpoint (vLLM) is configured:
+
+    python -m pipelines.llm.local_server --model smollm2-135m --port 8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pipelines.llm.client import LLMSettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalLLMServer:
+    """Context manager: starts the server on 127.0.0.1 and a free port, stops it on exit."""
+
+    def __init__(self, model: str = "smollm2-135m", threads: int = 1, ctx: int = 4096, parallel: int = 1,
+                 log: Path | None = None, startup_timeout: float = 180):
+        self.model, self.threads, self.ctx, self.parallel = model, threads, ctx, parallel
+        self.port = free_port()
+        self.log = log
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def settings(self) -> LLMSettings:
+        return LLMSettings(base_url=f"http://127.0.0.1:{self.port}/v1", model=self.model,
+                           max_concurrency=self.parallel, timeout_s=300)
+
+    def start(self) -> LLMSettings:
+        import httpx
+
+        from pipelines.llm.models import resolve_gguf
+
+        gguf = resolve_gguf(self.model)
+        output = self.log.open("ab") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen([sys.executable, "-m", "pipelines.llm.local_server", "--gguf", str(gguf),
+                                         "--alias", self.model, "--port", str(self.port), "--threads",
+                                         str(self.threads), "--ctx", str(self.ctx), "--parallel", str(self.parallel)],
+                                        stdout=output, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/v1/models", timeout=2).status_code == 200:
+                    return self.settings
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"local LLM server exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"local LLM server did not answer within {self.startup_timeout:.0f} s")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> LLMSettings:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="llama.cpp OpenAI-compatible server (xllamacpp)")
+    parser.add_argument("--gguf", required=True)
+    parser.add_argument("--alias", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ctx", type=int, default=4096)
+    parser.add_argument("--parallel", type=int, default=1)
+    args = parser.parse_args()
+
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = args.gguf
+    params.model_alias = {args.alias}
+    params.n_ctx = args.ctx * args.parallel
+    params.n_parallel = args.parallel
+    params.cpuparams.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads
+    params.port = args.port
+    params.hostnames = ["127.0.0.1"]
+    server = xllamacpp.Server(params)  # noqa: F841  (serves while referenced)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
+
+
+if __name__ == "__main__":
+    main()
