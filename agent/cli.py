@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from agent.app import app, err_console
-from agent.commands import evaluate, guard, llm, serve, tune  # noqa: F401  (registers the commands)
+from agent.commands import evaluate, guard, llm, serve, start, tune  # noqa: F401  (registers the commands)
 
 
 def main() -> None:

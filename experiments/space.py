@@ -142,6 +142,7 @@ class SearchSpace(_Strict):
                     PipelineConfig.model_validate({"chunking": chunking, "lexical": {}, "fusion": {"kind": "none"}})
                 except ValidationError as err:
                     raise ValueError(f"chunker {chunker.kind!r} at its {extreme} end: {_describe(err)}") from None
+        self._numbers_within_pipeline_limits()
         for choice in self.rerankers:
             if choice.kind != "none" and not choice.model:
                 raise ValueError(f"reranker kind {choice.kind!r} needs a model")
@@ -154,6 +155,26 @@ class SearchSpace(_Strict):
         if len(set(labels)) != len(labels):
             raise ValueError("rerankers lists the same reranker twice")
         return self
+
+    def _numbers_within_pipeline_limits(self) -> None:
+        """Each numeric range, at both ends, must be a value the pipeline config itself accepts."""
+        from pipelines.config import FusionConfig, LexicalConfig, RerankerConfig
+
+        checks: list[tuple[str, type[BaseModel], dict[str, Any]]] = []
+        if self.lexical:
+            checks.append(("lexical", LexicalConfig, {"k1": self.lexical.k1, "b": self.lexical.b}))
+        checks.append(("fusion", FusionConfig, {"rrf_k": self.fusion.rrf_k, "dense_weight": self.fusion.dense_weight}))
+        for choice in self.rerankers:
+            if choice.kind != "none":
+                checks.append((f"reranker {choice.label}", RerankerConfig,
+                               {"kind": choice.kind, "model": choice.model, "top_n": choice.top_n,
+                                "blend": choice.blend}))
+        for where, model, params in checks:
+            for extreme in ("low", "high"):
+                try:
+                    model.model_validate({k: _extreme(v, extreme) for k, v in params.items()})
+                except ValidationError as err:
+                    raise ValueError(f"{where} at its {extreme} end: {_describe(err)}") from None
 
     def to_yaml(self) -> str:
         """The space as YAML (logged with every study, so a study is reproducible from its logs)."""

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +103,8 @@ class StudyRunner:
             order = order[:spec.max_tune_queries]
         self.query_order = self._ordered(self.tune, order)
         self.study = self._create_or_load(worker_seed)
+        self.abandon_at: float | None = None
+        """Wall-clock time (time.time()) after which a running trial is abandoned at its next step (budgets)."""
         self.parent_run_id = self.tracker.parent_run(
             spec.study_name, {"spec": spec.model_dump(exclude={"space"}), "space": spec.space},
             {"evolve.storage": storage_url if "@" not in storage_url else storage_url.split("@")[-1]})
@@ -163,6 +166,9 @@ class StudyRunner:
         rows: list[dict[str, Any]] = []
         done = 0
         for step, bound in enumerate(bounds):
+            if self.abandon_at is not None and time.time() > self.abandon_at:
+                trial.set_user_attr("abandoned", "out of time budget")
+                raise optuna.TrialPruned(f"abandoned after {done} queries: out of time budget")
             rows += score_queries(retriever, queries[done:bound], self.tune.qrels, log)
             done = bound
             value = mean_scores({self.spec.metric: r[self.spec.metric]} for r in rows)[self.spec.metric]

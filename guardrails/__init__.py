@@ -7,11 +7,20 @@ Public API::
 
 from guardrails.audit import AuditLog
 from guardrails.checks import GuardReport, RuleResult, check_candidate
-from guardrails.decisions import DecisionError, Project, approve, guard_and_register, reject, rollback
+from guardrails.decisions import (
+    DecisionError,
+    Project,
+    approve,
+    evaluate_against_champion,
+    guard_and_register,
+    record_decision,
+    reject,
+    rollback,
+)
 from guardrails.evidence import Evidence, collect_evidence
 from guardrails.policy import Policy, PolicyError, load_policy
 from guardrails.registry import PipelineRegistry
 
 __all__ = ["AuditLog", "DecisionError", "Evidence", "GuardReport", "PipelineRegistry", "Policy", "PolicyError",
-           "Project", "RuleResult", "approve", "check_candidate", "collect_evidence", "guard_and_register",
-           "load_policy", "reject", "rollback"]
+           "Project", "RuleResult", "approve", "check_candidate", "collect_evidence", "evaluate_against_champion", "guard_and_register",
+           "load_policy", "record_decision", "reject", "rollback"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from evalsets import EvalSet
 from guardrails.audit import AuditLog
 from guardrails.checks import GuardReport, check_candidate
-from guardrails.evidence import collect_evidence
+from guardrails.evidence import Evidence, collect_evidence
 from guardrails.policy import Policy
 from guardrails.registry import PipelineRegistry
 from pipelines import Components, PipelineConfig, load_config, save_config
@@ -42,20 +42,32 @@ class Project:
         return load_config(self.champion_file if self.champion_file.exists() else PACKAGED_DEFAULT)
 
 
-def guard_and_register(project: Project, candidate: PipelineConfig, heldout_sets: list[EvalSet],
-                       policy: Policy, components: Components, failure_set: EvalSet | None = None,
-                       study: str | None = None) -> tuple[GuardReport, str | None]:
-    """Compare candidate and champion on the held-back sets (and failures); register only if every rule passes."""
-    champion = project.champion_config()
+def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldout_sets: list[EvalSet],
+                              policy: Policy, components: Components,
+                              failure_set: EvalSet | None = None) -> tuple[GuardReport, Evidence]:
+    """Evidence for candidate and champion on the same held-back queries, checked against the policy."""
     cand = collect_evidence(candidate, heldout_sets, components, failure_set)
-    champ = collect_evidence(champion, heldout_sets, components, failure_set)
-    report = check_candidate(cand, champ, policy)
-    per_query = {s.name: [{"query_id": q, **m} for q, m in s.per_query.items()] for s in cand.sets}
+    champ = collect_evidence(project.champion_config(), heldout_sets, components, failure_set)
+    return check_candidate(cand, champ, policy), cand
+
+
+def record_decision(project: Project, candidate: PipelineConfig, report: GuardReport, evidence: Evidence,
+                    study: str | None = None) -> str | None:
+    """Register a passing candidate (alias `candidate`) or log the rejection; audited either way."""
+    per_query = {s.name: [{"query_id": q, **m} for q, m in s.per_query.items()] for s in evidence.sets}
     run_id, version = project.registry.record_decision(candidate, report, per_query, study)
     project.audit.record("register" if version else "guard-rejected", version,
                          "passed the policy" if version else f"failed: {', '.join(report.failed_rules)}",
                          project.registry.name, details={"run_id": run_id, "config": candidate.name}, actor="evolve")
-    return report, version
+    return version
+
+
+def guard_and_register(project: Project, candidate: PipelineConfig, heldout_sets: list[EvalSet],
+                       policy: Policy, components: Components, failure_set: EvalSet | None = None,
+                       study: str | None = None) -> tuple[GuardReport, str | None]:
+    """Compare candidate and champion on the held-back sets (and failures); register only if every rule passes."""
+    report, evidence = evaluate_against_champion(project, candidate, heldout_sets, policy, components, failure_set)
+    return report, record_decision(project, candidate, report, evidence, study)
 
 
 def approve(project: Project, version: str, reason: str, actor: str | None = None) -> str | None:

@@ -1,0 +1,202 @@
+"""`evolve start` (the loop), `evolve status` (from another terminal), `evolve stop` (graceful)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from agent.app import DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
+from agent.commands.guard import PolicyOption, TrackingOption, open_project
+from agent.llm_session import BaseUrlOption, ModelOption
+
+DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-1.5b", "smollm2-135m")
+
+
+def _local_model(choice: str | None) -> str:
+    """The best local model that is installed (the 1.5B judges and proposes far better than SmolLM2)."""
+    from pipelines.llm.models import ModelUnavailable, resolve_gguf
+
+    for name in ([choice] if choice else list(DEFAULT_LOCAL_MODELS)):
+        try:
+            resolve_gguf(name)
+            return name
+        except ModelUnavailable:
+            continue
+    return choice or DEFAULT_LOCAL_MODELS[-1]
+
+
+@app.command("start")
+def start_command(
+    budget: Annotated[str, typer.Option(help="Wall time for the whole loop: 10m, 2h, 48h.")] = "48h",
+    trials: Annotated[Optional[int], typer.Option(help="Stop after this many trials in total (besides --budget).")] = None,
+    evalset: Annotated[Path, typer.Option(help="Evaluation set to tune on (default: the bundled demo set).")] = DEMO_EVALSET,
+    failure_set: Annotated[Optional[Path], typer.Option(help="Failure set from `evolve feedback failures`.")] = None,
+    trials_per_iteration: Annotated[int, typer.Option(help="Trials of each proposed study.")] = 20,
+    max_iterations: Annotated[int, typer.Option(help="Stop after this many proposals.")] = 1000,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Only the heuristic proposer.")] = False,
+    base_url: BaseUrlOption = None, model: ModelOption = None,
+    local_model: Annotated[Optional[str], typer.Option("--local-model", envvar="EVOLVE_LOCAL_LLM",
+                                                       help="Local GGUF model when no endpoint is configured "
+                                                            "(default: the best one installed).")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Start a new run even if an unfinished one can resume.")] = False,
+    policy: PolicyOption = None, tracking_uri: TrackingOption = None, project_dir: ProjectDir = Path("."),
+) -> None:
+    """Run the loop: observe -> propose -> experiment -> evaluate -> guard -> promote, within the budget.
+
+    Killed (even with SIGKILL)? Run the same command again: the run resumes where it stopped, with its
+    budget deadline and every finished trial kept. Promoted configs wait for `evolve review` / `evolve approve`.
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from agent.loop.graph import AgentContext, build_graph
+    from agent.loop.runtime import AgentPaths, BudgetClock, Watchdog, read_status, write_status
+    from agent.loop.tracking import AgentTracker
+    from evalsets import EvalSetError, load_evalset
+    from experiments.durations import parse_duration
+    from guardrails import PolicyError, load_policy
+    from pipelines import Components
+
+    paths = AgentPaths(project_dir.resolve())
+    try:
+        budget_seconds = parse_duration(budget)
+        rules = load_policy(policy)
+        load_evalset(evalset)
+        failures = load_evalset(failure_set) if failure_set else None
+    except (ValueError, PolicyError, EvalSetError) as err:
+        fail(str(err))
+    paths.stop.unlink(missing_ok=True)
+
+    resume = None
+    if paths.current_run.exists() and not new:
+        current = json.loads(paths.current_run.read_text())
+        if not (paths.folder / f"summary-{current['run_id']}.json").exists():
+            resume = current
+    if resume:
+        run_id = resume["run_id"]
+        left = resume["budget_seconds"] - resume.get("spent_seconds", 0.0)
+        console.print(f"resuming run [bold]{run_id}[/] ({max(0.0, left) / 60:.1f} min of its budget left)")
+        evalset = Path(resume["evalset"])
+    else:
+        run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S")
+        resume = {"run_id": run_id, "evalset": str(evalset.resolve()), "budget_seconds": budget_seconds,
+                  "spent_seconds": 0.0, "started": datetime.now(timezone.utc).isoformat()}
+        paths.current_run.write_text(json.dumps(resume))
+        console.print(f"new run [bold]{run_id}[/]: budget {budget}, evaluation set {evalset}")
+    clock = BudgetClock(paths.current_run, resume["budget_seconds"], resume.get("spent_seconds", 0.0))
+
+    project = open_project(project_dir.resolve(), tracking_uri)
+    tracker = AgentTracker(project.registry.tracking_uri, run_id, project_dir.resolve() / "mlruns" / "artifacts",
+                           {"budget": budget, "evalset": str(evalset), "trials_per_iteration": trials_per_iteration})
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        llm, reason = None, ""
+        if no_llm:
+            reason = "--no-llm"
+        else:
+            llm, reason = _connect_llm(stack, project_dir, base_url, model, local_model)
+        console.print(f"proposer: {'LLM ' + llm.model if llm else 'heuristic (' + reason + ')'}")
+        ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, Components(cache_path(project_dir)),
+                           llm, trials_per_iteration, failures, tracker, reason)
+        saver = SqliteSaver(sqlite3.connect(paths.checkpoints, check_same_thread=False))
+        graph = build_graph(ctx, saver)
+        config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
+
+        def hard_stop() -> None:
+            node = (read_status(paths) or {}).get("node")
+            ctx.write_summary(ctx.last_state or {"run_id": run_id}, f"budget (hard stop during {node})")
+            write_status(paths, {**(read_status(paths) or {}), "node": "finished",
+                                 "stop_reason": f"budget (hard stop during {node})"})
+            err_console.print(f"budget spent during {node}: stopped (the running trial is abandoned)")
+            stack.close()  # stop the local LLM server
+
+        if saver.get_tuple(config) is not None and clock.remaining() <= 0:  # killed after its budget ran out
+            summary = ctx.write_summary(graph.get_state(config).values, "budget")
+            write_status(paths, {**(read_status(paths) or {}), "node": "finished", "stop_reason": "budget"})
+            _print_summary(summary)
+            return
+        watchdog = Watchdog(clock, hard_stop, grace=0.0)
+        watchdog.start()
+        stack.callback(watchdog.stop)
+        if saver.get_tuple(config) is not None:
+            final = graph.invoke(None, config)
+        else:
+            final = graph.invoke({"run_id": run_id, "budget_seconds": resume["budget_seconds"], "iteration": 0,
+                                  "max_iterations": max_iterations, "max_trials": trials, "history": [],
+                                  "proposals": {}, "trials_run": 0}, config)
+    _print_summary(final["summary"])
+
+
+def _connect_llm(stack: Any, project_dir: Path, base_url: str | None, model: str | None,
+                 local_model: str | None) -> tuple[Any, str]:
+    """The configured endpoint, else a local server evolve starts (and stops on exit); (None, why) if neither works."""
+    from pipelines.llm import LLMCache, LLMClient, LLMSettings, LLMUnavailable, LocalLLMServer
+    from pipelines.llm.models import ModelUnavailable
+
+    cache = LLMCache(project_dir / ".evolve" / "llm_cache.duckdb")
+    try:
+        if base_url:
+            client = LLMClient(LLMSettings(base_url=base_url, model=model or "default", max_retries=1), cache)
+        else:
+            name = _local_model(local_model)
+            console.print(f"no LLM endpoint configured: starting a local {name} server on 127.0.0.1")
+            server = LocalLLMServer(name, threads=1, log=project_dir / ".evolve" / "local-llm.log")
+            settings = server.start()
+            stack.callback(server.stop)
+            client = LLMClient(settings, cache)
+        client.check()
+        return client, ""
+    except (LLMUnavailable, ModelUnavailable, RuntimeError) as err:
+        return None, f"LLM unavailable: {err}"
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"run {summary['run_id']}: stopped by {summary['stop_reason']}")
+    for column in ("iteration", "proposer", "space", "best tune nDCG@10", "outcome", "rationale"):
+        table.add_column(column, overflow="fold")
+    for h in summary["history"]:
+        value = h.get("best_tune_value")
+        table.add_row(str(h["iteration"]), h["proposer"], str(h["space_name"]),
+                      f"{value:.4f}" if isinstance(value, float) else "-", escape(h["outcome"]),
+                      escape((h.get("rationale") or "")[:200]))
+    console.print(table)
+    held = summary.get("champion_heldout")
+    promoted = [h["promoted_version"] for h in summary["history"] if h.get("promoted_version")]
+    console.print(f"{summary['iterations']} iterations, {summary['trials_run']} trials, proposals {summary['proposals']}, "
+                  f"{summary.get('spent_seconds', 0) / 60:.1f} of {summary.get('budget_seconds', 0) / 60:.0f} min; "
+                  f"champion {summary['champion']} held-back nDCG@10 {f'{held:.4f}' if held is not None else '-'}; "
+                  f"promoted candidates: {', '.join(promoted) or 'none'}. Review them with `evolve review`.")
+
+
+@app.command("status")
+def status_command(project_dir: ProjectDir = Path(".")) -> None:
+    """Live state of the loop (from another terminal): iteration, node, best vs champion, budget left."""
+    from agent.loop.runtime import AgentPaths, pid_alive, read_status
+
+    status = read_status(AgentPaths(project_dir.resolve()))
+    if status is None:
+        fail("no evolve run in this project yet (`evolve start`)", code=1)
+    alive = pid_alive(status["pid"]) and status.get("node") != "finished"
+    table = Table(title=f"run {status['run_id']}: {'running' if alive else 'not running'}")
+    table.add_column("fact")
+    table.add_column("value")
+    for key, value in status.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    console.print(table)
+
+
+@app.command("stop")
+def stop_command(project_dir: ProjectDir = Path(".")) -> None:
+    """Ask a running loop to stop gracefully (it finishes the running trial and writes its summary)."""
+    from agent.loop.runtime import AgentPaths
+
+    paths = AgentPaths(project_dir.resolve())
+    paths.stop.write_text(datetime.now(timezone.utc).isoformat())
+    console.print(f"stop requested ({paths.stop}); the loop ends after its current trial")

@@ -1,0 +1,51 @@
+"""Every agent iteration as an MLflow run: the proposal, its rationale, who proposed it, and the outcome."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from experiments.tracking import StudyTracker
+
+ROLE = "evolve.role"
+
+
+class AgentTracker:
+    def __init__(self, tracking_uri: str, run_id: str, artifact_root: Path, settings: dict[str, Any]):
+        self.tracker = StudyTracker(tracking_uri, "evolve-agent", artifact_root)
+        client = self.tracker.client
+        found = client.search_runs([self.tracker.experiment_id],
+                                   f"tags.`evolve.agent_run` = '{run_id}' and tags.`{ROLE}` = 'agent'", max_results=1)
+        if found:
+            self.parent = found[0].info.run_id
+        else:
+            self.parent = client.create_run(self.tracker.experiment_id, run_name=run_id,
+                                            tags={"evolve.agent_run": run_id, ROLE: "agent"}).info.run_id
+            self.tracker.log_params(self.parent, settings)
+        self.run_id = run_id
+
+    def __call__(self, state: dict[str, Any], entry: dict[str, Any]) -> None:
+        from mlflow.entities import RunStatus
+
+        client = self.tracker.client
+        run = client.create_run(self.tracker.experiment_id, run_name=f"iteration-{entry['iteration']}", tags={
+            "mlflow.parentRunId": self.parent, ROLE: "iteration", "evolve.agent_run": self.run_id,
+            "evolve.proposer": entry["proposer"], "evolve.outcome": entry["outcome"][:5000],
+            "evolve.rationale": (entry["rationale"] or "")[:5000], "evolve.study": entry.get("study") or "",
+            "mlflow.note.content": f"**{entry['proposer']} proposal**: {entry['rationale']}\n\n"
+                                   f"**outcome**: {entry['outcome']}\n\nnotes: {entry.get('notes')}"})
+        metrics = {"best_tune_value": entry.get("best_tune_value"), "champion_heldout_ndcg_at_10": entry.get(
+            "champion_heldout")}
+        self.tracker.log_metrics(run.info.run_id, {k: v for k, v in metrics.items() if v is not None})
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "proposal_space.yaml").write_text(yaml.safe_dump(state["proposal"], sort_keys=False,
+                                                                       allow_unicode=True))
+            (folder / "guardrail_report.json").write_text(json.dumps(state.get("guard", {}), indent=2, default=str))
+            (folder / "observation.txt").write_text(state.get("observation", ""))
+            client.log_artifacts(run.info.run_id, str(folder))
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
