@@ -37,6 +37,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 SPEC_ATTR = "evolve.spec"
+CLOSED_ATTR = "evolve.closed"
+"""Set when the process that owns a study is done with it (workers following the storage skip it)."""
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
@@ -81,6 +83,22 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
                       heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1))
+
+
+def open_studies(storage_url: str) -> list[str]:
+    """Studies with a stored spec and a trial target they have not reached, newest first."""
+    storage = open_storage(storage_url)
+    names = []
+    for summary in reversed(optuna.get_all_study_summaries(storage, include_best_trial=False)):
+        spec = summary.user_attrs.get(SPEC_ATTR)
+        if not spec or not spec.get("n_trials") or summary.user_attrs.get(CLOSED_ATTR):
+            continue
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                             optuna.trial.TrialState.PRUNED))
+        if len(finished) < spec["n_trials"]:
+            names.append(summary.study_name)
+    return names
 
 
 class StudyRunner:
@@ -236,6 +254,10 @@ class StudyRunner:
         self.study.optimize(self.objective, timeout=timeout, catch=(Exception,),
                             callbacks=[self.log_trial_callback, *stop, *(callbacks or [])])
         return self.study
+
+    def close(self, why: str) -> None:
+        """Tell `evolve worker --follow` processes this study wants no more trials."""
+        self.study.set_user_attr(CLOSED_ATTR, why)
 
     # --- the end of a study -------------------------------------------------------------------------
     def best_config(self) -> PipelineConfig:

@@ -260,3 +260,40 @@ time.sleep(60)  # a step that would overrun
     assert time.time() - began < 15
     assert (tmp_path / "summary.json").read_text() == "hard stop"
     assert 1.5 <= json.loads(run_file.read_text())["spent_seconds"] <= 3.5
+
+
+def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scifact, tmp_path):
+    """The cluster layout: `evolve start` on one node, `evolve worker --follow` on the GPU nodes."""
+    from postgres import PostgresServer
+
+    try:
+        server = PostgresServer(tmp_path / "pg")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    url = server.start()
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {**os.environ, "EVOLVE_OPTUNA_HEARTBEAT": "1", "EVOLVE_OPTUNA_GRACE": "3"}
+    worker = subprocess.Popen([sys.executable, "-m", "agent.cli", "worker", "--follow", "--storage", url,
+                               "--project-dir", str(project)], cwd=project, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        loop = start_process(project, tiny_scifact, "--budget", "100s", "--trials-per-iteration", "8",
+                             "--storage", url)
+        output, _ = loop.communicate(timeout=300)
+        assert loop.returncode == 0, output
+        summary = summary_of(project)
+        studies = [s for s in optuna.get_all_study_summaries(url) if s.study_name.startswith(summary["run_id"])]
+        assert len(studies) == summary["iterations"]
+        trials = [t for s in studies for t in optuna.load_study(study_name=s.study_name, storage=url)
+                  .get_trials(deepcopy=False, states=FINISHED)]
+        workers = {t.user_attrs["worker"].split(":")[-1] for t in trials}
+        assert str(worker.pid) in workers and str(loop.pid) in workers  # both processes ran trials
+        for study in studies:  # every trial recorded once; the loop closed each study it left
+            numbers = [t.number for t in optuna.load_study(study_name=study.study_name, storage=url).trials]
+            assert len(numbers) == len(set(numbers))
+            assert study.user_attrs.get("evolve.closed")
+    finally:
+        worker.kill()
+        worker.wait()
+        server.stop()

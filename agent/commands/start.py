@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +46,10 @@ def start_command(
     local_model: Annotated[Optional[str], typer.Option("--local-model", envvar="EVOLVE_LOCAL_LLM",
                                                        help="Local GGUF model when no endpoint is configured "
                                                             "(default: the best one installed).")] = None,
+    storage: Annotated[Optional[str], typer.Option(envvar="EVOLVE_OPTUNA_STORAGE",
+                                                   help="Optuna storage URL (default: SQLite in the project). With "
+                                                        "postgresql://..., `evolve worker --follow` on other nodes "
+                                                        "runs trials of the loop's studies.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Start a new run even if an unfinished one can resume.")] = False,
     policy: PolicyOption = None, tracking_uri: TrackingOption = None, project_dir: ProjectDir = Path("."),
 ) -> None:
@@ -104,7 +109,7 @@ def start_command(
             llm, reason = _connect_llm(stack, project_dir, base_url, model, local_model)
         console.print(f"proposer: {'LLM ' + llm.model if llm else 'heuristic (' + reason + ')'}")
         ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, Components(cache_path(project_dir)),
-                           llm, trials_per_iteration, failures, tracker, reason)
+                           llm, trials_per_iteration, failures, tracker, reason, storage)
         saver = SqliteSaver(sqlite3.connect(paths.checkpoints, check_same_thread=False))
         graph = build_graph(ctx, saver)
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
@@ -147,7 +152,7 @@ def _connect_llm(stack: Any, project_dir: Path, base_url: str | None, model: str
         else:
             name = _local_model(local_model)
             console.print(f"no LLM endpoint configured: starting a local {name} server on 127.0.0.1")
-            server = LocalLLMServer(name, threads=1, log=project_dir / ".evolve" / "local-llm.log")
+            server = LocalLLMServer(name, threads=min(4, os.cpu_count() or 1), log=project_dir / ".evolve" / "local-llm.log")
             settings = server.start()
             stack.callback(server.stop)
             client = LLMClient(settings, cache)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from agent.app import ProjectDir, app, console, fail, metrics_table
+from agent.app import ProjectDir, app, console, err_console, fail, metrics_table
 
 
 class StudyDisplay:
@@ -145,8 +145,10 @@ def tune_command(
 
 @app.command("worker")
 def worker_command(
-    study: Annotated[str, typer.Option(help="Name of an existing study (created by `evolve tune`).")],
     storage: Annotated[str, typer.Option(envvar="EVOLVE_OPTUNA_STORAGE", help="Shared Optuna storage URL.")],
+    study: Annotated[Optional[str], typer.Option(help="Name of an existing study (created by `evolve tune`).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="No --study: keep joining whichever study in the storage "
+                                                         "still wants trials (the loop of `evolve start`), forever.")] = False,
     evalset: Annotated[Optional[Path], typer.Option(help="Where the study's evaluation set is on this machine, "
                                                          "if not at the same path.")] = None,
     trials: Annotated[Optional[int], typer.Option(help="Override the study's trial target.")] = None,
@@ -155,11 +157,19 @@ def worker_command(
     wait: Annotated[str, typer.Option(help="Wait this long for the study to be created (e.g. 10m).")] = "0s",
     project_dir: ProjectDir = Path("."),
 ) -> None:
-    """Pull trials of a shared study until it holds its target number of finished trials."""
+    """Pull trials of a shared study until it holds its target number of finished trials.
+
+    With --follow (what the cluster's worker service runs), join each open study of the storage in turn.
+    """
     from evalsets import EvalSetError
     from experiments.durations import parse_duration
     from experiments.study import StudyRunner
 
+    if follow == (study is not None):
+        fail("give either --study NAME or --follow")
+    if follow:
+        _follow(storage, project_dir, tracking_uri, evalset)
+        return
     try:
         seconds = parse_duration(timeout) if timeout else None
         runner = StudyRunner.from_storage(study, storage, project_dir, str(evalset.resolve()) if evalset else None,
@@ -170,3 +180,28 @@ def worker_command(
     console.print(f"worker {os.getpid()} joined study [bold]{study}[/] ({runner.finished_count()} finished)")
     _run_with_display(runner, trials, seconds)
     console.print(f"worker {os.getpid()} done: study holds {runner.finished_count()} finished trials")
+
+
+def _follow(storage: str, project_dir: Path, tracking_uri: Optional[str], evalset: Optional[Path],
+            poll_seconds: float = 30.0) -> None:
+    """Join open studies (newest first) until killed; idle between them."""
+    import time
+
+    from evalsets import EvalSetError
+    from experiments.study import StudyRunner, open_studies
+
+    console.print(f"worker {os.getpid()} following {storage.split('@')[-1]}")
+    while True:
+        for name in open_studies(storage):
+            try:
+                runner = StudyRunner.from_storage(name, storage, project_dir,
+                                                  str(evalset.resolve()) if evalset else None,
+                                                  tracking_uri=tracking_uri, worker_seed=os.getpid())
+            except (KeyError, EvalSetError) as err:
+                err_console.print(f"skipping study {name}: {err}")
+                continue
+            console.print(f"worker {os.getpid()} joined study [bold]{name}[/] ({runner.finished_count()} finished)")
+            runner.run()
+            break
+        else:
+            time.sleep(poll_seconds)

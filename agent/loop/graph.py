@@ -67,6 +67,9 @@ class AgentContext:
     failure_set: EvalSet | None = None
     tracker: Any = None
     llm_unavailable_reason: str = ""
+    storage_url: str | None = None
+    """Optuna storage for the studies (default: SQLite in the project); PostgreSQL lets `evolve worker --follow`
+    processes on other nodes run trials of the same studies."""
     _evidence: dict[str, Any] = field(default_factory=dict)
     last_state: dict[str, Any] = field(default_factory=dict)
     """The state as the last node saw it (for a summary written by the budget watchdog)."""
@@ -185,7 +188,7 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
         if state.get("max_trials"):
             trials = max(1, min(trials, state["max_trials"] - state.get("trials_run", 0)))
         spec = StudySpec(study_name=name, evalset=str(ctx.evalset_path), space=state["proposal"], n_trials=trials)
-        runner = StudyRunner(spec, default_storage(ctx.project.root), ctx.project.root,
+        runner = StudyRunner(spec, ctx.storage_url or default_storage(ctx.project.root), ctx.project.root,
                              ctx.project.registry.tracking_uri, components=ctx.components)
         reserve = ctx.reserve
         runner.abandon_at = ctx.clock.deadline - reserve  # a running trial stops at its next step
@@ -196,6 +199,7 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
 
         if ctx.remaining() > reserve and not ctx.stop_requested():
             runner.run(timeout=max(1.0, ctx.remaining() - reserve), callbacks=[stop_if_asked])
+        runner.close("the agent moved on")
         # the study's own count: trials finished before a crash and resume are counted once
         ran = runner.finished_count()
         complete = [t for t in runner.study.trials if t.state.name == "COMPLETE"]
