@@ -41,6 +41,14 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
+def artifact_location(tracking_uri: str, artifact_root: Path | None) -> str | None:
+    """Local artifact folder for a local store; with a tracking server (http[s]://) the server decides,
+    so artifacts from every node land in one place (`mlflow server --serve-artifacts`)."""
+    if artifact_root is None or tracking_uri.startswith(("http://", "https://", "databricks")):
+        return None
+    return artifact_root.resolve().as_uri()
+
+
 class StudyTracker:
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None):
         from mlflow import MlflowClient
@@ -49,7 +57,7 @@ class StudyTracker:
         self.tracking_uri = tracking_uri
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
-            location = artifact_root.resolve().as_uri() if artifact_root else None
+            location = artifact_location(tracking_uri, artifact_root)
             try:
                 self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
             except Exception:  # another worker created it a moment ago

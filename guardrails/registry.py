@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from experiments.tracking import flatten, metric_key
+from experiments.tracking import artifact_location, flatten, metric_key
 from guardrails.checks import GuardReport
 from pipelines import PipelineConfig
 
@@ -31,7 +31,7 @@ class PipelineRegistry:
         self.name = name
         found = self.client.get_experiment_by_name(EXPERIMENT)
         if found is None:
-            location = artifact_root.resolve().as_uri() if artifact_root else None
+            location = artifact_location(tracking_uri, artifact_root)
             self.experiment_id = self.client.create_experiment(EXPERIMENT, artifact_location=location)
         else:
             self.experiment_id = found.experiment_id

@@ -1,0 +1,423 @@
+# NixOS module: services.evolve
+#
+# One module for every node; each host turns on the parts it runs:
+#   serve    `evolve serve`: the champion pipeline behind /search /answer /feedback (always on)
+#   worker   `evolve worker --follow`: pulls trials of the loop's studies from the shared Optuna storage
+#   start    `evolve start --budget ...` on a timer (nightly / weekend runs); resumes itself after a crash
+#   mlflow   the MLflow tracking server (storage node)
+# Approval stays with people: nothing here runs `evolve approve`.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib) mkEnableOption mkIf mkMerge mkOption optional optionalAttrs optionalString types;
+  cfg = config.services.evolve;
+  evolve = "${cfg.package}/bin/evolve";
+
+  # settings every evolve process reads from its environment (the CLI's envvars)
+  environment = {
+    EVOLVE_PROJECT_DIR = cfg.projectDir;
+    EVOLVE_EMBEDDING_CACHE = "${cfg.projectDir}/.evolve/cache/embeddings.sqlite";
+    HF_HUB_OFFLINE = "1"; # models come inside packages; nothing is downloaded at run time
+    TRANSFORMERS_OFFLINE = "1";
+    MLFLOW_DISABLE_TELEMETRY = "true";
+    DO_NOT_TRACK = "true";
+    HOME = cfg.projectDir;
+  }
+  // optionalAttrs (cfg.llm.baseUrl != null) { EVOLVE_LLM_BASE_URL = cfg.llm.baseUrl; }
+  // optionalAttrs (cfg.llm.model != null) { EVOLVE_LLM_MODEL = cfg.llm.model; }
+  // optionalAttrs (cfg.trackingUri != null) { MLFLOW_TRACKING_URI = cfg.trackingUri; }
+  // optionalAttrs (cfg.optunaStorage != null) { EVOLVE_OPTUNA_STORAGE = cfg.optunaStorage; }
+  // optionalAttrs (cfg.policyFile != null) { EVOLVE_POLICY = toString cfg.policyFile; };
+
+  # secrets are read from files at start (systemd credentials), never put in the Nix store
+  withSecrets = name: command: pkgs.writeShellScript "evolve-${name}" ''
+    set -eu
+    if [ -n "''${CREDENTIALS_DIRECTORY:-}" ]; then
+      [ -f "$CREDENTIALS_DIRECTORY/api-token" ] && export EVOLVE_API_TOKEN="$(cat "$CREDENTIALS_DIRECTORY/api-token")"
+      [ -f "$CREDENTIALS_DIRECTORY/llm-api-key" ] && export EVOLVE_LLM_API_KEY="$(cat "$CREDENTIALS_DIRECTORY/llm-api-key")"
+    fi
+    exec ${command}
+  '';
+
+  credentials = optional (cfg.serve.apiTokenFile != null) "api-token:${cfg.serve.apiTokenFile}"
+    ++ optional (cfg.llm.apiKeyFile != null) "llm-api-key:${cfg.llm.apiKeyFile}";
+
+  # the same sandbox for every unit: a dedicated user, read-only system, writable project directory only
+  hardening = { gpu ? false }: {
+    User = cfg.user;
+    Group = cfg.group;
+    WorkingDirectory = cfg.projectDir;
+    EnvironmentFile = optional (cfg.environmentFile != null) cfg.environmentFile;
+    LoadCredential = credentials;
+    NoNewPrivileges = true;
+    ProtectSystem = "strict";
+    ReadWritePaths = [ cfg.projectDir ];
+    ReadOnlyPaths = cfg.readOnlyPaths;
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = !gpu; # GPU units need /dev/nvidia*
+    DeviceAllow = optional gpu "char-nvidia-frontend rw" ++ optional gpu "char-nvidia-uvm rw"
+      ++ optional gpu "char-nvidia-caps rw";
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    RestrictSUIDSGID = true;
+    RestrictRealtime = true;
+    RestrictNamespaces = true;
+    LockPersonality = true;
+    SystemCallArchitectures = "native";
+    CapabilityBoundingSet = "";
+    AmbientCapabilities = "";
+    RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+    UMask = "0027";
+  };
+
+  gpuEnvironment = optionalAttrs (cfg.worker.cudaDevice != null) {
+    CUDA_VISIBLE_DEVICES = toString cfg.worker.cudaDevice;
+  };
+in
+{
+  options.services.evolve = {
+    enable = mkEnableOption "evolve, the self-tuning retrieval stack (pick the parts with serve/worker/start/mlflow)";
+
+    package = mkOption {
+      type = types.package;
+      description = "The evolve package (the flake's `evolve`, or `evolve-cuda` on GPU nodes).";
+    };
+
+    user = mkOption {
+      type = types.str;
+      default = "evolve";
+      description = "System user every evolve unit runs as (created by the module).";
+    };
+
+    group = mkOption {
+      type = types.str;
+      default = "evolve";
+      description = "Group of that user; members can read the project directory (e.g. reviewers running `evolve review`).";
+    };
+
+    projectDir = mkOption {
+      type = types.str;
+      default = "/var/lib/evolve";
+      description = ''
+        The project directory: champion.yaml (the approved default), the policy if kept here, the embedding
+        cache, the local MLflow store and Optuna SQLite file when no servers are configured, the audit log,
+        the agent's checkpoints. The only path the units may write.
+      '';
+    };
+
+    readOnlyPaths = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "/srv/knowledge/evalsets" ];
+      description = "Extra paths the units may read (evaluation sets, the corpus to serve) when outside projectDir.";
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/run/secrets/evolve.env";
+      description = ''
+        systemd EnvironmentFile for secrets that are part of URLs, e.g.
+        `EVOLVE_OPTUNA_STORAGE=postgresql://evolve:PASSWORD@storage:5432/optuna`. Kept out of the Nix store.
+      '';
+    };
+
+    llm = {
+      baseUrl = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "http://127.0.0.1:8000/v1";
+        description = ''
+          OpenAI-compatible endpoint (vLLM) used as generator, judge and proposer. null: `evolve start` runs
+          a local CPU llama.cpp server itself (laptops), and /answer is off.
+        '';
+      };
+      model = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "qwen2.5-7b-instruct";
+        description = "Model name as the endpoint serves it (vLLM's --served-model-name). Judge scores are logged with it.";
+      };
+      apiKeyFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        description = "File holding the endpoint's API key, if it requires one (vLLM --api-key).";
+      };
+    };
+
+    trackingUri = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "http://storage:5000";
+      description = "MLflow tracking (and registry) URI. null: SQLite under projectDir/mlruns (one machine).";
+    };
+
+    optunaStorage = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "postgresql://evolve@storage:5432/optuna";
+      description = ''
+        Optuna storage URL shared by `evolve start` and the workers. null: SQLite in projectDir (one machine).
+        Put a URL with a password in environmentFile instead.
+      '';
+    };
+
+    policyFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/etc/evolve/policy.yaml";
+      description = ''
+        The human-set guardrails policy (guardrails/policy.yaml format). The units can read it, never write
+        it: keep it in the Nix store or a root-owned path. null: the packaged default policy.
+      '';
+    };
+
+    serve = {
+      enable = mkEnableOption "`evolve serve`: the champion behind /search, /answer, /feedback, /health";
+      corpus = mkOption {
+        type = types.str;
+        example = "/srv/knowledge/corpus.jsonl";
+        description = "Documents to serve: an evaluation-set folder or a corpus.jsonl.";
+      };
+      host = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+        description = "Bind address. Anything but loopback needs apiTokenFile (clients send it as a bearer token).";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 8400;
+        description = "Port of the HTTP API (OpenAPI schema at /docs).";
+      };
+      apiTokenFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        description = "File with the API token; required when host is not loopback.";
+      };
+      openFirewall = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Open the port in the firewall.";
+      };
+    };
+
+    worker = {
+      enable = mkEnableOption "`evolve worker --follow`: run trials of the loop's studies on this node (one per GPU)";
+      cudaDevice = mkOption {
+        type = types.nullOr types.int;
+        default = 0;
+        description = "GPU the worker uses (CUDA_VISIBLE_DEVICES); null for a CPU-only worker.";
+      };
+    };
+
+    start = {
+      enable = mkEnableOption "`evolve start` on a timer: the agent loop within a wall-time budget";
+      evalset = mkOption {
+        type = types.str;
+        example = "/srv/knowledge/evalsets/helpdesk";
+        description = "Evaluation set the loop tunes on (same path on every node that runs workers).";
+      };
+      failureSet = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/var/lib/evolve/failures";
+        description = "Failure set from `evolve feedback failures`, checked by the guardrails on every candidate.";
+      };
+      budget = mkOption {
+        type = types.str;
+        default = "48h";
+        example = "10h";
+        description = "Wall time of one run (30m, 2h, 48h). A run killed or rebooted resumes with the budget it has left.";
+      };
+      onCalendar = mkOption {
+        type = types.str;
+        default = "Fri *-*-* 20:00:00";
+        example = "*-*-* 01:00:00";
+        description = "systemd calendar event that starts a run (default: Friday night, over the weekend with 48h).";
+      };
+      trialsPerIteration = mkOption {
+        type = types.ints.positive;
+        default = 20;
+        description = "Optuna trials in each proposed study.";
+      };
+      extraArgs = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "--max-iterations" "10" ];
+        description = "More arguments for `evolve start`.";
+      };
+      useGpu = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Let the loop's own trials use this node's GPU.";
+      };
+    };
+
+    mlflow = {
+      enable = mkEnableOption "the MLflow tracking server (UI where reviewers read candidates and guardrail reports)";
+      package = mkOption {
+        type = types.package;
+        default = pkgs.python312.withPackages (ps: [ ps.mlflow ps.psycopg ]);
+        defaultText = lib.literalExpression "pkgs.python312.withPackages (ps: [ ps.mlflow ps.psycopg ])";
+        description = "Python environment providing the `mlflow` command (with a PostgreSQL driver).";
+      };
+      backendStoreUri = mkOption {
+        type = types.str;
+        default = "postgresql+psycopg://mlflow@/mlflow?host=/run/postgresql";
+        description = "Where MLflow keeps runs and the model registry.";
+      };
+      artifactsDir = mkOption {
+        type = types.str;
+        default = "/var/lib/mlflow/artifacts";
+        description = "Artifacts of every node (configs, per-query results, guardrail reports, plots), served by the server.";
+      };
+      host = mkOption {
+        type = types.str;
+        default = "0.0.0.0";
+        description = "Bind address of the tracking server (keep it on the cluster network).";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 5000;
+        description = "Port of the tracking server and UI.";
+      };
+    };
+  };
+
+  config = mkIf cfg.enable (mkMerge [
+    {
+      assertions = [
+        {
+          assertion = !cfg.serve.enable || cfg.serve.host == "127.0.0.1" || cfg.serve.host == "::1"
+            || cfg.serve.apiTokenFile != null;
+          message = "services.evolve.serve: binding ${cfg.serve.host} needs serve.apiTokenFile";
+        }
+        {
+          assertion = !cfg.worker.enable || cfg.optunaStorage != null || cfg.environmentFile != null;
+          message = "services.evolve.worker needs a shared optunaStorage (or EVOLVE_OPTUNA_STORAGE in environmentFile)";
+        }
+      ];
+
+      users.users.${cfg.user} = {
+        isSystemUser = true;
+        group = cfg.group;
+        home = cfg.projectDir;
+        extraGroups = optional cfg.worker.enable "video";
+      };
+      users.groups.${cfg.group} = { };
+
+      systemd.tmpfiles.rules = [ "d ${cfg.projectDir} 0750 ${cfg.user} ${cfg.group} -" ];
+
+      # reviewers run `evolve review` / `evolve approve` as themselves, with the same settings
+      environment.systemPackages = [ cfg.package ];
+      environment.variables = removeAttrs environment [ "HOME" ];
+    }
+
+    (mkIf cfg.serve.enable {
+      systemd.services.evolve-serve = {
+        description = "evolve serve: the approved retrieval pipeline";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "network-online.target" ];
+        wants = [ "network-online.target" ];
+        inherit environment;
+        serviceConfig = hardening { } // {
+          ExecStart = withSecrets "serve" (lib.escapeShellArgs [
+            evolve "serve" "--corpus" cfg.serve.corpus "--host" cfg.serve.host "--port" (toString cfg.serve.port)
+            "--project-dir" cfg.projectDir
+          ]);
+          Restart = "always";
+          RestartSec = 5;
+        };
+      };
+      networking.firewall.allowedTCPPorts = optional cfg.serve.openFirewall cfg.serve.port;
+    })
+
+    (mkIf cfg.worker.enable {
+      systemd.services.evolve-worker = {
+        description = "evolve worker: trials of the loop's studies on this node";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "network-online.target" ];
+        wants = [ "network-online.target" ];
+        environment = environment // gpuEnvironment;
+        serviceConfig = hardening { gpu = cfg.worker.cudaDevice != null; } // {
+          ExecStart = withSecrets "worker" (lib.escapeShellArgs [ evolve "worker" "--follow" "--project-dir" cfg.projectDir ]);
+          Restart = "always";
+          RestartSec = 30;
+          Nice = 5;
+        };
+      };
+    })
+
+    (mkIf cfg.start.enable {
+      systemd.services.evolve-start = {
+        description = "evolve start: the agent loop (${cfg.start.budget})";
+        after = [ "network-online.target" ];
+        wants = [ "network-online.target" ];
+        environment = environment // optionalAttrs cfg.start.useGpu gpuEnvironment;
+        serviceConfig = hardening { gpu = cfg.start.useGpu; } // {
+          Type = "exec";
+          ExecStart = withSecrets "start" (lib.escapeShellArgs ([
+            evolve "start" "--budget" cfg.start.budget "--evalset" cfg.start.evalset
+            "--trials-per-iteration" (toString cfg.start.trialsPerIteration) "--project-dir" cfg.projectDir
+          ] ++ lib.optionals (cfg.start.failureSet != null) [ "--failure-set" cfg.start.failureSet ]
+            ++ cfg.start.extraArgs));
+          # stop gracefully: ask the loop to end after its trial, then wait for it (it resumes next time)
+          ExecStop = pkgs.writeShellScript "evolve-start-stop" ''
+            ${evolve} stop --project-dir ${lib.escapeShellArg cfg.projectDir}
+            while kill -0 "$MAINPID" 2>/dev/null; do sleep 5; done
+          '';
+          TimeoutStopSec = "30min";
+          # a crash or reboot mid-run: start again, the run resumes from its checkpoint and budget
+          Restart = "on-failure";
+          RestartSec = 60;
+        };
+      };
+      systemd.timers.evolve-start = {
+        description = "Scheduled evolve runs";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnCalendar = cfg.start.onCalendar;
+          Persistent = true;
+          Unit = "evolve-start.service";
+        };
+      };
+    })
+
+    (mkIf cfg.mlflow.enable {
+      systemd.tmpfiles.rules = [ "d ${cfg.mlflow.artifactsDir} 0750 mlflow mlflow -" ];
+      users.users.mlflow = { isSystemUser = true; group = "mlflow"; };
+      users.groups.mlflow = { };
+      systemd.services.mlflow = {
+        description = "MLflow tracking server and model registry for evolve";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "network-online.target" "postgresql.service" ];
+        wants = [ "network-online.target" ];
+        environment = { MLFLOW_DISABLE_TELEMETRY = "true"; HOME = "/var/lib/mlflow"; };
+        serviceConfig = {
+          User = "mlflow";
+          Group = "mlflow";
+          StateDirectory = "mlflow";
+          ExecStart = lib.escapeShellArgs [
+            "${cfg.mlflow.package}/bin/mlflow" "server" "--backend-store-uri" cfg.mlflow.backendStoreUri
+            "--artifacts-destination" cfg.mlflow.artifactsDir "--serve-artifacts"
+            "--host" cfg.mlflow.host "--port" (toString cfg.mlflow.port)
+          ];
+          Restart = "always";
+          NoNewPrivileges = true;
+          ProtectSystem = "strict";
+          ReadWritePaths = [ cfg.mlflow.artifactsDir "/var/lib/mlflow" ];
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          CapabilityBoundingSet = "";
+          RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+        };
+      };
+    })
+  ]);
+}

@@ -1,0 +1,76 @@
+"""nix/: every file parses, and the NixOS module evaluates (with a stub lib: nixpkgs cannot be fetched here)
+to documented options and hardened units. Needs Debian's nix-bin (installed by .ci/run)."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NIX_FILES = sorted((REPO / "nix").rglob("*.nix"))
+
+pytestmark = pytest.mark.skipif(shutil.which("nix-instantiate") is None,
+                                reason="nix-instantiate not installed (apt-get install nix-bin)")
+
+
+@pytest.mark.parametrize("path", NIX_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_nix_file_parses(path):
+    done = subprocess.run(["nix-instantiate", "--parse", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_syntax_error_is_caught(tmp_path):
+    broken = tmp_path / "broken.nix"
+    broken.write_text("{ services.evolve = { enable = true; ")
+    done = subprocess.run(["nix-instantiate", "--parse", str(broken)], capture_output=True, text=True)
+    assert done.returncode != 0 and "broken.nix" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def module():
+    done = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", str(REPO / "nix/checks/module-eval.nix")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_every_option_is_described_and_in_the_readme(module):
+    readme = (REPO / "nix" / "README.md").read_text()
+    names = [o["name"] for o in module["options"]]
+    for needed in ("projectDir", "llm.baseUrl", "trackingUri", "optunaStorage", "policyFile", "start.budget",
+                   "start.onCalendar", "worker.enable", "serve.enable"):
+        assert f"services.evolve.{needed}" in names
+    for option in module["options"]:
+        assert option["description"] and len(option["description"]) > 20, option["name"]
+        assert f"`{option['name']}`" in readme, f"{option['name']} is not documented in nix/README.md"
+
+
+def test_units_run_the_cli_with_the_settings_and_a_timer(module):
+    config = module["config"]
+    services = config["systemd"]["services"]
+    assert {"evolve-serve", "evolve-worker", "evolve-start", "mlflow"} <= set(services)
+    assert config["systemd"]["timers"]["evolve-start"]["timerConfig"]["OnCalendar"]
+    start = services["evolve-start"]["serviceConfig"]
+    assert "evolve' 'start' '--budget'" in start["ExecStart"]
+    assert "evolve stop" in start["ExecStop"] and start["Restart"] == "on-failure"
+    assert "'worker' '--follow'" in services["evolve-worker"]["serviceConfig"]["ExecStart"]
+    environment = services["evolve-worker"]["environment"]
+    for variable in ("EVOLVE_LLM_BASE_URL", "MLFLOW_TRACKING_URI", "EVOLVE_OPTUNA_STORAGE", "EVOLVE_POLICY",
+                     "EVOLVE_PROJECT_DIR"):
+        assert variable in environment
+    assert environment["HF_HUB_OFFLINE"] == "1"
+
+
+def test_every_evolve_unit_is_hardened(module):
+    for name, unit in module["config"]["systemd"]["services"].items():
+        if not name.startswith("evolve-"):
+            continue
+        service = unit["serviceConfig"]
+        assert service["User"] == "evolve" and service["NoNewPrivileges"] is True, name
+        assert service["ProtectSystem"] == "strict" and service["ReadWritePaths"] == ["/var/lib/evolve"], name
+        assert service["CapabilityBoundingSet"] == "" and service["ProtectHome"] is True, name
+        gpu = "CUDA_VISIBLE_DEVICES" in unit["environment"]
+        assert service["PrivateDevices"] is (not gpu), name
+        assert all(d.startswith("char-nvidia") for d in service["DeviceAllow"]), name
