@@ -33,13 +33,15 @@ class Project:
     root: Path
     registry: PipelineRegistry
     audit: AuditLog
+    default_config: Path = PACKAGED_DEFAULT
+    """What serves (and what candidates must beat) before any approval has written champion.yaml."""
 
     @property
     def champion_file(self) -> Path:
         return self.root / "champion.yaml"
 
     def champion_config(self) -> PipelineConfig:
-        return load_config(self.champion_file if self.champion_file.exists() else PACKAGED_DEFAULT)
+        return load_config(self.champion_file if self.champion_file.exists() else self.default_config)
 
 
 def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldout_sets: list[EvalSet],

@@ -20,13 +20,15 @@ UiOption = Annotated[str, typer.Option("--ui-url", envvar="EVOLVE_MLFLOW_UI",
                                        help="Base URL of the MLflow UI, for links.")]
 
 
-def open_project(project_dir: Path, tracking_uri: str | None) -> Any:
+def open_project(project_dir: Path, tracking_uri: str | None, default_config: Path | None = None) -> Any:
     from experiments.tracking import default_tracking_uri
     from guardrails import AuditLog, PipelineRegistry, Project
+    from guardrails.decisions import PACKAGED_DEFAULT
 
     uri = tracking_uri or default_tracking_uri(project_dir)
     registry = PipelineRegistry(uri, artifact_root=project_dir / "mlruns" / "artifacts")
-    return Project(project_dir.resolve(), registry, AuditLog(project_dir / ".evolve" / "audit.duckdb"))
+    return Project(project_dir.resolve(), registry, AuditLog(project_dir / ".evolve" / "audit.duckdb"),
+                   default_config or PACKAGED_DEFAULT)
 
 
 def report_table(report: dict[str, Any]) -> Table:

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.app import DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
+from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
 from agent.commands.guard import PolicyOption, TrackingOption, open_project
 from agent.llm_session import BaseUrlOption, ModelOption
 
@@ -56,7 +56,8 @@ def start_command(
     """Run the loop: observe -> propose -> experiment -> evaluate -> guard -> promote, within the budget.
 
     Killed (even with SIGKILL)? Run the same command again: the run resumes where it stopped, with its
-    budget deadline and every finished trial kept. Promoted configs wait for `evolve review` / `evolve approve`.
+    remaining budget (time while dead does not count) and every finished trial kept. Promoted configs wait for
+    `evolve review` / `evolve approve`.
     """
     from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -96,7 +97,12 @@ def start_command(
         console.print(f"new run [bold]{run_id}[/]: budget {budget}, evaluation set {evalset}")
     clock = BudgetClock(paths.current_run, resume["budget_seconds"], resume.get("spent_seconds", 0.0))
 
-    project = open_project(project_dir.resolve(), tracking_uri)
+    baseline = None
+    if Path(resume["evalset"]) == DEMO_EVALSET.resolve():
+        baseline = DEMO_CONFIG  # the offline demo starts from the config it is built around
+    project = open_project(project_dir.resolve(), tracking_uri, baseline)
+    if not project.champion_file.exists():
+        console.print(f"no approved champion yet: candidates must beat {project.default_config.name}")
     tracker = AgentTracker(project.registry.tracking_uri, run_id, project_dir.resolve() / "mlruns" / "artifacts",
                            {"budget": budget, "evalset": str(evalset), "trials_per_iteration": trials_per_iteration})
     from contextlib import ExitStack

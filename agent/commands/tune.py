@@ -157,7 +157,7 @@ def worker_command(
     wait: Annotated[str, typer.Option(help="Wait this long for the study to be created (e.g. 10m).")] = "0s",
     project_dir: ProjectDir = Path("."),
 ) -> None:
-    """Pull trials of a shared study until it holds its target number of finished trials.
+    """Pull trials of a shared study until it holds its target (or, with --follow, of every open study).
 
     With --follow (what the cluster's worker service runs), join each open study of the storage in turn.
     """
