@@ -30,6 +30,7 @@ from experiments.splits import seeded_order, tune_and_heldout
 from experiments.tracking import StudyTracker, default_tracking_uri
 from pipelines import Components, PipelineConfig, Retriever, StageLog
 from pipelines.components import default_cache_path
+from pipelines.embedders import WorkAbandoned
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
@@ -76,13 +77,13 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
     A trial is stale after ``grace`` seconds without a heartbeat (EVOLVE_OPTUNA_HEARTBEAT / _GRACE
     override the 10 s / 60 s defaults).
     """
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     heartbeat = heartbeat or int(os.environ.get("EVOLVE_OPTUNA_HEARTBEAT", 10))
     grace = grace or int(os.environ.get("EVOLVE_OPTUNA_GRACE", 60))
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
-                      heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1))
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
 def open_studies(storage_url: str) -> list[str]:
@@ -173,6 +174,13 @@ class StudyRunner:
 
     # --- the objective -------------------------------------------------------------------------
     def objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        try:
+            return self._objective(trial)
+        except WorkAbandoned as err:
+            trial.set_user_attr("abandoned", str(err))
+            raise optuna.TrialPruned(f"abandoned: {err}") from None
+
+    def _objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
         config = suggest_config(trial, self.space)
         trial.set_user_attr("config", json.loads(config.model_dump_json()))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -251,8 +259,13 @@ class StudyRunner:
                                                   optuna.trial.TrialState.PRUNED))] if target else []
         if target is not None and self.finished_count() >= target:
             return self.study
-        self.study.optimize(self.objective, timeout=timeout, catch=(Exception,),
-                            callbacks=[self.log_trial_callback, *stop, *(callbacks or [])])
+        if self.abandon_at is not None:  # embedding also stops between batches when time is up
+            self.components.stop_check = lambda: time.time() > self.abandon_at
+        try:
+            self.study.optimize(self.objective, timeout=timeout, catch=(Exception,),
+                                callbacks=[self.log_trial_callback, *stop, *(callbacks or [])])
+        finally:
+            self.components.stop_check = None
         return self.study
 
     def close(self, why: str) -> None:

@@ -85,10 +85,16 @@ class Components:
         self._tokens: dict[tuple, list[list[str]]] = {}
         self._bm25: dict[tuple, BM25Index] = {}
         self._rerankers: dict[RerankerConfig, Reranker] = {}
+        self.stop_check: Callable[[], bool] | None = None
+        """While set and True, embedding stops between batches (WorkAbandoned): a time budget is spent."""
+
+    def _should_stop(self) -> bool:
+        return self.stop_check is not None and self.stop_check()
 
     def embedder(self, model: str) -> CachedEmbedder:
         if model not in self._embedders:
             self._embedders[model] = CachedEmbedder(resolve_model(model), self.store)
+            self._embedders[model].stop_check = self._should_stop
         return self._embedders[model]
 
     def chunks(self, config: ChunkingConfig, corpus: list[Document], corpus_key: str,

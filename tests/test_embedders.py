@@ -3,7 +3,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from pipelines.embedders import REGISTRY, CachedEmbedder, EmbeddingStore, load_embedder, resolve_model
+from pipelines.embedders import REGISTRY, CachedEmbedder, EmbeddingStore, WorkAbandoned, load_embedder, resolve_model
 
 
 class CountingLoader:
@@ -82,3 +82,18 @@ def test_local_sentence_transformers_directory_is_accepted(tmp_path):
     spec = resolve_model(str(tmp_path / "my-model"))
     vectors = CachedEmbedder(spec, EmbeddingStore(tmp_path / "c.sqlite")).embed(["hello"], "query")
     assert vectors.shape == (1, 384)
+
+
+def test_embedding_stops_between_batches_when_time_is_up_and_keeps_what_it_did(tmp_path):
+    store = EmbeddingStore(tmp_path / "cache.sqlite")
+    cached = CachedEmbedder(resolve_model("use-multilingual-v3"), store)
+    texts = [f"document number {i} about topic {i % 7}" for i in range(cached.embedder.batch_size * 4 * 3)]
+    calls = []
+    cached.stop_check = lambda: len(calls.append(1) or calls) > 2  # the third batch finds the time is up
+    with pytest.raises(WorkAbandoned, match="abandoned after"):
+        cached.embed(texts, "passage")
+    done = store.count()
+    assert 0 < done < len(texts)
+    cached.stop_check = None
+    cached.embed(texts, "passage")  # the next call only embeds the rest
+    assert cached.stats.misses == len(texts) + (len(texts) - done) and store.count() == len(texts)

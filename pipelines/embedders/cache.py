@@ -84,6 +84,10 @@ class EmbeddingStore:
         self._db.close()
 
 
+class WorkAbandoned(RuntimeError):
+    """Embedding stopped between batches because the caller's time is up (the batches done stay cached)."""
+
+
 class CachedEmbedder:
     """An embedder behind the store: only texts never seen under this model are embedded.
 
@@ -96,6 +100,8 @@ class CachedEmbedder:
         self.stats = CacheStats()
         self._loader = loader
         self._embedder: Embedder | None = None
+        self.stop_check: Callable[[], bool] | None = None
+        """Asked between batches; True abandons the call with WorkAbandoned (time budgets)."""
 
     @property
     def embedder(self) -> Embedder:
@@ -125,6 +131,8 @@ class CachedEmbedder:
         if progress:
             progress(0, len(pending))
         for start in range(0, len(pending), step):
+            if self.stop_check is not None and self.stop_check():
+                raise WorkAbandoned(f"embedding with {self.spec.name} abandoned after {start} of {len(pending)} texts")
             batch = pending[start:start + step]
             vectors = self.embedder.encode([text for _, text in batch], kind)
             self.store.put_many(model, kind, [key for key, _ in batch], vectors)
