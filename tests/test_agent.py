@@ -22,9 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
-def start_process(project: Path, evalset: Path, *args: str) -> subprocess.Popen:
+def start_process(project: Path, evalset: Path, *args: str, llm: bool = False) -> subprocess.Popen:
     env = {**os.environ, "COLUMNS": "200", "EVOLVE_OPTUNA_HEARTBEAT": "1", "EVOLVE_OPTUNA_GRACE": "3"}
-    command = [sys.executable, "-m", "agent.cli", "start", "--evalset", str(evalset), "--no-llm",
+    env.pop("EVOLVE_LLM_BASE_URL", None)
+    command = [sys.executable, "-m", "agent.cli", "start", "--evalset", str(evalset), *([] if llm else ["--no-llm"]),
                "--project-dir", str(project), *args]
     return subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -188,6 +189,30 @@ def test_loop_ends_within_its_budget_and_leaves_a_readable_trail(injected_set, t
     status = subprocess.run([sys.executable, "-m", "agent.cli", "status", "--project-dir", str(project)],
                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert status.returncode == 0 and "not running" in status.stdout and "finished" in status.stdout
+
+
+def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer_it(injected_set, tmp_path):
+    """No endpoint configured: `evolve start` starts the local llama.cpp server (SmolLM2 here), asks it for
+    proposals with failure examples that include the document talking to the model, and stops it on exit."""
+    import httpx
+
+    process = start_process(tmp_path, injected_set, "--budget", "150s", "--trials-per-iteration", "3",
+                            "--local-model", "smollm2-135m", llm=True)
+    output, _ = process.communicate(timeout=400)
+    assert process.returncode == 0, output
+    assert "starting a local smollm2-135m server on 127.0.0.1" in output
+    llm = status_value(tmp_path, "llm")
+    assert llm.startswith("smollm2-135m at http://127.0.0.1:")
+    with pytest.raises(httpx.TransportError):  # stopped with the loop
+        httpx.get(llm.split(" at ")[1] + "/models", timeout=2)
+    summary = summary_of(tmp_path)
+    assert sum(summary["proposals"].values()) >= max(1, summary["iterations"]), output
+    storage = f"sqlite:///{tmp_path / '.evolve' / 'optuna.db'}"
+    for name in run_trials(tmp_path, summary["run_id"]):
+        space = optuna.load_study(study_name=name, storage=storage).user_attrs["evolve.spec"]["space"]
+        space_from_dict(space)  # whatever was proposed ran inside the schema
+        assert set(space["dense_models"]) - {"none"} <= set(REGISTRY)
+        assert "exec" not in space
 
 
 def test_stop_ends_the_loop_gracefully(tiny_scifact, tmp_path):

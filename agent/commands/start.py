@@ -61,7 +61,8 @@ def start_command(
     """
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    from agent.loop.graph import AgentContext, build_graph
+    from agent.loop.graph import AgentContext, build_graph, run_trial_count
+    from experiments.study import default_storage
     from agent.loop.runtime import AgentPaths, BudgetClock, Watchdog, read_status, write_status
     from agent.loop.tracking import AgentTracker
     from evalsets import EvalSetError, load_evalset
@@ -122,7 +123,9 @@ def start_command(
 
         def hard_stop() -> None:
             node = (read_status(paths) or {}).get("node")
-            ctx.write_summary(ctx.last_state or {"run_id": run_id}, f"budget (hard stop during {node})")
+            state = dict(ctx.last_state or {"run_id": run_id})
+            state["trials_run"] = run_trial_count(storage or default_storage(project.root), run_id)
+            ctx.write_summary(state, f"budget (hard stop during {node})")
             write_status(paths, {**(read_status(paths) or {}), "node": "finished",
                                  "stop_reason": f"budget (hard stop during {node})"})
             err_console.print(f"budget spent during {node}: stopped (the running trial is abandoned)")

@@ -103,6 +103,22 @@ def language_of(evalset: EvalSet) -> str:
     return "ko" if len(_HANGUL.findall(sample)) >= 0.2 * max(len(sample), 1) else "en"
 
 
+def run_trial_count(storage_url: str, run_id: str) -> int:
+    """Finished trials of every study of this run, from the storage (what a hard stop can still count)."""
+    import optuna
+
+    from experiments.study import open_storage
+
+    storage = open_storage(storage_url)
+    total = 0
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name.startswith(f"{run_id}-it"):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            total += len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                  optuna.trial.TrialState.PRUNED)))
+    return total
+
+
 def best_candidate(history: list[dict[str, Any]], metric: str = "ndcg@10") -> dict[str, Any] | None:
     """The iteration whose best config scored highest on the held-back queries (promoted or not)."""
     scored = []
@@ -134,6 +150,8 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
                                  "champion_heldout_ndcg@10": state.get("champion_heldout"),
                                  "best_tune_value": state.get("best_tune_value"),
                                  "proposals": state.get("proposals", {}), "trials_run": state.get("trials_run", 0),
+                                 "llm": (f"{ctx.llm.model} at {ctx.llm.settings.base_url}" if ctx.llm is not None
+                                         else f"none ({ctx.llm_unavailable_reason or 'not configured'})"),
                                  "promoted": [h.get("promoted_version") for h in state.get("history", [])
                                               if h.get("promoted_version")], **extra})
 
@@ -167,7 +185,10 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
                           f"{h.get('best_tune_value')}, outcome {h['outcome']}" for h in history) or "- nothing yet"
         proposal, notes = None, []
         if ctx.llm is not None:
-            proposal, notes = llm_proposal(ctx.llm, state["observation"], language, tried, state["iteration"])
+            # the LLM gets at most a third of what is left (the study needs the rest) and never past the reserve
+            seconds = min(600.0, (ctx.remaining() - 2 * ctx.reserve) / 3)
+            proposal, notes = llm_proposal(ctx.llm, state["observation"], language, tried, state["iteration"],
+                                           seconds=seconds)
         else:
             notes = [f"no LLM: {ctx.llm_unavailable_reason or 'not configured'}; the heuristic proposer takes over"]
         if proposal is None:

@@ -176,15 +176,27 @@ def validate_proposal(data: dict[str, Any], name: str) -> dict[str, Any]:
     return space.model_dump(mode="json")
 
 
-def llm_proposal(client: Any, observation: str, language: str, history: str, iteration: int) -> tuple[Proposal | None, list[str]]:
-    """Ask the LLM; on a schema error, show it the error once. Returns (proposal or None, notes)."""
+def llm_proposal(client: Any, observation: str, language: str, history: str, iteration: int,
+                 seconds: float | None = None) -> tuple[Proposal | None, list[str]]:
+    """Ask the LLM; on a schema error, show it the error once. Returns (proposal or None, notes).
+
+    ``seconds``: the time the proposal may take in all (the loop's budget); None for no limit.
+    """
+    import time
+
     from pipelines.llm.client import LLMError
 
+    deadline = None if seconds is None else time.monotonic() + seconds
     messages = llm_messages(observation, language, history)
     notes: list[str] = []
     for attempt in range(2):
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left < 5:
+            notes.append("no time left for the LLM in this iteration")
+            break
         try:
-            reply = client.structured(messages, LLMProposal, max_tokens=900)
+            reply = client.structured(messages, LLMProposal, max_tokens=900,
+                                      **({"timeout": left} if left is not None else {}))
             space = validate_proposal(reply.space, f"llm-{iteration}")
             return Proposal(space, reply.rationale, "llm", notes), notes
         except SpaceError as err:

@@ -85,31 +85,41 @@ class LLMClient:
                 "models_ms": round(list_ms, 1), "chat_ms": round(1000 * (time.perf_counter() - started), 1),
                 "reply": reply}
 
-    def chat(self, messages: list[dict[str, Any]], use_cache: bool = True, **params: Any) -> str:
+    def chat(self, messages: list[dict[str, Any]], use_cache: bool = True, timeout: float | None = None,
+             **params: Any) -> str:
+        """``timeout``: seconds for this request (a caller's time budget), not retried when it runs out."""
         params = {"temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens, **params}
         key = request_key(self.model, messages, params)
         if use_cache and self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:
                 return cached
-        text = self._call(messages, params)
+        text = self._call(messages, params, timeout)
         if self.cache is not None:
             self.cache.put(key, self.model, {"messages": messages, "params": params}, text)
         return text
 
-    def _call(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    def _call(self, messages: list[dict[str, Any]], params: dict[str, Any], timeout: float | None = None) -> str:
         import openai
 
         last: Exception | None = None
+        options = {"timeout": timeout} if timeout is not None else {}
         for attempt in range(self.settings.max_retries + 1):
             try:
                 with self._slots:
                     self.calls += 1
-                    response = self._client.chat.completions.create(model=self.model, messages=messages, **params)
+                    response = self._client.chat.completions.create(model=self.model, messages=messages, **params,
+                                                                    **options)
                 return response.choices[0].message.content or ""
             except openai.NotFoundError as err:
                 raise LLMUnavailable(f"model {self.model!r} is not served at {self.settings.base_url}: {err}") from None
-            except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError,
+            except openai.APITimeoutError as err:
+                if timeout is not None:
+                    raise LLMError(f"no reply within the {timeout:.0f} s this request was given") from None
+                last = err
+                if attempt < self.settings.max_retries:
+                    time.sleep(min(8.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
+            except (openai.APIConnectionError, openai.InternalServerError,
                     openai.RateLimitError) as err:
                 last = err
                 if attempt < self.settings.max_retries:
