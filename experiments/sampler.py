@@ -26,9 +26,11 @@ def suggest(trial: optuna.Trial, name: str, param: Any) -> Any:
 def suggest_config(trial: optuna.Trial, space: SearchSpace) -> PipelineConfig:
     dense_model = suggest(trial, "dense_model", space.dense_models)
     tokenizers = space.lexical.tokenizers if space.lexical else ["none"]
-    if dense_model == "none":
-        tokenizers = [t for t in tokenizers if t != "none"]
+    # always the same choices (TPE refuses a value space that changes between trials); "no dense model and
+    # no BM25" is not a pipeline, so that draw becomes BM25 with the first tokenizer (the space has one)
     tokenizer = suggest(trial, "bm25_tokenizer", tokenizers)
+    if dense_model == "none" and tokenizer == "none":
+        tokenizer = next(t for t in tokenizers if t != "none")
 
     chunker_kind = suggest(trial, "chunker", [c.kind for c in space.chunkers])
     chunker = next(c for c in space.chunkers if c.kind == chunker_kind)

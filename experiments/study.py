@@ -36,9 +36,11 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 logging.getLogger("mlflow").setLevel(logging.WARNING)
+logger = logging.getLogger(__name__)
 
 SPEC_ATTR = "evolve.spec"
 CLOSED_ATTR = "evolve.closed"
+MAX_CONSECUTIVE_FAILURES = 10
 """Set when the process that owns a study is done with it (workers following the storage skip it)."""
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
@@ -259,11 +261,22 @@ class StudyRunner:
                                                   optuna.trial.TrialState.PRUNED))] if target else []
         if target is not None and self.finished_count() >= target:
             return self.study
+        failures: list[int] = []
+
+        def stop_on_repeated_failures(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            """A space whose trials all fail (a bug, a broken model) must not spin through thousands of them."""
+            failures.append(1 if trial.state == optuna.trial.TrialState.FAIL else 0)
+            if len(failures) >= MAX_CONSECUTIVE_FAILURES and all(failures[-MAX_CONSECUTIVE_FAILURES:]):
+                logger.error("study %s: %d trials in a row failed; stopping it", self.spec.study_name,
+                             MAX_CONSECUTIVE_FAILURES)
+                study.stop()
+
         if self.abandon_at is not None:  # embedding also stops between batches when time is up
             self.components.stop_check = lambda: time.time() > self.abandon_at
         try:
             self.study.optimize(self.objective, timeout=timeout, catch=(Exception,),
-                                callbacks=[self.log_trial_callback, *stop, *(callbacks or [])])
+                                callbacks=[self.log_trial_callback, stop_on_repeated_failures, *stop,
+                                           *(callbacks or [])])
         finally:
             self.components.stop_check = None
         return self.study

@@ -82,3 +82,18 @@ def test_multi_objective_returns_quality_and_latency(tiny_scifact, tmp_path):
     assert json.loads((runner.folder / "summary.json").read_text())["study"] == "pareto"
     assert summary["trials_finished"] == 4
     assert optuna.load_study(study_name="pareto", storage=runner.storage_url).user_attrs["evolve.spec"]["multi_objective"]
+
+
+def test_dense_none_with_bm25_none_never_fails_a_trial(tiny_scifact, tmp_path):
+    """Multivariate TPE needs the same choices every trial: 'no dense + no BM25' is remapped, not re-listed."""
+    space = {"name": "both-optional", "dense_models": ["use-multilingual-v3", "none"],
+             "chunkers": [{"kind": "whole"}], "lexical": {"tokenizers": ["english", "none"]},
+             "fusion": {"kinds": ["rrf"]}}
+    spec = StudySpec(study_name="optional", evalset=str(tiny_scifact), space=space, n_trials=25, prune=False)
+    runner = StudyRunner(spec, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
+    runner.run()
+    states = [t.state for t in runner.study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 25 and optuna.trial.TrialState.FAIL not in states
+    drawn = {(t.params.get("dense_model"), t.params.get("bm25_tokenizer")) for t in runner.study.trials}
+    assert ("none", "none") in drawn  # drawn, and run as BM25 only
+    assert all(t.user_attrs["config"]["lexical"] for t in runner.study.trials if t.params.get("dense_model") == "none")
