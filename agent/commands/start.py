@@ -116,7 +116,8 @@ def start_command(
             llm, reason = _connect_llm(stack, project_dir, base_url, model, local_model)
         console.print(f"proposer: {'LLM ' + llm.model if llm else 'heuristic (' + reason + ')'}")
         ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, Components(cache_path(project_dir)),
-                           llm, trials_per_iteration, failures, tracker, reason, storage)
+                           llm, trials_per_iteration, failures, tracker, reason, storage,
+                           say=lambda line: console.print(escape(line), highlight=False))
         saver = SqliteSaver(sqlite3.connect(paths.checkpoints, check_same_thread=False))
         graph = build_graph(ctx, saver)
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Callable, TypedDict
 
 from agent.loop.proposers import heuristic_proposal, llm_proposal
 from agent.loop.runtime import AgentPaths, BudgetClock, write_status
@@ -68,6 +68,8 @@ class AgentContext:
     tracker: Any = None
     llm_unavailable_reason: str = ""
     storage_url: str | None = None
+    say: Callable[[str], None] = print
+    """Where progress lines go (the terminal of `evolve start`)."""
     """Optuna storage for the studies (default: SQLite in the project); PostgreSQL lets `evolve worker --follow`
     processes on other nodes run trials of the same studies."""
     _evidence: dict[str, Any] = field(default_factory=dict)
@@ -175,6 +177,8 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
             lines.append(f"failure set from user feedback: {len(ctx.failure_set.queries)} queries")
         held = score_queries(retriever, heldout.queries, heldout.qrels, StageLog())
         champion_heldout = sum(r["ndcg@10"] for r in held) / len(held)
+        ctx.say(f"iteration {state['iteration']}: champion {champion.name}, held-back nDCG@10 {champion_heldout:.4f} "
+                f"({len(held)} queries); {ctx.remaining() / 60:.1f} min of budget left")
         return {"champion": json.loads(champion.model_dump_json()), "observation": "\n".join(lines),
                 "champion_heldout": champion_heldout}
 
@@ -199,6 +203,9 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
                 notes.append("LLM proposal unusable: the heuristic proposer takes over")
         counts = dict(state.get("proposals", {}))
         counts[proposal.proposer] = counts.get(proposal.proposer, 0) + 1
+        for note in notes:
+            ctx.say(f"  note: {note[:300]}")
+        ctx.say(f"  {proposal.proposer} proposes {proposal.space.get('name')}: {proposal.rationale[:300]}")
         return {"proposal": proposal.space, "rationale": proposal.rationale, "proposer": proposal.proposer,
                 "proposal_notes": notes + proposal.notes, "proposals": counts}
 
@@ -215,6 +222,10 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
         runner.abandon_at = ctx.clock.deadline - reserve  # a running trial stops at its next step
 
         def stop_if_asked(study: Any, trial: Any) -> None:
+            value = f"{trial.values[0]:.4f}" if trial.values else "-"
+            seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
+                if trial.datetime_complete and trial.datetime_start else 0.0
+            ctx.say(f"    trial {trial.number}: {trial.state.name.lower()} {value} ({seconds:.0f} s)")
             if ctx.stop_requested() or ctx.remaining() < reserve:
                 study.stop()
 
@@ -224,6 +235,8 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
         # the study's own count: trials finished before a crash and resume are counted once
         ran = runner.finished_count()
         complete = [t for t in runner.study.trials if t.state.name == "COMPLETE"]
+        ctx.say(f"  study {name}: {ran} trials finished" + (f", best tuning nDCG@10 {max(t.values[0] for t in complete):.4f}"
+                                                           if complete else ", none complete"))
         if not complete:
             return {"study": name, "best": None, "best_tune_value": None,
                     "trials_run": state.get("trials_run", 0) + ran}
@@ -267,6 +280,7 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
                  "best_config": (state.get("best") or {}).get("name"), "champion_heldout": state.get("champion_heldout"),
                  "candidate_heldout": (state["guard"].get("candidate") or {}).get("sets"),
                  "outcome": outcome, "promoted_version": version}
+        ctx.say(f"  {outcome}" + (f": registered version {version} as candidate" if version else ""))
         if ctx.tracker is not None:
             ctx.tracker(state, entry)
         return {"history": state.get("history", []) + [entry], "promoted_version": version,
