@@ -83,9 +83,19 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
 
     heartbeat = heartbeat or int(os.environ.get("EVOLVE_OPTUNA_HEARTBEAT", 10))
     grace = grace or int(os.environ.get("EVOLVE_OPTUNA_GRACE", 60))
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except (IntegrityError, ProgrammingError, OperationalError):
+            # processes starting together race to create the schema (PostgreSQL: duplicate type); the loser retries
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def open_studies(storage_url: str) -> list[str]:
@@ -238,7 +248,12 @@ class StudyRunner:
         return len(self.study.get_trials(deepcopy=False, states=states))
 
     def log_trial_callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+        if trial.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+            return
+        # under load another worker may have failed this trial as stale (missed heartbeats) and queued a retry;
+        # the storage decides, so MLflow never holds a trial the study does not count
+        stored = self.storage.get_trial(trial._trial_id)
+        if stored.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
             self.tracker.log_trial(self.parent_run_id, self.spec.study_name, trial, self.folder / f"trial-{trial.number}")
 
     def sync_mlflow(self) -> int:
