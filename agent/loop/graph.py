@@ -150,7 +150,9 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
                                  "spent_s": round(ctx.clock.spent()),
                                  "champion": (state.get("champion") or {}).get("name"),
                                  "champion_heldout_ndcg@10": state.get("champion_heldout"),
-                                 "best_tune_value": state.get("best_tune_value"),
+                                 "best_tune_value": state.get("best_overall_value"),
+                                 "best_candidate_heldout_ndcg@10": (best_candidate(state.get("history", []))
+                                                                    or {}).get("heldout"),
                                  "proposals": state.get("proposals", {}), "trials_run": state.get("trials_run", 0),
                                  "llm": (f"{ctx.llm.model} at {ctx.llm.settings.base_url}" if ctx.llm is not None
                                          else f"none ({ctx.llm_unavailable_reason or 'not configured'})"),
