@@ -256,11 +256,31 @@ class StudyRunner:
         if stored.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
             self.tracker.log_trial(self.parent_run_id, self.spec.study_name, trial, self.folder / f"trial-{trial.number}")
 
+    def _its_worker_will_log(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """Another live worker finished this trial and is logging it now (don't log it twice).
+
+        Same host: ask whether its process is alive. Another host: trust it for a while after the trial ended.
+        """
+        import datetime
+
+        host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        if not pid.isdigit() or int(pid) == os.getpid():
+            return False
+        if host == socket.gethostname():
+            try:
+                os.kill(int(pid), 0)
+                return True
+            except (ProcessLookupError, PermissionError):
+                return False
+        ended = trial.datetime_complete or datetime.datetime.now()
+        return (datetime.datetime.now() - ended).total_seconds() < 120
+
     def sync_mlflow(self) -> int:
         """Log every finished trial that MLflow lacks (after a crash, say). Returns how many."""
         logged = self.tracker.logged_trials(self.spec.study_name)
         missing = [t for t in self.study.get_trials(deepcopy=False) if t.number not in logged
-                   and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+                   and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                   and not self._its_worker_will_log(t)]
         for trial in missing:
             self.tracker.log_trial(self.parent_run_id, self.spec.study_name, trial, self.folder / f"trial-{trial.number}")
         return len(missing)
