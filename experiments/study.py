@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 SPEC_ATTR = "evolve.spec"
 CLOSED_ATTR = "evolve.closed"
 MAX_CONSECUTIVE_FAILURES = 10
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+"""Trial states a study counts as done (pruned trials count: they used their budget)."""
 """Set when the process that owns a study is done with it (workers following the storage skip it)."""
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
@@ -107,8 +109,7 @@ def open_studies(storage_url: str) -> list[str]:
         if not spec or not spec.get("n_trials") or summary.user_attrs.get(CLOSED_ATTR):
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                             optuna.trial.TrialState.PRUNED))
+        finished = study.get_trials(deepcopy=False, states=FINISHED)
         if len(finished) < spec["n_trials"]:
             names.append(summary.study_name)
     return names
@@ -244,16 +245,15 @@ class StudyRunner:
 
     # --- running ---------------------------------------------------------------------------------
     def finished_count(self) -> int:
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        return len(self.study.get_trials(deepcopy=False, states=states))
+        return len(self.study.get_trials(deepcopy=False, states=FINISHED))
 
     def log_trial_callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+        if trial.state not in FINISHED:
             return
         # under load another worker may have failed this trial as stale (missed heartbeats) and queued a retry;
         # the storage decides, so MLflow never holds a trial the study does not count
         stored = self.storage.get_trial(trial._trial_id)
-        if stored.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+        if stored.state in FINISHED:
             self.tracker.log_trial(self.parent_run_id, self.spec.study_name, trial, self.folder / f"trial-{trial.number}")
 
     def _its_worker_will_log(self, trial: optuna.trial.FrozenTrial) -> bool:
@@ -279,7 +279,7 @@ class StudyRunner:
         """Log every finished trial that MLflow lacks (after a crash, say). Returns how many."""
         logged = self.tracker.logged_trials(self.spec.study_name)
         missing = [t for t in self.study.get_trials(deepcopy=False) if t.number not in logged
-                   and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                   and t.state in FINISHED
                    and not self._its_worker_will_log(t)]
         for trial in missing:
             self.tracker.log_trial(self.parent_run_id, self.spec.study_name, trial, self.folder / f"trial-{trial.number}")
@@ -292,8 +292,7 @@ class StudyRunner:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         target = n_trials or self.spec.n_trials
-        stop = [MaxTrialsCallback(target, states=(optuna.trial.TrialState.COMPLETE,
-                                                  optuna.trial.TrialState.PRUNED))] if target else []
+        stop = [MaxTrialsCallback(target, states=FINISHED)] if target else []
         if target is not None and self.finished_count() >= target:
             return self.study
         failures: list[int] = []

@@ -109,15 +109,14 @@ def run_trial_count(storage_url: str, run_id: str) -> int:
     """Finished trials of every study of this run, from the storage (what a hard stop can still count)."""
     import optuna
 
-    from experiments.study import open_storage
+    from experiments.study import FINISHED, open_storage
 
     storage = open_storage(storage_url)
     total = 0
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if summary.study_name.startswith(f"{run_id}-it"):
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            total += len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                                  optuna.trial.TrialState.PRUNED)))
+            total += len(study.get_trials(deepcopy=False, states=FINISHED))
     return total
 
 
