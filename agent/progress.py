@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -24,3 +24,15 @@ def stage_progress(console: Console) -> Iterator:
             progress.update(tasks[stage], completed=done, total=total)
 
         yield report
+
+
+def stage_lines(say: Callable[[str], None], prefix: str = "") -> Callable[[str, int, int], None]:
+    """The same callback as plain lines, one per tenth of a stage: for logs (the loop, systemd, bench)."""
+    last: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        tenth = done * 10 // total if total else 10
+        if total and tenth != last.get(stage):
+            last[stage] = tenth
+            say(f"{prefix}{stage}: {done}/{total}")
+    return report

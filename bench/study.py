@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from agent.progress import stage_lines  # noqa: E402
 from experiments.evaluate import evaluate  # noqa: E402
 from experiments.space import load_space  # noqa: E402
 from experiments.study import StudyRunner, StudySpec, default_storage  # noqa: E402
@@ -46,6 +47,7 @@ def main() -> None:
         spec = StudySpec(study_name=f"bench-{key}-{args.trials}", evalset=str((args.data / folder).resolve()),
                          space=space.model_dump(mode="json"), metric=space.metric, n_trials=args.trials)
         runner = StudyRunner(spec, default_storage(args.project_dir), args.project_dir)
+        runner.stage_progress = stage_lines(lambda line: print(line, flush=True), f"{key} ")
         started = time.perf_counter()
         runner.run(callbacks=[lambda study, trial: print(
             f"{key} trial {trial.number} {trial.state.name} {trial.values} "

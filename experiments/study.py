@@ -29,7 +29,7 @@ from experiments.space import SearchSpace, space_from_dict
 from experiments.splits import seeded_order, tune_and_heldout
 from experiments.tracking import StudyTracker, default_tracking_uri
 from pipelines import Components, PipelineConfig, Retriever, StageLog
-from pipelines.components import default_cache_path
+from pipelines.components import Progress, default_cache_path
 from pipelines.embedders import WorkAbandoned
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -137,6 +137,8 @@ class StudyRunner:
         self.study = self._create_or_load(worker_seed)
         self.abandon_at: float | None = None
         """Wall-clock time (time.time()) after which a running trial is abandoned at its next step (budgets)."""
+        self.stage_progress: Progress | None = None
+        """(stage, done, total) while a trial builds its indexes: a cold embedding can take many minutes."""
         self.parent_run_id = self.tracker.parent_run(
             spec.study_name, {"spec": spec.model_dump(exclude={"space"}), "space": spec.space},
             {"evolve.storage": storage_url if "@" not in storage_url else storage_url.split("@")[-1]})
@@ -198,7 +200,7 @@ class StudyRunner:
         trial.set_user_attr("config", json.loads(config.model_dump_json()))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         hits_before, misses_before = self.components.embedding_counts()
-        retriever = Retriever(config, self.components).build(self.tune.corpus)
+        retriever = Retriever(config, self.components).build(self.tune.corpus, self.stage_progress)
         log = StageLog()
         queries = self.query_order
         bounds = sorted({max(1, round(f * len(queries))) for f in self.spec.prune_fractions} | {len(queries)})

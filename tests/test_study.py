@@ -97,3 +97,41 @@ def test_dense_none_with_bm25_none_never_fails_a_trial(tiny_scifact, tmp_path):
     drawn = {(t.params.get("dense_model"), t.params.get("bm25_tokenizer")) for t in runner.study.trials}
     assert ("none", "none") in drawn  # drawn, and run as BM25 only
     assert all(t.user_attrs["config"]["lexical"] for t in runner.study.trials if t.params.get("dense_model") == "none")
+
+
+def test_a_cold_embedding_shows_as_a_stage_bar_under_the_study(tiny_scifact, tmp_path):
+    from agent.commands.tune import StudyDisplay
+
+    space = {**SPACE, "dense_models": ["all-MiniLM-L6-v2"], "chunkers": [{"kind": "whole"}]}
+    spec = StudySpec(study_name="staged", evalset=str(tiny_scifact), space=space, n_trials=2)
+    runner = StudyRunner(spec, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
+    seen = []
+    runner.stage_progress = lambda stage, done, total: seen.append((stage, done, total))
+    runner.run()
+    assert {stage for stage, _, _ in seen} == {"embedding chunks (all-MiniLM-L6-v2)"}
+    totals = {total for _, _, total in seen if total}
+    assert totals == {len(runner.tune.corpus)}  # cold cache: every document (whole chunks) embedded once
+    assert seen[-1][1] == seen[-1][2]
+
+    with StudyDisplay(runner, 2, None) as display:
+        assert runner.stage_progress == display.stage
+        display.stage("embedding chunks (m)", 0, 0)  # nothing to compute: no bar
+        assert len(display.progress.tasks) == 1
+        display.stage("embedding chunks (m)", 64, 200)
+        assert [t.completed for t in display.progress.tasks] == [2, 64]
+        display.stage("embedding chunks (m)", 200, 200)
+        assert len(display.progress.tasks) == 1
+    assert runner.stage_progress is None
+
+
+def test_stage_lines_say_a_line_per_tenth_of_a_stage():
+    from agent.progress import stage_lines
+
+    lines = []
+    report = stage_lines(lines.append, "  ")
+    report("embedding chunks (m)", 0, 0)  # nothing to compute: silent
+    for done in range(0, 201, 8):
+        report("embedding chunks (m)", done, 200)
+    report("embedding chunks (m)", 200, 200)
+    assert lines[0] == "  embedding chunks (m): 0/200" and lines[-1] == "  embedding chunks (m): 200/200"
+    assert len(lines) == 11

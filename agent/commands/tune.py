@@ -28,6 +28,8 @@ class StudyDisplay:
                                  TimeRemainingColumn(), console=console)
         self.task = self.progress.add_task(runner.spec.study_name, total=target, completed=runner.finished_count(),
                                            best=self._best())
+        self.stage_task: Any = None
+        self.stage_name = ""
 
     def _best(self) -> str:
         complete = [t for t in self.runner.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -37,6 +39,7 @@ class StudyDisplay:
         return f"best {self.runner.spec.metric}={best.values[0]:.4f} (trial {best.number})"
 
     def __call__(self, study: Any, trial: Any) -> None:
+        self._drop_stage()  # an abandoned trial leaves its stage unfinished
         self.progress.update(self.task, completed=self.runner.finished_count(), best=self._best())
         note = trial.state.name.lower()
         if trial.values:
@@ -44,11 +47,30 @@ class StudyDisplay:
         self.progress.console.print(f"  trial {trial.number}: {note}  "
                                     f"[dim]{_describe(trial.user_attrs.get('config', {}))}[/]")
 
+    def stage(self, stage: str, done: int, total: int) -> None:
+        """The running trial's long stage (a cold embedding) as a second bar, gone when it completes."""
+        if total == 0:
+            return
+        if self.stage_task is None or stage != self.stage_name:
+            self._drop_stage()
+            self.stage_task = self.progress.add_task(f"  {stage}", total=total, best="")
+            self.stage_name = stage
+        self.progress.update(self.stage_task, completed=done, total=total)
+        if done >= total:
+            self._drop_stage()
+
+    def _drop_stage(self) -> None:
+        if self.stage_task is not None:
+            self.progress.remove_task(self.stage_task)
+            self.stage_task = None
+
     def __enter__(self) -> "StudyDisplay":
         self.progress.start()
+        self.runner.stage_progress = self.stage
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.runner.stage_progress = None
         self.progress.stop()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, TypedDict
 
 from agent.loop.proposers import heuristic_proposal, llm_proposal
+from agent.progress import stage_lines
 from agent.loop.runtime import AgentPaths, BudgetClock, write_status
 from evalsets import EvalSet, load_evalset
 from experiments.evaluate import score_queries
@@ -161,7 +162,7 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
     def observe(state: AgentState) -> AgentState:
         status(state, "observe")
         champion = ctx.project.champion_config()
-        retriever = Retriever(champion, ctx.components).build(tune.corpus)
+        retriever = Retriever(champion, ctx.components).build(tune.corpus, stage_lines(ctx.say, "  "))
         rows = score_queries(retriever, tune.queries[:300], tune.qrels, StageLog())
         worst = sorted(rows, key=lambda r: r["ndcg@10"])[:5]
         by_id = {q.query_id: q for q in tune.queries}
@@ -221,6 +222,7 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
                              ctx.project.registry.tracking_uri, components=ctx.components)
         reserve = ctx.reserve
         runner.abandon_at = ctx.clock.deadline - reserve  # a running trial stops at its next step
+        runner.stage_progress = stage_lines(ctx.say, "      ")  # a cold embedding takes minutes
 
         def stop_if_asked(study: Any, trial: Any) -> None:
             value = f"{trial.values[0]:.4f}" if trial.values else "-"
