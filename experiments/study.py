@@ -176,13 +176,15 @@ class StudyRunner:
 
     def _create_or_load(self, worker_seed: int) -> optuna.Study:
         spec = self.spec
-        sampler = optuna.samplers.TPESampler(seed=spec.seed + worker_seed, multivariate=True, group=True,
-                                             n_startup_trials=8)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0) if spec.prune \
             else optuna.pruners.NopPruner()
         directions = ["maximize", "minimize"] if spec.multi_objective else ["maximize"]
-        study = optuna.create_study(study_name=spec.study_name, storage=self.storage, sampler=sampler, pruner=pruner,
+        study = optuna.create_study(study_name=spec.study_name, storage=self.storage, pruner=pruner,
                                     directions=directions, load_if_exists=True)
+        # The seed also counts the trials already stored: a resumed process seeded like the first one would
+        # draw the first one's random start-up configs again. Still reproducible from the storage's state.
+        study.sampler = optuna.samplers.TPESampler(seed=spec.seed + worker_seed + 7919 * len(study.trials),
+                                                   multivariate=True, group=True, n_startup_trials=8)
         if SPEC_ATTR not in study.user_attrs:
             study.set_user_attr(SPEC_ATTR, json.loads(spec.model_dump_json()))
         return study

@@ -58,6 +58,9 @@ def test_a_second_runner_resumes_and_sync_never_logs_twice(runner, tiny_scifact,
     again.run(n_trials=7)
     numbers = [t.number for t in again.study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(numbers) == 7 == len(set(numbers))
+    # the second process is not the first one's random start-up draws again (one seed for both did that)
+    drawn = [tuple(sorted(t.params.items())) for t in again.study.trials]
+    assert len(set(drawn)) == len(drawn)
     assert again.tracker.logged_trials("tiny-study") == set(numbers)
 
 
