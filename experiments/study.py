@@ -100,6 +100,36 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
     raise AssertionError("unreachable")
 
 
+def fail_orphaned_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
+    """Fail RUNNING trials that never got a heartbeat and are older than the grace period.
+
+    A process killed between Optuna's ask (the trial row) and its first heartbeat leaves such a trial,
+    and Optuna's stale-trial check skips trials without a heartbeat, so it would stay RUNNING forever.
+    It has no parameters yet (sampling happens in the objective), so there is nothing to retry.
+    """
+    import datetime
+
+    import sqlalchemy
+
+    grace = getattr(storage, "grace_period", None)
+    engine = getattr(storage, "engine", None)
+    if grace is None or engine is None:
+        return []
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace)
+    running = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+               if t.datetime_start is not None and t.datetime_start < cutoff]
+    if not running:
+        return []
+    with engine.connect() as connection:
+        beating = {row[0] for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
+    orphans = [t for t in running if t._trial_id not in beating]
+    for trial in orphans:
+        storage.set_trial_system_attr(trial._trial_id, "evolve.orphaned", "its process died before its first heartbeat")
+        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        logger.warning("study %s: trial %d never started (no heartbeat); failed it", study.study_name, trial.number)
+    return [t.number for t in orphans]
+
+
 def open_studies(storage_url: str) -> list[str]:
     """Studies with a stored spec and a trial target they have not reached, newest first."""
     storage = open_storage(storage_url)
@@ -297,6 +327,7 @@ class StudyRunner:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         target = n_trials or self.spec.n_trials
         stop = [MaxTrialsCallback(target, states=FINISHED)] if target else []
+        fail_orphaned_trials(self.study, self.storage)
         if target is not None and self.finished_count() >= target:
             return self.study
         failures: list[int] = []
@@ -313,7 +344,8 @@ class StudyRunner:
             self.components.stop_check = lambda: time.time() > self.abandon_at
         try:
             self.study.optimize(self.objective, timeout=timeout, catch=(Exception,),
-                                callbacks=[self.log_trial_callback, stop_on_repeated_failures, *stop,
+                                callbacks=[self.log_trial_callback, stop_on_repeated_failures,
+                           lambda study, _: fail_orphaned_trials(study, self.storage), *stop,
                                            *(callbacks or [])])
         finally:
             self.components.stop_check = None

@@ -138,3 +138,24 @@ def test_stage_lines_say_a_line_per_tenth_of_a_stage():
     report("embedding chunks (m)", 200, 200)
     assert lines[0] == "  embedding chunks (m): 0/200" and lines[-1] == "  embedding chunks (m): 200/200"
     assert len(lines) == 11
+
+
+def test_a_trial_whose_process_died_before_its_first_heartbeat_is_failed(tiny_scifact, tmp_path, monkeypatch):
+    """Optuna's stale check skips trials without a heartbeat; a kill right after ask() left one RUNNING."""
+    import time
+
+    from experiments.study import fail_orphaned_trials
+
+    monkeypatch.setenv("EVOLVE_OPTUNA_HEARTBEAT", "1")
+    monkeypatch.setenv("EVOLVE_OPTUNA_GRACE", "2")
+    spec = StudySpec(study_name="orphan", evalset=str(tiny_scifact), space={**SPACE, "dense_models": ["none"]},
+                     n_trials=3)
+    runner = StudyRunner(spec, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
+    orphan = runner.study.ask()  # what a process killed inside Optuna's ask leaves behind
+    assert fail_orphaned_trials(runner.study, runner.storage) == []  # younger than the grace period: alive?
+    time.sleep(2.5)
+    runner.run()
+    states = {t.number: t.state for t in runner.study.trials}
+    assert states[orphan.number] == optuna.trial.TrialState.FAIL
+    assert optuna.trial.TrialState.RUNNING not in states.values()
+    assert runner.finished_count() == 3
