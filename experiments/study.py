@@ -40,10 +40,10 @@ logger = logging.getLogger(__name__)
 
 SPEC_ATTR = "evolve.spec"
 CLOSED_ATTR = "evolve.closed"
+"""Set when the process that owns a study is done with it (workers following the storage skip it)."""
 MAX_CONSECUTIVE_FAILURES = 10
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 """Trial states a study counts as done (pruned trials count: they used their budget)."""
-"""Set when the process that owns a study is done with it (workers following the storage skip it)."""
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
@@ -75,59 +75,61 @@ def default_storage(project_dir: Path) -> str:
     return f"sqlite:///{path}"
 
 
+class HeartbeatStorage(optuna.storages.RDBStorage):
+    """RDB storage whose stale-trial check also covers trials that never got a heartbeat.
+
+    A process killed between Optuna's ask (the trial row) and its first heartbeat leaves a RUNNING
+    trial with no heartbeat row, and Optuna's check skips those, so it stayed RUNNING forever. Here it
+    is stale once older than the grace period, and Optuna fails (and retries) it before the next trial
+    like any other stale trial.
+    """
+
+    def orphaned_trial_ids(self, study_id: int) -> list[int]:
+        import datetime
+
+        import sqlalchemy
+
+        grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
+        cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace)  # datetime_start is the client's now
+        old = [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False,
+                                                        states=(optuna.trial.TrialState.RUNNING,))
+               if t.datetime_start is not None and t.datetime_start < cutoff]
+        if not old:
+            return []
+        query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+            sqlalchemy.bindparam("ids", expanding=True))
+        with self.engine.connect() as connection:
+            beating = {row[0] for row in connection.execute(query, {"ids": old})}
+        return [trial_id for trial_id in old if trial_id not in beating]
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = super()._get_stale_trial_ids(study_id)
+        return stale + [trial_id for trial_id in self.orphaned_trial_ids(study_id) if trial_id not in stale]
+
+
 def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None) -> optuna.storages.BaseStorage:
     """RDB storage with heartbeats: a trial whose process died is failed and retried once with its params.
 
     A trial is stale after ``grace`` seconds without a heartbeat (EVOLVE_OPTUNA_HEARTBEAT / _GRACE
-    override the 10 s / 60 s defaults).
+    override the 10 s / 60 s defaults), or, if it never got one, ``grace`` seconds after it started.
     """
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     heartbeat = heartbeat or int(os.environ.get("EVOLVE_OPTUNA_HEARTBEAT", 10))
     grace = grace or int(os.environ.get("EVOLVE_OPTUNA_GRACE", 60))
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(5):
         try:
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+            return HeartbeatStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                                    grace_period=grace,
+                                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
         except (IntegrityError, ProgrammingError, OperationalError):
             # processes starting together race to create the schema (PostgreSQL: duplicate type); the loser retries
             if attempt == 4:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-def fail_orphaned_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
-    """Fail RUNNING trials that never got a heartbeat and are older than the grace period.
-
-    A process killed between Optuna's ask (the trial row) and its first heartbeat leaves such a trial,
-    and Optuna's stale-trial check skips trials without a heartbeat, so it would stay RUNNING forever.
-    It has no parameters yet (sampling happens in the objective), so there is nothing to retry.
-    """
-    import datetime
-
-    import sqlalchemy
-
-    grace = getattr(storage, "grace_period", None)
-    engine = getattr(storage, "engine", None)
-    if grace is None or engine is None:
-        return []
-    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace)
-    running = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-               if t.datetime_start is not None and t.datetime_start < cutoff]
-    if not running:
-        return []
-    with engine.connect() as connection:
-        beating = {row[0] for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
-    orphans = [t for t in running if t._trial_id not in beating]
-    for trial in orphans:
-        storage.set_trial_system_attr(trial._trial_id, "evolve.orphaned", "its process died before its first heartbeat")
-        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        logger.warning("study %s: trial %d never started (no heartbeat); failed it", study.study_name, trial.number)
-    return [t.number for t in orphans]
 
 
 def open_studies(storage_url: str) -> list[str]:
@@ -327,7 +329,6 @@ class StudyRunner:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         target = n_trials or self.spec.n_trials
         stop = [MaxTrialsCallback(target, states=FINISHED)] if target else []
-        fail_orphaned_trials(self.study, self.storage)
         if target is not None and self.finished_count() >= target:
             return self.study
         failures: list[int] = []
@@ -344,8 +345,7 @@ class StudyRunner:
             self.components.stop_check = lambda: time.time() > self.abandon_at
         try:
             self.study.optimize(self.objective, timeout=timeout, catch=(Exception,),
-                                callbacks=[self.log_trial_callback, stop_on_repeated_failures,
-                           lambda study, _: fail_orphaned_trials(study, self.storage), *stop,
+                                callbacks=[self.log_trial_callback, stop_on_repeated_failures, *stop,
                                            *(callbacks or [])])
         finally:
             self.components.stop_check = None

@@ -144,16 +144,15 @@ def test_a_trial_whose_process_died_before_its_first_heartbeat_is_failed(tiny_sc
     """Optuna's stale check skips trials without a heartbeat; a kill right after ask() left one RUNNING."""
     import time
 
-    from experiments.study import fail_orphaned_trials
-
     monkeypatch.setenv("EVOLVE_OPTUNA_HEARTBEAT", "1")
     monkeypatch.setenv("EVOLVE_OPTUNA_GRACE", "2")
     spec = StudySpec(study_name="orphan", evalset=str(tiny_scifact), space={**SPACE, "dense_models": ["none"]},
                      n_trials=3)
     runner = StudyRunner(spec, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
     orphan = runner.study.ask()  # what a process killed inside Optuna's ask leaves behind
-    assert fail_orphaned_trials(runner.study, runner.storage) == []  # younger than the grace period: alive?
+    assert runner.storage.orphaned_trial_ids(runner.study._study_id) == []  # younger than the grace period
     time.sleep(2.5)
+    assert runner.storage.orphaned_trial_ids(runner.study._study_id) == [orphan._trial_id]
     runner.run()
     states = {t.number: t.state for t in runner.study.trials}
     assert states[orphan.number] == optuna.trial.TrialState.FAIL
