@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -18,8 +20,20 @@ class _Strict(BaseModel):
 
 
 class Significance(_Strict):
+    """The paired test of candidate vs champion on the held-back queries.
+
+    ``p_value`` is the family-wise level: the chance that any candidate no better than the champion
+    passes in *any* of the looks (guard decisions) since the last human decision. With
+    ``looks: alpha_spending`` the k-th look is tested at ``p_value * gamma_k`` (sum of gamma_k <= 1,
+    see :func:`guardrails.stats.alpha_for_look`); ``per_look`` tests every look at ``p_value`` (the old
+    rule, kept for comparison only: it controls one look, not the run).
+    """
+
     test: Literal["paired_bootstrap", "permutation"] = "paired_bootstrap"
-    p_value: float = Field(0.05, gt=0, le=1, description="1.0 turns the test off")
+    p_value: float = Field(0.05, gt=0, le=1, description="family-wise level over all looks since the last human "
+                                                        "decision; 1.0 turns the test off")
+    looks: Literal["alpha_spending", "per_look"] = "alpha_spending"
+    power: float = Field(0.8, gt=0, lt=1, description="power at which the minimum detectable effect is reported")
     resamples: int = Field(10_000, ge=100, le=1_000_000)
     seed: int = 0
 
@@ -53,6 +67,12 @@ class Policy(_Strict):
 
 class PolicyError(ValueError):
     pass
+
+
+def policy_sha256(policy: Policy) -> str:
+    """sha256 of the policy's canonical JSON (sorted keys, no spaces): equal for equal policies, whatever the YAML order."""
+    canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def load_policy(path: Path | str | None = None) -> Policy:
