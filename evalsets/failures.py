@@ -3,54 +3,64 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalsets.errors import EvalSetError
-from evalsets.feedback import FeedbackEvent
-from evalsets.loader import read_corpus
+from evalsets.feedback import FeedbackEvent, FeedbackRefused, normalise_query, parse_event
+from evalsets.loader import read_corpus, read_lines
+from evalsets.model import EvalSet, Query
 
-IMPORT_FIELDS = {"rating", "query", "request_id", "comment", "correct_doc_id", "config_version"}
+MAX_ERRORS_SHOWN = 10
+UNKNOWN_SOURCE = "unknown"
+"""The source of a failure query written without provenance (before `sources` existed, or by hand)."""
 
 
-def read_feedback_file(path: Path) -> Iterator[FeedbackEvent]:
-    """Validate every line of a feedback export (JSONL) before anything is stored; errors name the line."""
-    if not path.is_file():
-        raise EvalSetError("file not found", path)
-    events = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+def bad_lines(path: Path, errors: list[tuple[int, str]], what: str = "bad") -> EvalSetError:
+    """One error for a file taken whole or not at all: how many lines were refused, the first few as file:line."""
+    more = f" (first {MAX_ERRORS_SHOWN} shown)" if len(errors) > MAX_ERRORS_SHOWN else ""
+    shown = "\n".join(f"{path}:{number}: {message}" for number, message in errors[:MAX_ERRORS_SHOWN])
+    return EvalSetError(f"{len(errors)} line(s) {what}, nothing imported{more}:\n{shown}")
+
+
+def read_feedback_file(path: Path) -> list[tuple[int, FeedbackEvent]]:
+    """Every line of a feedback export (JSONL), validated before anything is stored: (line number, event).
+
+    The file is taken whole or not at all: any bad line raises one EvalSetError listing the bad lines
+    as file:line; a file that is not UTF-8 is a one-line error naming it."""
+    events, errors = [], []
+    for number, line in read_lines(path):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            events.append((number, parse_event(json.loads(line))))
         except json.JSONDecodeError as err:
-            raise EvalSetError(f"bad JSON ({err.msg} at column {err.colno})", path, number) from None
-        if not isinstance(row, dict):
-            raise EvalSetError("each line must be a JSON object", path, number)
-        unknown = set(row) - IMPORT_FIELDS
-        if unknown:
-            raise EvalSetError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(IMPORT_FIELDS)}", path, number)
-        if row.get("rating") not in ("good", "bad"):
-            raise EvalSetError(f"rating must be 'good' or 'bad', got {row.get('rating')!r}", path, number)
-        if not (isinstance(row.get("query"), str) and row["query"].strip()) and not row.get("request_id"):
-            raise EvalSetError("needs a non-empty 'query' (or the 'request_id' of a served request)", path, number)
-        for name in IMPORT_FIELDS - {"rating"}:
-            if name in row and row[name] is not None and not isinstance(row[name], str):
-                raise EvalSetError(f"field '{name}' must be a string", path, number)
-        events.append(FeedbackEvent(rating=row["rating"], request_id=row.get("request_id"), query=row.get("query"),
-                                    comment=row.get("comment"), correct_doc_id=row.get("correct_doc_id"),
-                                    config_version=row.get("config_version"), source="import"))
+            errors.append((number, f"bad JSON ({err.msg} at column {err.colno})"))
+        except FeedbackRefused as err:
+            errors.append((number, str(err)))
+    if errors:
+        raise bad_lines(path, errors)
     if not events:
         raise EvalSetError("no feedback lines", path)
-    return iter(events)
+    return events
 
 
-def normalise_query(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower())
+def query_sources(query: Query) -> set[str]:
+    """The feedback sources behind a failure query (``unknown`` when it carries no provenance)."""
+    sources = query.extra.get("sources")
+    if not isinstance(sources, list) or not sources:
+        return {UNKNOWN_SOURCE}
+    return {str(s) for s in sources}
+
+
+def gating_subset(evalset: EvalSet, allowed_sources: Collection[str]) -> EvalSet:
+    """The failure queries that may gate promotion: those with at least one allowed feedback source."""
+    allowed = set(allowed_sources)
+    keep = [q.query_id for q in evalset.queries if query_sources(q) & allowed]
+    return evalset.subset(keep)
 
 
 @dataclass
@@ -70,10 +80,12 @@ Judge = Callable[[str, list[dict[str, Any]]], list[str]]
 
 def build_failure_set(bad_feedback: list[dict[str, Any]], corpus_path: Path, out: Path,
                       judge: Judge | None = None) -> FailureSetReport:
-    """Write the standard layout from negative feedback rows (query, correct_doc_id, results).
+    """Write the standard layout from negative feedback rows (query, correct_doc_id, results, source, request_id).
 
     A query with a doc the user marked right becomes a qrel; without one, the judge (if any) picks the
     relevant docs among what was returned; otherwise it is skipped and counted. Same queries merge.
+    Each query line keeps its provenance: ``sources`` (api, import) and ``request_ids`` of its ratings,
+    so a policy can say which feedback may gate promotion (see :func:`gating_subset`).
     """
     docs = {d.doc_id for d in read_corpus(corpus_path)}
     report = FailureSetReport(bad_events=len(bad_feedback))
@@ -84,7 +96,11 @@ def build_failure_set(bad_feedback: list[dict[str, Any]], corpus_path: Path, out
             continue
         key = normalise_query(query)
         report.duplicates_merged += key in merged
-        entry = merged.setdefault(key, {"text": query, "relevant": set(), "results": row.get("results") or []})
+        entry = merged.setdefault(key, {"text": query, "relevant": set(), "results": row.get("results") or [],
+                                        "sources": set(), "request_ids": set()})
+        entry["sources"].add(row.get("source") or UNKNOWN_SOURCE)
+        if row.get("request_id"):
+            entry["request_ids"].add(row["request_id"])
         correct = row.get("correct_doc_id")
         if correct:
             if correct in docs:
@@ -104,7 +120,8 @@ def build_failure_set(bad_feedback: list[dict[str, Any]], corpus_path: Path, out
             report.skipped_no_answer.append(entry["text"])
             continue
         query_id = f"fail-{number:05d}"
-        queries.append({"query_id": query_id, "text": entry["text"]})
+        queries.append({"query_id": query_id, "text": entry["text"], "sources": sorted(entry["sources"]),
+                        "request_ids": sorted(entry["request_ids"])})
         qrels += [(query_id, doc) for doc in sorted(relevant)]
     report.queries = len(queries)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from evalsets.errors import EvalSetError
 from evalsets.model import Document, EvalSet, Qrels, Query
 
 QRELS_HEADER = ["query_id", "doc_id", "relevance"]
+QUERY_FIELDS = {"query_id", "text", "answers", "metadata"}
 _SPLIT_FILE = re.compile(r"^queries\.(?P<split>[^.]+)\.jsonl$")
 
 
@@ -37,7 +38,8 @@ def _split_files(folder: Path, split: str) -> tuple[Path, Path]:
     return folder / f"queries.{split}.jsonl", folder / f"qrels.{split}.tsv"
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file; a missing or non-UTF-8 file is one EvalSetError naming it."""
     if not path.is_file():
         raise EvalSetError("file not found", path)
     try:
@@ -50,7 +52,7 @@ def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def _read_jsonl(path: Path, id_field: str) -> Iterator[tuple[int, dict[str, Any]]]:
     seen: set[str] = set()
-    for number, line in _read_lines(path):
+    for number, line in read_lines(path):
         if not line.strip():
             continue
         try:
@@ -91,7 +93,8 @@ def read_queries(path: Path) -> list[Query]:
         answers = row.get("answers", [])
         if not (isinstance(answers, list) and all(isinstance(a, str) for a in answers)):
             raise EvalSetError("field 'answers' must be a list of strings", path, number)
-        queries.append(Query(row["query_id"], row["text"], tuple(answers), row.get("metadata", {})))
+        extra = {k: v for k, v in row.items() if k not in QUERY_FIELDS}  # e.g. a failure set's provenance
+        queries.append(Query(row["query_id"], row["text"], tuple(answers), row.get("metadata", {}), extra))
     if not queries:
         raise EvalSetError("no queries", path)
     return queries
@@ -99,7 +102,7 @@ def read_queries(path: Path) -> list[Query]:
 
 def read_qrels(path: Path, doc_ids: set[str], query_ids: set[str]) -> Qrels:
     qrels: Qrels = {}
-    lines = _read_lines(path)
+    lines = read_lines(path)
     header = next(lines, None)
     if header is None or header[1].strip().split("\t") != QRELS_HEADER:
         raise EvalSetError("first line must be the header 'query_id<TAB>doc_id<TAB>relevance'", path, 1)

@@ -22,6 +22,8 @@ class Query:
     text: str
     answers: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Other top-level fields of the query's line, kept as read (a failure set's `sources`, `request_ids`)."""
 
 
 Qrels = dict[str, dict[str, int]]

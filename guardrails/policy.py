@@ -57,6 +57,9 @@ class Policy(_Strict):
     allowed_licences: list[str] = Field(default_factory=list)
     allowed_models: list[str] = Field(default_factory=list)
     min_queries: int = Field(30, ge=1)
+    failure_set_sources: list[Literal["api", "import", "unknown"]] = Field(
+        default_factory=lambda: ["api"],
+        description="feedback sources whose failure queries may gate promotion (imports only when a human lists them)")
 
     @field_validator("primary_metric")
     @classmethod

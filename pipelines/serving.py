@@ -9,12 +9,12 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from evalsets.feedback import FeedbackEvent, FeedbackStore
+from evalsets.feedback import FeedbackEvent, FeedbackRefused, FeedbackStore, UnknownRequest
 from pipelines.config import PipelineConfig
 from pipelines.retriever import Retriever
 
@@ -46,20 +46,25 @@ class AnswerResponse(SearchResponse):
     answer: str
 
 
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(min_length=1)
-    rating: Literal["good", "bad"]
-    comment: str | None = Field(None, max_length=4000)
-    correct_doc_id: str | None = None
-
-
 class FeedbackResponse(BaseModel):
     feedback_id: str
+    new: bool = Field(description="false: an event with this event_id was already stored (nothing changed)")
+
+
+class ImportResponse(BaseModel):
+    received: int
+    new: int
+    already_present: int
+    feedback_ids: list[str]
 
 
 def create_app(retriever: Retriever, config: PipelineConfig, config_version: str, store: FeedbackStore,
-               token: str | None = None, answerer: Answerer | None = None) -> FastAPI:
+               token: str | None = None, answerer: Answerer | None = None, nonce: str | None = None,
+               max_import_batch: int = 10_000) -> FastAPI:
+    """The API. ``nonce`` is a random value per start, echoed by /health: clients compare it with the one in
+    .evolve/server.json before they send a token, so a stale file pointing at another process is caught.
+    ``max_import_batch`` caps the events one POST /feedback/import may carry.
+    """
     app = FastAPI(title="evolve search", version="1", description=f"Champion pipeline {config.name} "
                                                                  f"(version {config_version}).")
     doc_ids = {c.doc_id for c in retriever.chunks}
@@ -88,7 +93,8 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "config": config.name, "config_version": config_version,
-                "documents": len(doc_ids), "chunks": len(retriever.chunks), "answer": answerer is not None}
+                "documents": len(doc_ids), "chunks": len(retriever.chunks), "answer": answerer is not None,
+                "nonce": nonce}
 
     @app.post("/search", response_model=SearchResponse, dependencies=[Depends(authorise)])
     def search(body: SearchRequest) -> SearchResponse:
@@ -111,26 +117,34 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
                               answer=text)
 
     @app.post("/feedback", response_model=FeedbackResponse, dependencies=[Depends(authorise)])
-    def feedback(body: FeedbackRequest) -> FeedbackResponse:
-        served = store.request(body.request_id)
-        if served is None:
-            raise HTTPException(404, f"unknown request_id {body.request_id!r}")
-        if body.correct_doc_id is not None and body.correct_doc_id not in doc_ids:
-            raise HTTPException(422, f"correct_doc_id {body.correct_doc_id!r} is not a document of this corpus")
-        feedback_id = store.record_feedback(FeedbackEvent(
-            rating=body.rating, request_id=body.request_id, query=served["query"], comment=body.comment,
-            correct_doc_id=body.correct_doc_id, config_version=served["config_version"]))
-        return FeedbackResponse(feedback_id=feedback_id)
+    def feedback(body: FeedbackEvent) -> FeedbackResponse:
+        """Rate a request this server answered (its query and config version are taken from the store)."""
+        if body.request_id is None:
+            raise HTTPException(422, "POST /feedback rates a served request: give its request_id "
+                                     "(feedback from elsewhere goes to /feedback/import)")
+        try:
+            event = store.vouch(body, doc_ids)
+        except UnknownRequest as err:
+            raise HTTPException(404, str(err)) from None
+        except FeedbackRefused as err:
+            raise HTTPException(422, str(err)) from None
+        (new,) = store.record_feedback([event], source="api")
+        return FeedbackResponse(feedback_id=event.event_id, new=new)
 
-    @app.post("/feedback/import", response_model=FeedbackResponse, dependencies=[Depends(authorise)],
-              include_in_schema=True)
-    def feedback_import(body: dict[str, Any]) -> FeedbackResponse:
-        """One pre-validated line of an external feedback export (used by `evolve feedback import`)."""
-        event = FeedbackEvent(**{k: body.get(k) for k in ("rating", "request_id", "query", "comment",
-                                                           "correct_doc_id", "config_version")}, source="import")
-        if event.rating not in ("good", "bad") or not (event.query or event.request_id):
-            raise HTTPException(422, "needs rating good|bad and a query or request_id")
-        return FeedbackResponse(feedback_id=store.record_feedback(event))
+    @app.post("/feedback/import", response_model=ImportResponse, dependencies=[Depends(authorise)])
+    def feedback_import(body: Annotated[list[Any], Body()]) -> ImportResponse:
+        """A whole feedback export (used by `evolve feedback import`): every event is validated like POST
+        /feedback's, then all are stored in one transaction, or none when any is refused."""
+        if len(body) > max_import_batch:
+            raise HTTPException(413, f"{len(body)} events is more than this server takes in one import "
+                                     f"({max_import_batch}; `evolve serve --max-import-batch`)")
+        events, refused = store.vouch_all(body, doc_ids)
+        if refused:
+            raise HTTPException(422, {"message": f"{len(refused)} of {len(body)} events refused, nothing stored",
+                                      "errors": [{"index": index, "error": error} for index, error in refused]})
+        new = store.record_feedback(events, source="import")
+        return ImportResponse(received=len(events), new=sum(new), already_present=len(new) - sum(new),
+                              feedback_ids=[e.event_id for e in events])
 
     @app.post("/snapshot", dependencies=[Depends(authorise)])
     def snapshot() -> dict[str, Any]:

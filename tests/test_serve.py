@@ -2,17 +2,26 @@
 
 import json
 import os
+import re
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import duckdb
 import httpx
 import pytest
 
+from conftest import write_evalset
 from evalsets import load_evalset
-from evalsets.feedback import FeedbackStore, read_snapshot
+from evalsets.failures import gating_subset
+from evalsets.feedback import (FeedbackEvent, FeedbackRefused, FeedbackStore, UnknownRequest, parse_event,
+                               read_snapshot)
+from guardrails.policy import Policy
 from postgres import free_port
 
 BM25 = "name: bm25-english\nlexical: {tokenizer: english}\nfusion: {kind: none}\n"
@@ -166,18 +175,22 @@ def test_scripted_bad_feedback_becomes_a_failure_set(server, tiny_scifact, tmp_p
     assert "13 bad ratings -> 6 queries" in result.stdout and "6 duplicates merged" in result.stdout
     failures = load_evalset(tmp_path / "failures")  # the standard layout, validated
     assert {q.text: next(iter(failures.qrels[q.query_id])) for q in failures.queries} == wanted
+    # provenance survives the loader: both ratings of each question, and where they came from
+    assert all(q.extra["sources"] == ["api"] and len(q.extra["request_ids"]) == 2 for q in failures.queries)
+    assert len(gating_subset(failures, ["api"]).queries) == 6 and not gating_subset(failures, ["import"]).queries
 
 
 def test_feedback_import_validates_every_line(tmp_path, tiny_scifact):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"rating": "bad", "query": "q1"}\n{"rating": "terrible", "query": "q2"}\n')
     result = cli("feedback", "import", str(bad), "--project-dir", str(tmp_path), cwd=tmp_path)
-    assert result.returncode == 2 and "bad.jsonl:2: rating must be 'good' or 'bad'" in result.stderr
+    assert result.returncode == 2 and "bad.jsonl:2: rating: Input should be 'good' or 'bad'" in result.stderr
     good = tmp_path / "good.jsonl"
     good.write_text("".join(json.dumps({"rating": "bad", "query": f"q{i}", "correct_doc_id": "d"}) + "\n"
                             for i in range(5)))
     result = cli("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path)
-    assert result.returncode == 0 and "imported 5 feedback events" in result.stdout
+    assert result.returncode == 0 and "5 feedback events, 5 new" in result.stdout
+    assert "correct_doc_id not checked (give --corpus)" in result.stdout
     store = FeedbackStore(tmp_path / ".evolve" / "feedback.duckdb")
     assert store.count("feedback") == 5
     store.close()
@@ -194,3 +207,316 @@ def test_non_loopback_bind_requires_a_token_and_the_token_is_enforced(tiny_scifa
         assert ok.status_code == 200
     finally:
         server.stop()
+
+
+def server_info(project):
+    return json.loads((project / ".evolve" / "server.json").read_text())
+
+
+def feedback_count(project):
+    store = FeedbackStore(project / ".evolve" / "feedback.duckdb")
+    try:
+        return store.count("feedback")
+    finally:
+        store.close()
+
+
+def jsonl(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"rating": "bad", "query": "q", "request_id": True}, "request_id: Input should be a valid string"),
+    ({"rating": "bad", "query": 5}, "query: Input should be a valid string"),
+    ({"rating": "BAD", "query": "q"}, "rating: Input should be 'good' or 'bad'"),
+    ({"rating": "bad"}, "needs a non-empty 'query' or the 'request_id'"),
+    ({"rating": "bad", "query": "   "}, "needs a non-empty 'query'"),
+    ({"rating": "bad", "query": "x" * 4001}, "query: String should have at most 4000 characters"),
+    ({"rating": "bad", "query": "q", "correct_doc_id": "d" * 201}, "correct_doc_id: String should have at most 200"),
+    ({"rating": "bad", "query": "q", "event_id": ""}, "event_id: String should have at least 1 character"),
+    ({"rating": "bad", "query": "q", "source": "api"}, "source: Extra inputs are not permitted"),
+    (["bad", "q"], "Input should be a valid dictionary"),
+])
+def test_the_one_feedback_model_is_strict(row, message):
+    with pytest.raises(FeedbackRefused, match=re.escape(message)):
+        parse_event(row)
+
+
+def test_event_ids_make_the_same_event_one_event():
+    one = parse_event({"rating": "bad", "query": "q", "comment": "c"})
+    same = parse_event({"comment": "c", "query": "q", "rating": "bad"})
+    other = parse_event({"rating": "bad", "query": "q", "comment": "d"})
+    assert one.event_id == same.event_id != other.event_id and len(one.event_id) == 64
+    assert parse_event({"rating": "bad", "query": "q", "event_id": "helpdesk-7"}).event_id == "helpdesk-7"
+    assert parse_event(one.model_dump(exclude_none=True)) == one  # what the CLI sends, the server reads back
+
+
+def test_a_batch_is_one_transaction_stored_once_and_vouched_for(tmp_path):
+    store = FeedbackStore(tmp_path / "it's a project" / "feedback.duckdb")  # a quote in the path is just a name
+    events = [parse_event({"rating": "bad", "query": f"q{i}"}) for i in range(3)]
+    broken = FeedbackEvent.model_construct(rating="meh", query="x", event_id="e-broken", request_id=None,
+                                           comment=None, correct_doc_id=None, config_version=None)
+    with pytest.raises(duckdb.ConstraintException):
+        store.record_feedback([*events, broken], source="import")
+    assert store.count("feedback") == 0  # the three good ones were rolled back with it
+    assert store.record_feedback(events, source="import") == [True] * 3
+    again = store.record_feedback([*events, parse_event({"rating": "good", "query": "new"})], source="import")
+    assert again == [False, False, False, True] and store.count("feedback") == 4
+    with pytest.raises(ValueError, match="source"):
+        store.record_feedback(events, source="anything")
+
+    request_id = store.record_request("search", "What is X?", [], "v1", "cfg", 1.0)
+    with pytest.raises(UnknownRequest, match="unknown request_id 'nope'"):
+        store.vouch(parse_event({"rating": "bad", "request_id": "nope"}))
+    vouched = store.vouch(parse_event({"rating": "bad", "request_id": request_id, "query": " what is  x? "}), {"d1"})
+    assert (vouched.query, vouched.config_version) == ("What is X?", "v1")
+    for row, message in [({"query": "something else"}, "is not the query of request"),
+                         ({"config_version": "v2"}, "is not the one that served"),
+                         ({"correct_doc_id": "zzz"}, "'zzz' is not a document of this corpus")]:
+        with pytest.raises(FeedbackRefused, match=message):
+            store.vouch(parse_event({"rating": "bad", "request_id": request_id, **row}), {"d1"})
+    ok, refused = store.vouch_all([{"rating": "bad", "request_id": request_id}, {"rating": "bad", "k": True},
+                                   {"rating": "bad", "request_id": "nope"}], {"d1"})
+    assert len(ok) == 1 and [i for i, _ in refused] == [1, 2]
+
+    folder = store.export_snapshot()
+    assert read_snapshot(folder, "SELECT count(*) AS n FROM feedback") == [{"n": 4}]
+    store.close()
+
+
+def test_read_snapshot_never_splices_a_path_into_sql(tmp_path, monkeypatch):
+    """A folder name crafted to close the quoted path and run COPY ... TO: read as a plain name, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE t AS SELECT 7 AS n")
+    crafted = tmp_path / "x'); COPY (SELECT 42 AS x) TO 'pwned.csv'; CREATE VIEW z AS SELECT * FROM read_parquet('x"
+    crafted.mkdir()
+    for target in (crafted / "requests.parquet", crafted / "feedback.parquet", tmp_path / "x"):
+        connection.table("t").write_parquet(str(target))  # every file the spliced statements would need
+    connection.close()
+    assert read_snapshot(crafted, "SELECT n FROM feedback") == [{"n": 7}]
+    assert not (tmp_path / "pwned.csv").exists()
+
+
+def test_cli_import_is_whole_or_nothing_idempotent_and_checked(tmp_path, tiny_scifact):
+    project = tmp_path / "project"
+    data = load_evalset(tiny_scifact)
+    doc = data.corpus[0].doc_id
+
+    def run(path, *extra):
+        return cli("feedback", "import", str(path), "--project-dir", str(project), *extra, cwd=tmp_path)
+
+    broken = jsonl(tmp_path / "broken.jsonl", [{"rating": "bad", "query": "q1"}, {"rating": "bad", "query": "q2"},
+                                               {"rating": "bad", "query": True}, "", "{not json"])
+    result = run(broken)
+    assert result.returncode == 2 and "2 line(s) bad, nothing imported" in result.stderr
+    assert "broken.jsonl:3: query: Input should be a valid string" in result.stderr
+    assert "broken.jsonl:5: bad JSON" in result.stderr
+    assert not (project / ".evolve" / "feedback.duckdb").exists()
+
+    good = jsonl(tmp_path / "good.jsonl", [{"rating": "bad", "query": f"question {i}", "correct_doc_id": doc}
+                                           for i in range(4)])
+    first = run(good, "--corpus", str(tiny_scifact))
+    assert first.returncode == 0, first.stderr
+    assert "4 feedback events, 4 new, 0 already present" in first.stdout
+    assert f"correct_doc_id against {tiny_scifact}" in first.stdout
+    second = run(good)
+    assert second.returncode == 0 and "4 feedback events, 0 new, 4 already present" in second.stdout
+    assert feedback_count(project) == 4
+
+    for rows, message in [
+        ([{"rating": "bad", "query": "fine"}, {"rating": "bad", "query": "q", "correct_doc_id": "zzz"}],
+         "mixed.jsonl:2: correct_doc_id 'zzz' is not a document of this corpus"),
+        ([{"rating": "bad", "query": "fine"}, {"rating": "bad", "request_id": "nope"}],
+         "mixed.jsonl:2: unknown request_id 'nope'"),
+    ]:
+        refused = run(jsonl(tmp_path / "mixed.jsonl", rows), "--corpus", str(tiny_scifact))
+        assert refused.returncode == 2 and message in refused.stderr and "nothing imported" in refused.stderr
+    assert feedback_count(project) == 4  # the good first lines were not stored either
+
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes('{"rating": "bad", "query": "caf\u00e9"}\n'.encode("latin-1"))
+    result = run(latin)
+    assert result.returncode == 2 and "latin1.jsonl" in result.stderr and "not valid UTF-8" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_sigterm_removes_server_json_and_health_echoes_the_nonce(server, tmp_path):
+    path = tmp_path / ".evolve" / "server.json"
+    info = json.loads(path.read_text())
+    assert info["pid"] == server.process.pid and len(info["nonce"]) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert httpx.get(server.url + "/health").json()["nonce"] == info["nonce"]
+    server.stop(signal.SIGTERM)
+    output = server.process.stdout.read()
+    assert server.process.returncode == 0 and "stopped (SIGTERM)" in output, output
+    assert not path.exists()
+    assert (tmp_path / ".evolve" / "feedback-snapshot" / "feedback.parquet").is_file()  # the cleanup ran
+
+
+def test_import_through_the_server_needs_the_token_and_is_one_checked_batch(tiny_scifact, tmp_path):
+    data = load_evalset(tiny_scifact)
+    server = Server(tiny_scifact, tmp_path, "--max-import-batch", "4", token="s3cret")
+    auth = {"Authorization": "Bearer s3cret"}
+    env = {"EVOLVE_API_TOKEN": "s3cret"}
+    try:
+        row = {"rating": "bad", "query": "from the helpdesk"}
+        assert httpx.post(server.url + "/feedback/import", json=[row]).status_code == 401
+        assert httpx.post(server.url + "/feedback/import", json=[row],
+                          headers={"Authorization": "Bearer wrong"}).status_code == 401
+        query = data.queries[0]
+        request_id = httpx.post(server.url + "/search", json={"query": query.text}, headers=auth).json()["request_id"]
+        rated = [httpx.post(server.url + "/feedback", json={"request_id": request_id, "rating": "good"},
+                            headers=auth).json() for _ in range(2)]
+        assert rated[0]["feedback_id"] == rated[1]["feedback_id"] and [r["new"] for r in rated] == [True, False]
+        assert httpx.post(server.url + "/feedback", json={"rating": "bad", "query": "no request"},
+                          headers=auth).status_code == 422
+
+        refused = httpx.post(server.url + "/feedback/import", headers=auth,
+                             json=[{"rating": "bad", "request_id": request_id},
+                                   {"rating": "bad", "query": "q", "k": True}, {"rating": "bad", "query": 3}])
+        assert refused.status_code == 422
+        assert [(e["index"], e["error"].split(":")[0]) for e in refused.json()["detail"]["errors"]] == [(1, "k"),
+                                                                                                        (2, "query")]
+
+        right = sorted(data.qrels[query.query_id])[0]
+        good = jsonl(tmp_path / "good.jsonl", [{"rating": "bad", "request_id": request_id, "correct_doc_id": right},
+                                               {"rating": "bad", "query": "helpdesk question", "event_id": "hd-1"}])
+        first = cli("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
+        assert first.returncode == 0, first.stderr
+        assert "2 feedback events, 2 new, 0 already present" in first.stdout and server.url in first.stdout
+        again = cli("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
+        assert again.returncode == 0 and "2 feedback events, 0 new, 2 already present" in again.stdout
+
+        for rows, message in [
+            ([{"rating": "bad", "query": "ok"}, {"rating": "bad", "request_id": "nope"}],
+             "bad.jsonl:2: unknown request_id 'nope'"),
+            ([{"rating": "bad", "query": "ok"}, {"rating": "bad", "query": "q", "correct_doc_id": "zzz"}],
+             "bad.jsonl:2: correct_doc_id 'zzz' is not a document of this corpus"),
+            ([{"rating": "bad", "query": f"q{i}"} for i in range(5)], "more than this server takes in one import (4"),
+        ]:
+            result = cli("feedback", "import", str(jsonl(tmp_path / "bad.jsonl", rows)), "--project-dir", str(tmp_path),
+                         cwd=tmp_path, env=env)
+            assert result.returncode == 2 and message in result.stderr, result.stderr
+        no_token = cli("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path)
+        assert no_token.returncode == 2 and "401" in no_token.stderr
+        assert httpx.post(server.url + "/snapshot", headers=auth).json()["feedback"] == 3
+    finally:
+        server.stop(signal.SIGINT)
+    output = server.process.stdout.read()
+    assert server.process.returncode == 0 and not (tmp_path / ".evolve" / "server.json").exists(), output
+
+
+class FakeServer:
+    """Whatever now listens at a stale server.json's URL: records what it is sent, echoes a nonce of its choice."""
+
+    def __init__(self, nonce, snapshot="/nowhere"):
+        self.seen = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def reply(self, body):
+                owner.seen.append((self.command, self.path, self.headers.get("Authorization")))
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self.reply({"status": "ok", "nonce": nonce})
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.reply({"snapshot": snapshot, "requests": 0, "feedback": 0})
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def write_server_json(project, url, nonce, pid, corpus):
+    (project / ".evolve").mkdir(parents=True, exist_ok=True)
+    (project / ".evolve" / "server.json").write_text(json.dumps(
+        {"url": url, "pid": pid, "host": socket.gethostname(), "nonce": nonce, "corpus": str(corpus)}))
+
+
+def test_a_stale_server_json_gets_no_token_and_no_say_over_paths(tmp_path, tiny_scifact, monkeypatch):
+    data = load_evalset(tiny_scifact)
+    doc = data.corpus[0].doc_id
+    env = {"EVOLVE_API_TOKEN": "s3cret"}
+    rows = jsonl(tmp_path / "rows.jsonl", [{"rating": "bad", "query": "why is the sky blue", "correct_doc_id": doc}])
+
+    spoof = FakeServer(nonce="b" * 32)
+    try:  # another process answers at the URL: it does not echo this file's nonce, so it gets no token
+        write_server_json(tmp_path, spoof.url, "a" * 32, os.getpid(), tiny_scifact)
+        result = cli("feedback", "import", str(rows), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "ignoring stale" in result.stderr and "does not echo the nonce" in result.stderr
+        assert spoof.seen == [("GET", "/health", None)]
+        assert "feedback.duckdb" in result.stdout  # stored locally instead
+    finally:
+        spoof.close()
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    spoof = FakeServer(nonce="a" * 32)
+    try:  # the server that wrote the file is gone: nothing is asked of whatever listens now
+        write_server_json(tmp_path, spoof.url, "a" * 32, dead.pid, tiny_scifact)
+        result = cli("feedback", "import", str(rows), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
+        assert result.returncode == 0 and f"server process {dead.pid} is gone" in result.stderr
+        assert spoof.seen == []
+    finally:
+        spoof.close()
+
+    # even a server that passes the check (it echoes the nonce) has no say over which files are read
+    monkeypatch.chdir(tmp_path)
+    crafted = tmp_path / "x'); COPY (SELECT 42 AS x) TO 'pwned.csv'; --"
+    spoof = FakeServer(nonce="a" * 32, snapshot=str(crafted))
+    try:
+        write_server_json(tmp_path, spoof.url, "a" * 32, os.getpid(), tiny_scifact)
+        result = cli("feedback", "failures", "--out", str(tmp_path / "failures"), "--project-dir", str(tmp_path),
+                     cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stderr
+        assert ("POST", "/snapshot", "Bearer s3cret") in spoof.seen
+        assert "1 bad ratings -> 1 queries" in result.stdout  # read from this project's own snapshot
+        assert not (tmp_path / "pwned.csv").exists() and not crafted.exists()
+    finally:
+        spoof.close()
+    failures = load_evalset(tmp_path / "failures")
+    assert failures.queries[0].extra["sources"] == ["import"] and failures.queries[0].extra["request_ids"] == []
+
+
+def test_only_the_sources_the_policy_lists_gate_promotion(tmp_path, capsys):
+    from agent.commands.serve import gating_failure_set
+
+    docs = [{"doc_id": f"d{i}", "text": f"document {i}"} for i in range(3)]
+    queries = [{"query_id": "f0", "text": "a", "sources": ["api"], "request_ids": ["r1"]},
+               {"query_id": "f1", "text": "b", "sources": ["import"], "request_ids": []},
+               {"query_id": "f2", "text": "c", "sources": ["api", "import"], "request_ids": ["r2"]},
+               {"query_id": "f3", "text": "d"}]  # written before provenance existed
+    folder = write_evalset(tmp_path / "failures", docs, queries, [(q["query_id"], "d0", 1) for q in queries])
+    full = load_evalset(folder)
+    assert full.queries[0].extra == {"sources": ["api"], "request_ids": ["r1"]} and full.queries[3].extra == {}
+    assert [q.query_id for q in gating_subset(full, ["api"]).queries] == ["f0", "f2"]
+    assert [q.query_id for q in gating_subset(full, ["import"]).queries] == ["f1", "f2"]
+    assert [q.query_id for q in gating_subset(full, ["unknown"]).queries] == ["f3"]
+
+    assert Policy().failure_set_sources == ["api"]
+    gating = gating_failure_set(folder, Policy())
+    assert [q.query_id for q in gating.queries] == ["f0", "f2"]
+    said = capsys.readouterr().out
+    assert "2 of 4 queries gate promotion, 2 left out by the policy (failure_set_sources: api)" in said
+    assert gating_failure_set(folder, Policy(failure_set_sources=[])) is None
+    assert gating_failure_set(None, Policy()) is None
+    with pytest.raises(ValueError):
+        Policy(failure_set_sources=["imports"])

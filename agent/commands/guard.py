@@ -56,7 +56,8 @@ def promote_command(
     project_dir: ProjectDir = Path("."),
 ) -> None:
     """Check a candidate against the champion under the policy; register it as `candidate` only if it passes."""
-    from evalsets import EvalSetError, load_evalset
+    from agent.commands.serve import gating_failure_set
+    from evalsets import EvalSetError
     from experiments.splits import tune_and_heldout
     from guardrails import PolicyError, guard_and_register, load_policy
     from pipelines import Components, ConfigError, load_config
@@ -68,7 +69,7 @@ def promote_command(
         for path in evalset:
             held = tune_and_heldout(path)[1]
             sets.append(held.sample(heldout_limit, seed=0) if heldout_limit else held)
-        failures = load_evalset(failure_set) if failure_set else None
+        failures = gating_failure_set(failure_set, rules)  # only feedback the policy trusts gates
     except (PolicyError, ConfigError, EvalSetError) as err:
         fail(str(err))
     project = open_project(project_dir, tracking_uri)

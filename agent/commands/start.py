@@ -65,6 +65,7 @@ def start_command(
     from experiments.study import default_storage
     from agent.loop.runtime import AgentPaths, BudgetClock, Watchdog, read_status, write_status
     from agent.loop.tracking import AgentTracker
+    from agent.commands.serve import gating_failure_set
     from evalsets import EvalSetError, load_evalset
     from experiments.durations import parse_duration
     from guardrails import PolicyError, load_policy
@@ -75,7 +76,7 @@ def start_command(
         budget_seconds = parse_duration(budget)
         rules = load_policy(policy)
         load_evalset(evalset)
-        failures = load_evalset(failure_set) if failure_set else None
+        failures = gating_failure_set(failure_set, rules)  # only feedback the policy trusts gates
     except (ValueError, PolicyError, EvalSetError) as err:
         fail(str(err))
     paths.stop.unlink(missing_ok=True)
