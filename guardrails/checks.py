@@ -9,7 +9,7 @@ import numpy as np
 
 from guardrails.evidence import Evidence
 from guardrails.policy import Policy
-from guardrails.stats import TESTS
+from guardrails.stats import TESTS, alpha_for_look, minimum_detectable_effect, resamples_for
 
 
 @dataclass
@@ -26,6 +26,7 @@ class GuardReport:
     candidate: dict[str, Any]
     champion: dict[str, Any]
     rules: list[RuleResult] = field(default_factory=list)
+    decision: dict[str, Any] = field(default_factory=dict)  # what the decision was made under: look, alpha, hashes
 
     @property
     def passed(self) -> bool:
@@ -37,11 +38,13 @@ class GuardReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "failed_rules": self.failed_rules, "candidate": self.candidate,
-                "champion": self.champion, "rules": [asdict(r) for r in self.rules]}
+                "champion": self.champion, "rules": [asdict(r) for r in self.rules], "decision": self.decision}
 
     def to_markdown(self) -> str:
-        lines = [f"# Guardrail report: {'PASSED' if self.passed else 'REJECTED'}", "",
-                 f"candidate `{self.candidate['config']}` vs champion `{self.champion['config']}`", "",
+        lines = [f"# Guardrail report: {'PASSED' if self.passed else 'REJECTED'}", ""]
+        if self.decision:  # two trailing spaces: one line each in rendered markdown
+            lines += [f"{key}: {_fmt(value)}  " for key, value in self.decision.items()] + [""]
+        lines += [f"candidate `{self.candidate['config']}` vs champion `{self.champion['config']}`", "",
                  "| rule | measured | limit | result | why |", "| --- | --- | --- | --- | --- |"]
         for r in self.rules:
             lines.append(f"| {r.rule} | {_fmt(r.measured)} | {_fmt(r.limit)} | {'pass' if r.passed else 'FAIL'} | {r.why} |")
@@ -49,7 +52,9 @@ class GuardReport:
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):  # a late look's alpha or a tiny p-value would read 0.0000 at four decimals
+        return f"{value:.3g}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
+    return str(value)
 
 
 def _paired(candidate: Evidence, champion: Evidence, metric: str, failure: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +69,9 @@ def _paired(candidate: Evidence, champion: Evidence, metric: str, failure: bool)
     return np.array(cand), np.array(champ)
 
 
-def check_candidate(candidate: Evidence, champion: Evidence, policy: Policy) -> GuardReport:
+def check_candidate(candidate: Evidence, champion: Evidence, policy: Policy, look: int = 1) -> GuardReport:
+    """Every rule of the policy on this candidate. ``look`` numbers this guard decision among those since the
+    last human decision (1 for the first): it sets the significance level alpha spending grants it."""
     metric = policy.primary_metric
     report = GuardReport(candidate.summary(metric), champion.summary(metric))
     add = report.rules.append
@@ -76,10 +83,10 @@ def check_candidate(candidate: Evidence, champion: Evidence, policy: Policy) -> 
     add(RuleResult(f"min_gain ({metric})", gain, policy.min_gain, gain >= policy.min_gain,
                    f"pooled mean {cand.mean() if len(cand) else 0:.4f} vs champion {champ.mean() if len(champ) else 0:.4f}"))
     sig = policy.significance
-    p_value = TESTS[sig.test](cand, champ, sig.resamples, sig.seed)
-    add(RuleResult(f"significance ({sig.test})", p_value, sig.p_value, p_value < sig.p_value or sig.p_value >= 1,
-                   f"one-sided p-value of the paired per-query differences (n={len(cand)})"
-                   + ("; test turned off by the policy" if sig.p_value >= 1 else "")))
+    alpha = 1.0 if sig.p_value >= 1 else alpha_for_look(sig.p_value, look, sig.looks)
+    report.decision.update({"look": look, "looks": sig.looks, "family_alpha": sig.p_value, "alpha_of_look": alpha})
+    add(_significance(cand, champ, sig, look, alpha))
+    add(_detectable(cand - champ, sig, metric, look, alpha))
 
     for mine, theirs in zip(candidate.sets, champion.sets):
         allowed = policy.max_regression.failure_set if mine.is_failure_set else policy.max_regression.for_set(mine.name)
@@ -97,3 +104,33 @@ def check_candidate(candidate: Evidence, champion: Evidence, policy: Policy) -> 
         add(RuleResult(f"licence [{model}]", licence, "allowed_licences / allowed_models", allowed,
                        "listed" if allowed else "licence not on the policy's allow-list"))
     return report
+
+
+def _significance(cand: np.ndarray, champ: np.ndarray, sig: Any, look: int, alpha: float) -> RuleResult:
+    name, n = f"significance ({sig.test})", len(cand)
+    if sig.p_value >= 1:
+        p_value = TESTS[sig.test](cand, champ, sig.resamples, sig.seed)
+        return RuleResult(name, p_value, sig.p_value, True, f"one-sided p-value of the paired per-query differences "
+                          f"(n={n}); test turned off by the policy")
+    resamples = resamples_for(alpha, sig.resamples)
+    p_value = TESTS[sig.test](cand, champ, resamples, sig.seed)
+    if sig.looks == "per_look":
+        controls = f"per_look: controls this look alone, so over many looks noise passes far more often than {sig.p_value:g}"
+    else:
+        controls = (f"alpha spending: over all looks since the last human decision, a candidate no better than the "
+                    f"champion passes with chance <= {sig.p_value:g}")
+    why = (f"one-sided p={p_value:.3g} of the paired per-query differences (n={n}, {resamples} resamples) vs alpha "
+           f"{alpha:.3g} of look {look}; {controls}")
+    if 1 / (resamples + 1) >= alpha:
+        why += f"; alpha is below the smallest p-value {resamples} resamples can give: this look cannot pass"
+    return RuleResult(name, p_value, alpha, p_value < alpha, why)
+
+
+def _detectable(diff: np.ndarray, sig: Any, metric: str, look: int, alpha: float) -> RuleResult:
+    """Informational, always passes: the smallest gain this many held-back queries can detect at this look."""
+    effect, sd, fallback = minimum_detectable_effect(diff, min(alpha, 0.5), sig.power)
+    why = (f"smallest {metric} gain found with power {sig.power:g} at alpha {alpha:.3g} of look {look}: "
+           f"(z(1-alpha) + z(power)) * sd / sqrt(n), sd of the paired differences {sd:.4f}, n={len(diff)}")
+    if fallback:
+        why += "; their observed sd is 0, so the largest possible sd (1.0) is used: a conservative upper bound"
+    return RuleResult("minimum detectable effect", effect if np.isfinite(effect) else None, "info", True, why)
