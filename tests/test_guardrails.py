@@ -1,5 +1,7 @@
 """Guardrails: policy validation, statistics, rules, and the registry/approval flow on real MLflow + DuckDB."""
 
+from statistics import NormalDist
+
 import duckdb
 import numpy as np
 import pytest
@@ -23,7 +25,8 @@ from guardrails import (
     rollback,
 )
 from guardrails.evidence import Evidence, SetScores
-from guardrails.stats import paired_bootstrap_p, permutation_p
+from guardrails.policy import policy_sha256
+from guardrails.stats import alpha_for_look, paired_bootstrap_p, permutation_p
 from pipelines import Components, PipelineConfig, save_config
 
 BM25 = {"fusion": {"kind": "none"}}
@@ -32,9 +35,12 @@ BM25 = {"fusion": {"kind": "none"}}
 def test_shipped_policy_loads_and_bad_policies_are_refused(tmp_path):
     policy = load_policy()
     assert policy.primary_metric == "ndcg@10" and policy.significance.p_value == 0.05
+    assert policy.significance.looks == "alpha_spending" and policy.significance.power == 0.8
     bad = tmp_path / "p.yaml"
     for text, message in [("min_gain: -2\n", "min_gain"), ("primary_metric: map\n", "unknown metric"),
-                          ("significance: {test: t-test}\n", "significance.test"), ("typo: 1\n", "typo")]:
+                          ("significance: {test: t-test}\n", "significance.test"), ("typo: 1\n", "typo"),
+                          ("significance: {looks: sequential}\n", "significance.looks"),
+                          ("significance: {power: 1}\n", "significance.power")]:
         bad.write_text(text)
         with pytest.raises(PolicyError, match=message):
             load_policy(bad)
@@ -77,6 +83,81 @@ def test_latency_licence_and_query_count_rules():
     report = check_candidate(candidate, champion, Policy(max_latency_p95_ms=100, min_queries=20))
     assert set(report.failed_rules) == {"min_queries", "latency_p95_ms", "licence [local-model]"}
     assert "## " not in report.to_markdown() and "| latency_p95_ms | 900.0000 | 100.0000 | FAIL |" in report.to_markdown()
+
+
+def test_alpha_spending_sums_to_at_most_alpha_and_decreases():
+    alphas = np.array([alpha_for_look(0.05, k) for k in range(1, 100_001)])
+    assert alphas.sum() <= 0.05 and np.all(np.diff(alphas) < 0)
+    assert alphas[0] == pytest.approx(0.05 * 6 / np.pi ** 2)
+    assert {alpha_for_look(0.05, k, "per_look") for k in (1, 7, 500)} == {0.05}  # the old rule, for comparison
+    with pytest.raises(ValueError, match="counted from 1"):
+        alpha_for_look(0.05, 0)
+
+
+def _gain_pair(n, gain=0.02, sd=0.05, seed=1):
+    rng = np.random.default_rng(seed)
+    champ = rng.uniform(0, 1, n)
+    return evidence("cand", {"a": list(champ + gain + rng.normal(0, sd, n))}), evidence("champ", {"a": list(champ)})
+
+
+def test_a_clear_gain_passes_the_first_look_but_not_the_fiftieth():
+    candidate, champion = _gain_pair(80)
+    significance = "significance (paired_bootstrap)"
+    first = check_candidate(candidate, champion, Policy())
+    assert first.passed and first.decision["look"] == 1
+    assert first.decision["alpha_of_look"] == pytest.approx(alpha_for_look(0.05, 1))
+    late = check_candidate(candidate, champion, Policy(), look=50)
+    assert late.failed_rules == [significance]
+    rule = next(r for r in late.rules if r.rule == significance)
+    assert rule.limit == pytest.approx(alpha_for_look(0.05, 50))
+    assert rule.limit < rule.measured < first.decision["alpha_of_look"]
+    assert "alpha 1.22e-05 of look 50" in rule.why and "all looks since the last human decision" in rule.why
+    assert "look: 50" in late.to_markdown() and late.to_dict()["decision"]["alpha_of_look"] == rule.limit
+    # the old rule tests every look at 0.05 and says it controls one look only
+    old = check_candidate(candidate, champion, Policy(significance={"looks": "per_look"}), look=50)
+    assert old.passed and "controls this look alone" in next(r.why for r in old.rules if r.rule == significance)
+
+
+def test_minimum_detectable_effect_shrinks_with_more_queries_and_is_reported():
+    def mde(report):
+        return next(r for r in report.rules if r.rule == "minimum detectable effect")
+
+    small, large = (check_candidate(*_gain_pair(n), Policy()) for n in (100, 400))
+    assert mde(large).measured == pytest.approx(mde(small).measured / 2, rel=0.15)
+    assert mde(small).passed and mde(check_candidate(*_gain_pair(100), Policy(), look=10)).measured > mde(small).measured
+    entry = next(r for r in small.to_dict()["rules"] if r["rule"] == "minimum detectable effect")
+    assert entry["measured"] == mde(small).measured and "power 0.8" in entry["why"]
+    assert f"| minimum detectable effect | {mde(small).measured:.4f} | info | pass |" in small.to_markdown()
+    # all differences equal: sd 0 would claim any gain is detectable; the fallback says so and is conservative
+    constant = check_candidate(evidence("c", {"a": [0.6] * 50}), evidence("h", {"a": [0.5] * 50}), Policy())
+    assert mde(constant).measured > 0.1 and "conservative" in mde(constant).why
+
+
+def test_policy_hash_follows_values_not_key_order():
+    one = Policy.model_validate({"min_gain": 0.01, "significance": {"p_value": 0.05, "test": "permutation"}})
+    same = Policy.model_validate({"significance": {"test": "permutation", "p_value": 0.05}, "min_gain": 0.01})
+    assert policy_sha256(one) == policy_sha256(same) and len(policy_sha256(one)) == 64
+    assert policy_sha256(one) != policy_sha256(Policy.model_validate({"min_gain": 0.01, "significance": {
+        "p_value": 0.01, "test": "permutation"}}))
+    assert policy_sha256(one) != policy_sha256(one.model_copy(update={"min_queries": 31}))
+
+
+def test_alpha_spending_bounds_how_often_a_loop_promotes_noise():
+    """400 loops of 50 guard decisions on a fixed held-back set; every candidate is noise (sign-flipped sparse
+    per-query differences, like two equivalent BM25 configs). Old rule: p < 0.05 at every look."""
+    rng = np.random.default_rng(0)
+    n, loops, looks = 300, 400, 50
+    pool = np.where(rng.uniform(size=3000) < 0.15, rng.normal(0, 0.2, 3000), 0.0)
+    held = np.stack([rng.choice(pool, n, replace=False) for _ in range(loops)])
+    z = NormalDist().inv_cdf
+    promoted = {"per_look": np.zeros(loops, bool), "alpha_spending": np.zeros(loops, bool)}
+    for look in range(1, looks + 1):
+        diff = held * rng.choice([-1.0, 1.0], size=held.shape)
+        stat = diff.mean(axis=1) / (diff.std(axis=1) / np.sqrt(n))  # normal approximation of the paired bootstrap
+        for rule, hit in promoted.items():
+            hit |= (diff.mean(axis=1) >= 0.005) & (stat > z(1 - alpha_for_look(0.05, look, rule)))
+    assert promoted["alpha_spending"].mean() <= 0.05 + 0.03
+    assert promoted["per_look"].mean() > 0.5
 
 
 @pytest.fixture
