@@ -9,7 +9,7 @@ DATA=${DATA:-$ROOT/../shared/data}
 P=$(mktemp -d /tmp/evolve-guard-XXXX)
 export EVOLVE_EMBEDDING_CACHE=$ROOT/.evolve/cache/embeddings.sqlite COLUMNS=160
 E="$ROOT/.venv/bin/evolve"
-cat > "$P/champion.yaml" <<'YAML'
+cat > "$P/default.yaml" <<'YAML'  # the champion before any approval
 name: bm25-kiwi
 lexical: {tokenizer: kiwi}
 fusion: {kind: none}
@@ -42,7 +42,8 @@ run() { echo "\$ evolve $*"; "$E" "$@" --project-dir "$P" 2>&1 | grep -v DEBUG |
   echo "\$ curl /health  (after approve)"; curl -s "http://127.0.0.1:$PORT/health"; echo; echo
   kill $SERVER; wait $SERVER 2>/dev/null || true
   run rollback --reason "demo: roll back to the previous champion" --yes
-  echo "\$ cat champion.yaml"; cat "$P/champion.yaml"; echo
+  echo "\$ cat champion.yaml (absent after rolling back the first approval: the default.yaml serves)"; cat "$P/champion.yaml" 2>/dev/null || true; echo
+  run audit --verify
   run audit
   echo '```'
 } | tee bench/results/guardrails_flow.md

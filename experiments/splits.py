@@ -13,15 +13,46 @@ from pathlib import Path
 from evalsets import EvalSet, available_splits, load_evalset
 
 
+CROSSFIT_BELOW = 1000
+"""`auto` decisions cross-fit sets with fewer queries than this (and no train split): a 30% hold-back of a
+small set is too few queries to detect any realistic gain."""
+
+
 def tune_and_heldout(path: Path | str, holdout_fraction: float = 0.3, seed: int = 0,
-                     use_train_split: bool = True) -> tuple[EvalSet, EvalSet]:
+                     use_train_split: bool = True, fold: int | None = None,
+                     folds: int = 5) -> tuple[EvalSet, EvalSet]:
+    """(tuning queries, held-back queries). With ``fold``: cross-fitting, where the seeded shuffle is cut into
+    ``folds`` parts, ``fold`` is held back and the others tune, so each query is held back in exactly one fold."""
     if use_train_split and "train" in available_splits(path):
         return load_evalset(path, "train"), load_evalset(path, "default")
     full = load_evalset(path)
     ids = sorted(q.query_id for q in full.queries)
     random.Random(seed).shuffle(ids)
+    if fold is not None:
+        if not 0 <= fold < folds:
+            raise ValueError(f"fold {fold} is not one of 0..{folds - 1}")
+        held_ids = set(ids[fold::folds])
+        return (full.subset([i for i in ids if i not in held_ids], split=f"crossfit{folds}-tune{fold}@{seed}"),
+                full.subset(held_ids, split=f"crossfit{folds}-fold{fold}@{seed}"))
     held = max(1, round(len(ids) * holdout_fraction)) if len(ids) > 1 else 0
     return full.subset(ids[held:], split=f"tune@{seed}"), full.subset(ids[:held], split=f"heldout@{seed}")
+
+
+def decision_folds(path: Path | str, mode: str = "auto", folds: int = 5) -> int | None:
+    """How a loop decides on this set: None for one fixed hold-back, else the number of cross-fitting folds.
+
+    ``auto`` cross-fits a set without a train split and with fewer than :data:`CROSSFIT_BELOW` queries.
+    """
+    if mode == "fixed":
+        return None
+    has_train = "train" in available_splits(path)
+    if mode == "crossfit":
+        if has_train:
+            raise ValueError(f"{path} has a train split: its test queries are held back already; use --decision fixed")
+        return folds
+    if mode != "auto":
+        raise ValueError(f"unknown decision mode {mode!r}: auto, fixed or crossfit")
+    return folds if not has_train and len(load_evalset(path).queries) < CROSSFIT_BELOW else None
 
 
 def seeded_order(evalset: EvalSet, seed: int) -> list[str]:

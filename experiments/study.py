@@ -64,6 +64,8 @@ class StudySpec(BaseModel):
     prune: bool = True
     prune_fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
     max_tune_queries: int | None = Field(None, ge=1, description="cap the tuning queries (seeded) for speed")
+    fold: int | None = Field(None, ge=0, description="cross-fitting: hold back this fold, tune on the others")
+    folds: int = Field(5, ge=2, le=20)
 
     def search_space(self) -> SearchSpace:
         return space_from_dict(self.space, f"study {self.study_name} space")
@@ -161,7 +163,7 @@ class StudyRunner:
         self.folder = project_dir / ".evolve" / "studies" / spec.study_name
         self.folder.mkdir(parents=True, exist_ok=True)
         self.tune, self.heldout = tune_and_heldout(spec.evalset, spec.holdout_fraction, spec.seed,
-                                                   spec.use_train_split)
+                                                   spec.use_train_split, spec.fold, spec.folds)
         order = seeded_order(self.tune, spec.seed)
         if spec.max_tune_queries:
             order = order[:spec.max_tune_queries]

@@ -1,66 +1,76 @@
-"""Promotion decisions: guard + register a candidate; approve, reject, roll back (humans only).
+"""Promotion decisions: guard + register a candidate (the machine); approve, reject, roll back (humans only).
 
-The champion is what `evolve serve` runs: the registry's `champion` alias, mirrored into the
-project's default config file (``champion.yaml``) on every approval or rollback. Before any
-approval the packaged default config is the champion.
+Every decision is a row of the decision log (:mod:`guardrails.ledger`), the one source of truth.
+A candidate is named by the sha256 of its config and of the policy it was judged under, recorded in
+the guard report, the registry tags and the log; `approve` installs only a config whose hash is the
+evaluated one. A human decision is carried out in three steps: an intent row, then ``champion.yaml``
+and the MLflow mirror, then a commit row. A crash or a lock between them leaves an intent without a
+commit, which :func:`recover` (run by every command that reads the champion) completes.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 from evalsets import EvalSet
-from guardrails.audit import AuditLog
 from guardrails.checks import GuardReport, check_candidate
 from guardrails.evidence import Evidence, collect_evidence
-from guardrails.policy import Policy
-from guardrails.registry import PipelineRegistry
-from pipelines import Components, PipelineConfig, load_config, save_config
+from guardrails.ledger import (
+    Row,
+    champion_history,
+    explicit_actor,
+    looks_since_human_decision,
+    pending_intents,
+    register_row,
+    version_states,
+)
+from guardrails.mirror import first_line, sync_mirror
+from guardrails.policy import Policy, load_policy, policy_sha256
+from guardrails.project import DecisionError, Project, write_champion_file
+from guardrails.registry import MODEL_NAME
+from pipelines import Components, PipelineConfig
 
-PACKAGED_DEFAULT = Path(__file__).resolve().parent.parent / "pipelines" / "configs" / "default.yaml"
-
-
-class DecisionError(ValueError):
-    """A decision that cannot be made (unknown version, nothing to roll back to...)."""
-
-
-@dataclass
-class Project:
-    """Where the decisions of one project live."""
-
-    root: Path
-    registry: PipelineRegistry
-    audit: AuditLog
-    default_config: Path = PACKAGED_DEFAULT
-    """What serves (and what candidates must beat) before any approval has written champion.yaml."""
-
-    @property
-    def champion_file(self) -> Path:
-        return self.root / "champion.yaml"
-
-    def champion_config(self) -> PipelineConfig:
-        return load_config(self.champion_file if self.champion_file.exists() else self.default_config)
+MACHINE_ACTOR = "evolve (guard step)"
 
 
+# --- the machine's decisions ---------------------------------------------------------------------------
 def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldout_sets: list[EvalSet],
                               policy: Policy, components: Components,
-                              failure_set: EvalSet | None = None) -> tuple[GuardReport, Evidence]:
-    """Evidence for candidate and champion on the same held-back queries, checked against the policy."""
-    cand = collect_evidence(candidate, heldout_sets, components, failure_set)
-    champ = collect_evidence(project.champion_config(), heldout_sets, components, failure_set)
-    return check_candidate(cand, champ, policy), cand
+                              failure_set: EvalSet | None = None,
+                              scored_by: list[PipelineConfig] | None = None) -> tuple[GuardReport, Evidence]:
+    """Evidence for candidate and audited champion on the same held-back queries, checked against the policy.
+
+    The look number (guard decisions since the last human decision, this one included) sets the
+    significance level the policy's alpha spending grants this look. ``scored_by`` (cross-fitting): for
+    each held-back fold, the config chosen without it, which is what is scored there.
+    """
+    champion, record = project.champion()
+    look = looks_since_human_decision(project.log.rows()) + 1
+    cand = collect_evidence(candidate, heldout_sets, components, failure_set, scored_by=scored_by)
+    champ = collect_evidence(champion, heldout_sets, components, failure_set)
+    report = check_candidate(cand, champ, policy, look=look)
+    report.decision.update({"config_sha256": candidate.sha256(), "policy_sha256": policy_sha256(policy),
+                            "champion_version": record.version or "default",
+                            "champion_config_sha256": champion.sha256()})
+    if scored_by:
+        report.decision.update({"crossfit_folds": len(scored_by),
+                                "fold_winners_sha256": ",".join(c.sha256()[:12] for c in scored_by)})
+    return report, cand
 
 
 def record_decision(project: Project, candidate: PipelineConfig, report: GuardReport, evidence: Evidence,
                     study: str | None = None) -> str | None:
-    """Register a passing candidate (alias `candidate`) or log the rejection; audited either way."""
+    """Register a passing candidate (alias `candidate`) or log the refusal; a row of the decision log either way."""
     per_query = {s.name: [{"query_id": q, **m} for q, m in s.per_query.items()] for s in evidence.sets}
-    run_id, version = project.registry.record_decision(candidate, report, per_query, study)
-    project.audit.record("register" if version else "guard-rejected", version,
-                         "passed the policy" if version else f"failed: {', '.join(report.failed_rules)}",
-                         project.registry.name, details={"run_id": run_id, "config": candidate.name}, actor="evolve")
+    config_hash, policy_hash = report.decision["config_sha256"], report.decision["policy_sha256"]
+    registry = project.registry
+    run_id, version = registry.record_decision(candidate, report, per_query, study,
+                                               {"evolve.config_sha256": config_hash,
+                                                "evolve.policy_sha256": policy_hash})
+    report_dict = report.to_dict()
+    project.log.append("register" if version else "guard-reject", "done", actor=MACHINE_ACTOR, model=registry.name,
+                       version=version, config_sha256=config_hash, policy_sha256=policy_hash,
+                       reason="passed the policy" if version else f"failed: {', '.join(report.failed_rules)}",
+                       details={"run_id": run_id, "study": study, "config": candidate.model_dump(mode="json"),
+                                "report": report_dict, "look": report.decision.get("look")})
     return version
 
 
@@ -72,63 +82,108 @@ def guard_and_register(project: Project, candidate: PipelineConfig, heldout_sets
     return report, record_decision(project, candidate, report, evidence, study)
 
 
-def approve(project: Project, version: str, reason: str, actor: str | None = None) -> str | None:
-    """Make a registered candidate the champion; returns the previous champion version."""
-    registry = project.registry
+# --- carrying a decision out -----------------------------------------------------------------------------
+def materialise(project: Project, rows: list[Row] | None = None) -> list[str]:
+    """Write champion.yaml and the MLflow mirror from the log; returns mirror problems (not fatal)."""
+    rows = project.log.rows() if rows is None else rows
+    write_champion_file(project, champion_history(rows)[-1])
+    return sync_mirror(project, rows)
+
+
+def recover(project: Project) -> list[str]:
+    """Complete every decision whose intent was written but not its commit (a crash or a lock); one line each."""
+    rows = project.log.rows()
+    done = []
+    for intent in pending_intents(rows):
+        problems = materialise(project, rows)
+        project.log.append(intent.action, "commit", decision_id=intent.decision_id, actor=intent.actor,
+                           model=intent.model, version=intent.version, previous_version=intent.previous_version,
+                           config_sha256=intent.config_sha256, reason="completed after an interruption",
+                           details={"completed_by": "recovery", "mirror": problems})
+        done.append(f"completed the interrupted {intent.action} of "
+                    f"{'version ' + intent.version if intent.version else 'the default config'} "
+                    f"(intent written {intent.ts} by {intent.actor or intent.os_user})")
+    return done
+
+
+def _human_decision(project: Project, action: str, version: str | None, previous: str | None, reason: str,
+                    actor: str | None, config_sha256: str | None, details: dict, policy_hash: str | None = None
+                    ) -> list[str]:
+    """intent row -> champion.yaml + mirror -> commit row; returns mirror problems."""
+    if not reason or not reason.strip():
+        raise DecisionError("a reason is required (it is recorded in the decision log)")
+    who = explicit_actor(actor)
+    intent = project.log.append(action, "intent", actor=who, model=MODEL_NAME, version=version,
+                                previous_version=previous, config_sha256=config_sha256, policy_sha256=policy_hash,
+                                reason=reason, details=details)
+    problems = materialise(project)
+    project.log.append(action, "commit", decision_id=intent.decision_id, actor=who, model=MODEL_NAME,
+                       version=version, previous_version=previous, config_sha256=config_sha256, reason=reason,
+                       details={"mirror": problems})
+    return problems
+
+
+def _candidate(project: Project, version: str, verb: str) -> Row:
+    rows = project.log.rows()
+    registered = register_row(rows, version)
+    if registered is None:
+        raise DecisionError(f"version {version} is not in the decision log (only configs registered by evolve's "
+                            f"guard step can be {verb}d; see `evolve review`)")
+    state = version_states(rows)[version]
+    if state != "candidate":
+        raise DecisionError(f"version {version} is {state!r}, only candidates can be {verb}d")
+    return registered
+
+
+# --- the humans' decisions -------------------------------------------------------------------------------
+def approve(project: Project, version: str, reason: str, actor: str | None = None,
+            accept_policy_mismatch: bool = False) -> tuple[str | None, list[str]]:
+    """Make a registered candidate the champion; returns (the previous champion version, mirror problems).
+
+    Refuses a config whose sha256 is not the evaluated one, and (unless told) a candidate judged under a
+    policy other than the project's current one.
+    """
+    recover(project)
+    registered = _candidate(project, version, "approve")
     try:
-        status = registry.version(version).tags.get("evolve.status")
-    except Exception:
-        raise DecisionError(f"no version {version} of {registry.name}") from None
-    if status != "candidate":
-        raise DecisionError(f"version {version} is {status!r}, only candidates can be approved")
-    previous = registry.alias_version("champion")
-    previous_yaml = project.champion_config().to_yaml()
-    config = registry.config_of(version)
-    registry.move_alias("champion", version)
-    registry.set_status(version, "champion")
-    if previous:
-        registry.set_status(previous, "retired")
-    if registry.alias_version("candidate") == version:
-        registry.move_alias("candidate", None)
-    save_config(config, project.champion_file)
-    project.audit.record("approve", version, reason, registry.name, previous,
-                         {"config": config.name, "previous_config_yaml": previous_yaml}, actor)
-    return previous
+        config = project.registry.config_of(version)
+    except Exception as err:  # noqa: BLE001 - MLflow down, artifact gone: say which
+        raise DecisionError(f"cannot read version {version}'s config from MLflow ({first_line(err)}); "
+                            "nothing was changed") from None
+    if config.sha256() != registered.config_sha256:
+        raise DecisionError(f"version {version}'s config in MLflow has sha256 {config.sha256()}, but the evaluated "
+                            f"config had {registered.config_sha256}: it was changed after the guard step; refusing")
+    current_policy = policy_sha256(load_policy(project.policy_path))
+    matches = registered.policy_sha256 == current_policy
+    if not matches and not accept_policy_mismatch:
+        raise DecisionError(f"version {version} was judged under policy sha256 {registered.policy_sha256}, not the "
+                            f"project's current policy {project.policy_path} ({current_policy}); guard it again under "
+                            "that policy, or pass --accept-policy-mismatch (recorded in the decision log)")
+    replaced, previous = project.champion()
+    problems = _human_decision(
+        project, "approve", version, previous.version, reason, actor, registered.config_sha256,
+        {"config": config.model_dump(mode="json"), "register_row": registered.row_hash,
+         "previous_config_sha256": replaced.sha256(), "policy_matches_project": matches,
+         "project_policy_sha256": current_policy, "accepted_policy_mismatch": not matches},
+        registered.policy_sha256)
+    return previous.version, problems
 
 
-def reject(project: Project, version: str, reason: str, actor: str | None = None) -> None:
-    registry = project.registry
-    try:
-        status = registry.version(version).tags.get("evolve.status")
-    except Exception:
-        raise DecisionError(f"no version {version} of {registry.name}") from None
-    if status != "candidate":
-        raise DecisionError(f"version {version} is {status!r}, only candidates can be rejected")
-    registry.set_status(version, "rejected")
-    if registry.alias_version("candidate") == version:
-        registry.move_alias("candidate", None)
-    project.audit.record("reject", version, reason, registry.name, actor=actor)
+def reject(project: Project, version: str, reason: str, actor: str | None = None) -> list[str]:
+    recover(project)
+    registered = _candidate(project, version, "reject")
+    return _human_decision(project, "reject", version, None, reason, actor, registered.config_sha256,
+                           {"register_row": registered.row_hash}, registered.policy_sha256)
 
 
-def rollback(project: Project, reason: str, actor: str | None = None) -> str | None:
-    """Move `champion` back to what the current champion replaced: a version, or the config file before it."""
-    registry = project.registry
-    current = registry.alias_version("champion")
-    if current is None:
+def rollback(project: Project, reason: str, actor: str | None = None) -> tuple[str | None, list[str]]:
+    """Move the champion back to what the current one replaced: a version, or the default config."""
+    recover(project)
+    history = champion_history(project.log.rows())
+    if len(history) < 2:
         raise DecisionError("there is no approved champion to roll back")
-    approval = next((e for e in reversed(project.audit.entries())
-                     if e["action"] == "approve" and e["version"] == current), None)
-    if approval is None:
-        raise DecisionError(f"no approval of version {current} in the audit log")
-    previous = approval["previous_version"]
-    registry.set_status(current, "rolled-back")
-    if previous:
-        registry.move_alias("champion", previous)
-        registry.set_status(previous, "champion")
-        save_config(registry.config_of(previous), project.champion_file)
-    else:  # the champion before the first approval: the config file it replaced
-        registry.move_alias("champion", None)
-        previous_yaml = json.loads(approval["details"]).get("previous_config_yaml")
-        project.champion_file.write_text(previous_yaml, encoding="utf-8")
-    project.audit.record("rollback", previous, reason, registry.name, current, actor=actor)
-    return previous
+    current, target = history[-1], history[-2]
+    problems = _human_decision(project, "rollback", target.version, current.version, reason, actor,
+                               target.config_sha256, {"config": target.config, "from_config_sha256":
+                                                      current.config_sha256})
+    return target.version, problems

@@ -54,15 +54,31 @@ def models_of(config: PipelineConfig) -> dict[str, str]:
 
 
 def collect_evidence(config: PipelineConfig, sets: list[EvalSet], components: Components,
-                     failure_set: EvalSet | None = None, latency_queries: int = 50) -> Evidence:
-    """Score the config on each held-back set (and the failure set), then time single-query searches."""
-    scored, timings, index_bytes = [], [], 0
-    for evalset, is_failure in [(s, False) for s in sets] + ([(failure_set, True)] if failure_set else []):
-        retriever = Retriever(config, components).build(evalset.corpus)
+                     failure_set: EvalSet | None = None, latency_queries: int = 50,
+                     scored_by: list[PipelineConfig] | None = None) -> Evidence:
+    """Score the config on each held-back set (and the failure set), then time single-query searches.
+
+    ``scored_by`` (cross-fitting): the config that is scored on each of ``sets`` in turn, e.g. the winner of
+    the study that tuned without that fold; parts of one evaluation set pool into one set of scores. Latency,
+    size and licences are always ``config``'s, the one that would be registered.
+    """
+    scorers = scored_by or [config] * len(sets)
+    if len(scorers) != len(sets):
+        raise ValueError(f"{len(scorers)} configs for {len(sets)} held-back sets")
+    pooled: dict[str, SetScores] = {}
+    timings, index_bytes = [], 0
+    parts = [(s, c, False) for s, c in zip(sets, scorers)] + ([(failure_set, config, True)] if failure_set else [])
+    for evalset, scorer, is_failure in parts:
+        retriever = Retriever(scorer, components).build(evalset.corpus)
         rows = score_queries(retriever, evalset.queries, evalset.qrels, StageLog(), DEFAULT_METRICS)
-        scored.append(SetScores(evalset.name if not is_failure else "failure-set",
-                                {r["query_id"]: {m: r[m] for m in DEFAULT_METRICS} for r in rows}, is_failure))
-        if not is_failure:
+        name = "failure-set" if is_failure else evalset.name
+        scores = pooled.setdefault(name, SetScores(name, {}, is_failure))
+        scores.per_query.update({r["query_id"]: {m: r[m] for m in DEFAULT_METRICS} for r in rows})
+        if not is_failure and scorer == config:
             timings += latency_ms(retriever, [q.text for q in evalset.queries], latency_queries)
             index_bytes = max(index_bytes, retriever.index_bytes())
-    return Evidence(config, scored, p95(timings), index_bytes / 1e6, models_of(config))
+    if not timings:  # the registered config scored none of the parts: time it on the first set
+        retriever = Retriever(config, components).build(sets[0].corpus)
+        timings = latency_ms(retriever, [q.text for q in sets[0].queries], latency_queries)
+        index_bytes = retriever.index_bytes()
+    return Evidence(config, list(pooled.values()), p95(timings), index_bytes / 1e6, models_of(config))

@@ -38,12 +38,18 @@ class PipelineRegistry:
 
     # --- writing -----------------------------------------------------------------------------------
     def record_decision(self, config: PipelineConfig, report: GuardReport, per_query: dict[str, list[dict]],
-                        study: str | None = None) -> tuple[str, str | None]:
-        """Log the decision run; register a version with alias `candidate` when the report passed."""
+                        study: str | None = None, hashes: dict[str, str] | None = None) -> tuple[str, str | None]:
+        """Log the decision run; register a version with alias `candidate` when the report passed.
+
+        ``hashes`` (config and policy sha256) go on the run and the version as tags: a mirror of the
+        decision log, for people browsing MLflow; evolve itself trusts only the log.
+        """
         from mlflow.entities import Metric, Param, RunStatus
 
         status = "candidate" if report.passed else "rejected"
-        tags = {STATUS: status, "evolve.config_name": config.name, "evolve.failed_rules": ",".join(report.failed_rules)}
+        hashes = hashes or {}
+        tags = {STATUS: status, "evolve.config_name": config.name, "evolve.failed_rules": ",".join(report.failed_rules),
+                **hashes}
         if study:
             tags["evolve.study"] = study
         run = self.client.create_run(self.experiment_id, run_name=f"guard-{config.name}", tags=tags)
@@ -74,7 +80,8 @@ class PipelineRegistry:
             self.client.create_registered_model(self.name, description="Retrieval pipeline configs promoted by evolve")
         version = self.client.create_model_version(
             self.name, source=f"{run.info.artifact_uri}/pipeline", run_id=run_id,
-            tags={STATUS: "candidate", "evolve.config_name": config.name, **({"evolve.study": study} if study else {})},
+            tags={STATUS: "candidate", "evolve.config_name": config.name, **hashes,
+                  **({"evolve.study": study} if study else {})},
             description=f"{config.name}: passed all {len(report.rules)} guardrail rules")
         self.client.set_registered_model_alias(self.name, "candidate", version.version)
         return run_id, str(version.version)
@@ -84,28 +91,29 @@ class PipelineRegistry:
 
     def move_alias(self, alias: str, version: str | None) -> None:
         if version is None:
-            try:
+            if self.alias_version(alias) is not None:
                 self.client.delete_registered_model_alias(self.name, alias)
-            except Exception:
-                pass
         else:
             self.client.set_registered_model_alias(self.name, alias, version)
 
     # --- reading -----------------------------------------------------------------------------------
     def alias_version(self, alias: str) -> str | None:
+        """The version an alias points at; None when the alias or the model does not exist (an unreachable
+        server raises: 'no alias' and 'cannot tell' must not look the same)."""
+        from mlflow.exceptions import MlflowException
+
         try:
             return str(self.client.get_model_version_by_alias(self.name, alias).version)
-        except Exception:
-            return None
+        except MlflowException as err:
+            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
 
     def version(self, version: str) -> Any:
         return self.client.get_model_version(self.name, version)
 
     def versions(self, status: str | None = None, since: timedelta | None = None) -> list[Any]:
-        try:
-            found = self.client.search_model_versions(f"name = '{self.name}'")
-        except Exception:
-            return []
+        found = self.client.search_model_versions(f"name = '{self.name}'")
         cutoff = datetime.now(timezone.utc) - since if since else None
         out = []
         for v in found:

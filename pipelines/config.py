@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -123,6 +125,14 @@ class PipelineConfig(_Strict):
         if self.dense is not None and self.lexical is not None and self.fusion.kind == "none":
             raise ValueError("dense and lexical retrievers together need fusion 'rrf' or 'weighted'")
         return self
+
+    def sha256(self) -> str:
+        """The config's content address: sha256 of its canonical JSON (sorted keys, defaults filled in).
+
+        Decisions name configs by this hash, so what was evaluated is provably what gets approved and served.
+        """
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

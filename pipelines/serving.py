@@ -59,9 +59,12 @@ class ImportResponse(BaseModel):
 
 
 def create_app(retriever: Retriever, config: PipelineConfig, config_version: str, store: FeedbackStore,
-               token: str | None = None, answerer: Answerer | None = None, nonce: str | None = None,
+               token: str | None = None, answerer: Answerer | None = None,
+               registry_mirror: Callable[[], str] | None = None, nonce: str | None = None,
                max_import_batch: int = 10_000) -> FastAPI:
-    """The API. ``nonce`` is a random value per start, echoed by /health: clients compare it with the one in
+    """The API; ``registry_mirror`` says whether the MLflow registry agrees with the decision log (for /health).
+
+    ``nonce`` is a random value per start, echoed by /health: clients compare it with the one in
     .evolve/server.json before they send a token, so a stale file pointing at another process is caught.
     ``max_import_batch`` caps the events one POST /feedback/import may carry.
     """
@@ -93,8 +96,9 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "config": config.name, "config_version": config_version,
-                "documents": len(doc_ids), "chunks": len(retriever.chunks), "answer": answerer is not None,
-                "nonce": nonce}
+                "config_sha256": config.sha256(), "documents": len(doc_ids), "chunks": len(retriever.chunks),
+                "answer": answerer is not None,
+                "registry_mirror": registry_mirror() if registry_mirror else "not watched", "nonce": nonce}
 
     @app.post("/search", response_model=SearchResponse, dependencies=[Depends(authorise)])
     def search(body: SearchRequest) -> SearchResponse:

@@ -25,8 +25,9 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 def start_process(project: Path, evalset: Path, *args: str, llm: bool = False) -> subprocess.Popen:
     env = {**os.environ, "COLUMNS": "200", "EVOLVE_OPTUNA_HEARTBEAT": "1", "EVOLVE_OPTUNA_GRACE": "3"}
     env.pop("EVOLVE_LLM_BASE_URL", None)
+    decision = [] if "--decision" in args else ["--decision", "fixed"]  # one fixed hold-back unless a test asks
     command = [sys.executable, "-m", "agent.cli", "start", "--evalset", str(evalset), *([] if llm else ["--no-llm"]),
-               "--project-dir", str(project), *args]
+               "--project-dir", str(project), *decision, *args]
     return subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -228,6 +229,30 @@ def test_stop_ends_the_loop_gracefully(tiny_scifact, tmp_path):
     summary = summary_of(tmp_path)
     assert summary["stop_reason"] == "stop" and summary["iterations"] == 1
     assert status_value(tmp_path, "node") == "finished"
+
+
+def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_scifact, tmp_path):
+    from guardrails import DecisionLog
+    from evalsets import load_evalset
+
+    process = start_process(tmp_path, tiny_scifact, "--decision", "crossfit", "--folds", "3", "--budget", "10m",
+                            "--trials-per-iteration", "9", "--max-iterations", "1")
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    assert "cross-fitted over 3 folds" in output
+    run_id = summary_of(tmp_path)["run_id"]
+    storage = f"sqlite:///{tmp_path / '.evolve' / 'optuna.db'}"
+    folds = {}
+    for name, numbers in run_trials(tmp_path, run_id).items():
+        assert len(numbers) == 3  # nine trials shared out over three folds
+        folds[name] = optuna.load_study(study_name=name, storage=storage).user_attrs["evolve.spec"]["fold"]
+    assert folds == {f"{run_id}-it0-f{f}": f for f in range(3)}
+    guard = [r for r in DecisionLog(tmp_path / ".evolve" / "audit.duckdb").rows() if r.phase == "done"]
+    assert len(guard) == 1 and guard[0].info["look"] == 1
+    report = guard[0].info["report"]
+    assert report["decision"]["crossfit_folds"] == 3
+    everything = load_evalset(tiny_scifact)
+    assert report["candidate"]["sets"][everything.name]["queries"] == len(everything.queries)  # each query once
 
 
 def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):

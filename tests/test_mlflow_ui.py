@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments.tracking import default_tracking_uri
-from guardrails import AuditLog, PipelineRegistry, Policy, Project, guard_and_register
+from guardrails import DecisionLog, PipelineRegistry, Policy, Project, guard_and_register
 from pipelines import Components, PipelineConfig, save_config
 from postgres import free_port
 
@@ -33,9 +33,10 @@ def registered_candidate(tiny_scifact, tmp_path):
     from experiments.splits import tune_and_heldout
 
     registry = PipelineRegistry(default_tracking_uri(tmp_path), artifact_root=tmp_path / "mlruns" / "artifacts")
-    project = Project(tmp_path, registry, AuditLog(tmp_path / ".evolve" / "audit.duckdb"))
+    start = tmp_path / "start.yaml"
     save_config(PipelineConfig.model_validate({"name": "regex", "lexical": {"tokenizer": "regex"},
-                                               "fusion": {"kind": "none"}}), project.champion_file)
+                                               "fusion": {"kind": "none"}}), start)
+    project = Project(tmp_path, registry, DecisionLog(tmp_path / ".evolve" / "audit.duckdb"), start)
     candidate = PipelineConfig.model_validate({"name": "stemmed-bm25", "lexical": {"tokenizer": "english"},
                                                "fusion": {"kind": "none"}})
     held = tune_and_heldout(tiny_scifact, 0.5)[1]

@@ -114,20 +114,49 @@ def _raise_stopped(signum: int, frame: Any) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-def champion(project_dir: Path, config: Optional[Path], tracking_uri: Optional[str]) -> tuple[Any, str]:
-    """(config, version label): --config, else the approved champion, else the packaged default."""
-    from guardrails.decisions import PACKAGED_DEFAULT
+def champion(project_dir: Path, config: Optional[Path], tracking_uri: Optional[str]) -> tuple[Any, str, Any]:
+    """(config, version label, project): --config, else the audited champion (checked against the decision
+    log; MLflow is not needed), else the packaged default."""
+    from agent.commands.guard import open_project, say_recovered
     from pipelines import load_config
 
+    project = open_project(project_dir, tracking_uri)
     if config:
-        return load_config(config), f"file:{config.name}"
-    champion_file = project_dir / "champion.yaml"
-    if champion_file.exists():
-        from agent.commands.guard import open_project
+        return load_config(config), f"file:{config.name}", project
+    say_recovered(project)
+    pipeline, record = project.champion()
+    return pipeline, record.version or "default", project
 
-        version = open_project(project_dir, tracking_uri).registry.alias_version("champion")
-        return load_config(champion_file), version or "champion.yaml"
-    return load_config(PACKAGED_DEFAULT), "packaged-default"
+
+class MirrorWatch:
+    """Compares the MLflow registry with the decision log now and then, off the request path (for /health)."""
+
+    def __init__(self, project: Any, every_s: float = 60.0):
+        import threading
+
+        self.project, self.every_s = project, every_s
+        self.state = "not checked yet"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="registry-mirror")
+
+    def start(self) -> "MirrorWatch":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from guardrails import mirror_differences
+
+        while True:
+            try:
+                problems = mirror_differences(self.project, self.project.log.rows())
+                self.state = "; ".join(problems) if problems else "in sync with the decision log"
+            except Exception as err:  # noqa: BLE001 - a watcher must not die: its state says what went wrong
+                self.state = f"not checked: {type(err).__name__}: {err}"
+            if self._stop.wait(self.every_s):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 @app.command("serve")
@@ -156,11 +185,14 @@ def serve_command(
 
     if host not in LOCAL_HOSTS and not token:
         fail(f"binding to {host} exposes the API beyond this machine: give --token (or EVOLVE_API_TOKEN)")
+    from guardrails import DecisionError, LogError
+
     try:
-        pipeline, version = champion(project_dir, config, tracking_uri)
+        pipeline, version, project = champion(project_dir, config, tracking_uri)
         docs = read_corpus(corpus_file(corpus))
-    except (ConfigError, EvalSetError) as err:
+    except (ConfigError, EvalSetError, DecisionError, LogError) as err:
         fail(str(err))
+    mirror = MirrorWatch(project).start()
     try:
         store = FeedbackStore(project_dir / ".evolve" / "feedback.duckdb")
     except StoreLocked as err:
@@ -183,13 +215,14 @@ def serve_command(
             "url": url, "pid": os.getpid(), "host": socket.gethostname(), "nonce": nonce,
             "corpus": str(corpus.resolve()), "config": pipeline.name, "config_version": version})
         console.print(f"listening on {url} (OpenAPI: {url}/docs)")
-        uvicorn.run(create_app(retriever, pipeline, version, store, token,
+        uvicorn.run(create_app(retriever, pipeline, version, store, token, registry_mirror=lambda: mirror.state,
                                nonce=nonce, max_import_batch=max_import_batch),
                     host=host, port=port, log_level="warning")
     except Stopped as signalled:
         stopped_by = str(signalled)
     finally:
         remove_server_file(server_file(project_dir), nonce)
+        mirror.stop()
         exporter.stop()
         store.export_snapshot()
         store.close()

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
-from agent.commands.guard import PolicyOption, TrackingOption, open_project
+from agent.commands.guard import PolicyOption, TrackingOption, decision_errors, open_project, say_recovered
 from agent.llm_session import BaseUrlOption, ModelOption
 
 DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-1.5b", "smollm2-135m")
@@ -51,6 +51,12 @@ def start_command(
                                                         "postgresql://..., `evolve worker --follow` on other nodes "
                                                         "runs trials of the loop's studies.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Start a new run even if an unfinished one can resume.")] = False,
+    decision: Annotated[str, typer.Option(help="How candidates are tested: 'fixed' holds 30% of the queries back; "
+                                               "'crossfit' holds each query back in one of --folds folds, tuning "
+                                               "one study per fold on the others, so every query counts in the "
+                                               "decision; 'auto' cross-fits sets under 1000 queries without a "
+                                               "train split.")] = "auto",
+    folds: Annotated[int, typer.Option(min=2, max=20, help="Cross-fitting folds.")] = 5,
     policy: PolicyOption = None, tracking_uri: TrackingOption = None, project_dir: ProjectDir = Path("."),
 ) -> None:
     """Run the loop: observe -> propose -> experiment -> evaluate -> guard -> promote, within the budget.
@@ -80,6 +86,7 @@ def start_command(
     except (ValueError, PolicyError, EvalSetError) as err:
         fail(str(err))
     paths.stop.unlink(missing_ok=True)
+    from experiments.splits import decision_folds
 
     resume = None
     if paths.current_run.exists() and not new:
@@ -93,8 +100,12 @@ def start_command(
         evalset = Path(resume["evalset"])
     else:
         run_id = datetime.now(timezone.utc).strftime("run-%Y%m%dT%H%M%S")
+        try:
+            run_folds = decision_folds(evalset, decision, folds)
+        except ValueError as err:
+            fail(str(err))
         resume = {"run_id": run_id, "evalset": str(evalset.resolve()), "budget_seconds": budget_seconds,
-                  "spent_seconds": 0.0, "started": datetime.now(timezone.utc).isoformat()}
+                  "spent_seconds": 0.0, "started": datetime.now(timezone.utc).isoformat(), "folds": run_folds}
         paths.current_run.write_text(json.dumps(resume))
         console.print(f"new run [bold]{run_id}[/]: budget {budget}, evaluation set {evalset}")
     clock = BudgetClock(paths.current_run, resume["budget_seconds"], resume.get("spent_seconds", 0.0))
@@ -103,7 +114,10 @@ def start_command(
     if Path(resume["evalset"]) == DEMO_EVALSET.resolve():
         baseline = DEMO_CONFIG  # the offline demo starts from the config it is built around
     project = open_project(project_dir.resolve(), tracking_uri, baseline)
-    if not project.champion_file.exists():
+    with decision_errors():  # the loop refuses a champion.yaml that is not the audited champion
+        say_recovered(project)
+        _, record = project.champion()
+    if record.version is None:
         console.print(f"no approved champion yet: candidates must beat {project.default_config.name}")
     tracker = AgentTracker(project.registry.tracking_uri, run_id, project_dir.resolve() / "mlruns" / "artifacts",
                            {"budget": budget, "evalset": str(evalset), "trials_per_iteration": trials_per_iteration})
@@ -117,8 +131,11 @@ def start_command(
             llm, reason = _connect_llm(stack, project_dir, base_url, model, local_model)
         console.print(f"proposer: {'LLM ' + llm.model if llm else 'heuristic (' + reason + ')'}")
         ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, Components(cache_path(project_dir)),
-                           llm, trials_per_iteration, failures, tracker, reason, storage,
+                           llm, trials_per_iteration, failures, tracker, reason, storage, resume.get("folds"),
                            say=lambda line: console.print(escape(line), highlight=False))
+        console.print("decision: " + (f"cross-fitted over {ctx.folds} folds (one study per fold; every query "
+                                      "held back once)" if ctx.folds else "one fixed hold-back of the queries")
+                      + "; alpha spent over the looks since the last human decision")
         saver = SqliteSaver(sqlite3.connect(paths.checkpoints, check_same_thread=False))
         graph = build_graph(ctx, saver)
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
@@ -141,12 +158,13 @@ def start_command(
         watchdog = Watchdog(clock, hard_stop, grace=0.0)
         watchdog.start()
         stack.callback(watchdog.stop)
-        if saver.get_tuple(config) is not None:
-            final = graph.invoke(None, config)
-        else:
-            final = graph.invoke({"run_id": run_id, "budget_seconds": resume["budget_seconds"], "iteration": 0,
-                                  "max_iterations": max_iterations, "max_trials": trials, "history": [],
-                                  "proposals": {}, "trials_run": 0}, config)
+        with decision_errors():  # a champion changed outside the decision log stops the loop with one line
+            if saver.get_tuple(config) is not None:
+                final = graph.invoke(None, config)
+            else:
+                final = graph.invoke({"run_id": run_id, "budget_seconds": resume["budget_seconds"], "iteration": 0,
+                                      "max_iterations": max_iterations, "max_trials": trials, "history": [],
+                                      "proposals": {}, "trials_run": 0}, config)
     _print_summary(final["summary"])
 
 
@@ -192,10 +210,26 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 @app.command("status")
-def status_command(project_dir: ProjectDir = Path(".")) -> None:
-    """Live state of the loop (from another terminal): iteration, node, best vs champion, budget left."""
+def status_command(
+    tracking_uri: TrackingOption = None,
+    project_dir: ProjectDir = Path("."),
+) -> None:
+    """The audited champion (and whether MLflow mirrors it), then the live state of the loop: node, iteration,
+    best vs champion, budget left."""
     from agent.loop.runtime import AgentPaths, pid_alive, read_status
+    from guardrails import mirror_differences
 
+    project = open_project(project_dir.resolve(), tracking_uri)
+    with decision_errors():
+        say_recovered(project)
+        config, record = project.champion()
+        problems = mirror_differences(project, project.log.rows())
+    console.print(f"champion: {'version ' + record.version if record.version else 'default config'} ({config.name}, "
+                  f"config sha256 {config.sha256()[:16]}), from the decision log")
+    for line in problems:
+        console.print(f"[yellow]registry mirror differs:[/] {escape(line)} (`evolve audit --repair` puts it back)")
+    if not problems:
+        console.print("registry mirror: in sync with the decision log")
     status = read_status(AgentPaths(project_dir.resolve()))
     if status is None:
         fail("no evolve run in this project yet (`evolve start`)", code=1)

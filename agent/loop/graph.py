@@ -40,6 +40,8 @@ class AgentState(TypedDict, total=False):
     proposal_notes: list[str]
     study: str
     best: dict[str, Any] | None
+    fold_best: list[dict[str, Any]] | None
+    """Cross-fitting: the winner of each fold's study (tuned without that fold), scored on that fold."""
     best_overall: dict[str, Any] | None
     """The best config any study of this run found (by tuning score), which the heuristic builds on."""
     best_overall_value: float | None
@@ -69,10 +71,12 @@ class AgentContext:
     tracker: Any = None
     llm_unavailable_reason: str = ""
     storage_url: str | None = None
-    say: Callable[[str], None] = print
-    """Where progress lines go (the terminal of `evolve start`)."""
     """Optuna storage for the studies (default: SQLite in the project); PostgreSQL lets `evolve worker --follow`
     processes on other nodes run trials of the same studies."""
+    folds: int | None = None
+    """Cross-fitting folds for the decision (None: one fixed hold-back; see experiments.splits.decision_folds)."""
+    say: Callable[[str], None] = print
+    """Where progress lines go (the terminal of `evolve start`)."""
     _evidence: dict[str, Any] = field(default_factory=dict)
     last_state: dict[str, Any] = field(default_factory=dict)
     """The state as the last node saw it (for a summary written by the budget watchdog)."""
@@ -140,7 +144,12 @@ def best_candidate(history: list[dict[str, Any]], metric: str = "ndcg@10") -> di
 def build_graph(ctx: AgentContext, checkpointer: Any):
     from langgraph.graph import END, START, StateGraph
 
-    tune, heldout = tune_and_heldout(ctx.evalset_path)
+    if ctx.folds:  # cross-fitting: every query is held back in one fold, so all of them tune some fold
+        tune = heldout = load_evalset(ctx.evalset_path)
+        fold_heldout = [tune_and_heldout(ctx.evalset_path, fold=f, folds=ctx.folds)[1] for f in range(ctx.folds)]
+    else:
+        tune, heldout = tune_and_heldout(ctx.evalset_path)
+        fold_heldout = [heldout]
     language = language_of(tune)
 
     def status(state: AgentState, node: str, **extra: Any) -> None:
@@ -187,8 +196,11 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
     def propose(state: AgentState) -> AgentState:
         status(state, "propose")
         history = state.get("history", [])
+        # the proposer learns one bit per look at the held-back queries (promoted or not), never their scores
+        # or which rule failed: that keeps alpha spending over looks valid (see guardrails.stats)
         tried = "\n".join(f"- iteration {h['iteration']}: space {h['space_name']} ({h['proposer']}), best tune "
-                          f"{h.get('best_tune_value')}, outcome {h['outcome']}" for h in history) or "- nothing yet"
+                          f"{h.get('best_tune_value')}, " + ("promoted" if h["outcome"] == "promoted" else "not promoted")
+                          for h in history) or "- nothing yet"
         proposal, notes = None, []
         if ctx.llm is not None:
             # the LLM gets at most a third of what is left (the study needs the rest) and never past the reserve
@@ -211,17 +223,13 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
         return {"proposal": proposal.space, "rationale": proposal.rationale, "proposer": proposal.proposer,
                 "proposal_notes": notes + proposal.notes, "proposals": counts}
 
-    def experiment(state: AgentState) -> AgentState:
-        status(state, "experiment", space=state["proposal"].get("name"))
-        name = f"{state['run_id']}-it{state['iteration']}"
-        trials = ctx.trials_per_iteration
-        if state.get("max_trials"):
-            trials = max(1, min(trials, state["max_trials"] - state.get("trials_run", 0)))
-        spec = StudySpec(study_name=name, evalset=str(ctx.evalset_path), space=state["proposal"], n_trials=trials)
+    def run_study(state: AgentState, name: str, trials: int, fold: int | None, timeout: float) -> dict[str, Any]:
+        """One Optuna study on the proposed space (tuning without ``fold`` when cross-fitting)."""
+        spec = StudySpec(study_name=name, evalset=str(ctx.evalset_path), space=state["proposal"], n_trials=trials,
+                         fold=fold, folds=ctx.folds or 5)
         runner = StudyRunner(spec, ctx.storage_url or default_storage(ctx.project.root), ctx.project.root,
                              ctx.project.registry.tracking_uri, components=ctx.components)
-        reserve = ctx.reserve
-        runner.abandon_at = ctx.clock.deadline - reserve  # a running trial stops at its next step
+        runner.abandon_at = ctx.clock.deadline - ctx.reserve  # a running trial stops at its next step
         runner.stage_progress = stage_lines(ctx.say, "      ")  # a cold embedding takes minutes
 
         def stop_if_asked(study: Any, trial: Any) -> None:
@@ -229,11 +237,11 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
             seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
                 if trial.datetime_complete and trial.datetime_start else 0.0
             ctx.say(f"    trial {trial.number}: {trial.state.name.lower()} {value} ({seconds:.0f} s)")
-            if ctx.stop_requested() or ctx.remaining() < reserve:
+            if ctx.stop_requested() or ctx.remaining() < ctx.reserve:
                 study.stop()
 
-        if ctx.remaining() > reserve and not ctx.stop_requested():
-            runner.run(timeout=max(1.0, ctx.remaining() - reserve), callbacks=[stop_if_asked])
+        if ctx.remaining() > ctx.reserve and not ctx.stop_requested():
+            runner.run(timeout=max(1.0, timeout), callbacks=[stop_if_asked])
         runner.close("the agent moved on")
         # the study's own count: trials finished before a crash and resume are counted once
         ran = runner.finished_count()
@@ -241,14 +249,32 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
         ctx.say(f"  study {name}: {ran} trials finished" + (f", best tuning nDCG@10 {max(t.values[0] for t in complete):.4f}"
                                                            if complete else ", none complete"))
         if not complete:
-            return {"study": name, "best": None, "best_tune_value": None,
-                    "trials_run": state.get("trials_run", 0) + ran}
-        best = runner.best_config()
-        value = max(t.values[0] for t in complete)
-        update = {"study": name, "best": json.loads(best.model_dump_json()), "best_tune_value": value,
-                  "trials_run": state.get("trials_run", 0) + ran}
-        if state.get("best_overall_value") is None or value > state["best_overall_value"]:
-            update.update(best_overall=update["best"], best_overall_value=value)
+            return {"ran": ran, "best": None, "value": None}
+        return {"ran": ran, "best": json.loads(runner.best_config().model_dump_json()),
+                "value": max(t.values[0] for t in complete)}
+
+    def experiment(state: AgentState) -> AgentState:
+        status(state, "experiment", space=state["proposal"].get("name"))
+        name = f"{state['run_id']}-it{state['iteration']}"
+        trials = ctx.trials_per_iteration
+        if state.get("max_trials"):
+            trials = max(1, min(trials, state["max_trials"] - state.get("trials_run", 0)))
+        folds = list(range(ctx.folds)) if ctx.folds else [None]
+        if ctx.folds:  # the same trials in all, shared out over the folds' studies
+            trials = max(3, -(-trials // ctx.folds))
+        results = []
+        for index, fold in enumerate(folds):
+            timeout = (ctx.remaining() - ctx.reserve) / (len(folds) - index)
+            results.append(run_study(state, name if fold is None else f"{name}-f{fold}", trials, fold, timeout))
+        ran = state.get("trials_run", 0) + sum(r["ran"] for r in results)
+        if any(r["best"] is None for r in results):
+            return {"study": name, "best": None, "fold_best": None, "best_tune_value": None, "trials_run": ran}
+        # the config to register: the fold winner with the best tuning score (no held-back query chooses it)
+        chosen = max(results, key=lambda r: r["value"])
+        update = {"study": name, "best": chosen["best"], "best_tune_value": chosen["value"], "trials_run": ran,
+                  "fold_best": [r["best"] for r in results] if ctx.folds else None}
+        if state.get("best_overall_value") is None or chosen["value"] > state["best_overall_value"]:
+            update.update(best_overall=update["best"], best_overall_value=chosen["value"])
         return update
 
     def evaluate(state: AgentState) -> AgentState:
@@ -256,8 +282,9 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
         if not state.get("best"):
             return {"guard": {"passed": False, "failed_rules": ["no complete trial"], "rules": []}}
         candidate = PipelineConfig.model_validate(state["best"])
-        report, evidence = evaluate_against_champion(ctx.project, candidate, [heldout], ctx.policy, ctx.components,
-                                                     ctx.failure_set)
+        winners = [PipelineConfig.model_validate(c) for c in state["fold_best"]] if state.get("fold_best") else None
+        report, evidence = evaluate_against_champion(ctx.project, candidate, fold_heldout, ctx.policy, ctx.components,
+                                                     ctx.failure_set, scored_by=winners)
         ctx._evidence[state["study"]] = (report, evidence)
         return {"guard": json.loads(json.dumps(report.to_dict(), default=str))}
 

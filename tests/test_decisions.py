@@ -1,0 +1,300 @@
+"""The decision log on real components: a DuckDB log file, a SQLite MLflow store, `evolve` processes.
+
+What was checked is what gets approved (content hashes), the log and not the MLflow alias decides the
+champion, decisions survive a kill, a held lock and an unreachable MLflow, and tampering is named.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import duckdb
+import httpx
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from agent.commands.guard import open_project
+from conftest import DEMO_SET
+from experiments.splits import tune_and_heldout
+from guardrails import (
+    ChainBroken,
+    DecisionError,
+    LogLocked,
+    Policy,
+    approve,
+    guard_and_register,
+    mirror_differences,
+    reject,
+    rollback,
+)
+from guardrails.ledger import first_bad_row
+from pipelines import Components, PipelineConfig
+from postgres import free_port
+
+BM25 = {"fusion": {"kind": "none"}}
+PERMISSIVE = Policy(min_gain=-1, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=5)
+REPO = DEMO_SET.parent.parent.parent
+
+
+def cli(*args, cwd, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "250", **(env or {})})
+
+
+def bm25(name, **lexical):
+    return PipelineConfig.model_validate({"name": name, "lexical": lexical, **BM25})
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A project with the default champion and two guarded candidates (versions 1 and 2), judged under the
+    project's own policy file."""
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump(PERMISSIVE.model_dump(mode="json")))
+    default = tmp_path / "start.yaml"
+    default.write_text(bm25("regex-start", tokenizer="regex", k1=0.3, b=0.1).to_yaml())
+    proj = open_project(tmp_path, None, default)
+    held = tune_and_heldout(DEMO_SET)[1].sample(20, seed=0)
+    components = Components(tmp_path / "cache.sqlite")
+    for config in (bm25("english", tokenizer="english"), bm25("english-k1", tokenizer="english", k1=1.5)):
+        report, version = guard_and_register(proj, config, [held], PERMISSIVE, components)
+        assert version and report.decision["config_sha256"] == config.sha256()
+    return proj
+
+
+def alias(proj, name):
+    return proj.registry.alias_version(name)
+
+
+def test_what_was_evaluated_is_what_gets_approved(project):
+    rows = project.log.rows()
+    register = [r for r in rows if r.action == "register"]
+    assert [r.version for r in register] == ["1", "2"]
+    assert register[0].config_sha256 == bm25("english", tokenizer="english").sha256()
+    tags = project.registry.version("1").tags
+    assert tags["evolve.config_sha256"] == register[0].config_sha256
+    assert tags["evolve.policy_sha256"] == register[0].policy_sha256
+
+    # someone overwrites the candidate's config artifact after the guard step (MLflow has no auth on the cluster)
+    client = MlflowClient(project.registry.tracking_uri)
+    swapped = project.root / "swap" / "pipeline"
+    swapped.mkdir(parents=True)
+    (swapped / "config.yaml").write_text(bm25("english", tokenizer="english", k1=4.5).to_yaml())
+    client.log_artifacts(project.registry.version("1").run_id, str(swapped.parent))
+    assert project.registry.config_of("1").lexical.k1 == 4.5
+    with pytest.raises(DecisionError) as refused:
+        approve(project, "1", "looks good", actor="alice")
+    assert register[0].config_sha256 in str(refused.value)
+    assert project.registry.config_of("1").sha256() in str(refused.value)
+    assert not project.champion_file.exists() and alias(project, "champion") is None
+    assert [r.action for r in project.log.rows()] == ["register", "register"]  # nothing was decided
+
+    # the untouched candidate is approved; champion.yaml carries version, hash and decision
+    previous, problems = approve(project, "2", "fewer misses", actor="alice")
+    assert previous is None and problems == []
+    text = project.champion_file.read_text()
+    config, record = project.champion()
+    assert record.version == "2" and config.lexical.k1 == 1.5
+    assert f"version 2, config sha256 {config.sha256()}, decision {record.decision}" in text
+    assert alias(project, "champion") == "2" and project.registry.version("2").tags["evolve.status"] == "champion"
+
+    # a hand-edited champion.yaml is refused by everything that reads the champion, and repair restores it
+    project.champion_file.write_text(text.replace("k1: 1.5", "k1: 2.5"))
+    with pytest.raises(DecisionError, match="audited champion"):
+        project.champion()
+    result = cli("serve", "--corpus", str(DEMO_SET), "--project-dir", str(project.root), cwd=project.root)
+    assert result.returncode == 2 and "refusing to use it" in result.stderr and "Traceback" not in result.stderr
+    assert cli("audit", "--repair", "--project-dir", str(project.root), cwd=project.root).returncode == 0
+    assert project.champion()[0].lexical.k1 == 1.5
+
+
+def test_a_candidate_judged_under_another_policy_needs_an_explicit_yes(project):
+    project.policy_path.write_text(yaml.safe_dump({**PERMISSIVE.model_dump(mode="json"), "min_queries": 6}))
+    with pytest.raises(DecisionError, match="accept-policy-mismatch"):
+        approve(project, "1", "ok", actor="alice")
+    approve(project, "1", "policy changed only min_queries", actor="alice", accept_policy_mismatch=True)
+    intent = next(r for r in project.log.rows() if r.action == "approve" and r.phase == "intent")
+    assert intent.info["accepted_policy_mismatch"] is True and intent.info["policy_matches_project"] is False
+    assert intent.policy_sha256 != intent.info["project_policy_sha256"]
+
+
+def test_the_alias_is_a_mirror_the_log_decides(project):
+    approve(project, "1", "first", actor="alice")
+    client = MlflowClient(project.registry.tracking_uri)
+    client.set_registered_model_alias(project.registry.name, "champion", "2")  # the alias pencil in the UI
+
+    assert project.champion()[1].version == "1"
+    assert any("alias 'champion' points at version 2, the decision log says version 1" in p
+               for p in mirror_differences(project, project.log.rows()))
+    status = cli("status", "--project-dir", str(project.root), cwd=project.root)
+    assert "version 1" in status.stdout and "registry mirror differs" in status.stdout
+    review = cli("review", "--project-dir", str(project.root), cwd=project.root)
+    assert "alias 'champion' points at version 2" in review.stdout
+
+    # approve + rollback follow the log, not the moved alias: the unapproved version 2 never becomes champion
+    with pytest.raises(DecisionError, match="not in the decision log|only candidates"):
+        approve(project, "7", "typo", actor="bob")
+    approve(project, "2", "now for real", actor="bob")
+    assert rollback(project, "regressed", actor="carol")[0] == "1"
+    assert project.champion()[1].version == "1" and alias(project, "champion") == "1"
+    client.set_registered_model_alias(project.registry.name, "champion", "2")
+    assert rollback(project, "back to the start", actor="carol")[0] is None
+    assert not project.champion_file.exists() and project.champion_config().name == "regex-start"
+    assert alias(project, "champion") is None  # the decision also put the mirror back
+    with pytest.raises(DecisionError, match="no approved champion"):
+        rollback(project, "nothing left")
+
+    repaired = cli("audit", "--repair", "--project-dir", str(project.root), cwd=project.root)
+    assert repaired.returncode == 0 and "follow the decision log" in repaired.stdout
+    assert mirror_differences(project, project.log.rows()) == []
+
+
+def test_the_chain_names_the_first_edited_deleted_or_backdated_row(project):
+    approve(project, "1", "first", actor="alice")
+    reject(project, "2", "duplicate", actor="bob")
+    assert first_bad_row(project.log.rows()) is None
+    verified = cli("audit", "--verify", "--project-dir", str(project.root), cwd=project.root)
+    assert verified.returncode == 0 and "chain holds" in verified.stdout
+    pristine = project.log.path.read_bytes()
+
+    for statement, expected in [
+        ("UPDATE decisions SET reason = 'nobody approved this' WHERE seq = 3", "row 3 .*edited"),
+        ("DELETE FROM decisions WHERE seq = 4", "row 4: missing"),
+        ("UPDATE decisions SET ts = '2020-01-01T00:00:00.000000Z' WHERE seq = 5", "row 5 .*edited"),
+    ]:
+        project.log.path.write_bytes(pristine)
+        with duckdb.connect(str(project.log.path)) as connection:
+            connection.execute(statement)
+        result = cli("audit", "--verify", "--project-dir", str(project.root), cwd=project.root)
+        assert result.returncode == 1 and "broken at" in result.stderr
+        assert __import__("re").search(expected, result.stderr), result.stderr
+        with pytest.raises(ChainBroken):
+            project.champion()
+        refused = cli("rollback", "--yes", "--reason", "x", "--project-dir", str(project.root), cwd=project.root)
+        assert refused.returncode == 2 and "broken at" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_the_actor_is_the_human_behind_sudo_plus_the_given_identity(project, monkeypatch):
+    monkeypatch.setenv("SUDO_USER", "minji")
+    monkeypatch.setenv("EVOLVE_ACTOR", "minji@helpdesk")
+    approve(project, "1", "ok")
+    intent = next(r for r in project.log.rows() if r.action == "approve")
+    assert intent.actor == "minji@helpdesk" and intent.os_user.startswith("minji (sudo as ")
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    import guardrails.decisions as decisions
+    from agent.commands.guard import open_project
+
+    real = decisions.materialise
+    def killed(*args, **kwargs):
+        if sys.argv[2] == "after-files":
+            real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+    decisions.materialise = killed
+    project = open_project(Path(sys.argv[1]), None, Path(sys.argv[1]) / "start.yaml")
+    decisions.approve(project, "1", "killed mid-decision", actor="alice")
+""")
+
+
+@pytest.mark.parametrize("when", ["after-intent", "after-files"])
+def test_a_decision_killed_midway_is_completed_by_the_next_command(project, when):
+    script = project.root / "kill.py"
+    script.write_text(KILLER)
+    killed = subprocess.run([sys.executable, str(script), str(project.root), when], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    phases = [(r.action, r.phase) for r in project.log.rows()]
+    assert phases[-1] == ("approve", "intent")
+    assert project.champion_file.exists() == (when == "after-files")
+
+    result = cli("review", "--project-dir", str(project.root), cwd=project.root)
+    assert result.returncode == 0, result.stderr
+    assert "completed the interrupted approve of version 1" in result.stdout
+    assert [(r.action, r.phase) for r in project.log.rows()][-1] == ("approve", "commit")
+    assert project.champion()[1].version == "1" and alias(project, "champion") == "1"
+
+
+def test_a_held_lock_changes_nothing_and_a_lock_at_commit_is_completed_later(project, monkeypatch):
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(60)", str(project.log.path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = cli("approve", "1", "--yes", "--reason", "ok", "--project-dir", str(project.root),
+                     cwd=project.root, env={"EVOLVE_LOCK_WAIT_S": "0.5"})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 2 and "held by another process" in result.stderr and "Traceback" not in result.stderr
+    assert not project.champion_file.exists() and alias(project, "champion") is None
+    assert [r.phase for r in project.log.rows()] == ["done", "done"]
+
+    # the lock is taken between the files and the commit row: the decision is completed by the next command
+    from guardrails.ledger import DecisionLog
+    real_append = DecisionLog.append
+
+    def locked_at_commit(self, action, phase, **kwargs):
+        if phase == "commit":
+            raise LogLocked("the decision log is held by another process; nothing was changed, try again")
+        return real_append(self, action, phase, **kwargs)
+
+    monkeypatch.setattr(DecisionLog, "append", locked_at_commit)
+    with pytest.raises(LogLocked):
+        approve(project, "1", "ok", actor="alice")
+    monkeypatch.setattr(DecisionLog, "append", real_append)
+    result = cli("status", "--project-dir", str(project.root), cwd=project.root)
+    assert "completed the interrupted approve of version 1" in result.stdout
+    assert project.champion()[1].version == "1"
+
+
+def test_an_unreachable_mlflow_never_half_decides_and_serve_runs_without_it(project):
+    down = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    result = cli("approve", "1", "--yes", "--reason", "ok", "--project-dir", str(project.root), cwd=project.root,
+                 env=down)
+    assert result.returncode == 2 and "cannot read version 1's config from MLflow" in result.stderr
+    assert not project.champion_file.exists() and [r.phase for r in project.log.rows()] == ["done", "done"]
+
+    # MLflow goes down after the intent: the decision commits, the mirror lags and says so until repaired
+    registry = project.registry
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("tracking server down")
+
+    registry.move_alias = unreachable
+    _, problems = approve(project, "1", "ok", actor="alice")
+    assert problems and "not updated" in problems[0]
+    assert project.champion()[1].version == "1" and [r.phase for r in project.log.rows()][-1] == "commit"
+    del registry.move_alias
+    assert any("alias 'champion'" in p for p in mirror_differences(project, project.log.rows()))
+
+    # serve starts from the audited champion while MLflow is unreachable, and /health says so
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "agent.cli", "serve", "--corpus", str(DEMO_SET), "--port",
+                               str(port), "--project-dir", str(project.root)], cwd=project.root,
+                              env={**os.environ, **down}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
+                if health["registry_mirror"] != "not checked yet":
+                    break
+            except httpx.HTTPError:
+                assert server.poll() is None, server.stdout.read()
+            assert time.time() < deadline
+            time.sleep(0.3)
+        assert health["config_version"] == "1" and health["config"] == "english"
+        assert health["config_sha256"] == project.champion()[0].sha256()
+        assert "unreachable" in health["registry_mirror"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert json.loads(json.dumps(health))  # the health payload is plain JSON
