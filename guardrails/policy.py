@@ -27,9 +27,13 @@ class Significance(_Strict):
     ``looks: alpha_spending`` the k-th look is tested at ``p_value * gamma_k`` (sum of gamma_k <= 1,
     see :func:`guardrails.stats.alpha_for_look`); ``per_look`` tests every look at ``p_value`` (the old
     rule, kept for comparison only: it controls one look, not the run).
+
+    The default test is the sign-flip permutation test: exact when candidate and champion are exchangeable,
+    whereas the paired bootstrap passes noise too often at the small alphas of later looks when most queries
+    do not change (bench/results/promotion_sim.md, section c).
     """
 
-    test: Literal["paired_bootstrap", "permutation"] = "paired_bootstrap"
+    test: Literal["paired_bootstrap", "permutation"] = "permutation"
     p_value: float = Field(0.05, gt=0, le=1, description="family-wise level over all looks since the last human "
                                                         "decision; 1.0 turns the test off")
     looks: Literal["alpha_spending", "per_look"] = "alpha_spending"
