@@ -115,9 +115,10 @@ def _significance(cand: np.ndarray, champ: np.ndarray, sig: Any, look: int, alph
     resamples = resamples_for(alpha, sig.resamples)
     p_value = TESTS[sig.test](cand, champ, resamples, sig.seed)
     if sig.looks == "per_look":
-        controls = f"per_look: controls this look alone, so over many looks noise passes far more often than {sig.p_value:g}"
+        controls = ("per_look: controls this look alone, so over many looks noise passes far more often than "
+                    f"{sig.p_value:g}")
     else:
-        controls = (f"alpha spending: over all looks since the last human decision, a candidate no better than the "
+        controls = ("alpha spending: over all looks since the last human decision, a candidate no better than the "
                     f"champion passes with chance <= {sig.p_value:g}")
     why = (f"one-sided p={p_value:.3g} of the paired per-query differences (n={n}, {resamples} resamples) vs alpha "
            f"{alpha:.3g} of look {look}; {controls}")

@@ -77,7 +77,8 @@ class PolicyError(ValueError):
 
 
 def policy_sha256(policy: Policy) -> str:
-    """sha256 of the policy's canonical JSON (sorted keys, no spaces): equal for equal policies, whatever the YAML order."""
+    """sha256 of the policy's canonical JSON (sorted keys, no spaces): equal policies hash equal, whatever the
+    order of the YAML keys."""
     canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

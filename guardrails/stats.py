@@ -78,7 +78,8 @@ def minimum_detectable_effect(diff: np.ndarray, alpha: float, power: float) -> t
     """Smallest mean gain a one-sided level-alpha test on these n paired differences detects with this power.
 
     Normal approximation: (z_{1-alpha} + z_{power}) * sd / sqrt(n). Returns (effect, sd used, fallback used);
-    the fallback sd is :data:`FALLBACK_SD` when the observed sd is 0 (to rounding) or there are fewer than two differences.
+    the fallback sd is :data:`FALLBACK_SD` when the observed sd is 0 (to rounding) or there are fewer than two
+    differences.
     """
     diff = np.asarray(diff, dtype=np.float64)
     if len(diff) == 0:
