@@ -125,7 +125,8 @@ def test_minimum_detectable_effect_shrinks_with_more_queries_and_is_reported():
 
     small, large = (check_candidate(*_gain_pair(n), Policy()) for n in (100, 400))
     assert mde(large).measured == pytest.approx(mde(small).measured / 2, rel=0.15)
-    assert mde(small).passed and mde(check_candidate(*_gain_pair(100), Policy(), look=10)).measured > mde(small).measured
+    assert mde(small).passed
+    assert mde(check_candidate(*_gain_pair(100), Policy(), look=10)).measured > mde(small).measured
     entry = next(r for r in small.to_dict()["rules"] if r["rule"] == "minimum detectable effect")
     assert entry["measured"] == mde(small).measured and "power 0.8" in entry["why"]
     assert f"| minimum detectable effect | {mde(small).measured:.4f} | info | pass |" in small.to_markdown()
