@@ -17,7 +17,7 @@ YAML
 cat > "$P/policy.yaml" <<'YAML'
 primary_metric: ndcg@10
 min_gain: 0.005
-significance: {test: paired_bootstrap, p_value: 0.05, resamples: 10000, seed: 0}
+significance: {test: permutation, p_value: 0.05, looks: alpha_spending, resamples: 10000, seed: 0}
 max_regression: {default: 0.01, per_set: {korquad-v1-dev: 0.005}, failure_set: 0.0}
 max_latency_p95_ms: 1000
 max_index_mb: 4096

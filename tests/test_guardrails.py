@@ -2,7 +2,6 @@
 
 from statistics import NormalDist
 
-import duckdb
 import numpy as np
 import pytest
 import yaml
@@ -11,7 +10,7 @@ from evalsets import load_evalset
 from experiments.splits import tune_and_heldout
 from experiments.tracking import default_tracking_uri
 from guardrails import (
-    AuditLog,
+    DecisionLog,
     DecisionError,
     PipelineRegistry,
     Policy,
@@ -165,11 +164,10 @@ def test_alpha_spending_bounds_how_often_a_loop_promotes_noise():
 @pytest.fixture
 def project(tmp_path):
     registry = PipelineRegistry(default_tracking_uri(tmp_path), artifact_root=tmp_path / "mlruns" / "artifacts")
-    proj = Project(tmp_path, registry, AuditLog(tmp_path / ".evolve" / "audit.duckdb"))
+    start = tmp_path / "start.yaml"
     save_config(PipelineConfig.model_validate({"name": "regex-bm25", "lexical": {"tokenizer": "regex", "k1": 0.3,
-                                                                                 "b": 0.1}, **BM25}),
-                proj.champion_file)
-    return proj
+                                                                                 "b": 0.1}, **BM25}), start)
+    return Project(tmp_path, registry, DecisionLog(tmp_path / ".evolve" / "audit.duckdb"), start)
 
 
 def test_register_approve_rollback_with_a_full_audit_trail(project, tiny_scifact, tiny_korquad, tmp_path):
@@ -196,9 +194,9 @@ def test_register_approve_rollback_with_a_full_audit_trail(project, tiny_scifact
                                                         "tags.`evolve.status` = 'rejected'")
     assert len(rejected_runs) == 1
 
-    with pytest.raises(DecisionError, match="no version 99"):
+    with pytest.raises(DecisionError, match="version 99 is not in the decision log"):
         approve(project, "99", "typo")
-    previous = approve(project, "1", "better on both sets", actor="alice")
+    previous, _ = approve(project, "1", "better on both sets", actor="alice", accept_policy_mismatch=True)
     assert previous is None
     assert project.registry.alias_version("champion") == "1"
     assert yaml.safe_load(project.champion_file.read_text())["name"] == "english-bm25"
@@ -207,10 +205,10 @@ def test_register_approve_rollback_with_a_full_audit_trail(project, tiny_scifact
 
     kiwi = PipelineConfig.model_validate({"name": "kiwi-bm25", "lexical": {"tokenizer": "kiwi"}, **BM25})
     _, second = guard_and_register(project, kiwi, sets, permissive, components)
-    approve(project, second, "Korean tokens", actor="bob")
+    approve(project, second, "Korean tokens", actor="bob", accept_policy_mismatch=True)
     assert project.registry.alias_version("champion") == second
     assert yaml.safe_load(project.champion_file.read_text())["name"] == "kiwi-bm25"
-    assert rollback(project, "regressed in production", actor="carol") == "1"
+    assert rollback(project, "regressed in production", actor="carol")[0] == "1"
     assert project.registry.alias_version("champion") == "1"
     assert yaml.safe_load(project.champion_file.read_text())["name"] == "english-bm25"
     assert project.registry.version(second).tags["evolve.status"] == "rolled-back"
@@ -219,16 +217,18 @@ def test_register_approve_rollback_with_a_full_audit_trail(project, tiny_scifact
     reject(project, third, "duplicate of a rolled-back config", actor="dave")
     assert project.registry.alias_version("candidate") is None
 
-    rows = duckdb.connect(str(project.audit.path), read_only=True).execute(
-        "SELECT actor, action, version, previous_version, reason FROM audit ORDER BY ts").fetchall()
-    actions = [(a, act, v, p) for a, act, v, p, _ in rows if act in ("approve", "rollback", "reject")]
-    assert actions == [("alice", "approve", "1", None), ("bob", "approve", second, "1"),
-                       ("carol", "rollback", "1", second), ("dave", "reject", third, None)]
-    assert all(reason for *_, reason in rows)
+    rows = [r for r in project.log.rows() if r.phase == "intent"]
+    assert [(r.actor, r.action, r.version, r.previous_version) for r in rows] == [
+        ("alice", "approve", "1", None), ("bob", "approve", second, "1"), ("carol", "rollback", "1", second),
+        ("dave", "reject", third, None)]
+    assert all(r.reason for r in project.log.rows())
+    # every guard decision is a look: four since the start (no human decision had been committed before the first)
+    looks = [r.info["look"] for r in project.log.rows() if r.action in ("register", "guard-reject")]
+    assert looks == [1, 2, 1, 1]
 
-    # rolling back the first approval restores the config file that was the champion before it
-    assert rollback(project, "back to the start", actor="erin") is None
-    assert yaml.safe_load(project.champion_file.read_text())["name"] == "regex-bm25"
+    # rolling back the first approval restores the default config (champion.yaml goes away)
+    assert rollback(project, "back to the start", actor="erin")[0] is None
+    assert not project.champion_file.exists() and project.champion_config().name == "regex-bm25"
     assert project.registry.alias_version("champion") is None
     with pytest.raises(DecisionError, match="no approved champion"):
         rollback(project, "nothing left")

@@ -73,16 +73,24 @@ def say_mirror(problems: list[str]) -> None:
 
 
 def report_table(report: dict[str, Any]) -> Table:
+    """The guard report as a table; its caption says what the decision was made under (look, alpha, hashes)."""
     verdict = "[green]PASSED[/]" if report["passed"] else "[red]REJECTED[/]"
-    table = Table(title=f"guardrails: {verdict}  {report['candidate']['config']} vs {report['champion']['config']}")
+    decision = report.get("decision") or {}
+    table = Table(title=f"guardrails: {verdict}  {report['candidate']['config']} vs {report['champion']['config']}",
+                  caption=escape("; ".join(f"{k}: {_number(v)}" for k, v in decision.items())) or None)
     for column in ("rule", "measured", "limit", "result", "why"):
         table.add_column(column, overflow="fold")
     for rule in report["rules"]:
-        measured = f"{rule['measured']:.4f}" if isinstance(rule["measured"], float) else str(rule["measured"])
-        limit = f"{rule['limit']:.4f}" if isinstance(rule["limit"], float) else str(rule["limit"])
-        table.add_row(escape(rule["rule"]), measured, escape(limit), "[green]pass[/]" if rule["passed"] else "[red]FAIL[/]",
-                      escape(rule["why"]))
+        table.add_row(escape(rule["rule"]), _number(rule["measured"]), escape(_number(rule["limit"])),
+                      "[green]pass[/]" if rule["passed"] else "[red]FAIL[/]", escape(rule["why"]))
     return table
+
+
+def _number(value: Any) -> str:
+    """Four decimals, or three significant digits for the tiny alphas and p-values of late looks."""
+    if isinstance(value, float):
+        return f"{value:.3g}" if value and abs(value) < 1e-3 else f"{value:.4f}"
+    return str(value)
 
 
 @app.command("promote")
