@@ -20,8 +20,8 @@ from evalsets.errors import EvalSetError
 from evalsets.failures import normalise_query
 from evalsets.loader import read_corpus
 from evalsets.model import Document
+from evalsets.text import language_of
 
-_HANGUL = re.compile("[\uac00-\ud7a3]")
 
 
 class StructuredLLM(Protocol):
@@ -59,7 +59,7 @@ def sample_passage(doc: Document, rng: random.Random, max_chars: int = 1200) -> 
 
 
 def _question_messages(doc: Document, passage: str) -> list[dict[str, str]]:
-    korean = bool(_HANGUL.search(passage))
+    korean = language_of(passage) == "ko"
     instruction = ("다음 문서 구절만 보고 답할 수 있는 구체적인 질문 하나와 짧은 정답을 한국어로 만드세요."
                    if korean else "Write one specific question that can be answered from this passage alone, "
                                   "and its short correct answer.")

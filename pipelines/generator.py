@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from evalsets.text import language_of
 from pipelines.llm.client import LLMClient
 
-_HANGUL = re.compile("[\uac00-\ud7a3]")
 
 SYSTEM = {
     "en": ("You answer questions about the company's documents. Use only the numbered context passages. "
@@ -21,7 +21,7 @@ SYSTEM = {
 
 def query_language(text: str) -> str:
     """'ko' when the query contains Hangul, else 'en' (the two languages the prompts cover)."""
-    return "ko" if _HANGUL.search(text) else "en"
+    return language_of(text)
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from evalsets.text import language_of
 from pipelines.chunking.base import Chunker, pack_units
 
-_HANGUL = re.compile("[\uac00-\ud7a3]")
 _WORD = re.compile(r"\S+")
 _EN_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -23,7 +23,7 @@ def _kiwi():
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Sentence spans; Korean (any Hangul) goes through kiwipiepy, other text through a regex."""
-    if _HANGUL.search(text):
+    if language_of(text) == "ko":
         return [(s.start, s.end) for s in _kiwi().split_into_sents(text)]
     spans, start = [], 0
     for match in _EN_SENTENCE_END.finditer(text):
