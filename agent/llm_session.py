@@ -1,11 +1,13 @@
-"""The LLM for a command: the configured endpoint (vLLM), or a local CPU server evolve starts and stops."""
+"""The one way a command connects to an LLM: the configured endpoint (vLLM), else a local CPU server
+that evolve starts on 127.0.0.1 and stops when the command ends. Every client shares the request cache."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -14,19 +16,53 @@ BaseUrlOption = Annotated[Optional[str], typer.Option("--llm-base-url", envvar="
                                                            "Without one, evolve starts a local CPU server.")]
 ModelOption = Annotated[Optional[str], typer.Option("--llm-model", envvar="EVOLVE_LLM_MODEL",
                                                     help="Model name served at --llm-base-url.")]
-LocalModelOption = Annotated[str, typer.Option("--local-model", envvar="EVOLVE_LOCAL_LLM",
-                                               help="Local GGUF model when no endpoint is given "
-                                                    "(smollm2-135m, qwen2.5-coder-1.5b, or a .gguf path).")]
+LocalModelOption = Annotated[Optional[str], typer.Option("--local-model", envvar="EVOLVE_LOCAL_LLM",
+                                                         help="Local GGUF model when no endpoint is given "
+                                                              "(smollm2-135m, qwen2.5-coder-1.5b, or a .gguf path; "
+                                                              "default: the best one installed).")]
+DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-1.5b", "smollm2-135m")
+"""Tried in this order: the 1.5B judges and proposes far better than SmolLM2."""
 
 
-@contextmanager
-def llm_client(project_dir: Path, base_url: str | None, model: str | None, local_model: str = "smollm2-135m",
-               threads: int = 1) -> Iterator:
+def best_local_model(choice: str | None = None) -> str:
+    """The chosen local model, else the best one that is installed."""
+    from pipelines.llm.models import ModelUnavailable, resolve_gguf
+
+    for name in ([choice] if choice else list(DEFAULT_LOCAL_MODELS)):
+        try:
+            resolve_gguf(name)
+            return name
+        except ModelUnavailable:
+            continue
+    return choice or DEFAULT_LOCAL_MODELS[-1]
+
+
+def connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model: str | None,
+                local_model: str | None = None, *, threads: int | None = None, max_retries: int | None = None,
+                say: Callable[[str], None] | None = None) -> Any:
+    """An LLMClient for the endpoint, or for a local server whose shutdown is registered on ``stack``.
+
+    Raises LLMUnavailable / ModelUnavailable / RuntimeError when neither can be had.
+    """
     from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer
 
     cache = LLMCache(project_dir / ".evolve" / "llm_cache.duckdb")
+    retries = {} if max_retries is None else {"max_retries": max_retries}
     if base_url:
-        yield LLMClient(LLMSettings(base_url=base_url, model=model or "default"), cache)
-        return
-    with LocalLLMServer(local_model, threads=threads, log=project_dir / ".evolve" / "local-llm.log") as settings:
-        yield LLMClient(settings, cache)
+        return LLMClient(LLMSettings(base_url=base_url, model=model or "default", **retries), cache)
+    name = best_local_model(local_model)
+    if say:
+        say(f"no LLM endpoint configured: starting a local {name} server on 127.0.0.1")
+    server = LocalLLMServer(name, threads=threads or min(4, os.cpu_count() or 1),
+                            log=project_dir / ".evolve" / "local-llm.log")
+    stack.callback(server.stop)  # registered first: a server that fails half-way through start is stopped too
+    settings = server.start()
+    return LLMClient(settings.model_copy(update=retries) if retries else settings, cache)
+
+
+@contextmanager
+def llm_client(project_dir: Path, base_url: str | None, model: str | None, local_model: str | None = None,
+               threads: int | None = None) -> Iterator[Any]:
+    """:func:`connect_llm` for the length of a ``with`` block."""
+    with ExitStack() as stack:
+        yield connect_llm(stack, project_dir, base_url, model, local_model, threads=threads)

@@ -19,7 +19,7 @@ app.add_typer(evalset_app, name="evalset")
 
 
 @llm_app.command("check")
-def llm_check(base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = "smollm2-135m",
+def llm_check(base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = None,
               project_dir: ProjectDir = Path(".")) -> None:
     """Does the configured endpoint answer, with which model, how fast? (Starts the local server if none is set.)"""
     from pipelines.llm import LLMUnavailable
@@ -46,7 +46,7 @@ def synthesize_command(
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     no_answerability_check: Annotated[bool, typer.Option("--no-answerability-check",
                                                          help="Keep questions the judge finds unanswerable.")] = False,
-    base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = "smollm2-135m",
+    base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
     """Ask the LLM to write questions (+ reference answers) for sampled passages; filter; write the layout."""

@@ -15,23 +15,7 @@ from rich.table import Table
 
 from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
 from agent.commands.guard import PolicyOption, TrackingOption, decision_errors, open_project, say_recovered
-from agent.llm_session import BaseUrlOption, ModelOption
-
-DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-1.5b", "smollm2-135m")
-
-
-def _local_model(choice: str | None) -> str:
-    """The best local model that is installed (the 1.5B judges and proposes far better than SmolLM2)."""
-    from pipelines.llm.models import ModelUnavailable, resolve_gguf
-
-    for name in ([choice] if choice else list(DEFAULT_LOCAL_MODELS)):
-        try:
-            resolve_gguf(name)
-            return name
-        except ModelUnavailable:
-            continue
-    return choice or DEFAULT_LOCAL_MODELS[-1]
-
+from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
 
 @app.command("start")
 def start_command(
@@ -43,9 +27,7 @@ def start_command(
     max_iterations: Annotated[int, typer.Option(help="Stop after this many proposals.")] = 1000,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Only the heuristic proposer.")] = False,
     base_url: BaseUrlOption = None, model: ModelOption = None,
-    local_model: Annotated[Optional[str], typer.Option("--local-model", envvar="EVOLVE_LOCAL_LLM",
-                                                       help="Local GGUF model when no endpoint is configured "
-                                                            "(default: the best one installed).")] = None,
+    local_model: LocalModelOption = None,
     storage: Annotated[Optional[str], typer.Option(envvar="EVOLVE_OPTUNA_STORAGE",
                                                    help="Optuna storage URL (default: SQLite in the project). With "
                                                         "postgresql://..., `evolve worker --follow` on other nodes "
@@ -170,21 +152,13 @@ def start_command(
 
 def _connect_llm(stack: Any, project_dir: Path, base_url: str | None, model: str | None,
                  local_model: str | None) -> tuple[Any, str]:
-    """The configured endpoint, else a local server evolve starts (and stops on exit); (None, why) if neither works."""
-    from pipelines.llm import LLMCache, LLMClient, LLMSettings, LLMUnavailable, LocalLLMServer
+    """The LLM through the one connection path; (None, why) when none answers (the heuristic proposes then)."""
+    from pipelines.llm import LLMUnavailable
     from pipelines.llm.models import ModelUnavailable
 
-    cache = LLMCache(project_dir / ".evolve" / "llm_cache.duckdb")
     try:
-        if base_url:
-            client = LLMClient(LLMSettings(base_url=base_url, model=model or "default", max_retries=1), cache)
-        else:
-            name = _local_model(local_model)
-            console.print(f"no LLM endpoint configured: starting a local {name} server on 127.0.0.1")
-            server = LocalLLMServer(name, threads=min(4, os.cpu_count() or 1), log=project_dir / ".evolve" / "local-llm.log")
-            settings = server.start()
-            stack.callback(server.stop)
-            client = LLMClient(settings, cache)
+        client = connect_llm(stack, project_dir, base_url, model, local_model, max_retries=1 if base_url else None,
+                             say=console.print)
         client.check()
         return client, ""
     except (LLMUnavailable, ModelUnavailable, RuntimeError) as err:
