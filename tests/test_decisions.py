@@ -4,7 +4,6 @@ What was checked is what gets approved (content hashes), the log and not the MLf
 champion, decisions survive a kill, a held lock and an unreachable MLflow, and tampering is named.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -297,4 +296,4 @@ def test_an_unreachable_mlflow_never_half_decides_and_serve_runs_without_it(proj
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
-    assert json.loads(json.dumps(health))  # the health payload is plain JSON
+    assert server.returncode == 0  # a clean exit on SIGTERM

@@ -17,6 +17,19 @@ from pipelines.llm import LLMCache, LLMClient, LLMSettings, LLMUnavailable, Loca
 from pipelines.llm.client import LLMError
 
 
+class Scripted(LLMClient):
+    """The real client (cache, structured output, repair round) with scripted replies instead of a server."""
+
+    def __init__(self, replies: list[str]):
+        super().__init__(LLMSettings(base_url="http://127.0.0.1:9/v1", model="scripted"))
+        self.replies, self.seen = list(replies), []
+
+    def _call(self, messages, params, timeout=None):
+        self.calls += 1
+        self.seen.append(messages)
+        return self.replies.pop(0)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     local = LocalLLMServer("smollm2-135m", threads=1, parallel=2,
@@ -34,7 +47,9 @@ def client(server, tmp_path):
 def test_check_reports_model_and_latency(client):
     report = client.check()
     assert report["model"] == "smollm2-135m" and "smollm2-135m" in report["served_models"]
-    assert report["chat_ms"] > 0
+    assert isinstance(report["reply"], str) and report["reply"].strip() and client.calls == 1  # a real, uncached call
+    client.check()
+    assert client.calls == 2  # the check never answers from the cache
 
 
 def test_repeated_requests_are_served_from_the_duckdb_cache(client, server, tmp_path):
@@ -46,8 +61,10 @@ def test_repeated_requests_are_served_from_the_duckdb_cache(client, server, tmp_
     assert client.chat(messages) == first and client.calls == 1  # no second call to the server
     reopened = LLMClient(server, LLMCache(tmp_path / "llm.duckdb"))  # another process would see it too
     assert reopened.chat(messages) == first and reopened.calls == 0
-    assert client.chat(messages, max_tokens=7) is not None and client.calls == 2  # other params: other key
-    assert first_seconds > 0
+    short = client.chat(messages, max_tokens=7)
+    assert client.calls == 2  # other params: other key
+    assert client.chat(messages, max_tokens=7) == short and client.calls == 2
+    assert first_seconds > 0.01  # the first call went to the server (a cache hit takes microseconds)
 
 
 def test_structured_output_validates_with_pydantic(client):
@@ -58,7 +75,16 @@ def test_structured_output_validates_with_pydantic(client):
         country: str
 
     city = client.structured([{"role": "user", "content": "Give a city and its country as JSON."}], City)
-    assert isinstance(city.name, str) and isinstance(city.country, str)
+    assert city.name.strip() and city.country.strip()  # the real server's JSON-schema output validated
+
+    # the repair round: an invalid reply is shown its error once; a second invalid reply is a clear error
+    repaired = Scripted(['{"name": "Seoul"}', '{"name": "Seoul", "country": "Korea"}'])
+    assert repaired.structured([{"role": "user", "content": "city?"}], City) == City(name="Seoul", country="Korea")
+    assert repaired.calls == 2 and "country: Field required" in repaired.seen[1][-1]["content"]
+    hopeless = Scripted(["not json", '{"name": 3}'])
+    with pytest.raises(LLMError, match="did not produce valid City JSON"):
+        hopeless.structured([{"role": "user", "content": "city?"}], City)
+    assert hopeless.calls == 2
 
 
 def test_server_down_and_wrong_model_are_clear_errors(server, tmp_path):
@@ -75,7 +101,9 @@ def test_generator_answers_in_the_query_language_and_keeps_only_real_citations(c
               {"chunk_id": "doc-2#0", "text": "서울은 대한민국의 수도이다."}]
     english = Generator(client).answer("How do I add a test case?", chunks)
     assert english.text and english.language == "en" and english.model == "smollm2-135m"
-    assert set(english.citations) <= {"doc-1#0", "doc-2#0"}
+    scripted = Generator(Scripted(["Click 'Add Test Case' [doc-1#0] [doc-9#9] [doc-1#0] [doc-2#0]"]))
+    cited = scripted.answer("How do I add a test case?", chunks)
+    assert cited.citations == ["doc-1#0", "doc-2#0"]  # invented ids dropped, repeats once, order kept
     assert query_language("대한민국의 수도는?") == "ko"
     korean_prompt = Generator(client).messages("대한민국의 수도는?", chunks)
     assert "한국어로 답하세요" in korean_prompt[0]["content"] and "질문: 대한민국의 수도는?" in korean_prompt[1]["content"]
@@ -85,9 +113,16 @@ def test_judge_scores_are_binary_and_carry_the_judge_model(client):
     judge = Judge(client)
     scores = judge.correctness_many([("What is the capital of France?", "Paris", "Paris"),
                                      ("What is the capital of France?", "Berlin", "Paris")])
-    assert all(s.value in (0.0, 1.0, None) and s.judge_model == "smollm2-135m" for s in scores)
+    assert all(s.judge_model == "smollm2-135m" for s in scores)
     summary = mean_score(scores)
-    assert summary["judge_model"] == "smollm2-135m" and summary["judged"] + summary["invalid"] == 2
+    valid = [s.value for s in scores if s.value is not None]
+    assert summary["judge_model"] == "smollm2-135m" and summary["judged"] == len(valid)
+    assert summary["mean"] == pytest.approx(sum(valid) / len(valid)) if valid else summary["mean"] != summary["mean"]
+    # a judge that cannot produce a verdict gives no score, never a 0 counted as a real verdict
+    broken = Judge(Scripted(["nonsense", "still nonsense"])).correctness("q?", "a", "a")
+    assert broken.value is None and broken.reason.startswith("no valid verdict")
+    right = Judge(Scripted(['{"reason": "same city", "score": 1}'])).correctness("Capital?", "Paris", "Paris")
+    assert (right.value, right.metric) == (1.0, "correctness")
     other = scores[0].__class__("correctness", 1.0, "", "another-judge")
     with pytest.raises(ValueError, match="must not be mixed"):
         mean_score(scores + [other])
@@ -105,15 +140,23 @@ def test_synthesis_writes_a_valid_evaluation_set(client, tmp_path):
         "VPN access requires a ticket to the IT helpdesk and the approval of your team lead."])]
     corpus.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
     report = synthesize(corpus, tmp_path / "syn", client, n=4, check_answerable=False)
-    assert report.sampled == 4 and report.kept + report.invalid + report.duplicates == 4
-    data = load_evalset(tmp_path / "syn")
-    assert len(data.queries) == report.kept and all(q.answers for q in data.queries)
+    data = load_evalset(tmp_path / "syn")  # what the real model wrote is a valid layout
+    assert len(data.queries) == report.kept >= 1 and all(q.answers for q in data.queries)
     assert all(q.metadata["generator"] == "smollm2-135m" for q in data.queries)
-    try:  # with the answerability judge on, every question is either kept or counted as dropped
-        filtered = synthesize(corpus, tmp_path / "syn2", client, n=4, seed=1)
-        assert filtered.kept + filtered.unanswerable + filtered.invalid + filtered.duplicates == 4
-    except EvalSetError as err:
-        assert "no synthesized question passed the filters" in str(err)
+
+    # every filter, with scripted replies in sampling order: kept, duplicate, unanswerable, invalid
+    qa = '{"question": "When does the office open?", "answer": "9 am"}'
+    replies = [qa, '{"reason": "stated", "answerable": 1}', qa,
+               '{"question": "How is a password reset?", "answer": "Settings"}', '{"reason": "no", "answerable": 0}',
+               "junk", "junk again"]
+    scripted = Scripted(replies)
+    filtered = synthesize(corpus, tmp_path / "syn2", scripted, n=4, seed=1)
+    assert (filtered.kept, filtered.duplicates, filtered.unanswerable, filtered.invalid) == (1, 1, 1, 1)
+    written = load_evalset(tmp_path / "syn2")
+    assert [q.text for q in written.queries] == ["When does the office open?"]
+    assert written.qrels[written.queries[0].query_id] == {written.queries[0].metadata["source_doc"]: 1}
+    with pytest.raises(EvalSetError, match="no synthesized question passed the filters"):
+        synthesize(corpus, tmp_path / "syn3", Scripted(["junk"] * 8), n=4, seed=1)
 
 
 def test_judge_run_is_near_free_the_second_time(client):
