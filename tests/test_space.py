@@ -1,3 +1,4 @@
+import hashlib
 from pathlib import Path
 
 import optuna
@@ -56,3 +57,43 @@ def test_space_file_errors(tmp_path):
     (tmp_path / "s.yaml").write_text("- a list\n")
     with pytest.raises(SpaceError, match="mapping"):
         load_space(tmp_path / "s.yaml")
+
+
+def sampled_digest(space, trials=40, seed=0):
+    """sha256 over the content addresses of the configs a seeded random sampler draws from a space."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    digest = hashlib.sha256()
+    for _ in range(trials):
+        trial = study.ask()
+        digest.update(suggest_config(trial, space).sha256().encode())
+        study.tell(trial, 0.0)
+    return digest.hexdigest()[:16]
+
+
+BENCH = SPACES.parent.parent / "bench" / "spaces"
+WIDE = {"dense_models": ["all-MiniLM-L6-v2", "none"], "lexical": {"tokenizers": ["english", "regex", "none"]},
+        "chunkers": [{"kind": "whole"},
+                     {"kind": "fixed", "unit": ["chars", "tokens"], "size": {"low": 100, "high": 400},
+                      "overlap": [0, 10, 300]},
+                     {"kind": "sentence", "size": [200, 400], "overlap": {"low": 0, "high": 3}},
+                     {"kind": "markdown", "size": {"low": 500, "high": 2000, "log": True}}, {"kind": "paragraph"}],
+        "fusion": {"kinds": ["rrf", "weighted"], "rrf_k": {"low": 1, "high": 100}},
+        "rerankers": [{"kind": "none"}, {"kind": "embedding", "model": "all-MiniLM-L6-v2", "blend": [0.0, 0.5]},
+                      {"kind": "cross-encoder", "model": "some/ce", "top_n": {"low": 5, "high": 50}}],
+        "candidates": [50, 100]}
+SAMPLED = {  # digests computed before the kind registries replaced the hand-written choices and sampler
+    SPACES / "demo.yaml": "b0661a2265687519", SPACES / "korquad.yaml": "ca458bed2c690577",
+    SPACES / "scifact.yaml": "d26e20958807f6f4", BENCH / "korquad.yaml": "26562b78120fc7bb",
+    BENCH / "scifact.yaml": "21eb5dbbf7a86334",
+}
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLED), ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_a_space_samples_the_same_configs_for_the_same_seed(path):
+    assert sampled_digest(load_space(path)) == SAMPLED[path]
+
+
+def test_every_kind_and_parameter_is_drawn_as_before():
+    """Several units (drawn after size), overlap clamped to size/2, defaults for what a choice leaves out."""
+    assert sampled_digest(space_from_dict(WIDE)) == "915b64cdf7585602"
+
