@@ -1,4 +1,8 @@
-"""Turn an Optuna trial into a pipeline config drawn from a search space (conditional parameters)."""
+"""Turn an Optuna trial into a pipeline config drawn from a search space (conditional parameters).
+
+What a kind draws comes from its choice in the space (the kind's tuned fields, see experiments.space), so the
+sampler names no kind: trial parameters are '<chunker kind>.<field>', 'fusion.<field>' and 'reranker.<field>'.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from experiments.space import FloatRange, IntRange, SearchSpace
+from experiments.space import Choice, FloatRange, IntRange, SearchSpace
 from pipelines import PipelineConfig
 
 
@@ -23,6 +27,12 @@ def suggest(trial: optuna.Trial, name: str, param: Any) -> Any:
     return param
 
 
+def suggest_choice(trial: optuna.Trial, choice: Choice, prefix: str) -> dict[str, Any]:
+    """The config part of one kind: its fixed fields and a draw of each tuned field, made consistent by the kind."""
+    drawn = {name: suggest(trial, f"{prefix}{name}", value) for name, value in choice.params().items()}
+    return choice.config.clamp({"kind": choice.kind, **choice.fixed(), **drawn})
+
+
 def suggest_config(trial: optuna.Trial, space: SearchSpace) -> PipelineConfig:
     dense_model = suggest(trial, "dense_model", space.dense_models)
     tokenizers = space.lexical.tokenizers if space.lexical else ["none"]
@@ -34,19 +44,9 @@ def suggest_config(trial: optuna.Trial, space: SearchSpace) -> PipelineConfig:
 
     chunker_kind = suggest(trial, "chunker", [c.kind for c in space.chunkers])
     chunker = next(c for c in space.chunkers if c.kind == chunker_kind)
-    chunking: dict[str, Any] = {"kind": chunker_kind, "include_title": chunker.include_title}
-    if chunker.size is not None and chunker_kind != "whole":
-        chunking["size"] = suggest(trial, f"{chunker_kind}.size", chunker.size)
-    if chunker_kind == "fixed":
-        chunking["unit"] = suggest(trial, "fixed.unit", chunker.unit)
-    if chunker.overlap is not None and chunker_kind in ("fixed", "sentence"):
-        overlap = suggest(trial, f"{chunker_kind}.overlap", chunker.overlap)
-        if chunker_kind == "fixed":
-            overlap = min(overlap, chunking.get("size", 512) // 2)  # keep windows moving forward
-        chunking["overlap"] = overlap
-
-    config: dict[str, Any] = {"name": f"trial-{trial.number}", "chunking": chunking, "k": space.k,
-                              "candidates": suggest(trial, "candidates", space.candidates)}
+    config: dict[str, Any] = {"name": f"trial-{trial.number}", "chunking": suggest_choice(trial, chunker,
+                                                                                          f"{chunker_kind}."),
+                              "k": space.k, "candidates": suggest(trial, "candidates", space.candidates)}
     if dense_model != "none":
         config["dense"] = {"model": dense_model}
     if tokenizer != "none" and space.lexical is not None:
@@ -54,19 +54,13 @@ def suggest_config(trial: optuna.Trial, space: SearchSpace) -> PipelineConfig:
                              "b": suggest(trial, "bm25.b", space.lexical.b)}
     if "dense" in config and "lexical" in config:
         kind = suggest(trial, "fusion", space.fusion.kinds)
-        fusion: dict[str, Any] = {"kind": kind}
-        if kind == "rrf":
-            fusion["rrf_k"] = suggest(trial, "fusion.rrf_k", space.fusion.rrf_k)
-        else:
-            fusion["dense_weight"] = suggest(trial, "fusion.dense_weight", space.fusion.dense_weight)
-        config["fusion"] = fusion
+        config["fusion"] = {"kind": kind, **{name: suggest(trial, f"fusion.{name}", value)
+                                             for name, value in space.fusion.params(kind).items()}}
     else:
         config["fusion"] = {"kind": "none"}
 
     label = suggest(trial, "reranker", [r.label for r in space.rerankers])
     choice = next(r for r in space.rerankers if r.label == label)
     if choice.kind != "none":
-        config["reranker"] = {"kind": choice.kind, "model": choice.model,
-                              "top_n": suggest(trial, "reranker.top_n", choice.top_n),
-                              "blend": suggest(trial, "reranker.blend", choice.blend)}
+        config["reranker"] = suggest_choice(trial, choice, "reranker.")
     return PipelineConfig.model_validate(config)

@@ -4,19 +4,33 @@ A parameter is a fixed value, a list of choices, or a range ``{low, high[, step]
 Everything is validated up front: unknown keys, values outside the allowed lists, ranges that
 break the pipeline's own limits, and models that are not in the registry are refused with a
 message naming the field.
+
+Nothing here lists kinds: a chunker or reranker choice is the kind's own config model with its tuned fields
+widened to a value, a list or a range; fusion kinds and BM25 tokenizers are checked against their registries,
+and :func:`describe_space` writes the schema text from the same models and limits.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, ValidationError,
+                      create_model, field_validator, model_validator)
+from pydantic.fields import FieldInfo
 
 from experiments.metrics import parse_metric
-from pipelines import PipelineConfig
+from pipelines.chunking import CHUNKERS
+from pipelines.config import LexicalConfig
 from pipelines.embedders import resolve_model
+from pipelines.fusion import FUSIONS
+from pipelines.lexical import TOKENIZERS
+from pipelines.registry import ConfigRegistry, KindConfig
+from pipelines.rerankers import RERANKERS
 
 
 class _Strict(BaseModel):
@@ -53,36 +67,131 @@ IntParam = Union[int, list[int], IntRange]
 FloatParam = Union[float, list[float], FloatRange]
 
 
-class ChunkerChoice(_Strict):
-    kind: Literal["whole", "fixed", "sentence", "paragraph", "markdown"]
-    unit: Literal["chars", "tokens"] | list[Literal["chars", "tokens"]] = "chars"
-    size: IntParam | None = None
-    overlap: IntParam | None = None
-    include_title: bool = True
+def _param_type(annotation: Any) -> Any:
+    """What a space may give for a config field of this type (None: the field is not tunable)."""
+    if annotation is int:
+        return IntParam
+    if annotation is float:
+        return FloatParam
+    if annotation is bool or get_origin(annotation) is Literal:
+        return Union[annotation, list[annotation]]
+    return None
+
+
+def tuned_fields(config: type[KindConfig]) -> tuple[str, ...]:
+    """The fields of a kind a trial draws, in draw order (the kind's ``tuned``, else its tunable fields)."""
+    if config.tuned is not None:
+        return config.tuned
+    return tuple(name for name, info in config.model_fields.items()
+                 if name != "kind" and _param_type(info.annotation) is not None)
+
+
+class Choice(_Strict):
+    """One kind in a space: the kind's config fields, the tuned ones widened to a value, a list or a range
+    (None: not drawn, the config's default holds)."""
+
+    kind: str
+    config: ClassVar[type[KindConfig]]
+
+    def params(self) -> dict[str, Any]:
+        """The tuned fields this choice gives, in draw order."""
+        return {name: getattr(self, name) for name in tuned_fields(self.config) if getattr(self, name) is not None}
+
+    def fixed(self) -> dict[str, Any]:
+        """The fields a trial does not draw (a reranker's model), as given."""
+        tuned = tuned_fields(self.config)
+        return {name: getattr(self, name) for name in type(self).model_fields if name not in tuned and name != "kind"}
+
+    def at(self, end: str) -> dict[str, Any]:
+        """The config with every drawn field at its 'low' or 'high' end, as the kind makes a draw consistent."""
+        return self.config.clamp({"kind": self.kind, **self.fixed(), **_ends(self.params())(end)})
+
+    @property
+    def label(self) -> str:
+        model = getattr(self, "model", None)
+        return f"{self.kind}:{model}" if model and self.kind != "none" else self.kind
+
+
+@lru_cache(maxsize=None)
+def choice_model(config: type[KindConfig], defaults: tuple[tuple[str, Any], ...] = ()) -> type[Choice]:
+    """The space's model of one kind, derived from its config model; ``defaults``: the space's own defaults."""
+    given, tuned = dict(defaults), tuned_fields(config)
+    fields: dict[str, Any] = {"kind": (Literal[config.kind_name()], config.kind_name())}
+    for name, info in config.model_fields.items():
+        if name in tuned:
+            fields[name] = (Optional[_param_type(info.annotation)], given.get(name))
+        elif name != "kind":
+            fields[name] = (info.annotation, given.get(name, ... if info.is_required() else info.default))
+    model = create_model(f"{config.__name__}Choice", __base__=Choice, **fields)
+    model.config = config
+    return model
+
+
+RERANKER_DEFAULTS = (("top_n", 20), ("blend", 0.0))
+"""A space's reranker choice re-scores a short head, reranker only, unless it says otherwise."""
+
+OLD_CHUNKER_FIELDS = {"unit": "chars", "size": None, "overlap": None, "include_title": True}
+"""What spaces written before per-kind choices (study specs, logged space.yaml) held for every chunker kind:
+dropped where a kind has no such field."""
+
+
+def _choice(registry: ConfigRegistry, defaults: tuple[tuple[str, Any], ...] = (),
+            legacy: dict[str, Any] | None = None) -> Any:
+    """The pydantic type of a choice of any kind of ``registry`` (looked up when validated)."""
+
+    def parse(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        model = choice_model(registry.config_class(value.get("kind")), defaults)
+        old = legacy or {}
+        kept = {k: v for k, v in value.items() if k in model.model_fields or k not in old or old[k] != v}
+        return model.model_validate(kept)
+
+    return Annotated[SerializeAsAny[Choice], BeforeValidator(parse)]
+
+
+ChunkerChoice = _choice(CHUNKERS, legacy=OLD_CHUNKER_FIELDS)
+RerankerChoice = _choice(RERANKERS, RERANKER_DEFAULTS)
+
+
+def _tokenizer_or_none(name: str) -> str:
+    return name if name == "none" else TOKENIZERS.checked(name)
 
 
 class LexicalSpace(_Strict):
-    tokenizers: list[Literal["none", "regex", "english", "kiwi"]] = Field(min_length=1)
+    tokenizers: list[Annotated[str, AfterValidator(_tokenizer_or_none)]] = Field(min_length=1)
     """'none' lets a trial run without BM25 (dense only)."""
     k1: FloatParam = 1.5
     b: FloatParam = 0.75
 
 
 class FusionSpace(_Strict):
-    kinds: list[Literal["rrf", "weighted"]] = Field(default_factory=lambda: ["rrf"], min_length=1)
-    rrf_k: IntParam = 60
-    dense_weight: FloatParam = 0.5
+    """Fusion kinds a trial picks from; the other fields are every kind's tuned fields (derived per registry)."""
+
+    kinds: list[Annotated[str, AfterValidator(FUSIONS.checked)]] = Field(default_factory=lambda: ["rrf"],
+                                                                         min_length=1)
+
+    def params(self, kind: str) -> dict[str, Any]:
+        """The fields of ``kind`` a trial draws, as this space gives them."""
+        return {name: getattr(self, name) for name in tuned_fields(FUSIONS.config_class(kind))}
 
 
-class RerankerChoice(_Strict):
-    kind: Literal["none", "embedding", "cross-encoder"] = "none"
-    model: str | None = None
-    top_n: IntParam = 20
-    blend: FloatParam = 0.0
+def _fusion_fields(configs: tuple[type[KindConfig], ...]) -> dict[str, FieldInfo]:
+    """Every field some fusion kind tunes (the kinds' configs in registry order)."""
+    return {name: config.model_fields[name] for config in configs for name in tuned_fields(config)}
 
-    @property
-    def label(self) -> str:
-        return "none" if self.kind == "none" else f"{self.kind}:{self.model}"
+
+@lru_cache(maxsize=None)
+def _fusion_space_model(configs: tuple[type[KindConfig], ...]) -> type[FusionSpace]:
+    fields = {name: (_param_type(info.annotation), info.default) for name, info in _fusion_fields(configs).items()}
+    return create_model("FusionSpace", __base__=FusionSpace, **fields)
+
+
+def fusion_space(value: Any = None) -> Any:
+    """A fusion space for the kinds registered now (a mapping; None: the defaults)."""
+    model = _fusion_space_model(tuple(FUSIONS.configs()))
+    value = {} if value is None else value
+    return model.model_validate(value) if isinstance(value, dict) else value
 
 
 class SearchSpace(_Strict):
@@ -92,10 +201,12 @@ class SearchSpace(_Strict):
     name: str = "space"
     metric: str = "ndcg@10"
     dense_models: list[str] = Field(min_length=1)
-    chunkers: list[ChunkerChoice] = Field(default_factory=lambda: [ChunkerChoice(kind="whole")], min_length=1)
+    chunkers: list[ChunkerChoice] = Field(default_factory=lambda: [choice_model(CHUNKERS.config_class("whole"))()],
+                                          min_length=1)
     lexical: LexicalSpace | None = None
-    fusion: FusionSpace = Field(default_factory=FusionSpace)
-    rerankers: list[RerankerChoice] = Field(default_factory=lambda: [RerankerChoice()], min_length=1)
+    fusion: Annotated[SerializeAsAny[FusionSpace], BeforeValidator(fusion_space)] = Field(default_factory=fusion_space)
+    rerankers: list[RerankerChoice] = Field(
+        default_factory=lambda: [choice_model(RERANKERS.config_class("none"), RERANKER_DEFAULTS)()], min_length=1)
     candidates: IntParam = 100
     k: int = Field(100, ge=1, le=10_000)
 
@@ -132,21 +243,11 @@ class SearchSpace(_Strict):
         if "none" in self.dense_models and tokenizers == ["none"]:
             raise ValueError("'none' as a dense model needs a lexical tokenizer other than 'none'")
         for chunker in self.chunkers:
-            for extreme in ("low", "high"):
-                chunking = {"kind": chunker.kind, "include_title": chunker.include_title}
-                if chunker.size is not None:
-                    chunking["size"] = _extreme(chunker.size, extreme)
-                if chunker.overlap is not None and chunker.kind in ("fixed", "sentence"):
-                    chunking["overlap"] = min(_extreme(chunker.overlap, extreme), chunking.get("size", 10**9) - 1)
-                try:
-                    PipelineConfig.model_validate({"chunking": chunking, "lexical": {}, "fusion": {"kind": "none"}})
-                except ValidationError as err:
-                    raise ValueError(f"chunker {chunker.kind!r} at its {extreme} end: {_describe(err)}") from None
+            _within_limits(f"chunker {chunker.kind!r}", chunker.config, chunker.at)
         self._numbers_within_pipeline_limits()
         for choice in self.rerankers:
-            if choice.kind != "none" and not choice.model:
-                raise ValueError(f"reranker kind {choice.kind!r} needs a model")
-            if choice.kind == "embedding":
+            _within_limits(f"reranker {choice.label}", choice.config, choice.at)
+            if choice.config.model_kind == "embedding":
                 try:
                     resolve_model(choice.model or "")
                 except KeyError as err:
@@ -158,28 +259,30 @@ class SearchSpace(_Strict):
 
     def _numbers_within_pipeline_limits(self) -> None:
         """Each numeric range, at both ends, must be a value the pipeline config itself accepts."""
-        from pipelines.config import FusionConfig, LexicalConfig, RerankerConfig
-
-        checks: list[tuple[str, type[BaseModel], dict[str, Any]]] = []
         if self.lexical:
-            checks.append(("lexical", LexicalConfig, {"k1": self.lexical.k1, "b": self.lexical.b}))
-        checks.append(("fusion", FusionConfig, {"rrf_k": self.fusion.rrf_k, "dense_weight": self.fusion.dense_weight}))
-        for choice in self.rerankers:
-            if choice.kind != "none":
-                checks.append((f"reranker {choice.label}", RerankerConfig,
-                               {"kind": choice.kind, "model": choice.model, "top_n": choice.top_n,
-                                "blend": choice.blend}))
-        for where, model, params in checks:
-            for extreme in ("low", "high"):
-                try:
-                    model.model_validate({k: _extreme(v, extreme) for k, v in params.items()})
-                except ValidationError as err:
-                    raise ValueError(f"{where} at its {extreme} end: {_describe(err)}") from None
+            _within_limits("lexical", LexicalConfig, _ends({"k1": self.lexical.k1, "b": self.lexical.b}))
+        for config in FUSIONS.configs():  # every field of the space, whichever kinds it lists
+            kind = config.kind_name()
+            _within_limits("fusion", config, _ends({"kind": kind, **self.fusion.params(kind)}))
 
     def to_yaml(self) -> str:
         """The space as YAML (logged with every study, so a study is reproducible from its logs)."""
         return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False,
                               allow_unicode=True)
+
+
+def _within_limits(where: str, model: type[BaseModel], at: Any) -> None:
+    """``at(end)`` validates as ``model`` at both ends, else a ValueError naming where and which end."""
+    for extreme in ("low", "high"):
+        try:
+            model.model_validate(at(extreme))
+        except ValidationError as err:
+            raise ValueError(f"{where} at its {extreme} end: {_describe(err)}") from None
+
+
+def _ends(params: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
+    """end -> ``params`` with each value at that end."""
+    return lambda end: {name: _extreme(value, end) for name, value in params.items()}
 
 
 def _extreme(param: Any, end: str) -> Any:
@@ -217,3 +320,64 @@ def load_space(path: Path | str) -> SearchSpace:
         raise SpaceError(f"{path}: expected a mapping at the top level")
     return space_from_dict(data, str(path))
 
+
+def _limits(info: FieldInfo) -> str:
+    """The values a config field accepts, as its validation enforces them: '16..100000', '>= 0', '"a" | "b"'."""
+    if get_origin(info.annotation) is Literal:
+        return " | ".join(json.dumps(value) for value in get_args(info.annotation))
+    if info.annotation is bool:
+        return "true | false"
+    rules = {name: getattr(rule, name) for rule in info.metadata for name in ("ge", "gt", "le", "lt")
+             if getattr(rule, name, None) is not None}
+    if "ge" in rules and "le" in rules:
+        return f"{rules['ge']:g}..{rules['le']:g}"
+    return " and ".join(f"{symbol} {rules[name]:g}" for name, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="),
+                                                                          ("lt", "<")) if name in rules) or "any"
+
+
+def _field_text(name: str, info: FieldInfo) -> str:
+    return f'"{name}": {_limits(info)}' + (f" ({info.description})" if info.description else "")
+
+
+def _summary(cls: type) -> str:
+    """The first line of a class's docstring, as plain text."""
+    return (cls.__doc__ or "").strip().split("\n")[0].replace("``", "").rstrip(".")
+
+
+def _kind_text(registry: ConfigRegistry, kind: str, extra: list[str] | None = None) -> str:
+    config = registry.config_class(kind)
+    fields = [f'"kind": "{kind}"', *(extra or [])]
+    fields += [_field_text(name, config.model_fields[name]) for name in tuned_fields(config)]
+    doc = _summary(config if kind == "none" else registry.get(kind))
+    return "{" + ", ".join(fields) + "}" + (f": {doc}" if doc else "")
+
+
+def describe_space(models: list[str]) -> str:
+    """The schema of a space as text for an LLM, written from the registries and the limits validation enforces.
+
+    ``models``: the embedding models a proposal may name (dense models, and reranker kinds whose model is an
+    embedding model); reranker kinds that need other weights are left out, a proposal could not name them.
+    """
+    names = json.dumps(models)
+    chunkers = [_kind_text(CHUNKERS, kind) for kind in CHUNKERS.kinds()]
+    rerankers = [_kind_text(RERANKERS, kind, [f'"model": one of {names}'] if config.model_kind else [])
+                 for kind, config in zip(RERANKERS.kinds(), RERANKERS.configs())
+                 if config.model_kind in (None, "embedding")]
+    tokenizers = "; ".join(f"{name}: {_summary(TOKENIZERS.get(name))}" for name in TOKENIZERS.kinds())
+    fusion_fields = [_field_text(name, info) for name, info in _fusion_fields(tuple(FUSIONS.configs())).items()]
+    return "\n".join([
+        "A search space is JSON with these keys (nothing else):",
+        '- "name": short string',
+        '- "metric": "ndcg@10"',
+        f'- "dense_models": list from {names} (or "none" for BM25 only)',
+        '- "chunkers": list of objects, each kind at most once, from:',
+        *(f"  {text}" for text in chunkers),
+        f'- "lexical": {{"tokenizers": list from {json.dumps(TOKENIZERS.kinds())} (or ["none"] for dense only), '
+        + ", ".join(_field_text(n, LexicalConfig.model_fields[n]) for n in ("k1", "b")) + "}",
+        f"  tokenizers: {tokenizers}",
+        f'- "fusion": {{"kinds": list from {json.dumps(sorted(FUSIONS.classes))}, ' + ", ".join(fusion_fields) + "}",
+        '- "rerankers": list of objects, from:',
+        *(f"  {text}" for text in rerankers),
+        'A number may be a number, a list of numbers or a range {"low": .., "high": ..}; a quoted or true/false '
+        "value may be a value or a list; a key left out keeps its default. Values outside these limits are refused.",
+    ])

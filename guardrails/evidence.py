@@ -41,11 +41,9 @@ class Evidence:
 
 
 def models_of(config: PipelineConfig) -> dict[str, str]:
-    names = [config.dense.model] if config.dense else []
-    if config.reranker.kind != "none" and config.reranker.model:
-        names.append(config.reranker.model)
+    """Model name -> licence, for every model the config uses (its parts name them, whatever their kind)."""
     out = {}
-    for name in names:
+    for name in config.models():
         try:
             out[name] = resolve_model(name).licence
         except KeyError:

@@ -18,20 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from evalsets import Document
-from pipelines.chunking import (
-    Chunk,
-    Chunker,
-    FixedSizeChunker,
-    MarkdownChunker,
-    ParagraphChunker,
-    SentenceChunker,
-    WholeDocumentChunker,
-)
-from pipelines.config import ChunkingConfig, DenseConfig, LexicalConfig, RerankerConfig
+from pipelines.chunking import Chunk, ChunkingConfig, make_chunker
+from pipelines.config import DenseConfig, LexicalConfig
 from pipelines.dense_index import DenseIndex
 from pipelines.embedders import CachedEmbedder, EmbeddingStore, resolve_model
 from pipelines.lexical import BM25Index, get_tokenizer
-from pipelines.rerankers import CrossEncoderReranker, EmbeddingReranker, Reranker
+from pipelines.rerankers import Reranker, RerankerConfig, make_reranker
 
 Progress = Callable[[str, int, int], None]
 """(stage description, done, total)."""
@@ -41,18 +33,6 @@ def default_cache_path(project_dir: Path) -> Path:
     """The embedding cache: EVOLVE_EMBEDDING_CACHE (e.g. one cache shared by projects), else in the project."""
     override = os.environ.get("EVOLVE_EMBEDDING_CACHE")
     return Path(override) if override else project_dir / ".evolve" / "cache" / "embeddings.sqlite"
-
-
-def make_chunker(config: ChunkingConfig) -> Chunker:
-    if config.kind == "whole":
-        return WholeDocumentChunker(config.include_title)
-    if config.kind == "fixed":
-        return FixedSizeChunker(config.size, config.overlap, config.unit, config.include_title)
-    if config.kind == "sentence":
-        return SentenceChunker(config.size, config.overlap, config.include_title)
-    if config.kind == "paragraph":
-        return ParagraphChunker(config.size, config.include_title)
-    return MarkdownChunker(config.size, config.include_title)
 
 
 def corpus_fingerprint(corpus: list[Document]) -> str:
@@ -84,7 +64,7 @@ class Components:
         self._dense: dict[tuple, DenseIndex] = {}
         self._tokens: dict[tuple, list[list[str]]] = {}
         self._bm25: dict[tuple, BM25Index] = {}
-        self._rerankers: dict[RerankerConfig, Reranker] = {}
+        self._rerankers: dict[RerankerConfig, Reranker | None] = {}
         self.stop_check: Callable[[], bool] | None = None
         """While set and True, embedding stops between batches (WorkAbandoned): a time budget is spent."""
 
@@ -143,13 +123,9 @@ class Components:
         return self._bm25[key]
 
     def reranker(self, config: RerankerConfig) -> Reranker | None:
-        if config.kind == "none":
-            return None
+        """The reranker a config names, built once per process (None for kind 'none')."""
         if config not in self._rerankers:
-            if config.kind == "embedding":
-                self._rerankers[config] = EmbeddingReranker(self.embedder(config.model or ""), config.blend)
-            else:
-                self._rerankers[config] = CrossEncoderReranker(config.model or "", config.blend)
+            self._rerankers[config] = make_reranker(config, self.embedder)
         return self._rerankers[config]
 
     def embedding_counts(self) -> tuple[int, int]:

@@ -8,65 +8,24 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.embedders.registry import code_location_refused
+from pipelines.chunking import CHUNKERS, WholeChunking
+from pipelines.embedders.registry import checked_model_name
+from pipelines.fusion import FUSIONS, RRFConfig
+from pipelines.lexical import TOKENIZERS
+from pipelines.registry import KindConfig
+from pipelines.rerankers import RERANKERS, NoRerankerConfig
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _no_code_location(model: str | None) -> str | None:
-    """A config names models; it never names code to import (see code_location_refused)."""
-    refused = code_location_refused(model) if model else None
-    if refused:
-        raise ValueError(refused)
-    return model
-
-
-class WholeChunking(_Strict):
-    kind: Literal["whole"] = "whole"
-    include_title: bool = True
-
-
-class FixedChunking(_Strict):
-    kind: Literal["fixed"] = "fixed"
-    unit: Literal["chars", "tokens"] = "chars"
-    size: int = Field(512, ge=16, le=100_000)
-    overlap: int = Field(64, ge=0)
-    include_title: bool = True
-
-    @model_validator(mode="after")
-    def _overlap_below_size(self) -> "FixedChunking":
-        if self.overlap >= self.size:
-            raise ValueError(f"overlap ({self.overlap}) must be smaller than size ({self.size})")
-        return self
-
-
-class SentenceChunking(_Strict):
-    kind: Literal["sentence"] = "sentence"
-    size: int = Field(800, ge=16, le=100_000, description="max characters per chunk")
-    overlap: int = Field(0, ge=0, le=10, description="sentences repeated between chunks")
-    include_title: bool = True
-
-
-class ParagraphChunking(_Strict):
-    kind: Literal["paragraph"] = "paragraph"
-    size: int = Field(1200, ge=16, le=100_000, description="max characters per chunk")
-    include_title: bool = True
-
-
-class MarkdownChunking(_Strict):
-    kind: Literal["markdown"] = "markdown"
-    size: int = Field(1500, ge=16, le=100_000, description="max characters per section chunk")
-    include_title: bool = True
-
-
-ChunkingConfig = Annotated[
-    WholeChunking | FixedChunking | SentenceChunking | ParagraphChunking | MarkdownChunking,
-    Field(discriminator="kind"),
-]
+ChunkingField = CHUNKERS.field()
+"""Any registered chunker kind's config (the kind's own model validates it)."""
+FusionField = FUSIONS.field(default_kind="rrf")
+RerankerField = RERANKERS.field(default_kind="none")
 
 
 class DenseConfig(_Strict):
@@ -75,46 +34,25 @@ class DenseConfig(_Strict):
     hnsw_m: int = Field(32, ge=4, le=128)
     ef_search: int = Field(128, ge=8, le=4096)
 
-    _model = field_validator("model")(_no_code_location)
+    _model = field_validator("model")(checked_model_name)
 
 
 class LexicalConfig(_Strict):
-    tokenizer: Literal["regex", "english", "kiwi"] = "regex"
+    tokenizer: Annotated[str, AfterValidator(TOKENIZERS.checked)] = "regex"
     k1: float = Field(1.5, ge=0.0, le=5.0)
     b: float = Field(0.75, ge=0.0, le=1.0)
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
-
-
-class FusionConfig(_Strict):
-    kind: Literal["none", "rrf", "weighted"] = "rrf"
-    rrf_k: int = Field(60, ge=1, le=1000)
-    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="weighted: dense share, lexical gets the rest")
-
-
-class RerankerConfig(_Strict):
-    kind: Literal["none", "embedding", "cross-encoder"] = "none"
-    model: str | None = None
-    top_n: int = Field(50, ge=1, le=1000)
-    blend: float = Field(0.0, ge=0.0, le=1.0, description="weight of the first-stage score kept")
-
-    _model = field_validator("model")(_no_code_location)
-
-    @model_validator(mode="after")
-    def _model_given(self) -> "RerankerConfig":
-        if self.kind != "none" and not self.model:
-            raise ValueError(f"reranker kind {self.kind!r} needs a model")
-        return self
 
 
 class PipelineConfig(_Strict):
     """Chunker -> (dense and/or BM25) -> fusion -> optional reranker -> documents (max chunk score)."""
 
     name: str = "pipeline"
-    chunking: ChunkingConfig = Field(default_factory=WholeChunking)
+    chunking: ChunkingField = Field(default_factory=WholeChunking)
     dense: DenseConfig | None = None
     lexical: LexicalConfig | None = None
-    fusion: FusionConfig = Field(default_factory=FusionConfig)
-    reranker: RerankerConfig = Field(default_factory=RerankerConfig)
+    fusion: FusionField = Field(default_factory=RRFConfig)
+    reranker: RerankerField = Field(default_factory=NoRerankerConfig)
     candidates: int = Field(100, ge=1, le=10_000, description="chunks taken from each retriever")
     k: int = Field(100, ge=1, le=10_000, description="documents returned per query")
 
@@ -125,6 +63,12 @@ class PipelineConfig(_Strict):
         if self.dense is not None and self.lexical is not None and self.fusion.kind == "none":
             raise ValueError("dense and lexical retrievers together need fusion 'rrf' or 'weighted'")
         return self
+
+    def models(self) -> list[str]:
+        """Every model the pipeline uses: the dense one, then those its kinds name (for licences)."""
+        parts = [getattr(self, name) for name in type(self).model_fields]
+        return ([self.dense.model] if self.dense else []) + [m for p in parts if isinstance(p, KindConfig)
+                                                             for m in p.models()]
 
     def sha256(self) -> str:
         """The config's content address: sha256 of its canonical JSON (sorted keys, defaults filled in).

@@ -11,7 +11,7 @@ from evalsets import Document
 from pipelines.chunking import Chunk
 from pipelines.components import Components, Progress, StageLog, corpus_fingerprint
 from pipelines.config import PipelineConfig
-from pipelines.fusion import reciprocal_rank_fusion, weighted_score_fusion
+from pipelines.fusion import make_fusion
 from pipelines.scored import ScoredLists
 
 
@@ -51,27 +51,24 @@ class Retriever:
 
     def _first_stage(self, queries: list[str], log: StageLog, use_query_cache: bool = True) -> ScoredLists:
         cfg = self.config
-        lists, weights = [], []
+        dense = lexical = None
         if self.dense is not None and cfg.dense is not None:
             started = time.perf_counter()
             vectors = self.components.embed_queries(cfg.dense.model, queries, use_query_cache)
             log.timed("embed_queries", started)
             started = time.perf_counter()
-            lists.append(self.dense.search(vectors, cfg.candidates))
-            weights.append(cfg.fusion.dense_weight)
+            dense = self.dense.search(vectors, cfg.candidates)
             log.timed("search_dense", started)
         if self.lexical is not None:
             started = time.perf_counter()
-            lists.append(self.lexical.search(queries, cfg.candidates))
-            weights.append(1.0 - cfg.fusion.dense_weight)
+            lexical = self.lexical.search(queries, cfg.candidates)
             log.timed("search_bm25", started)
-        if len(lists) == 1:
-            return lists[0]
+        if dense is None or lexical is None:
+            return dense if dense is not None else lexical
+        fusion = make_fusion(cfg.fusion)
+        assert fusion is not None, "the config refuses fusion 'none' with two retrievers"
         started = time.perf_counter()
-        if cfg.fusion.kind == "rrf":
-            fused = reciprocal_rank_fusion(lists, cfg.fusion.rrf_k)
-        else:
-            fused = weighted_score_fusion(lists, weights)
+        fused = fusion.fuse(dense, lexical)
         log.timed("fuse", started)
         return fused
 

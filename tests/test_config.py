@@ -78,3 +78,9 @@ def test_shipped_configs_keep_their_content_address():
         assert config.sha256() == sha, path
         assert PipelineConfig.from_yaml(config.to_yaml()).sha256() == sha
 
+
+def test_models_are_named_by_the_parts_that_use_them():
+    config = PipelineConfig.model_validate(FULL)
+    assert config.models() == ["multilingual-e5-small", "all-MiniLM-L6-v2"]
+    no_rerank = PipelineConfig.model_validate({**FULL, "reranker": {"kind": "none", "model": "ignored"}})
+    assert no_rerank.models() == ["multilingual-e5-small"]

@@ -97,3 +97,25 @@ def test_every_kind_and_parameter_is_drawn_as_before():
     """Several units (drawn after size), overlap clamped to size/2, defaults for what a choice leaves out."""
     assert sampled_digest(space_from_dict(WIDE)) == "915b64cdf7585602"
 
+
+def test_a_space_stored_before_per_kind_choices_loads_and_samples_the_same():
+    """Study specs and logged space.yaml files list every chunker with unit 'chars' and null size/overlap."""
+    old = {**WIDE, "chunkers": [{"kind": "whole", "unit": "chars", "size": None, "overlap": None,
+                                 "include_title": True},
+                                {**WIDE["chunkers"][1], "include_title": True},
+                                {**WIDE["chunkers"][2], "unit": "chars", "include_title": True},
+                                {**WIDE["chunkers"][3], "unit": "chars", "overlap": None, "include_title": True},
+                                {"kind": "paragraph", "unit": "chars", "size": None, "overlap": None,
+                                 "include_title": True}]}
+    assert sampled_digest(space_from_dict(old)) == "915b64cdf7585602"
+    with pytest.raises(SpaceError, match=r"chunkers\.0\.unit"):  # a unit other than the old default is a mistake
+        space_from_dict({**BASE, "chunkers": [{"kind": "whole", "unit": "tokens"}]})
+    space = space_from_dict(WIDE)
+    assert space_from_dict(space.model_dump(mode="json")) == space
+
+
+def test_a_kind_is_given_only_the_fields_it_has():
+    with pytest.raises(SpaceError, match=r"chunkers\.0\.overlap: Extra inputs"):
+        space_from_dict({**BASE, "chunkers": [{"kind": "paragraph", "overlap": 1}]})
+    with pytest.raises(SpaceError, match=r"chunkers\.0\.size: Extra inputs"):
+        space_from_dict({**BASE, "chunkers": [{"kind": "whole", "size": 100}]})

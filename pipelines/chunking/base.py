@@ -1,12 +1,31 @@
-"""Chunks and the chunker interface. A chunk always knows its document, so scores map back."""
+"""Chunks, the chunker interface and the chunker registry. A chunk always knows its document, so scores map back.
+
+A chunker kind is one module in this package::
+
+    class SentenceChunking(ChunkingConfig):          # the kind's parameters, as a pipeline config states them
+        kind: Literal["sentence"] = "sentence"
+        size: int = Field(800, ge=16, le=100_000)
+        include_title: bool = True
+
+    @CHUNKERS.register
+    class SentenceChunker(Chunker):
+        config = SentenceChunking
+
+        def spans(self, text): ...
+
+Registered, the kind is accepted by the pipeline config, offered by search spaces and the proposer (with the
+limits its config enforces) and built by :func:`make_chunker`.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from evalsets import Document
+from pipelines.registry import ConfigRegistry, KindConfig
 
 
 @dataclass(frozen=True)
@@ -20,11 +39,26 @@ class Chunk:
     """Character span of the chunk body in the document text."""
 
 
+class ChunkingConfig(KindConfig):
+    """How documents are cut into chunks: ``kind`` names the chunker, the other fields are its parameters."""
+
+
 class Chunker(ABC):
-    """Splits a document into chunks; subclasses implement :meth:`spans`."""
+    """Splits a document into chunks.
+
+    The contract of a kind: ``config`` is its :class:`ChunkingConfig` subclass; :meth:`from_config` builds the
+    chunker from one (by default the config's fields, but ``kind``, are the constructor's keyword arguments);
+    :meth:`spans` is pure (same text, same spans), called once per document, from one thread at a time.
+    """
+
+    config: ClassVar[type[ChunkingConfig]]
 
     def __init__(self, include_title: bool = True):
         self.include_title = include_title
+
+    @classmethod
+    def from_config(cls, config: ChunkingConfig) -> "Chunker":
+        return cls(**{name: getattr(config, name) for name in type(config).model_fields if name != "kind"})
 
     @abstractmethod
     def spans(self, text: str) -> list[tuple[int, int]]:
@@ -41,6 +75,15 @@ class Chunker(ABC):
 
     def chunk_all(self, docs: Iterable[Document]) -> list[Chunk]:
         return [chunk for doc in docs for chunk in self.chunk(doc)]
+
+
+CHUNKERS: ConfigRegistry[Chunker] = ConfigRegistry("chunker kind", ChunkingConfig)
+"""Chunker kind -> chunker class; each kind's module registers itself."""
+
+
+def make_chunker(config: ChunkingConfig) -> Chunker:
+    """The chunker a config names (an unknown kind is refused with the known ones named)."""
+    return CHUNKERS.get(config.kind).from_config(config)
 
 
 def pack_units(units: list[tuple[int, int]], size: int, overlap_units: int = 0) -> list[tuple[int, int]]:

@@ -87,6 +87,14 @@ def code_location_refused(name: str) -> str | None:
     return None
 
 
+def checked_model_name(name: str | None) -> str | None:
+    """``name`` as a config field may hold it: a ValueError if it names code (a pydantic field validator)."""
+    refused = code_location_refused(name) if name else None
+    if refused:
+        raise ValueError(refused)
+    return name
+
+
 def resolve_model(name: str) -> ModelSpec:
     """A registry entry, or a spec for a local sentence-transformers directory / cached hub name."""
     if name in REGISTRY:

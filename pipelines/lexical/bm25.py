@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.lexical.tokenizers import Tokenizer
+from pipelines.lexical.base import Tokenizer
 from pipelines.scored import ScoredLists, top_k_rows
 
 

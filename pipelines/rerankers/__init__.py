@@ -1,6 +1,15 @@
-"""Rerankers: re-score the top-n candidates (embedding model or cross-encoder; LLM reranker planned)."""
+"""Rerankers: re-score the top-n candidates (embedding model or cross-encoder; LLM reranker planned).
 
-from pipelines.rerankers.base import Reranker
-from pipelines.rerankers.models import CrossEncoderReranker, EmbeddingReranker
+Each kind is one private module that registers itself in :data:`RERANKERS`; :func:`make_reranker` builds one
+from its config.
+"""
 
-__all__ = ["CrossEncoderReranker", "EmbeddingReranker", "Reranker"]
+from pipelines.registry import import_kinds
+from pipelines.rerankers._cross_encoder import CrossEncoderReranker, CrossEncoderRerankerConfig
+from pipelines.rerankers._embedding import EmbeddingReranker, EmbeddingRerankerConfig
+from pipelines.rerankers.base import RERANKERS, NoRerankerConfig, Reranker, RerankerConfig, make_reranker
+
+import_kinds(__name__, __path__)
+
+__all__ = ["RERANKERS", "CrossEncoderReranker", "CrossEncoderRerankerConfig", "EmbeddingReranker",
+           "EmbeddingRerankerConfig", "NoRerankerConfig", "Reranker", "RerankerConfig", "make_reranker"]
