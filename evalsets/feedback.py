@@ -2,18 +2,26 @@
 
 DuckDB lets a single process hold a file for writing and locks everyone else out, readers too.
 So the server owns the file for its whole life and writes each event before it answers (an
-acknowledged event is committed), and it exports a Parquet snapshot that other processes read
-(written to a temp name, then renamed: readers never see half a file). When no server runs, the
-CLI opens the file directly.
+acknowledged event is committed), and it exports a Parquet snapshot that other processes read.
+When no server runs, the CLI opens the file directly.
+
+The snapshot is append-only: each export writes only the rows added since the last one (a part file
+per table, up to a rowid watermark; the store only ever inserts), then swaps in a manifest naming
+every part. Readers read the manifest, then the parts it names, so they never see half an export.
+The store's lock is held only to copy the new rows into a temporary table, never for the Parquet
+write, so requests wait milliseconds, not the time it takes to write the history. Parts of equal
+size are merged eight at a time (off the lock), so a reader opens a few files, not one per export.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -36,6 +44,15 @@ SOURCES = ("api", "import")
 """Where a feedback event came in: POST /feedback (a rating of a request this store served), or an import."""
 MAX_TEXT = 4000
 MAX_ID = 200
+MANIFEST = "manifest.json"
+PARTS = "parts"
+PART_NAME = re.compile(r"(?:requests|feedback)-[0-9a-f]{32}\.parquet")
+MERGE_FANOUT = 8
+"""This many parts of one size are merged into one (so a table has at most 7 parts per size level)."""
+RETIRE_AFTER_S = 60.0
+"""A part merged away is deleted this long after the manifest stopped naming it (a reader may be opening it)."""
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -119,6 +136,10 @@ class FeedbackStore:
         for statement in SCHEMA:
             self._db.execute(statement)
         self._lock = threading.Lock()
+        self._export_lock = threading.Lock()  # one export at a time (the exporter thread, POST /snapshot, shutdown)
+        self._manifest: dict[str, Any] | None = None  # what the snapshot holds; read and checked at the first export
+        self._retired: list[tuple[Path, float]] = []
+        self._status = ExportStatus()
         self.dirty = True
 
     @property
@@ -200,22 +221,116 @@ class FeedbackStore:
             return self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
     def export_snapshot(self) -> Path:
-        """Write each table to Parquet under a temp name, then rename into place (atomic per file).
+        """Export the rows added since the last export (see the module docstring); the snapshot folder.
 
+        A failure is recorded (:meth:`export_status`) and raised; the rows stay due for the next export.
         Paths go to DuckDB through its relation API, never spliced into SQL text."""
-        folder = self.snapshot_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            reader = self._db.cursor()  # its own handle: a result left open on the main one does not block it
+        with self._export_lock:
             try:
-                for table in TABLES:
-                    tmp = folder / f".{table}.{uuid.uuid4().hex}.parquet"
-                    reader.table(table).write_parquet(str(tmp))
-                    os.replace(tmp, folder / f"{table}.parquet")
-            finally:
-                reader.close()
-            self.dirty = False
-        return folder
+                folder, lock_ms = self._export()
+            except Exception as err:
+                self.dirty = True
+                self._status.failed(err)
+                raise
+            self._status.succeeded(lock_ms)
+            return folder
+
+    def export_status(self) -> dict[str, Any]:
+        """The last export's outcome: ``ok`` (False when the last attempt failed), ``last_success``,
+        ``last_error`` (with ``last_error_at``) and ``lock_ms`` (how long the last export held requests up)."""
+        return self._status.as_dict()
+
+    def _export(self) -> tuple[Path, float]:
+        folder = self.snapshot_dir
+        parts = folder / PARTS
+        parts.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            cursor = self._db.cursor()  # its own handle: the Parquet writes run on it while requests use the main one
+        try:
+            with self._lock:
+                started = time.perf_counter()
+                if self._manifest is None:
+                    self._manifest = self._checked_manifest(folder, cursor)
+                manifest = self._manifest
+                new = {}
+                for table in TABLES:  # a consistent cut of both tables: feedback never names an unexported request
+                    cursor.execute(f"CREATE OR REPLACE TEMP TABLE delta_{table} AS SELECT rowid AS _rowid, * "
+                                   f"FROM {table} WHERE rowid > ?", [manifest["tables"][table]["watermark"]])
+                    new[table] = cursor.execute(f"SELECT count(*), max(_rowid) FROM delta_{table}").fetchall()[0]
+                self.dirty = False
+                lock_ms = 1000 * (time.perf_counter() - started)
+            for table in TABLES:
+                count, top = new[table]
+                entry = manifest["tables"][table]
+                if count == 0 and entry["parts"]:
+                    continue  # nothing new; a table without parts gets an empty one, so readers know its columns
+                name = self._write_part(parts, table, cursor.sql(f"SELECT * EXCLUDE (_rowid) FROM delta_{table} "
+                                                                 f"ORDER BY _rowid"))
+                entry["parts"].append({"file": name, "rows": count, "level": 0})
+                entry["rows"] += count
+                entry["watermark"] = top if top is not None else entry["watermark"]
+            for table in TABLES:
+                cursor.execute(f"DROP TABLE IF EXISTS delta_{table}")
+            self._merge(parts, manifest, cursor)
+            tmp = folder / f".{MANIFEST}.{uuid.uuid4().hex}"
+            tmp.write_text(json.dumps(manifest), encoding="utf-8")
+            os.replace(tmp, folder / MANIFEST)
+        finally:
+            cursor.close()
+        for table in TABLES:  # an older evolve's whole-table files would only mislead a reader without the manifest
+            (folder / f"{table}.parquet").unlink(missing_ok=True)
+        self._delete_retired()
+        return folder, lock_ms
+
+    def _checked_manifest(self, folder: Path, cursor: Any) -> dict[str, Any]:
+        """The snapshot's manifest if it still describes this database (each table's exported row count up to
+        its watermark matches, every part is there), else an empty one; unnamed files in parts/ are retired.
+        Called under the store lock."""
+        fresh = {"version": 1, "tables": {t: {"watermark": -1, "rows": 0, "parts": []} for t in TABLES}}
+        manifest = fresh
+        try:
+            found = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            if found.get("version") == 1 and all(
+                    cursor.execute(f"SELECT count(*) FROM {t} WHERE rowid <= ?",
+                                   [found["tables"][t]["watermark"]]).fetchall()[0][0] == found["tables"][t]["rows"]
+                    and all(PART_NAME.fullmatch(p["file"]) and (folder / PARTS / p["file"]).is_file()
+                            for p in found["tables"][t]["parts"]) for t in TABLES):
+                manifest = found
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        named = {p["file"] for t in TABLES for p in manifest["tables"][t]["parts"]}
+        self._retired += [(f, 0.0) for f in (folder / PARTS).iterdir() if f.name not in named]
+        return manifest
+
+    def _write_part(self, parts: Path, table: str, relation: Any) -> str:
+        """Write a relation as a new part file (temp name, then renamed); its file name."""
+        name = f"{table}-{uuid.uuid4().hex}.parquet"
+        tmp = parts / f".{name}.tmp"
+        relation.write_parquet(str(tmp))
+        os.replace(tmp, parts / name)
+        return name
+
+    def _merge(self, parts: Path, manifest: dict[str, Any], cursor: Any) -> None:
+        """Merge the newest MERGE_FANOUT parts of one level into one of the next, as long as there are that many
+        (levels only fall from the oldest part to the newest, so each run of equal levels is at the end)."""
+        for table in TABLES:
+            entries = manifest["tables"][table]["parts"]
+            while len(entries) >= MERGE_FANOUT and len({p["level"] for p in entries[-MERGE_FANOUT:]}) == 1:
+                run = entries[-MERGE_FANOUT:]
+                files = [str(parts / p["file"]) for p in run]
+                name = self._write_part(parts, table, cursor.read_parquet(files))
+                entries[-MERGE_FANOUT:] = [{"file": name, "rows": sum(p["rows"] for p in run),
+                                            "level": run[0]["level"] + 1}]
+                self._retired += [(parts / p["file"], time.monotonic()) for p in run]
+
+    def _delete_retired(self) -> None:
+        now, kept = time.monotonic(), []
+        for path, since in self._retired:
+            if since and now - since < RETIRE_AFTER_S:
+                kept.append((path, since))
+            else:
+                path.unlink(missing_ok=True)
+        self._retired = kept
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -228,8 +343,33 @@ class FeedbackStore:
             self._db.close()
 
 
+class ExportStatus:
+    """How the snapshot exports went (for /health): a failed export is said there, not lost in a thread."""
+
+    def __init__(self) -> None:
+        self.last_success: datetime | None = None
+        self.last_error: str | None = None
+        self.last_error_at: datetime | None = None
+        self.lock_ms: float | None = None
+        self.ok = True
+
+    def succeeded(self, lock_ms: float) -> None:
+        self.last_success, self.lock_ms, self.ok = utc_now(), lock_ms, True
+
+    def failed(self, err: BaseException) -> None:
+        self.last_error, self.last_error_at, self.ok = f"{type(err).__name__}: {err}"[:500], utc_now(), False
+
+    def as_dict(self) -> dict[str, Any]:
+        def stamp(when: datetime | None) -> str | None:
+            return when.isoformat(timespec="seconds") + "Z" if when else None
+
+        return {"ok": self.ok, "last_success": stamp(self.last_success), "last_error": self.last_error,
+                "last_error_at": stamp(self.last_error_at), "lock_ms": self.lock_ms}
+
+
 class SnapshotExporter(threading.Thread):
-    """Re-exports the snapshot every ``interval`` seconds when something changed."""
+    """Exports the new rows every ``interval`` seconds when something changed. A failed export is recorded in
+    the store's :meth:`FeedbackStore.export_status` (and logged); the thread lives on and tries again."""
 
     def __init__(self, store: FeedbackStore, interval: float = 5.0):
         super().__init__(daemon=True, name="feedback-snapshot")
@@ -237,9 +377,17 @@ class SnapshotExporter(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        said = None
         while not self._stop_event.wait(self.interval):
             if self.store.dirty:
-                self.store.export_snapshot()
+                try:
+                    self.store.export_snapshot()
+                    said = None
+                except Exception:  # noqa: BLE001 - recorded in the store's export status, shown by /health
+                    error = self.store.export_status()["last_error"]
+                    if error != said:  # once per new error, not every interval
+                        log.warning("feedback snapshot export failed (retried every %gs): %s", self.interval, error)
+                        said = error
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -248,17 +396,52 @@ class SnapshotExporter(threading.Thread):
 def read_snapshot(folder: Path, sql: str) -> list[dict[str, Any]]:
     """Query the Parquet snapshot with an in-memory DuckDB (tables `requests`, `feedback`).
 
-    The files are opened through DuckDB's relation API: a path never becomes part of SQL text, so a
-    folder name with quotes in it is only ever a (missing) file name."""
+    The manifest names the parts of each table (a folder an older evolve wrote holds one file per table).
+    Files are opened through DuckDB's relation API: a path never becomes part of SQL text, so a folder
+    name with quotes in it is only ever a (missing) file name; part names from the manifest must look
+    like part names."""
+    for attempt in range(3):
+        try:
+            return _read_snapshot_once(Path(folder), sql)
+        except _PartGone:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PartGone(FileNotFoundError):
+    """A part named by the manifest was merged away and deleted before it was opened: read the manifest again."""
+
+
+def _snapshot_files(folder: Path) -> dict[str, list[Path]]:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {table: [folder / f"{table}.parquet"] for table in TABLES}
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(f"unreadable snapshot manifest in {folder}: {err}") from None
+    files = {}
+    for table in TABLES:
+        names = [p["file"] for p in manifest["tables"][table]["parts"]]
+        if not names or not all(isinstance(n, str) and PART_NAME.fullmatch(n) for n in names):
+            raise FileNotFoundError(f"the snapshot manifest in {folder} names no valid parts of {table}")
+        files[table] = [folder / PARTS / name for name in names]
+    return files
+
+
+def _read_snapshot_once(folder: Path, sql: str) -> list[dict[str, Any]]:
     import duckdb
 
+    files = _snapshot_files(folder)
     connection = duckdb.connect()
     try:
         for table in TABLES:
-            path = Path(folder) / f"{table}.parquet"
-            if not path.is_file():
+            missing = [path for path in files[table] if not path.is_file()]
+            if missing:
+                if (folder / MANIFEST).exists():
+                    raise _PartGone(f"snapshot part {missing[0]} is gone")
                 raise FileNotFoundError(f"no snapshot of {table} in {folder}")
-            connection.read_parquet(str(path)).create_view(table)
+            connection.read_parquet([str(path) for path in files[table]]).create_view(table)
         cursor = connection.execute(sql)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]

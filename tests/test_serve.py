@@ -352,7 +352,8 @@ def test_sigterm_removes_server_json_and_health_echoes_the_nonce(server, tmp_pat
     output = server.process.stdout.read()
     assert server.process.returncode == 0 and "stopped (SIGTERM)" in output, output
     assert not path.exists()
-    assert (tmp_path / ".evolve" / "feedback-snapshot" / "feedback.parquet").is_file()  # the cleanup ran
+    assert read_snapshot(tmp_path / ".evolve" / "feedback-snapshot", "SELECT count(*) AS n FROM feedback") == [
+        {"n": 0}]  # the cleanup ran: a last export
 
 
 def test_import_through_the_server_needs_the_token_and_is_one_checked_batch(tiny_scifact, tmp_path):
