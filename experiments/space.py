@@ -31,6 +31,7 @@ from pipelines.fusion import FUSIONS
 from pipelines.lexical import TOKENIZERS
 from pipelines.registry import ConfigRegistry, KindConfig
 from pipelines.rerankers import RERANKERS
+from pipelines.strict_yaml import load_model, problems_of, validate_as
 
 
 class _Strict(BaseModel):
@@ -277,7 +278,7 @@ def _within_limits(where: str, model: type[BaseModel], at: Any) -> None:
         try:
             model.model_validate(at(extreme))
         except ValidationError as err:
-            raise ValueError(f"{where} at its {extreme} end: {_describe(err)}") from None
+            raise ValueError(f"{where} at its {extreme} end: {problems_of(err)}") from None
 
 
 def _ends(params: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
@@ -297,28 +298,12 @@ class SpaceError(ValueError):
     """A search space the user (or the agent) must fix; names the source and the fields."""
 
 
-def _describe(err: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in err.errors())
-
-
 def space_from_dict(data: dict[str, Any], source: str = "space") -> SearchSpace:
-    try:
-        return SearchSpace.model_validate(data)
-    except ValidationError as err:
-        raise SpaceError(f"{source}: {_describe(err)}") from None
+    return validate_as(SearchSpace, data, SpaceError, source)
 
 
 def load_space(path: Path | str) -> SearchSpace:
-    path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"{path}: search space file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise SpaceError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise SpaceError(f"{path}: expected a mapping at the top level")
-    return space_from_dict(data, str(path))
+    return load_model(path, SearchSpace, SpaceError, "search space")
 
 
 def _limits(info: FieldInfo) -> str:

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from experiments.metrics import parse_metric
+from pipelines.strict_yaml import load_model
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "policy.yaml"
 
@@ -84,15 +84,4 @@ def policy_sha256(policy: Policy) -> str:
 
 
 def load_policy(path: Path | str | None = None) -> Policy:
-    path = Path(path) if path else DEFAULT_POLICY
-    if not path.is_file():
-        raise PolicyError(f"{path}: policy file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise PolicyError(f"{path}: not valid YAML ({err})") from None
-    try:
-        return Policy.model_validate(data or {})
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise PolicyError(f"{path}: {problems}") from None
+    return load_model(Path(path) if path else DEFAULT_POLICY, Policy, PolicyError, "policy", empty_ok=True)

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.chunking import CHUNKERS, WholeChunking
 from pipelines.embedders.registry import checked_model_name
 from pipelines.fusion import FUSIONS, RRFConfig
 from pipelines.lexical import TOKENIZERS
+from pipelines.strict_yaml import load_model
 from pipelines.registry import KindConfig
 from pipelines.rerankers import RERANKERS, NoRerankerConfig
 
@@ -91,20 +92,7 @@ class ConfigError(ValueError):
 
 
 def load_config(path: Path | str) -> PipelineConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        return PipelineConfig.model_validate(data)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+    return load_model(path, PipelineConfig, ConfigError, "config")
 
 
 def save_config(config: PipelineConfig, path: Path | str) -> None:
