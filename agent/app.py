@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,8 +35,59 @@ ProjectDir = Annotated[Path, typer.Option("--project-dir", envvar="EVOLVE_PROJEC
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    """The message as it is (not wrapped at the terminal's width, not read as markup), then exit ``code``."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def at_least(value: float | None, minimum: float, option: str) -> None:
+    """A numeric option below its minimum: one line and exit 2 (Typer's own range check draws a box)."""
+    if value is not None and value < minimum:
+        fail(f"{option} must be at least {minimum:g}, not {value:g}")
+
+
+_SAFE_NAME = re.compile(r"\w[\w.+-]{0,99}")
+SAFE_NAME_RULE = "letters, digits, '.', '_', '+' and '-', starting with a letter or digit, at most 100"
+
+
+def safe_name(value: str, what: str) -> str:
+    """``value`` when it can be used as a file name as it is (no path separator, no '..', not hidden), else a
+    one-line error: names of configs and studies become file and folder names under .evolve/."""
+    if not _SAFE_NAME.fullmatch(value):
+        fail(f"{what} {value!r} cannot be a file name (it names files under .evolve/): use {SAFE_NAME_RULE}")
+    return value
+
+
+def file_stem(*labels: str) -> str:
+    """A file name from labels that may hold anything (a config's name, a split): the labels joined by '-', every
+    character :func:`safe_name` does not allow (but '@'), and every run of two or more punctuation characters
+    ('../'), made one '-'."""
+    return re.sub(r"[^\w+@]{2,}|[^\w.+@-]", "-", "-".join(labels)).strip(".-") or "unnamed"
+
+
+def load_pipeline(path: Path) -> Any:
+    """The pipeline config at ``path``, every model it names resolvable; a user mistake (no such file, not
+    UTF-8, bad YAML, a bad field, an unknown model) is one line and exit 2."""
+    from pipelines import ConfigError, load_config
+
+    try:
+        pipeline = load_config(path)
+    except ConfigError as err:
+        fail(str(err))
+    check_models(pipeline, str(path))
+    return pipeline
+
+
+def check_models(pipeline: Any, where: str) -> None:
+    """Every embedding model ``pipeline`` names is one evolve can load, else one line naming ``where``."""
+    from pipelines.embedders import resolve_model
+
+    for model in filter(None, [pipeline.dense.model if pipeline.dense else None,
+                               pipeline.reranker.model if pipeline.reranker.kind == "embedding" else None]):
+        try:
+            resolve_model(model)
+        except KeyError as err:
+            fail(f"{where}: {err.args[0]}")
 
 
 def cache_path(project_dir: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -43,6 +44,14 @@ class Retriever:
         if cfg.lexical:
             self.lexical = self.components.bm25_index(cfg.lexical, cfg.chunking, self.chunks, self.corpus_key, log)
         return self
+
+    def searchable(self, query: str) -> bool:
+        """Whether a query has anything to search with: a term the BM25 tokenizer keeps (not only stopwords or
+        punctuation) when the pipeline has BM25, else any word character. Without one, every chunk scores the
+        same and the ranking would be arbitrary."""
+        if self.lexical is not None:
+            return bool(self.lexical.tokenizer.tokenize([query])[0])
+        return re.search(r"\w", query) is not None
 
     def index_bytes(self) -> int:
         """Memory the indexes hold (dense vectors/graph + BM25 sparse matrix), for size budgets."""

@@ -2,28 +2,62 @@
 
 Every request and every rating is committed to the feedback store before the response goes out,
 so an acknowledged event survives a SIGKILL of the server.
+
+In front of FastAPI, :class:`RequestGuard` (plain ASGI) checks the token from the headers before any
+body byte is read, reads a body only up to its route's limit, and refuses a body that is not valid
+Unicode before FastAPI decodes it. Validation errors say what is wrong in a line, never echoing the input.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Request
+from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from evalsets.feedback import FeedbackEvent, FeedbackRefused, FeedbackStore, UnknownRequest
+from evalsets.feedback import MAX_TEXT, FeedbackEvent, FeedbackRefused, FeedbackStore, UnknownRequest
 from pipelines.config import PipelineConfig
 from pipelines.retriever import Retriever
 
 Answerer = Callable[[str, list[dict[str, Any]]], str]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+IMPORT_PATH = "/feedback/import"
+OPEN_PATH = "/health"
+"""The one path that answers without the token, and then only with its status and the start's nonce."""
+AUTHENTICATED = "evolve.authenticated"
+"""Key of the ASGI scope where :class:`RequestGuard` leaves whether the request carried the token."""
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+MAX_ERRORS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """What one request may carry (`evolve serve` options; these defaults are theirs)."""
+
+    max_body_bytes: int = 256 * 1024
+    """Body of /search, /answer, /feedback (a 4000-character query of escaped emoji is under 50 KB)."""
+    max_import_bytes: int = 16 * 1024 * 1024
+    """Body of /feedback/import (a whole feedback export, in one transaction)."""
+    max_import_batch: int = 10_000
+    """Events one /feedback/import may carry."""
+    max_query_chars: int = MAX_TEXT
+    """Longest query /search and /answer take (feedback text is capped by the one feedback model, MAX_TEXT)."""
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=4000)
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: "k": true or "k": "5" is not a number
+    query: str = Field(min_length=1, max_length=MAX_TEXT)
     k: int = Field(10, ge=1, le=100)
 
 
@@ -58,28 +92,131 @@ class ImportResponse(BaseModel):
     feedback_ids: list[str]
 
 
+def unicode_problem(body: bytes) -> str | None:
+    """Why a request body is not valid Unicode text (None when it is, or when it is not JSON at all: FastAPI
+    says so). Invalid UTF-8 bytes, and \\uD800-\\uDFFF escapes without their pair, which json.loads turns
+    into lone surrogates that no UTF-8 encoder (DuckDB, the JSON response) will take."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"the body is not valid UTF-8 (byte {err.start})"
+    if not _SURROGATE_ESCAPE.search(text):
+        return None
+    try:
+        json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "a JSON string holds a lone UTF-16 surrogate (\\ud800-\\udfff without its pair): send valid Unicode"
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def short_errors(errors: Any) -> str:
+    """Pydantic/FastAPI errors as one line, 'field: message; ...', without the input they were given."""
+    said = []
+    for error in errors[:MAX_ERRORS_SHOWN]:
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        if error.get("type") == "json_invalid":
+            said.append(f"body is not valid JSON ({error.get('ctx', {}).get('error', 'decode error')})"[:200])
+        else:
+            said.append(f"{where}: {error.get('msg', 'invalid')}"[:200])
+    more = len(errors) - MAX_ERRORS_SHOWN
+    return "; ".join(said) + (f" (and {more} more)" if more > 0 else "")
+
+
+async def _reply(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": message}).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuard:
+    """ASGI middleware in front of the whole API, in this order, before FastAPI sees the request:
+
+    1. the token (``Authorization: Bearer TOKEN``, compared as bytes: a non-ASCII header is just wrong):
+       without it only ``GET /health`` answers (status and nonce), everything else, /docs included, is 401;
+    2. the body size: a Content-Length over the route's limit is 413 before a byte is read, and a body
+       streamed without one is read only until it passes the limit;
+    3. the body text: invalid UTF-8 or a lone surrogate escape is 422, so no handler meets a string that
+       cannot be encoded again (that was a 500 which also broke the connection's next request).
+    """
+
+    def __init__(self, app: Any, token: str | None, limits: ServeLimits):
+        self.app, self.limits = app, limits
+        self.expected = f"Bearer {token}".encode("utf-8") if token is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope.get("headers", [])
+        given = next((value for name, value in headers if name == b"authorization"), b"")
+        authenticated = self.expected is None or hmac.compare_digest(given, self.expected)
+        scope[AUTHENTICATED] = authenticated
+        if not authenticated and scope.get("path") != OPEN_PATH:
+            await _reply(send, 401, "missing or wrong API token (Authorization: Bearer ...)",
+                         [(b"www-authenticate", b"Bearer")])
+            return
+        option, limit = (("--max-import-bytes", self.limits.max_import_bytes) if scope.get("path") == IMPORT_PATH
+                         else ("--max-body-bytes", self.limits.max_body_bytes))
+        too_big = f"request body over {limit} bytes (`evolve serve {option}`)"
+        declared = next((value for name, value in headers if name == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _reply(send, 413, too_big)
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await _reply(send, 413, too_big)
+                return
+        problem = unicode_problem(bytes(body)) if body else None
+        if problem:
+            await _reply(send, 422, problem)
+            return
+        replayed = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
 def create_app(retriever: Retriever, config: PipelineConfig, config_version: str, store: FeedbackStore,
                token: str | None = None, answerer: Answerer | None = None,
                registry_mirror: Callable[[], str] | None = None, nonce: str | None = None,
-               max_import_batch: int = 10_000) -> FastAPI:
+               limits: ServeLimits = ServeLimits()) -> FastAPI:
     """The API; ``registry_mirror`` says whether the MLflow registry agrees with the decision log (for /health).
 
-    ``nonce`` is a random value per start, echoed by /health: clients compare it with the one in
-    .evolve/server.json before they send a token, so a stale file pointing at another process is caught.
-    ``max_import_batch`` caps the events one POST /feedback/import may carry.
+    ``nonce`` is a random value per start, echoed by /health with or without the token (and nothing else is,
+    without it): clients compare it with the one in .evolve/server.json before they send a token, so a stale
+    file pointing at another process is caught. ``limits`` caps what one request may carry.
     """
     app = FastAPI(title="evolve search", version="1", description=f"Champion pipeline {config.name} "
                                                                  f"(version {config_version}).")
+    app.add_middleware(RequestGuard, token=token, limits=limits)
     doc_ids = {c.doc_id for c in retriever.chunks}
 
-    def authorise(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given, f"Bearer {token}"):
-            raise HTTPException(401, "missing or wrong API token (Authorization: Bearer ...)")
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": short_errors(err.errors())})
 
     def run_search(body: SearchRequest) -> tuple[list[Hit], float]:
+        if len(body.query) > limits.max_query_chars:
+            raise HTTPException(422, f"query: at most {limits.max_query_chars} characters "
+                                     f"(`evolve serve --max-query-chars`)")
+        if not retriever.searchable(body.query):
+            raise HTTPException(422, "no searchable words in the query (only stopwords, punctuation or spaces)")
         started = time.perf_counter()
         rows = retriever.search_chunks([body.query], use_query_cache=False)[0]
         hits, seen = [], set()
@@ -94,20 +231,27 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
         return hits, 1000 * (time.perf_counter() - started)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "config": config.name, "config_version": config_version,
+    def health(request: Request) -> dict[str, Any]:
+        """Without the token (when one is set): only ``status`` and ``nonce``. ``status`` is "degraded" while the
+        last feedback snapshot export failed (``snapshot`` says why and when it last succeeded)."""
+        snapshot = store.export_status()
+        status = "ok" if snapshot["ok"] else "degraded"
+        if not request.scope.get(AUTHENTICATED):
+            return {"status": status, "nonce": nonce}
+        return {"status": status, "config": config.name, "config_version": config_version,
                 "config_sha256": config.sha256(), "documents": len(doc_ids), "chunks": len(retriever.chunks),
                 "answer": answerer is not None,
-                "registry_mirror": registry_mirror() if registry_mirror else "not watched", "nonce": nonce}
+                "registry_mirror": registry_mirror() if registry_mirror else "not watched", "snapshot": snapshot,
+                "nonce": nonce}
 
-    @app.post("/search", response_model=SearchResponse, dependencies=[Depends(authorise)])
+    @app.post("/search", response_model=SearchResponse)
     def search(body: SearchRequest) -> SearchResponse:
         hits, latency = run_search(body)
         request_id = store.record_request("search", body.query, [h.model_dump(exclude={"text"}) for h in hits],
                                           config_version, config.name, latency)
         return SearchResponse(request_id=request_id, config_version=config_version, hits=hits, latency_ms=latency)
 
-    @app.post("/answer", response_model=AnswerResponse, dependencies=[Depends(authorise)])
+    @app.post("/answer", response_model=AnswerResponse)
     def answer(body: SearchRequest) -> AnswerResponse:
         if answerer is None:
             raise HTTPException(503, "no LLM is configured for this server (see `evolve serve --help`)")
@@ -120,7 +264,7 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
         return AnswerResponse(request_id=request_id, config_version=config_version, hits=hits, latency_ms=latency,
                               answer=text)
 
-    @app.post("/feedback", response_model=FeedbackResponse, dependencies=[Depends(authorise)])
+    @app.post("/feedback", response_model=FeedbackResponse)
     def feedback(body: FeedbackEvent) -> FeedbackResponse:
         """Rate a request this server answered (its query and config version are taken from the store)."""
         if body.request_id is None:
@@ -135,13 +279,13 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
         (new,) = store.record_feedback([event], source="api")
         return FeedbackResponse(feedback_id=event.event_id, new=new)
 
-    @app.post("/feedback/import", response_model=ImportResponse, dependencies=[Depends(authorise)])
+    @app.post("/feedback/import", response_model=ImportResponse)
     def feedback_import(body: Annotated[list[Any], Body()]) -> ImportResponse:
         """A whole feedback export (used by `evolve feedback import`): every event is validated like POST
         /feedback's, then all are stored in one transaction, or none when any is refused."""
-        if len(body) > max_import_batch:
+        if len(body) > limits.max_import_batch:
             raise HTTPException(413, f"{len(body)} events is more than this server takes in one import "
-                                     f"({max_import_batch}; `evolve serve --max-import-batch`)")
+                                     f"({limits.max_import_batch}; `evolve serve --max-import-batch`)")
         events, refused = store.vouch_all(body, doc_ids)
         if refused:
             raise HTTPException(422, {"message": f"{len(refused)} of {len(body)} events refused, nothing stored",
@@ -150,10 +294,13 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
         return ImportResponse(received=len(events), new=sum(new), already_present=len(new) - sum(new),
                               feedback_ids=[e.event_id for e in events])
 
-    @app.post("/snapshot", dependencies=[Depends(authorise)])
+    @app.post("/snapshot")
     def snapshot() -> dict[str, Any]:
         """Export the feedback store to Parquet now (readers in other processes use the snapshot)."""
-        folder = store.export_snapshot()
+        try:
+            folder = store.export_snapshot()
+        except Exception as err:  # noqa: BLE001 - recorded in the store's export status too (GET /health)
+            raise HTTPException(503, f"the snapshot export failed: {type(err).__name__}: {err}"[:300]) from None
         return {"snapshot": str(folder), "requests": store.count("requests"), "feedback": store.count("feedback")}
 
     return app

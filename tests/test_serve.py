@@ -203,7 +203,7 @@ def test_non_loopback_bind_requires_a_token_and_the_token_is_enforced(tiny_scifa
     server = Server(tiny_scifact, tmp_path, token="s3cret")
     try:
         assert httpx.post(server.url + "/search", json={"query": "x"}).status_code == 401
-        ok = httpx.post(server.url + "/search", json={"query": "x"}, headers={"Authorization": "Bearer s3cret"})
+        ok = httpx.post(server.url + "/search", json={"query": "cancer"}, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
     finally:
         server.stop()
@@ -401,7 +401,7 @@ def test_import_through_the_server_needs_the_token_and_is_one_checked_batch(tiny
                          cwd=tmp_path, env=env)
             assert result.returncode == 2 and message in result.stderr, result.stderr
         no_token = cli("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path)
-        assert no_token.returncode == 2 and "401" in no_token.stderr
+        assert no_token.returncode == 2 and "401" in no_token.stderr and "EVOLVE_API_TOKEN" in no_token.stderr
         assert httpx.post(server.url + "/snapshot", headers=auth).json()["feedback"] == 3
     finally:
         server.stop(signal.SIGINT)

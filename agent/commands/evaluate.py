@@ -9,33 +9,29 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from agent.app import ProjectDir, app, cache_path, console, fail, metrics_table
+from agent.app import (ProjectDir, app, at_least, cache_path, console, fail, file_stem, load_pipeline,
+                       metrics_table)
+
 
 @app.command("eval")
 def eval_command(
     evalset: Annotated[Path, typer.Option(help="Evaluation set folder (corpus.jsonl, queries.jsonl, qrels.tsv).")],
     config: Annotated[Path, typer.Option(help="Pipeline config YAML.")],
     split: Annotated[str, typer.Option(help="Query split: 'default' (queries.jsonl) or e.g. 'train'.")] = "default",
-    limit: Annotated[Optional[int], typer.Option(help="Score a seeded sample of this many queries.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Score a seeded sample of this many queries (>= 1).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the query sample.")] = 0,
     output: Annotated[Optional[Path], typer.Option(help="Per-query results (JSONL); default under the project dir.")] = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
     """Build a pipeline from CONFIG on an evaluation set and print its retrieval metrics."""
     from evalsets import EvalSetError, load_evalset
-    from pipelines import ConfigError, load_config
-    from pipelines.embedders import resolve_model
 
+    at_least(limit, 1, "--limit")
+    pipeline = load_pipeline(config)
     try:
-        pipeline = load_config(config)
-        for model in filter(None, [pipeline.dense.model if pipeline.dense else None,
-                                   pipeline.reranker.model if pipeline.reranker.kind == "embedding" else None]):
-            resolve_model(model)
         data = load_evalset(evalset, split)
-    except (EvalSetError, ConfigError) as err:
+    except EvalSetError as err:
         fail(str(err))
-    except KeyError as err:
-        fail(f"{config}: {err.args[0]}")
     if limit:
         data = data.sample(limit, seed)
 
@@ -48,7 +44,9 @@ def eval_command(
     with stage_progress(console) as report:
         result = evaluate(data, pipeline, components, progress=report)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    output = output or project_dir / ".evolve" / "results" / f"{data.name}-{data.split}-{pipeline.name}-{stamp}.jsonl"
+    # the config's name and the split are labels, not paths: a name like '../x' stays a file in results/
+    stem = file_stem(data.name, data.split, pipeline.name, stamp)
+    output = output or project_dir / ".evolve" / "results" / f"{stem}.jsonl"
     result.write_per_query(output)
 
     console.print(metrics_table(f"{data.name} ({data.split}, {len(data.queries)} queries)",

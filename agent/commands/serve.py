@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from agent.app import ProjectDir, app, cache_path, console, err_console, fail
+from agent.app import ProjectDir, app, at_least, cache_path, check_models, console, err_console, fail, load_pipeline
 
 feedback_app = typer.Typer(help="Feedback from users: import exports, turn bad ratings into a failure set.",
                            no_args_is_help=True)
@@ -88,6 +88,34 @@ def api_client(server: dict[str, Any], token: Optional[str], timeout: float) -> 
     return httpx.Client(base_url=server["url"], headers=headers, timeout=timeout, trust_env=False)
 
 
+def call_server(server: dict[str, Any], token: Optional[str], method: str, path: str, timeout: float,
+                **request: Any) -> Any:
+    """One request to a server running_server() has verified. A server that does not answer, or answers 401
+    (no token given, or not its token), is one line; other statuses are the caller's to read."""
+    import httpx
+
+    try:
+        with api_client(server, token, timeout) as client:
+            response = client.request(method, path, **request)
+    except httpx.HTTPError as err:
+        fail(f"the server at {server['url']} did not answer {method} {path} ({type(err).__name__}: {err})")
+    if response.status_code == 401:
+        fail(f"the server at {server['url']} answered 401: "
+             + ("it has an API token: pass --token or set EVOLVE_API_TOKEN" if not token else
+                "it does not take the token given (--token / EVOLVE_API_TOKEN)"))
+    return response
+
+
+def response_detail(response: Any) -> Any:
+    """The ``detail`` of a FastAPI error reply, else the start of its text."""
+    if response.headers.get("content-type") == "application/json":
+        try:
+            return response.json().get("detail")
+        except (ValueError, AttributeError):
+            pass
+    return response.text[:300]
+
+
 def write_server_file(path: Path, info: dict[str, Any]) -> None:
     """Readable by this user only (it carries the nonce), swapped in whole."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
@@ -118,13 +146,13 @@ def champion(project_dir: Path, config: Optional[Path], tracking_uri: Optional[s
     """(config, version label, project): --config, else the audited champion (checked against the decision
     log; MLflow is not needed), else the packaged default."""
     from agent.commands.guard import open_project, say_recovered
-    from pipelines import load_config
 
     project = open_project(project_dir, tracking_uri)
     if config:
-        return load_config(config), f"file:{config.name}", project
+        return load_pipeline(config), f"file:{config.name}", project
     say_recovered(project)
     pipeline, record = project.champion()
+    check_models(pipeline, f"the champion config {pipeline.name} (version {record.version or 'default'})")
     return pipeline, record.version or "default", project
 
 
@@ -159,17 +187,59 @@ class MirrorWatch:
         self._stop.set()
 
 
+MIN_SNAPSHOT_EVERY = 0.5
+"""Seconds: shorter snapshot intervals only spend a core on exports."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before the index is built: a port in use or an address that is not this
+    machine's is one line at once, not a traceback after minutes of building."""
+    sock = None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        if sock is not None:
+            sock.close()
+        fail(f"cannot listen on {host}:{port}: {err.strerror or err}")
+    return sock
+
+
+def serve_limits(**given: Optional[int]) -> Any:
+    """The server's ServeLimits: its defaults, but for the options given (each at least 1)."""
+    from evalsets.feedback import MAX_TEXT
+    from pipelines.serving import ServeLimits
+
+    for name, value in given.items():
+        at_least(value, 1, "--" + name.replace("_", "-"))
+    if (given.get("max_query_chars") or 0) > MAX_TEXT:
+        fail(f"--max-query-chars can be at most {MAX_TEXT} (the feedback model's query limit)")
+    return ServeLimits(**{name: value for name, value in given.items() if value is not None})
+
+
 @app.command("serve")
 def serve_command(
     corpus: Annotated[Path, typer.Option(help="Documents to serve: an evaluation-set folder or a corpus.jsonl.")],
     config: Annotated[Optional[Path], typer.Option(help="Serve this config instead of the champion.")] = None,
     host: Annotated[str, typer.Option(help="Bind address; anything but loopback requires --token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port (1-65535; 0: any free port).")] = 8000,
     token: Annotated[Optional[str], typer.Option(envvar="EVOLVE_API_TOKEN", help="API token clients send as "
-                                                 "'Authorization: Bearer TOKEN'.")] = None,
-    snapshot_every: Annotated[float, typer.Option(help="Seconds between feedback snapshot exports.")] = 5.0,
-    max_import_batch: Annotated[int, typer.Option(min=1, help="Most events one POST /feedback/import may carry "
-                                                  "(`evolve feedback import` sends a whole file at once).")] = 10_000,
+                                                 "'Authorization: Bearer TOKEN'. With a token, everything but a "
+                                                 "bare GET /health (status and nonce) needs it, /docs too.")] = None,
+    snapshot_every: Annotated[float, typer.Option(help=f"Seconds between feedback snapshot exports (at least "
+                                                       f"{MIN_SNAPSHOT_EVERY:g}; each writes the new rows).")] = 5.0,
+    max_body_bytes: Annotated[Optional[int], typer.Option(help="Largest body of POST /search, /answer, /feedback "
+                                                               "(default 262144); larger is 413, unread.")] = None,
+    max_import_bytes: Annotated[Optional[int], typer.Option(help="Largest body of POST /feedback/import, a whole "
+                                                                 "export file (default 16777216).")] = None,
+    max_import_batch: Annotated[Optional[int], typer.Option(help="Most events one POST /feedback/import may carry "
+                                                                 "(default 10000; `evolve feedback import` sends a "
+                                                                 "whole file at once).")] = None,
+    max_query_chars: Annotated[Optional[int], typer.Option(help="Longest query /search and /answer take (default "
+                                                                "and most 4000, the feedback model's limit).")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
@@ -185,6 +255,11 @@ def serve_command(
 
     if host not in LOCAL_HOSTS and not token:
         fail(f"binding to {host} exposes the API beyond this machine: give --token (or EVOLVE_API_TOKEN)")
+    if not 0 <= port <= 65535:
+        fail(f"--port must be between 1 and 65535 (0: any free port), not {port}")
+    at_least(snapshot_every, MIN_SNAPSHOT_EVERY, "--snapshot-every")
+    limits = serve_limits(max_body_bytes=max_body_bytes, max_import_bytes=max_import_bytes,
+                          max_import_batch=max_import_batch, max_query_chars=max_query_chars)
     from guardrails import DecisionError, LogError
 
     try:
@@ -192,39 +267,59 @@ def serve_command(
         docs = read_corpus(corpus_file(corpus))
     except (ConfigError, EvalSetError, DecisionError, LogError) as err:
         fail(str(err))
+    listener = bind(host, port)
+    port = listener.getsockname()[1]
     mirror = MirrorWatch(project).start()
     try:
         store = FeedbackStore(project_dir / ".evolve" / "feedback.duckdb")
     except StoreLocked as err:
         fail(str(err))
     console.print(f"serving [bold]{pipeline.name}[/] (version {version}) over {len(docs)} documents")
-    with stage_progress(console) as report:
-        retriever = Retriever(pipeline, Components(cache_path(project_dir))).build(docs, report)
-    retriever.search(["warm-up"], use_query_cache=False)  # load the query model before the first user
+    try:
+        with stage_progress(console) as report:
+            retriever = Retriever(pipeline, Components(cache_path(project_dir))).build(docs, report)
+        retriever.search(["warm-up"], use_query_cache=False)  # load the query model before the first user
+    except OSError as err:  # a model that is not on this machine (offline), a cache that cannot be written
+        fail(f"cannot build {pipeline.name}: {err}")
     exporter = SnapshotExporter(store, snapshot_every)
     exporter.start()
-    url = f"http://{host}:{port}"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     nonce = secrets.token_hex(16)
+
+    def started() -> None:
+        """Once uvicorn listens: only now is the server there for clients to find (and to say so)."""
+        write_server_file(server_file(project_dir), {
+            "url": url, "pid": os.getpid(), "host": socket.gethostname(), "nonce": nonce,
+            "corpus": str(corpus.resolve()), "config": pipeline.name, "config_version": version})
+        console.print(f"listening on {url} (OpenAPI: {url}/docs)")
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                started()
+
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal under the handlers it found: these turn
     # it into an exception, so the cleanup below (server.json first) runs instead of the default death
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _raise_stopped)
     stopped_by = None
     try:
-        write_server_file(server_file(project_dir), {
-            "url": url, "pid": os.getpid(), "host": socket.gethostname(), "nonce": nonce,
-            "corpus": str(corpus.resolve()), "config": pipeline.name, "config_version": version})
-        console.print(f"listening on {url} (OpenAPI: {url}/docs)")
-        uvicorn.run(create_app(retriever, pipeline, version, store, token, registry_mirror=lambda: mirror.state,
-                               nonce=nonce, max_import_batch=max_import_batch),
-                    host=host, port=port, log_level="warning")
+        api = create_app(retriever, pipeline, version, store, token, registry_mirror=lambda: mirror.state,
+                         nonce=nonce, limits=limits)
+        Server(uvicorn.Config(api, log_level="warning")).run(sockets=[listener])
     except Stopped as signalled:
         stopped_by = str(signalled)
     finally:
         remove_server_file(server_file(project_dir), nonce)
+        listener.close()
         mirror.stop()
         exporter.stop()
-        store.export_snapshot()
+        try:
+            store.export_snapshot()
+        except Exception as err:  # noqa: BLE001 - the store is committed; only the snapshot lags
+            err_console.print(f"the last feedback snapshot export failed ({type(err).__name__}: {err}); the "
+                              f"events are in {store.path}", highlight=False, soft_wrap=True)
         store.close()
     if stopped_by:
         console.print(f"stopped ({stopped_by})")
@@ -258,15 +353,14 @@ def feedback_import(
     numbers, events = [n for n, _ in lines], [e for _, e in lines]
     server = running_server(project_dir)
     if server:
-        with api_client(server, token, timeout=300) as client:
-            response = client.post("/feedback/import", json=[e.model_dump(exclude_none=True) for e in events])
-        detail = response.json().get("detail") if response.headers.get("content-type") == "application/json" else None
+        response = call_server(server, token, "POST", "/feedback/import", timeout=300,
+                               json=[e.model_dump(exclude_none=True) for e in events])
+        detail = response_detail(response)
         if response.status_code == 422 and isinstance(detail, dict) and "errors" in detail:
             fail(str(bad_lines(path, [(numbers[e["index"]], e["error"]) for e in detail["errors"]],
                                "refused by the server")))
         if response.status_code != 200:
-            fail(f"{path.name}: the server refused the import ({response.status_code}): "
-                 f"{detail or response.text[:300]}")
+            fail(f"{path.name}: the server refused the import ({response.status_code}): {detail}")
         result, where = response.json(), f"the running server {server['url']}"
         checked = "request ids against its store, correct_doc_id against its corpus"
     else:
@@ -301,13 +395,18 @@ def bad_feedback_rows(project_dir: Path, server: dict[str, Any] | None, token: O
     """Negative feedback with its query and served results: from the server's fresh snapshot, or the file.
 
     The snapshot is read where this project keeps it; the path in the server's reply is not used."""
-    from evalsets.feedback import FeedbackStore, read_snapshot, snapshot_folder
+    from evalsets.feedback import FeedbackStore, StoreLocked, read_snapshot, snapshot_folder
 
     if server:
-        with api_client(server, token, timeout=60) as client:
-            client.post("/snapshot").raise_for_status()
+        response = call_server(server, token, "POST", "/snapshot", timeout=60)
+        if response.status_code != 200:
+            fail(f"the server at {server['url']} could not export its feedback snapshot ({response.status_code}): "
+                 f"{response_detail(response)}")
         return read_snapshot(snapshot_folder(feedback_db(project_dir)), FAILURES_SQL)
-    store = FeedbackStore(feedback_db(project_dir))
+    try:
+        store = FeedbackStore(feedback_db(project_dir))
+    except StoreLocked as err:
+        fail(str(err))
     try:
         return store.rows(FAILURES_SQL)
     finally:

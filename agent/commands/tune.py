@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 
-from agent.app import ProjectDir, app, console, err_console, fail, metrics_table
+from agent.app import ProjectDir, app, console, err_console, fail, metrics_table, safe_name
 
 
 class StudyDisplay:
@@ -91,6 +93,19 @@ def _default_study_name(evalset: Path, space_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{evalset.resolve().name}-{space_name}")
 
 
+@contextmanager
+def storage_errors(storage: str) -> Iterator[None]:
+    """An Optuna storage that cannot be opened (its database down, a wrong URL): one line, password hidden."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    try:
+        yield
+    except (OperationalError, ArgumentError) as err:
+        cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        shown = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", storage)  # the password stays out of the message
+        fail(f"cannot open the Optuna storage {shown}: {cause}")
+
+
 def _print_summary(summary: dict[str, Any], runner: Any) -> None:
     console.print(metrics_table(f"best config on held-back queries ({summary['heldout_split']}, "
                                 f"{summary['heldout_queries']} queries)", [("best", summary["heldout"])]))
@@ -147,12 +162,14 @@ def tune_command(
         search_space = load_space(space)
     except (ValueError, SpaceError) as err:
         fail(str(err))
-    name = study or _default_study_name(evalset, search_space.name)
+    name = safe_name(study, "study name") if study else _default_study_name(evalset, search_space.name)
     spec = StudySpec(study_name=name, evalset=str(evalset.resolve()), space=search_space.model_dump(mode="json"),
                      metric=search_space.metric, seed=seed, n_trials=trials, multi_objective=multi_objective,
                      prune=not no_prune, max_tune_queries=max_queries)
+    storage = storage or default_storage(project_dir)
     try:
-        runner = StudyRunner(spec, storage or default_storage(project_dir), project_dir, tracking_uri)
+        with storage_errors(storage):
+            runner = StudyRunner(spec, storage, project_dir, tracking_uri)
     except EvalSetError as err:
         fail(str(err))
     recovered = runner.sync_mlflow()
@@ -190,13 +207,17 @@ def worker_command(
     if follow == (study is not None):
         fail("give either --study NAME or --follow")
     if follow:
-        _follow(storage, project_dir, tracking_uri, evalset)
+        with storage_errors(storage):
+            _follow(storage, project_dir, tracking_uri, evalset)
         return
+    safe_name(study, "study name")  # it names the study's folder under .evolve/studies
     try:
         seconds = parse_duration(timeout) if timeout else None
-        runner = StudyRunner.from_storage(study, storage, project_dir, str(evalset.resolve()) if evalset else None,
-                                          wait_seconds=parse_duration(wait), tracking_uri=tracking_uri,
-                                          worker_seed=os.getpid())
+        with storage_errors(storage):
+            runner = StudyRunner.from_storage(study, storage, project_dir,
+                                              str(evalset.resolve()) if evalset else None,
+                                              wait_seconds=parse_duration(wait), tracking_uri=tracking_uri,
+                                              worker_seed=os.getpid())
     except (KeyError, ValueError, EvalSetError) as err:
         fail(str(err.args[0]) if isinstance(err, KeyError) else str(err))
     console.print(f"worker {os.getpid()} joined study [bold]{study}[/] ({runner.finished_count()} finished)")

@@ -1,0 +1,111 @@
+"""User mistakes on the command line: one line on stderr, a non-zero exit, no traceback, nothing written astray."""
+
+import sys
+
+import pytest
+
+from conftest import REPO
+from postgres import free_port
+from test_cli import evolve
+
+BM25 = "lexical: {tokenizer: english}\nfusion: {kind: none}\n"
+
+
+def one_line_error(result, code=2):
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_eval_limit_below_one_is_one_line(tmp_path, tiny_scifact):
+    (tmp_path / "c.yaml").write_text(BM25)
+    result = evolve("eval", "--evalset", str(tiny_scifact), "--config", "c.yaml", "--limit", "-1", cwd=tmp_path)
+    assert "--limit must be at least 1, not -1" in one_line_error(result)
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path, tiny_scifact):
+    (tmp_path / "c.yaml").write_bytes("name: caf\u00e9\n".encode("latin-1") + BM25.encode())
+    result = evolve("eval", "--evalset", str(tiny_scifact), "--config", "c.yaml", cwd=tmp_path)
+    assert "c.yaml: not UTF-8 text" in one_line_error(result)
+
+
+def test_a_config_name_never_writes_outside_the_results_folder(tmp_path, tiny_scifact):
+    project = tmp_path / "project"
+    (tmp_path / "c.yaml").write_text("name: ../../../escaped\n" + BM25)
+    result = evolve("eval", "--evalset", str(tiny_scifact), "--config", "c.yaml", "--project-dir", str(project),
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = list((project / ".evolve" / "results").iterdir())
+    assert len(written) == 1 and written[0].name.startswith("scifact-tiny-default-escaped-")
+    assert not list(tmp_path.glob("*escaped*")) and not list(project.glob("*escaped*"))
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "two words", "x" * 101])
+def test_study_names_must_be_safe_file_names(tmp_path, tiny_scifact, name):
+    project = tmp_path / "project"
+    tune = evolve("tune", "--evalset", str(tiny_scifact), "--space", str(REPO / "experiments" / "spaces" / "demo.yaml"),
+                  "--trials", "1", "--study", name, "--project-dir", str(project), cwd=tmp_path)
+    assert "cannot be a file name" in one_line_error(tune)
+    worker = evolve("worker", "--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", name, "--project-dir",
+                    str(project), cwd=tmp_path)
+    assert "cannot be a file name" in one_line_error(worker)
+    assert not (tmp_path / "escape").exists() and not (project / ".evolve" / "escape").exists()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_unreachable_study_database_is_one_line(tmp_path, kind):
+    if kind == "postgresql":
+        pytest.importorskip("psycopg2")
+    url = {"sqlite": f"sqlite:///{tmp_path}/no-such-folder/optuna.db",
+           "postgresql": f"postgresql://evolve:hunter2@127.0.0.1:{free_port()}/optuna"}[kind]
+    result = evolve("worker", "--storage", url, "--study", "s", "--project-dir", str(tmp_path), cwd=tmp_path)
+    said = one_line_error(result)
+    assert "cannot open the Optuna storage" in said and "hunter2" not in said
+    assert kind == "sqlite" or "postgresql://evolve:***@127.0.0.1" in said
+
+
+class NotOurs(Exception):
+    pass
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_the_safety_net_turns_user_errors_into_one_line_and_keeps_bugs_visible(monkeypatch, capsys, debug):
+    import agent.cli
+    from evalsets import EvalSetError
+
+    monkeypatch.setenv("EVOLVE_DEBUG", debug)
+
+    def raising(error):
+        def app():
+            raise error
+        return app
+
+    monkeypatch.setattr(agent.cli, "app", raising(EvalSetError("bad line", "q.jsonl", 3)))
+    if debug:  # EVOLVE_DEBUG=1: the traceback of a user error too
+        with pytest.raises(EvalSetError):
+            agent.cli.main()
+    else:
+        with pytest.raises(SystemExit) as exited:
+            agent.cli.main()
+        assert exited.value.code == 2 and capsys.readouterr().err.strip() == "error: q.jsonl:3: bad line"
+    monkeypatch.setattr(agent.cli, "app", raising(FileNotFoundError(2, "No such file or directory", "x.yaml")))
+    if not debug:
+        with pytest.raises(SystemExit):
+            agent.cli.main()
+        assert capsys.readouterr().err.strip() == "error: x.yaml: No such file or directory"
+    monkeypatch.setattr(agent.cli, "app", raising(NotOurs("a bug")))
+    with pytest.raises(NotOurs):  # not a user error: its traceback stays
+        agent.cli.main()
+    assert "agent.cli" in sys.modules
+
+
+def test_every_user_error_type_the_safety_net_names_exists():
+    """The net names types by module and name (so it needs no import): a type that moved would silently be lost."""
+    import importlib
+
+    from agent.cli import USER_ERRORS
+
+    for qualified in USER_ERRORS:
+        module, name = qualified.rsplit(".", 1)
+        kind = getattr(importlib.import_module(module), name, None)
+        assert isinstance(kind, type) and issubclass(kind, Exception), qualified
