@@ -82,8 +82,9 @@ def check_models(pipeline: Any, where: str) -> None:
     """Every embedding model ``pipeline`` names is one evolve can load, else one line naming ``where``."""
     from pipelines.embedders import resolve_model
 
+    embedding_reranker = getattr(pipeline.reranker, "model_kind", None) == "embedding"
     for model in filter(None, [pipeline.dense.model if pipeline.dense else None,
-                               pipeline.reranker.model if pipeline.reranker.kind == "embedding" else None]):
+                               pipeline.reranker.model if embedding_reranker else None]):
         try:
             resolve_model(model)
         except KeyError as err:
