@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from agent.progress import stage_lines  # noqa: E402
 from experiments.evaluate import evaluate  # noqa: E402
 from experiments.space import load_space  # noqa: E402
-from experiments.study import StudyRunner, StudySpec, default_storage  # noqa: E402
+from experiments import StudyRunner, StudySpec, default_storage  # noqa: E402
 from guardrails.stats import paired_bootstrap_p  # noqa: E402
 from pipelines import PipelineConfig, load_config  # noqa: E402
 

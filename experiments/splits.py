@@ -8,17 +8,20 @@ same tune / held-back partition.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from evalsets import EvalSet, available_splits, load_evalset
 
 
+HOLDOUT_FRACTION = 0.3
+"""Share of the queries a set without a train split holds back (a study's default)."""
 CROSSFIT_BELOW = 1000
 """`auto` decisions cross-fit sets with fewer queries than this (and no train split): a 30% hold-back of a
 small set is too few queries to detect any realistic gain."""
 
 
-def tune_and_heldout(path: Path | str, holdout_fraction: float = 0.3, seed: int = 0,
+def tune_and_heldout(path: Path | str, holdout_fraction: float = HOLDOUT_FRACTION, seed: int = 0,
                      use_train_split: bool = True, fold: int | None = None,
                      folds: int = 5) -> tuple[EvalSet, EvalSet]:
     """(tuning queries, held-back queries). With ``fold``: cross-fitting, where the seeded shuffle is cut into
@@ -53,6 +56,28 @@ def decision_folds(path: Path | str, mode: str = "auto", folds: int = 5) -> int 
     if mode != "auto":
         raise ValueError(f"unknown decision mode {mode!r}: auto, fixed or crossfit")
     return folds if not has_train and len(load_evalset(path).queries) < CROSSFIT_BELOW else None
+
+
+@dataclass(frozen=True)
+class DecisionSplit:
+    """How a loop that decides on one set splits it, as the studies it runs split it."""
+
+    tune: EvalSet
+    """Queries that tune some study: what may be looked at while proposing (all of them when cross-fitting)."""
+    heldout: list[EvalSet]
+    """The held-back queries of each study: one set, or one fold per study when cross-fitting."""
+
+
+def decision_split(path: Path | str, folds: int | None = None, holdout_fraction: float = HOLDOUT_FRACTION,
+                   seed: int = 0) -> DecisionSplit:
+    """The split of a decision on ``path``: one fixed hold-back (``folds`` None), else cross-fitting over
+    ``folds`` studies, study ``f`` holding back fold ``f``; the same parts :func:`tune_and_heldout` gives each
+    study with these settings."""
+    if not folds:
+        tune, heldout = tune_and_heldout(path, holdout_fraction, seed)
+        return DecisionSplit(tune, [heldout])
+    return DecisionSplit(load_evalset(path), [tune_and_heldout(path, holdout_fraction, seed, fold=fold, folds=folds)[1]
+                                              for fold in range(folds)])
 
 
 def seeded_order(evalset: EvalSet, seed: int) -> list[str]:

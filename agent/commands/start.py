@@ -50,7 +50,7 @@ def start_command(
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from agent.loop.graph import AgentContext, build_graph, run_trial_count
-    from experiments.study import default_storage
+    from experiments import default_storage
     from agent.loop.runtime import AgentPaths, BudgetClock, Watchdog, read_status, write_status
     from agent.loop.tracking import AgentTracker
     from agent.commands.serve import gating_failure_set

@@ -153,7 +153,7 @@ def tune_command(
     from evalsets import EvalSetError
     from experiments.durations import parse_duration
     from experiments.space import SpaceError, load_space
-    from experiments.study import StudyRunner, StudySpec, default_storage
+    from experiments import StudyRunner, StudySpec, default_storage
 
     if trials is None and timeout is None:
         fail("give --trials N, --timeout DURATION, or both")
@@ -202,7 +202,7 @@ def worker_command(
     """
     from evalsets import EvalSetError
     from experiments.durations import parse_duration
-    from experiments.study import StudyRunner
+    from experiments import StudyRunner
 
     if follow == (study is not None):
         fail("give either --study NAME or --follow")
@@ -231,7 +231,7 @@ def _follow(storage: str, project_dir: Path, tracking_uri: Optional[str], evalse
     import time
 
     from evalsets import EvalSetError
-    from experiments.study import StudyRunner, open_studies
+    from experiments import StudyRunner, open_studies
 
     console.print(f"worker {os.getpid()} following {storage.split('@')[-1]}")
     while True:

@@ -18,7 +18,7 @@ from agent.loop.runtime import AgentPaths, BudgetClock, write_status
 from evalsets import EvalSet, load_evalset
 from experiments.evaluate import score_queries
 from experiments.splits import tune_and_heldout
-from experiments.study import StudyRunner, StudySpec, default_storage
+from experiments import StudyRunner, StudySpec, default_storage
 from guardrails import Policy, Project, evaluate_against_champion, record_decision
 from pipelines import Components, PipelineConfig, Retriever, StageLog
 
