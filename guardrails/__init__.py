@@ -11,6 +11,7 @@ from guardrails.decisions import (
     approve,
     evaluate_against_champion,
     guard_and_register,
+    logged_decision,
     materialise,
     record_decision,
     recover,
@@ -27,5 +28,5 @@ from guardrails.registry import PipelineRegistry
 __all__ = ["ChainBroken", "ChampionRecord", "DecisionError", "DecisionLog", "Evidence", "GuardReport", "LogError",
            "LogLocked", "PACKAGED_DEFAULT", "PipelineRegistry", "Policy", "PolicyError", "Project", "RuleResult",
            "approve", "check_candidate", "collect_evidence", "evaluate_against_champion", "guard_and_register",
-           "load_policy", "materialise", "mirror_differences", "policy_sha256", "record_decision", "recover", "reject",
-           "rollback", "sync_mirror"]
+           "load_policy", "logged_decision", "materialise", "mirror_differences", "policy_sha256", "record_decision",
+           "recover", "reject", "rollback", "sync_mirror"]

@@ -38,7 +38,14 @@ class GuardReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "failed_rules": self.failed_rules, "candidate": self.candidate,
-                "champion": self.champion, "rules": [asdict(r) for r in self.rules], "decision": self.decision}
+                "champion": self.champion, "rules": [{k: _plain(v) for k, v in asdict(r).items()} for r in self.rules],
+                "decision": self.decision}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GuardReport":
+        """The report :meth:`to_dict` wrote (passed and failed_rules follow from the rules)."""
+        return cls(data["candidate"], data["champion"], [RuleResult(**r) for r in data["rules"]],
+                   dict(data.get("decision") or {}))
 
     def to_markdown(self) -> str:
         lines = [f"# Guardrail report: {'PASSED' if self.passed else 'REJECTED'}", ""]
@@ -49,6 +56,11 @@ class GuardReport:
         for r in self.rules:
             lines.append(f"| {r.rule} | {_fmt(r.measured)} | {_fmt(r.limit)} | {'pass' if r.passed else 'FAIL'} | {r.why} |")
         return "\n".join(lines) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python ones, so the report survives JSON (an np.bool_ would come back as a string)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _fmt(value: Any) -> str:

@@ -14,6 +14,7 @@ from evalsets import EvalSet
 from guardrails.checks import GuardReport, check_candidate
 from guardrails.evidence import Evidence, collect_evidence
 from guardrails.ledger import (
+    GUARD_ACTIONS,
     Row,
     champion_history,
     explicit_actor,
@@ -72,6 +73,13 @@ def record_decision(project: Project, candidate: PipelineConfig, report: GuardRe
                        details={"run_id": run_id, "study": study, "config": candidate.model_dump(mode="json"),
                                 "report": report_dict, "look": report.decision.get("look")})
     return version
+
+
+def logged_decision(project: Project, study: str, config_sha256: str) -> Row | None:
+    """The guard decision the log already holds for this config from this study, if any: a caller that can be
+    interrupted between recording and remembering that it did (a loop killed and resumed) records it once."""
+    return next((r for r in project.log.rows() if r.action in GUARD_ACTIONS and r.info.get("study") == study
+                 and r.config_sha256 == config_sha256), None)
 
 
 def guard_and_register(project: Project, candidate: PipelineConfig, heldout_sets: list[EvalSet],

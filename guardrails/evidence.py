@@ -34,6 +34,18 @@ class Evidence:
     models: dict[str, str] = field(default_factory=dict)
     """model name -> licence"""
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; :meth:`from_dict` gives the evidence back (e.g. across a checkpoint)."""
+        return {"config": self.config.model_dump(mode="json"), "latency_p95_ms": self.latency_p95_ms,
+                "index_mb": self.index_mb, "models": self.models,
+                "sets": [{"name": s.name, "per_query": s.per_query, "is_failure_set": s.is_failure_set}
+                         for s in self.sets]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Evidence":
+        return cls(PipelineConfig.model_validate(data["config"]), [SetScores(**s) for s in data["sets"]],
+                   data["latency_p95_ms"], data["index_mb"], dict(data["models"]))
+
     def summary(self, metric: str) -> dict[str, Any]:
         return {"config": self.config.name, "latency_p95_ms": round(self.latency_p95_ms, 2),
                 "index_mb": round(self.index_mb, 3), "models": self.models,
