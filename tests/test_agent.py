@@ -218,7 +218,7 @@ def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer
 
 def test_stop_ends_the_loop_gracefully(tiny_scifact, tmp_path):
     process = start_process(tmp_path, tiny_scifact, "--budget", "20m", "--trials-per-iteration", "3")
-    wait_for(lambda: status_value(tmp_path, "node") == "experiment", process, 240, "the first experiment")
+    wait_for(lambda: status_value(tmp_path, "node") == "run_studies", process, 240, "the first studies")
     asked = time.time()
     stop = subprocess.run([sys.executable, "-m", "agent.cli", "stop", "--project-dir", str(tmp_path)],
                           capture_output=True, text=True)
@@ -289,6 +289,54 @@ def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
     # the budget continued from what the first process had spent
     assert run_before["spent_seconds"] <= summary["spent_seconds"] <= 150
     assert [h["iteration"] for h in summary["history"]] == list(range(summary["iterations"]))
+
+
+def test_a_decision_is_recorded_once_however_the_run_is_resumed_around_it(tiny_scifact, tmp_path):
+    """The decision log is append-only: record_decision run again after a kill between its write and its
+    checkpoint finds the row instead of adding one, and a state without the guard's evidence is measured again."""
+    import yaml
+
+    from agent.commands.guard import open_project
+    from agent.loop import nodes
+    from agent.loop.runtime import BudgetClock
+    from agent.loop.state import AgentContext
+    from guardrails import Policy
+    from pipelines import Components, PipelineConfig
+
+    policy = Policy(min_gain=-1, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=1,
+                    primary_metric="mrr@10")
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
+    def bm25(name, tokenizer):
+        return PipelineConfig.model_validate({"name": name, "lexical": {"tokenizer": tokenizer, "k1": 0.3, "b": 0.1},
+                                              "fusion": {"kind": "none"}})
+
+    start = bm25("start", "regex")
+    (tmp_path / "start.yaml").write_text(start.to_yaml())
+    project = open_project(tmp_path, None, tmp_path / "start.yaml")
+    run_file = tmp_path / "run.json"
+    run_file.write_text(json.dumps({"spent_seconds": 0.0}))
+    ctx = AgentContext(project, AgentPaths(tmp_path), BudgetClock(run_file, 600), tiny_scifact, policy,
+                       Components(tmp_path / "cache.sqlite"), None, say=lambda line: None)
+    best = bm25("english", "english")
+    state = {"run_id": "r", "iteration": 0, "study": "r-it0", "best": best.model_dump(mode="json"),
+             "proposal": {"name": "space"}, "proposer": "heuristic", "rationale": "why", "history": []}
+    state |= nodes.guard_candidate(ctx, state)
+    assert state["guard"]["passed"] and state["evidence"]
+    assert state["champion_heldout"] == state["guard"]["champion"]["sets"][ctx.split.heldout[0].name]["mrr@10"]
+
+    first = nodes.record_decision(ctx, state)
+    again = nodes.record_decision(ctx, state)  # killed after the write, before the checkpoint: the node runs again
+    rows = [r for r in project.log.rows() if r.info.get("study") == "r-it0"]
+    assert len(rows) == 1 and rows[0].action == "register"
+    assert first["history"][-1]["outcome"] == again["history"][-1]["outcome"] == "promoted"
+    assert first["promoted_version"] == again["promoted_version"] == rows[0].version
+    assert first["evidence"] is None and first["history"][-1]["metric"] == "mrr@10"
+    assert rows[0].info["report"] == state["guard"]  # the report recorded is the one the guard step made
+
+    without = nodes.record_decision(ctx, {**state, "study": "r-it1", "iteration": 1, "evidence": None})
+    rows = [r for r in project.log.rows() if r.info.get("study") == "r-it1"]
+    assert len(rows) == 1 and without["promoted_version"] == rows[0].version != first["promoted_version"]
+    assert rows[0].info["look"] == 2
 
 
 def test_watchdog_ends_a_step_that_overruns_the_budget(tmp_path):

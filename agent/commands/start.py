@@ -49,8 +49,8 @@ def start_command(
     """
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    from agent.loop.graph import AgentContext, build_graph, run_trial_count
-    from experiments import default_storage
+    from agent.loop.graph import build_graph
+    from agent.loop.state import AgentContext
     from agent.loop.runtime import AgentPaths, BudgetClock, Watchdog, read_status, write_status
     from agent.loop.tracking import AgentTracker
     from agent.commands.serve import gating_failure_set
@@ -125,7 +125,7 @@ def start_command(
         def hard_stop() -> None:
             node = (read_status(paths) or {}).get("node")
             state = dict(ctx.last_state or {"run_id": run_id})
-            state["trials_run"] = run_trial_count(storage or default_storage(project.root), run_id)
+            state["trials_run"] = ctx.trials_finished(run_id)
             ctx.write_summary(state, f"budget (hard stop during {node})")
             write_status(paths, {**(read_status(paths) or {}), "node": "finished",
                                  "stop_reason": f"budget (hard stop during {node})"})

@@ -38,8 +38,8 @@ class AgentTracker:
             "evolve.rationale": (entry["rationale"] or "")[:5000], "evolve.study": entry.get("study") or "",
             "mlflow.note.content": f"**{entry['proposer']} proposal**: {entry['rationale']}\n\n"
                                    f"**outcome**: {entry['outcome']}\n\nnotes: {entry.get('notes')}"})
-        metrics = {"best_tune_value": entry.get("best_tune_value"), "champion_heldout_ndcg_at_10": entry.get(
-            "champion_heldout")}
+        metrics = {"best_tune_value": entry.get("best_tune_value"),
+                   f"champion_heldout_{entry['metric']}": entry.get("champion_heldout")}
         self.tracker.log_metrics(run.info.run_id, {k: v for k, v in metrics.items() if v is not None})
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

@@ -1,0 +1,236 @@
+"""The loop's nodes, one function each: ``node(ctx, state) -> the state's update``.
+
+observe_champion -> propose_space -> run_studies -> guard_candidate -> record_decision, then again or
+summarize. A node reads what earlier nodes left in the state and nothing else of theirs, so a run killed
+anywhere resumes from the last checkpoint with what it needs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import guardrails
+from agent.loop.proposers import heuristic_proposal, llm_proposal
+from agent.loop.runtime import write_status
+from agent.loop.state import AgentContext, AgentState, best_candidate, heldout_value, study_prefix
+from agent.progress import stage_lines
+from experiments import StudyRunner, StudySpec
+from experiments.evaluate import score_queries
+from pipelines import PipelineConfig, Retriever, StageLog
+
+OBSERVED_QUERIES = 300
+"""Tuning queries the champion is scored on to show the proposer its worst ones."""
+
+
+def report_status(ctx: AgentContext, state: AgentState, node: str, **extra: Any) -> None:
+    """status.json for `evolve status` in another terminal; the state is kept for a watchdog's summary."""
+    ctx.last_state = dict(state)
+    history = state.get("history", [])
+    metric = ctx.metric
+    write_status(ctx.paths, {"run_id": state.get("run_id"), "node": node, "iteration": state.get("iteration", 0),
+                             "budget_left_s": round(ctx.remaining()), "spent_s": round(ctx.clock.spent()),
+                             "champion": (state.get("champion") or {}).get("name"),
+                             f"champion_heldout_{metric}": state.get("champion_heldout"),
+                             "best_tune_value": state.get("best_overall_value"),
+                             f"best_candidate_heldout_{metric}": (best_candidate(history, metric) or {}).get("heldout"),
+                             "proposals": state.get("proposals", {}), "trials_run": state.get("trials_run", 0),
+                             "llm": (f"{ctx.llm.model} at {ctx.llm.settings.base_url}" if ctx.llm is not None
+                                     else f"none ({ctx.llm_unavailable_reason or 'not configured'})"),
+                             "promoted": [h.get("promoted_version") for h in history if h.get("promoted_version")],
+                             **extra})
+
+
+def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
+    """The champion's worst tuning queries, for the proposer. Held-back queries are scored by the guard step only:
+    what it measured for this champion is carried in the state, and never shown to the proposer."""
+    report_status(ctx, state, "observe_champion")
+    champion = ctx.project.champion_config()
+    tune, metric = ctx.split.tune, ctx.metric
+    retriever = Retriever(champion, ctx.components).build(tune.corpus, stage_lines(ctx.say, "  "))
+    rows = score_queries(retriever, tune.queries[:OBSERVED_QUERIES], tune.qrels, StageLog(), (metric,))
+    by_id = {q.query_id: q for q in tune.queries}
+    lines = [f"champion {champion.name}: mean {metric} {sum(r[metric] for r in rows) / len(rows):.4f} on "
+             f"{len(rows)} tuning queries ({ctx.language})"]
+    for row in sorted(rows, key=lambda r: r[metric])[:5]:
+        right = tune.document(row["relevant"][0]) if row["relevant"] else None
+        got = [tune.document(d) for d in row["top10"][:2]]
+        lines.append(f'- query "{by_id[row["query_id"]].text[:200]}" {metric} {row[metric]:.2f}; returned '
+                     + "; ".join(f'[{d.title[:60]}] "{d.text[:160]}"' for d in got)
+                     + f'; the right document: [{right.title[:60] if right else "?"}] '
+                       f'"{right.text[:160] if right else ""}"')
+    if ctx.failure_set is not None:
+        lines.append(f"failure set from user feedback: {len(ctx.failure_set.queries)} queries")
+    measured = state.get("champion_heldout_sha256") == champion.sha256()
+    heldout = state.get("champion_heldout") if measured else None
+    ctx.say(f"iteration {state['iteration']}: champion {champion.name}, held-back {metric} "
+            + (f"{heldout:.4f} (at the last guard step)" if heldout is not None else "not measured yet (the guard "
+               "step measures it)") + f"; {ctx.remaining() / 60:.1f} min of budget left")
+    return {"champion": json.loads(champion.model_dump_json()), "observation": "\n".join(lines),
+            "champion_heldout": heldout}
+
+
+def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
+    """A search space for the next studies: from the LLM when there is one and it answers inside the schema,
+    else from the heuristic."""
+    report_status(ctx, state, "propose_space")
+    history = state.get("history", [])
+    # the proposer learns one bit per look at the held-back queries (promoted or not), never their scores
+    # or which rule failed: that keeps alpha spending over looks valid (see guardrails.stats)
+    tried = "\n".join(f"- iteration {h['iteration']}: space {h['space_name']} ({h['proposer']}), best tune "
+                      f"{h.get('best_tune_value')}, " + ("promoted" if h["outcome"] == "promoted" else "not promoted")
+                      for h in history) or "- nothing yet"
+    proposal, notes = None, []
+    if ctx.llm is not None:
+        # the LLM gets at most a third of what is left (the study needs the rest) and never past the reserve
+        seconds = min(600.0, (ctx.remaining() - 2 * ctx.reserve) / 3)
+        proposal, notes = llm_proposal(ctx.llm, state["observation"], ctx.language, tried, state["iteration"],
+                                       seconds=seconds)
+    else:
+        notes = [f"no LLM: {ctx.llm_unavailable_reason or 'not configured'}; the heuristic proposer takes over"]
+    if proposal is None:
+        improved = history[-1]["outcome"] == "promoted" if history else None
+        proposal = heuristic_proposal(state["iteration"], ctx.language, state["champion"], state.get("best_overall"),
+                                      improved, history)
+        if ctx.llm is not None:
+            notes.append("LLM proposal unusable: the heuristic proposer takes over")
+    counts = dict(state.get("proposals", {}))
+    counts[proposal.proposer] = counts.get(proposal.proposer, 0) + 1
+    for note in notes:
+        ctx.say(f"  note: {note[:300]}")
+    ctx.say(f"  {proposal.proposer} proposes {proposal.space.get('name')}: {proposal.rationale[:300]}")
+    return {"proposal": proposal.space, "rationale": proposal.rationale, "proposer": proposal.proposer,
+            "proposal_notes": notes + proposal.notes, "proposals": counts}
+
+
+def run_studies(ctx: AgentContext, state: AgentState) -> AgentState:
+    """One Optuna study on the proposed space (one per fold when cross-fitting), sharing out the time left;
+    the candidate is the winner with the best tuning score (no held-back query chooses it)."""
+    report_status(ctx, state, "run_studies", space=state["proposal"].get("name"))
+    name = f"{study_prefix(state['run_id'])}{state['iteration']}"
+    trials = ctx.trials_per_iteration
+    if state.get("max_trials"):
+        trials = max(1, min(trials, state["max_trials"] - state.get("trials_run", 0)))
+    folds = list(range(ctx.folds)) if ctx.folds else [None]
+    if ctx.folds:  # the same trials in all, shared out over the folds' studies
+        trials = max(3, -(-trials // ctx.folds))
+    results = []
+    for index, fold in enumerate(folds):
+        timeout = (ctx.remaining() - ctx.reserve) / (len(folds) - index)
+        results.append(_run_study(ctx, state["proposal"], name if fold is None else f"{name}-f{fold}", trials, fold,
+                                  timeout))
+    ran = state.get("trials_run", 0) + sum(r["ran"] for r in results)
+    if any(r["best"] is None for r in results):
+        return {"study": name, "best": None, "fold_best": None, "best_tune_value": None, "trials_run": ran}
+    chosen = max(results, key=lambda r: r["value"])
+    update: AgentState = {"study": name, "best": chosen["best"], "best_tune_value": chosen["value"],
+                          "trials_run": ran, "fold_best": [r["best"] for r in results] if ctx.folds else None}
+    if state.get("best_overall_value") is None or chosen["value"] > state["best_overall_value"]:
+        update.update(best_overall=chosen["best"], best_overall_value=chosen["value"])
+    return update
+
+
+def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int, fold: int | None,
+               timeout: float) -> dict[str, Any]:
+    """One study (tuning without ``fold`` when cross-fitting): {ran: finished trials, best: config, value}."""
+    spec = StudySpec(study_name=name, evalset=str(ctx.evalset_path), space=space, metric=ctx.metric,
+                     n_trials=trials, fold=fold, folds=ctx.folds or 5)
+    runner = StudyRunner(spec, ctx.storage, ctx.project.root, ctx.project.registry.tracking_uri,
+                         components=ctx.components)
+    runner.abandon_at = ctx.clock.deadline - ctx.reserve  # a running trial stops at its next step
+    runner.stage_progress = stage_lines(ctx.say, "      ")  # a cold embedding takes minutes
+
+    def stop_if_asked(study: Any, trial: Any) -> None:
+        value = f"{trial.values[0]:.4f}" if trial.values else "-"
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
+            if trial.datetime_complete and trial.datetime_start else 0.0
+        ctx.say(f"    trial {trial.number}: {trial.state.name.lower()} {value} ({seconds:.0f} s)")
+        if ctx.stop_requested() or ctx.remaining() < ctx.reserve:
+            study.stop()
+
+    if ctx.remaining() > ctx.reserve and not ctx.stop_requested():
+        runner.run(timeout=max(1.0, timeout), callbacks=[stop_if_asked])
+    runner.close("the agent moved on")
+    ran = runner.finished_count()  # the study's own count: trials finished before a crash and resume count once
+    best = runner.best()
+    ctx.say(f"  study {name}: {ran} trials finished"
+            + (f", best tuning {ctx.metric} {best[1]:.4f}" if best else ", none complete"))
+    if best is None:
+        return {"ran": ran, "best": None, "value": None}
+    return {"ran": ran, "best": json.loads(best[0].model_dump_json()), "value": best[1]}
+
+
+def guard_candidate(ctx: AgentContext, state: AgentState) -> AgentState:
+    """Score candidate and champion on the held-back queries (the only place they are scored) and apply the
+    policy: the report, and the evidence the decision is recorded with."""
+    report_status(ctx, state, "guard_candidate")
+    if not state.get("best"):
+        return {"guard": {"passed": False, "failed_rules": ["no complete trial"], "rules": []}, "evidence": None}
+    candidate = PipelineConfig.model_validate(state["best"])
+    winners = [PipelineConfig.model_validate(c) for c in state["fold_best"]] if state.get("fold_best") else None
+    report, evidence = guardrails.evaluate_against_champion(ctx.project, candidate, ctx.split.heldout, ctx.policy,
+                                                            ctx.components, ctx.failure_set, scored_by=winners)
+    guard = json.loads(json.dumps(report.to_dict(), default=str))
+    return {"guard": guard, "evidence": json.loads(json.dumps(evidence.to_dict())),
+            "champion_heldout": heldout_value(guard["champion"], ctx.metric),
+            "champion_heldout_sha256": report.decision["champion_config_sha256"]}
+
+
+def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
+    """Register a passing candidate or log the refusal: one row of the decision log per iteration, also when the
+    run is resumed after being killed around the write. Then the iteration's history entry."""
+    report_status(ctx, state, "record_decision")
+    version = None
+    outcome = "rejected: " + ", ".join(state["guard"].get("failed_rules", []))
+    if state.get("best"):
+        version = _record_once(ctx, state)
+        if version:
+            outcome = "promoted"
+    entry = {"iteration": state["iteration"], "space_name": state["proposal"].get("name"),
+             "proposer": state["proposer"], "rationale": state["rationale"], "notes": state.get("proposal_notes"),
+             "study": state.get("study"), "best_tune_value": state.get("best_tune_value"),
+             "best_config": (state.get("best") or {}).get("name"), "metric": ctx.metric,
+             "champion_heldout": state.get("champion_heldout"),
+             "candidate_heldout": (state["guard"].get("candidate") or {}).get("sets"),
+             "outcome": outcome, "promoted_version": version}
+    ctx.say(f"  {outcome}" + (f": registered version {version} as candidate" if version else ""))
+    if ctx.tracker is not None:
+        ctx.tracker(state, entry)
+    return {"history": state.get("history", []) + [entry], "promoted_version": version, "evidence": None,
+            "iteration": state["iteration"] + 1}
+
+
+def _record_once(ctx: AgentContext, state: AgentState) -> str | None:
+    """The version registered for this iteration's candidate (None: refused), writing the decision only if the log
+    does not hold it yet (a run killed after the write but before its checkpoint comes back here)."""
+    candidate = PipelineConfig.model_validate(state["best"])
+    logged = guardrails.logged_decision(ctx.project, state["study"], candidate.sha256())
+    if logged is not None:
+        ctx.say(f"  the decision on {state['study']} was recorded before the run was interrupted")
+        return logged.version if logged.action == "register" else None
+    if not state.get("evidence"):  # a state checkpointed without it (never after guard_candidate): measure again
+        state = {**state, **guard_candidate(ctx, state)}
+    report = guardrails.GuardReport.from_dict(state["guard"])
+    evidence = guardrails.Evidence.from_dict(state["evidence"])
+    return guardrails.record_decision(ctx.project, candidate, report, evidence, state["study"])
+
+
+def next_step(ctx: AgentContext, state: AgentState) -> str:
+    """'continue', or why the loop stops: stop, budget, iterations, trials."""
+    if ctx.stop_requested():
+        return "stop"
+    if ctx.remaining() < 2 * ctx.reserve:
+        return "budget"
+    if state["iteration"] >= state.get("max_iterations", 1000):
+        return "iterations"
+    if state.get("max_trials") and state.get("trials_run", 0) >= state["max_trials"]:
+        return "trials"
+    return "continue"
+
+
+def summarize(ctx: AgentContext, state: AgentState) -> AgentState:
+    """The run's summary file, and the status says it has finished."""
+    reason = next_step(ctx, state)
+    summary = ctx.write_summary(state, reason)
+    report_status(ctx, state, "finished", stop_reason=reason)
+    return {"stop_reason": reason, "summary": summary}

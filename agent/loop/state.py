@@ -1,0 +1,152 @@
+"""What the loop's nodes share: the state (checkpointed after every node, so it is all a resumed run has)
+and the context (handles and settings that are not state)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypedDict
+
+from agent.loop.runtime import AgentPaths, BudgetClock
+from evalsets import EvalSet
+from evalsets.text import language_of
+from experiments import DecisionSplit, decision_split, default_storage, finished_trials
+from guardrails import Policy, Project
+from pipelines import Components
+
+
+class AgentState(TypedDict, total=False):
+    """Serialisable, and everything a node needs from the nodes before it."""
+
+    run_id: str
+    budget_seconds: float
+    iteration: int
+    max_iterations: int
+    max_trials: int | None
+    champion: dict[str, Any]
+    champion_heldout: float | None
+    """The champion's held-back score (the policy's metric) as the last guard step measured it; None when it has
+    not measured the current champion."""
+    champion_heldout_sha256: str | None
+    """sha256 of the config ``champion_heldout`` belongs to (a human may approve another champion meanwhile)."""
+    observation: str
+    proposal: dict[str, Any]
+    rationale: str
+    proposer: str
+    proposal_notes: list[str]
+    study: str
+    best: dict[str, Any] | None
+    fold_best: list[dict[str, Any]] | None
+    """Cross-fitting: the winner of each fold's study (tuned without that fold), scored on that fold."""
+    best_overall: dict[str, Any] | None
+    """The best config any study of this run found (by tuning score), which the heuristic builds on."""
+    best_overall_value: float | None
+    best_tune_value: float | None
+    guard: dict[str, Any]
+    """The guard report of this iteration's candidate (GuardReport.to_dict)."""
+    evidence: dict[str, Any] | None
+    """The candidate's evidence (Evidence.to_dict) from the guard step until the decision is recorded, then None."""
+    promoted_version: str | None
+    history: list[dict[str, Any]]
+    trials_run: int
+    proposals: dict[str, int]
+    stop_reason: str
+    summary: dict[str, Any]
+
+
+def study_prefix(run_id: str) -> str:
+    """Every study of a run is named with this prefix (then the iteration, then the fold when cross-fitting)."""
+    return f"{run_id}-it"
+
+
+def heldout_value(side: dict[str, Any] | None, metric: str) -> float | None:
+    """The held-back score in one side (candidate or champion) of a guard report: its first set that is not the
+    failure set."""
+    sets = [values for name, values in ((side or {}).get("sets") or {}).items() if name != "failure-set"]
+    return sets[0].get(metric) if sets else None
+
+
+def best_candidate(history: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    """The iteration whose best config scored highest on the held-back queries (promoted or not)."""
+    scored = [(value, entry) for entry in history
+              if (value := heldout_value({"sets": entry.get("candidate_heldout")}, metric)) is not None]
+    if not scored:
+        return None
+    value, entry = max(scored, key=lambda pair: pair[0])
+    return {"iteration": entry["iteration"], "config": entry.get("best_config"), "heldout": value,
+            "outcome": entry["outcome"], "promoted_version": entry.get("promoted_version"),
+            "proposer": entry["proposer"], "rationale": entry["rationale"]}
+
+
+@dataclass
+class AgentContext:
+    """What the nodes need that is not state: handles, settings, the LLM (or None)."""
+
+    project: Project
+    paths: AgentPaths
+    clock: BudgetClock
+    evalset_path: Path
+    policy: Policy
+    components: Components
+    llm: Any | None
+    trials_per_iteration: int = 20
+    failure_set: EvalSet | None = None
+    tracker: Any = None
+    llm_unavailable_reason: str = ""
+    storage_url: str | None = None
+    """Optuna storage for the studies (default: SQLite in the project); PostgreSQL lets `evolve worker --follow`
+    processes on other nodes run trials of the same studies."""
+    folds: int | None = None
+    """Cross-fitting folds for the decision (None: one fixed hold-back; see experiments.splits.decision_folds)."""
+    say: Callable[[str], None] = print
+    """Where progress lines go (the terminal of `evolve start`)."""
+    last_state: dict[str, Any] = field(default_factory=dict)
+    """The state as the last node saw it (for a summary written by the budget watchdog)."""
+
+    @property
+    def metric(self) -> str:
+        """The policy's primary metric: what studies tune, the guard tests and the loop reports."""
+        return self.policy.primary_metric
+
+    @property
+    def storage(self) -> str:
+        return self.storage_url or default_storage(self.project.root)
+
+    @cached_property
+    def split(self) -> DecisionSplit:
+        """What studies tune on and hold back, as experiments splits it for this decision mode."""
+        return decision_split(self.evalset_path, self.folds)
+
+    @cached_property
+    def language(self) -> str:
+        return language_of([q.text for q in self.split.tune.queries[:200]])
+
+    def remaining(self) -> float:
+        return self.clock.remaining()
+
+    @property
+    def reserve(self) -> float:
+        """Seconds kept after a study for the guard step and the decision."""
+        return min(120.0, max(20.0, 0.1 * self.clock.budget_seconds))
+
+    def trials_finished(self, run_id: str) -> int:
+        """Finished trials of every study of the run, from the storage (what a hard stop can still count)."""
+        return finished_trials(self.storage, study_prefix(run_id))
+
+    def write_summary(self, state: dict[str, Any], reason: str) -> dict[str, Any]:
+        summary = {"run_id": state.get("run_id"), "stop_reason": reason, "iterations": state.get("iteration", 0),
+                   "trials_run": state.get("trials_run", 0), "proposals": state.get("proposals", {}),
+                   "champion": (state.get("champion") or {}).get("name"), "metric": self.metric,
+                   "champion_heldout": state.get("champion_heldout"),
+                   "budget_seconds": self.clock.budget_seconds, "spent_seconds": round(self.clock.spent(), 1),
+                   "best_candidate": best_candidate(state.get("history", []), self.metric),
+                   "history": state.get("history", [])}
+        path = self.paths.folder / f"summary-{state.get('run_id')}.json"
+        path.write_text(json.dumps(summary, indent=2, default=str))
+        return summary
+
+    def stop_requested(self) -> bool:
+        return self.paths.stop.exists()
