@@ -92,9 +92,9 @@ def check_models(pipeline: Any, where: str) -> None:
 
 
 def cache_path(project_dir: Path) -> Path:
-    from pipelines.components import default_cache_path
+    from agent.paths import ProjectPaths
 
-    return default_cache_path(project_dir)
+    return ProjectPaths.of(project_dir).embedding_cache
 
 
 def metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> Table:

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from agent.paths import ProjectPaths
+
 BaseUrlOption = Annotated[Optional[str], typer.Option("--llm-base-url", envvar="EVOLVE_LLM_BASE_URL",
                                                       help="OpenAI-compatible endpoint (vLLM), e.g. http://gpu1:8000/v1. "
                                                            "Without one, evolve starts a local CPU server.")]
@@ -46,7 +48,8 @@ def connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model
     """
     from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer
 
-    cache = LLMCache(project_dir / ".evolve" / "llm_cache.duckdb")
+    paths = ProjectPaths.of(project_dir)
+    cache = LLMCache(paths.llm_cache)
     retries = {} if max_retries is None else {"max_retries": max_retries}
     if base_url:
         return LLMClient(LLMSettings(base_url=base_url, model=model or "default", **retries), cache)
@@ -54,7 +57,7 @@ def connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model
     if say:
         say(f"no LLM endpoint configured: starting a local {name} server on 127.0.0.1")
     server = LocalLLMServer(name, threads=threads or min(4, os.cpu_count() or 1),
-                            log=project_dir / ".evolve" / "local-llm.log")
+                            log=paths.llm_log)
     stack.callback(server.stop)  # registered first: a server that fails half-way through start is stopped too
     settings = server.start()
     return LLMClient(settings.model_copy(update=retries) if retries else settings, cache)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from agent.app import (ProjectDir, app, at_least, cache_path, console, fail, file_stem, load_pipeline,
                        metrics_table)
+from agent.paths import ProjectPaths
 
 
 @app.command("eval")
@@ -46,7 +47,7 @@ def eval_command(
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     # the config's name and the split are labels, not paths: a name like '../x' stays a file in results/
     stem = file_stem(data.name, data.split, pipeline.name, stamp)
-    output = output or project_dir / ".evolve" / "results" / f"{stem}.jsonl"
+    output = output or ProjectPaths.of(project_dir).results / f"{stem}.jsonl"
     result.write_per_query(output)
 
     console.print(metrics_table(f"{data.name} ({data.split}, {len(data.queries)} queries)",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -14,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.app import ProjectDir, app, cache_path, console, fail
+from agent.paths import ProjectPaths
 
 PolicyOption = Annotated[Optional[Path], typer.Option("--policy", envvar="EVOLVE_POLICY",
                                                       help="Policy YAML (default: guardrails/policy.yaml).")]
@@ -31,21 +31,14 @@ def open_project(project_dir: Path, tracking_uri: str | None, default_config: Pa
     from experiments.tracking import default_tracking_uri
     from guardrails import PACKAGED_DEFAULT, DecisionLog, PipelineRegistry, Project
 
-    root = project_dir.resolve()
-    uri = tracking_uri or default_tracking_uri(root)
-    if default_config is None:  # before any approval: the project's own default.yaml, else the packaged one
-        default_config = root / "default.yaml" if (root / "default.yaml").is_file() else PACKAGED_DEFAULT
-    return Project(root, lambda: PipelineRegistry(uri, artifact_root=root / "mlruns" / "artifacts"),
-                   DecisionLog(root / ".evolve" / "audit.duckdb"), default_config, project_policy(root))
-
-
-def project_policy(root: Path) -> Path:
-    """The project's current policy: $EVOLVE_POLICY, else <project>/policy.yaml, else the packaged one."""
     from guardrails.policy import DEFAULT_POLICY
 
-    if os.environ.get("EVOLVE_POLICY"):
-        return Path(os.environ["EVOLVE_POLICY"])
-    return root / "policy.yaml" if (root / "policy.yaml").is_file() else DEFAULT_POLICY
+    paths = ProjectPaths.of(project_dir)
+    uri = tracking_uri or default_tracking_uri(paths.root)
+    # before any approval the champion is the project's default.yaml, else the packaged default
+    return Project(paths.root, lambda: PipelineRegistry(uri, artifact_root=paths.mlflow_artifacts),
+                   DecisionLog(paths.decision_log), default_config or paths.default_config or PACKAGED_DEFAULT,
+                   paths.policy or DEFAULT_POLICY)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from agent.app import ProjectDir, app, at_least, cache_path, check_models, console, err_console, fail, load_pipeline
+from agent.paths import ProjectPaths
 
 feedback_app = typer.Typer(help="Feedback from users: import exports, turn bad ratings into a failure set.",
                            no_args_is_help=True)
@@ -27,11 +28,11 @@ WHERE f.rating = 'bad' ORDER BY f.ts"""
 
 
 def server_file(project_dir: Path) -> Path:
-    return project_dir / ".evolve" / "server.json"
+    return ProjectPaths.of(project_dir).server_info
 
 
 def feedback_db(project_dir: Path) -> Path:
-    return project_dir / ".evolve" / "feedback.duckdb"
+    return ProjectPaths.of(project_dir).feedback_db
 
 
 def corpus_file(path: Path) -> Path:
@@ -271,7 +272,7 @@ def serve_command(
     port = listener.getsockname()[1]
     mirror = MirrorWatch(project).start()
     try:
-        store = FeedbackStore(project_dir / ".evolve" / "feedback.duckdb")
+        store = FeedbackStore(feedback_db(project_dir))
     except StoreLocked as err:
         fail(str(err))
     console.print(f"serving [bold]{pipeline.name}[/] (version {version}) over {len(docs)} documents")

@@ -1,0 +1,100 @@
+"""Every file evolve keeps for a project, named once.
+
+The lower layers take explicit paths; this is the only place that knows the project's layout:
+
+    <project>/champion.yaml       the audited champion, written from the decision log
+    <project>/default.yaml        optional: the champion before any approval (else the packaged default)
+    <project>/policy.yaml         optional: the project's policy (else $EVOLVE_POLICY, else the packaged one)
+    <project>/mlruns/             MLflow: mlflow.db (tracking + registry), artifacts/
+    <project>/.evolve/            evolve's own state (below)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    root: Path
+
+    @classmethod
+    def of(cls, project_dir: Path | str) -> "ProjectPaths":
+        return cls(Path(project_dir).resolve())
+
+    # --- chosen by people ---------------------------------------------------------------------------
+    @property
+    def champion(self) -> Path:
+        return self.root / "champion.yaml"
+
+    @property
+    def default_config(self) -> Path | None:
+        path = self.root / "default.yaml"
+        return path if path.is_file() else None
+
+    @property
+    def policy(self) -> Path | None:
+        """$EVOLVE_POLICY, else <project>/policy.yaml when it exists (None: the packaged policy)."""
+        if os.environ.get("EVOLVE_POLICY"):
+            return Path(os.environ["EVOLVE_POLICY"])
+        path = self.root / "policy.yaml"
+        return path if path.is_file() else None
+
+    # --- MLflow -------------------------------------------------------------------------------------
+    @property
+    def mlruns(self) -> Path:
+        return self.root / "mlruns"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.mlruns / "artifacts"
+
+    # --- evolve's state -----------------------------------------------------------------------------
+    @property
+    def state(self) -> Path:
+        return self.root / ".evolve"
+
+    @property
+    def decision_log(self) -> Path:
+        return self.state / "audit.duckdb"
+
+    @property
+    def embedding_cache(self) -> Path:
+        """EVOLVE_EMBEDDING_CACHE (one cache shared by several projects), else in the project."""
+        override = os.environ.get("EVOLVE_EMBEDDING_CACHE")
+        return Path(override) if override else self.state / "cache" / "embeddings.sqlite"
+
+    @property
+    def optuna(self) -> Path:
+        return self.state / "optuna.db"
+
+    @property
+    def studies(self) -> Path:
+        return self.state / "studies"
+
+    @property
+    def results(self) -> Path:
+        return self.state / "results"
+
+    @property
+    def feedback_db(self) -> Path:
+        return self.state / "feedback.duckdb"
+
+    @property
+    def server_info(self) -> Path:
+        return self.state / "server.json"
+
+    @property
+    def llm_cache(self) -> Path:
+        return self.state / "llm_cache.duckdb"
+
+    @property
+    def llm_log(self) -> Path:
+        return self.state / "local-llm.log"
+
+    @property
+    def agent(self) -> Path:
+        """The loop's folder: checkpoints, live status, the stop request, the current run, summaries."""
+        return self.state / "agent"
