@@ -16,7 +16,11 @@ import sys
 from rich.markup import escape
 
 from agent.app import app, err_console
-from agent.commands import evaluate, guard, llm, serve, start, tune  # noqa: F401  (registers the commands)
+# each module registers its commands; --help lists them in this order (the loop, studies, decisions, serving)
+from agent.commands import start, tune  # noqa: E402,F401,I001
+from agent.commands import eval as eval_command  # noqa: E402,F401
+from agent.commands import promote, review, approve, audit  # noqa: E402,F401
+from agent.commands import serve, feedback, llm, evalset  # noqa: E402,F401
 
 USER_ERRORS = (
     "evalsets.errors.EvalSetError", "evalsets.feedback.StoreLocked", "evalsets.feedback.FeedbackRefused",

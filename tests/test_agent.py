@@ -296,7 +296,7 @@ def test_a_decision_is_recorded_once_however_the_run_is_resumed_around_it(tiny_s
     checkpoint finds the row instead of adding one, and a state without the guard's evidence is measured again."""
     import yaml
 
-    from agent.commands.guard import open_project
+    from agent.project import open_project
     from agent.loop import nodes
     from agent.loop.runtime import BudgetClock
     from agent.loop.state import AgentContext

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from agent.commands.guard import open_project
+from agent.project import open_project
 from conftest import DEMO_SET
 from experiments.splits import tune_and_heldout
 from guardrails import (
@@ -190,7 +190,7 @@ KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import guardrails.decisions as decisions
-    from agent.commands.guard import open_project
+    from agent.project import open_project
 
     real = decisions.materialise
     def killed(*args, **kwargs):

@@ -498,7 +498,7 @@ def test_a_stale_server_json_gets_no_token_and_no_say_over_paths(tmp_path, tiny_
 
 
 def test_only_the_sources_the_policy_lists_gate_promotion(tmp_path, capsys):
-    from agent.commands.serve import gating_failure_set
+    from agent.project import gating_failure_set
 
     docs = [{"doc_id": f"d{i}", "text": f"document {i}"} for i in range(3)]
     queries = [{"query_id": "f0", "text": "a", "sources": ["api"], "request_ids": ["r1"]},

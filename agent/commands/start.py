@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,8 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
-from agent.commands.guard import PolicyOption, TrackingOption, decision_errors, open_project, say_recovered
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
+from agent.project import PolicyOption, TrackingOption, decision_errors, open_project, say_recovered
+
 
 @app.command("start")
 def start_command(
@@ -41,7 +41,7 @@ def start_command(
     folds: Annotated[int, typer.Option(min=2, max=20, help="Cross-fitting folds.")] = 5,
     policy: PolicyOption = None, tracking_uri: TrackingOption = None, project_dir: ProjectDir = Path("."),
 ) -> None:
-    """Run the loop: observe -> propose -> experiment -> evaluate -> guard -> promote, within the budget.
+    """Run the loop: observe_champion -> propose_space -> run_studies -> guard_candidate -> record_decision, within the budget.
 
     Killed (even with SIGKILL)? Run the same command again: the run resumes where it stopped, with its
     remaining budget (time while dead does not count) and every finished trial kept. Promoted configs wait for
@@ -50,10 +50,10 @@ def start_command(
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from agent.loop.graph import build_graph
-    from agent.loop.state import AgentContext
     from agent.loop.runtime import AgentPaths, BudgetClock, Watchdog, read_status, write_status
+    from agent.loop.state import AgentContext
     from agent.loop.tracking import AgentTracker
-    from agent.commands.serve import gating_failure_set
+    from agent.project import gating_failure_set
     from evalsets import EvalSetError, load_evalset
     from experiments.durations import parse_duration
     from guardrails import PolicyError, load_policy
@@ -167,7 +167,8 @@ def _connect_llm(stack: Any, project_dir: Path, base_url: str | None, model: str
 
 def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"run {summary['run_id']}: stopped by {summary['stop_reason']}")
-    for column in ("iteration", "proposer", "space", "best tune nDCG@10", "outcome", "rationale"):
+    metric = summary.get("metric", "ndcg@10")
+    for column in ("iteration", "proposer", "space", f"best tune {metric}", "outcome", "rationale"):
         table.add_column(column, overflow="fold")
     for h in summary["history"]:
         value = h.get("best_tune_value")
@@ -179,7 +180,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     promoted = [h["promoted_version"] for h in summary["history"] if h.get("promoted_version")]
     console.print(f"{summary['iterations']} iterations, {summary['trials_run']} trials, proposals {summary['proposals']}, "
                   f"{summary.get('spent_seconds', 0) / 60:.1f} of {summary.get('budget_seconds', 0) / 60:.0f} min; "
-                  f"champion {summary['champion']} held-back nDCG@10 {f'{held:.4f}' if held is not None else '-'}; "
+                  f"champion {summary['champion']} held-back {metric} {f'{held:.4f}' if held is not None else '-'}; "
                   f"promoted candidates: {', '.join(promoted) or 'none'}. Review them with `evolve review`.")
 
 

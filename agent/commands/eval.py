@@ -9,8 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from agent.app import (ProjectDir, app, at_least, cache_path, console, fail, file_stem, load_pipeline,
-                       metrics_table)
+from agent.app import ProjectDir, app, at_least, cache_path, console, fail, file_stem, load_pipeline, metrics_table
 from agent.paths import ProjectPaths
 
 

@@ -1,0 +1,57 @@
+"""`evolve promote`: guard a config against the champion; register it as a candidate only if it passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from agent.app import ProjectDir, app, cache_path, console, fail
+from agent.project import PolicyOption, TrackingOption, decision_errors, open_project, report_table, say_recovered
+
+
+@app.command("promote")
+def promote_command(
+    config: Annotated[Path, typer.Option(help="Candidate pipeline config YAML.")],
+    evalset: Annotated[list[Path], typer.Option(help="Evaluation set(s); their held-back queries are used.")],
+    failure_set: Annotated[Optional[Path], typer.Option(help="Failure set from user feedback (all queries used).")] = None,
+    heldout_limit: Annotated[Optional[int], typer.Option(help="At most this many held-back queries per set (seeded).")] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study the candidate came from (linked in the registry).")] = None,
+    policy: PolicyOption = None,
+    tracking_uri: TrackingOption = None,
+    project_dir: ProjectDir = Path("."),
+) -> None:
+    """Check a candidate against the champion under the policy; register it as `candidate` only if it passes."""
+    from agent.project import gating_failure_set
+    from evalsets import EvalSetError
+    from experiments.splits import tune_and_heldout
+    from guardrails import PolicyError, guard_and_register, load_policy
+    from pipelines import Components, ConfigError, load_config
+
+    try:
+        rules = load_policy(policy)
+        candidate = load_config(config)
+        sets = []
+        for path in evalset:
+            held = tune_and_heldout(path)[1]
+            sets.append(held.sample(heldout_limit, seed=0) if heldout_limit else held)
+        failures = gating_failure_set(failure_set, rules)  # only feedback the policy trusts gates
+    except (PolicyError, ConfigError, EvalSetError) as err:
+        fail(str(err))
+    project = open_project(project_dir, tracking_uri)
+    with decision_errors():
+        say_recovered(project)
+        console.print(f"guarding [bold]{candidate.name}[/] against champion [bold]{project.champion_config().name}[/] "
+                      f"on {', '.join(f'{s.name} ({len(s.queries)} q)' for s in sets)}"
+                      + (f" + failure set ({len(failures.queries)} q)" if failures else ""))
+        report, version = guard_and_register(project, candidate, sets, rules, Components(cache_path(project_dir)),
+                                             failures, study)
+    console.print(report_table(report.to_dict()))
+    if version:
+        console.print(f"registered [bold]{project.registry.name}[/] version {version} with alias 'candidate'; "
+                      f"a human approves it with `evolve approve {version}`")
+    else:
+        console.print(f"[red]not registered[/]: failed {escape(', '.join(report.failed_rules))} (logged as rejected)")
+        raise typer.Exit(1)
