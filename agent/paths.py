@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class ProjectPaths:
     def mlflow_artifacts(self) -> Path:
         return self.mlruns / "artifacts"
 
+    def tracking_uri(self, given: str | None = None) -> str:
+        """The given tracking URI (a server on a cluster), else the project's SQLite store in mlruns/."""
+        from experiments.tracking import sqlite_tracking_uri
+
+        return given or sqlite_tracking_uri(self.mlruns)
+
     # --- evolve's state -----------------------------------------------------------------------------
     @property
     def state(self) -> Path:
@@ -70,9 +77,21 @@ class ProjectPaths:
     def optuna(self) -> Path:
         return self.state / "optuna.db"
 
+    def optuna_url(self, given: str | None = None) -> str:
+        """The given Optuna storage URL (PostgreSQL shared by workers), else the project's SQLite file."""
+        from experiments.storage import sqlite_storage
+
+        return given or sqlite_storage(self.optuna)
+
     @property
     def studies(self) -> Path:
         return self.state / "studies"
+
+    def study_places(self, tracking_uri: str | None = None) -> Any:
+        """Where this project's studies write: their folders, MLflow, the embedding cache."""
+        from experiments import StudyPlaces
+
+        return StudyPlaces(self.studies, self.tracking_uri(tracking_uri), self.mlflow_artifacts, self.embedding_cache)
 
     @property
     def results(self) -> Path:

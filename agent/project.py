@@ -27,12 +27,11 @@ UiOption = Annotated[str, typer.Option("--ui-url", envvar="EVOLVE_MLFLOW_UI",
 
 def open_project(project_dir: Path, tracking_uri: str | None, default_config: Path | None = None) -> Any:
     """The project's decision state; the MLflow registry is opened only when a command needs it."""
-    from experiments.tracking import default_tracking_uri
     from guardrails import PACKAGED_DEFAULT, DecisionLog, PipelineRegistry, Project
     from guardrails.policy import DEFAULT_POLICY
 
     paths = ProjectPaths.of(project_dir)
-    uri = tracking_uri or default_tracking_uri(paths.root)
+    uri = paths.tracking_uri(tracking_uri)
     # before any approval the champion is the project's default.yaml, else the packaged default
     return Project(paths.root, lambda: PipelineRegistry(uri, artifact_root=paths.mlflow_artifacts),
                    DecisionLog(paths.decision_log), default_config or paths.default_config or PACKAGED_DEFAULT,

@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 from agent.progress import stage_lines  # noqa: E402
 from experiments.evaluate import evaluate  # noqa: E402
 from experiments.space import load_space  # noqa: E402
-from experiments import StudyRunner, StudySpec, default_storage  # noqa: E402
+from agent.paths import ProjectPaths  # noqa: E402
+from experiments import StudyRunner, StudySpec  # noqa: E402
 from guardrails.stats import paired_bootstrap_p  # noqa: E402
 from pipelines import PipelineConfig, load_config  # noqa: E402
 
@@ -50,7 +51,8 @@ def main() -> None:
         space = load_space(ROOT / "bench" / "spaces" / f"{key}.yaml")
         spec = StudySpec(study_name=f"bench-{key}-{args.trials}", evalset=str((args.data / folder).resolve()),
                          space=space.model_dump(mode="json"), metric=space.metric, n_trials=args.trials)
-        runner = StudyRunner(spec, default_storage(args.project_dir), args.project_dir)
+        paths = ProjectPaths.of(args.project_dir)  # the repo's own project: its cache and Optuna storage
+        runner = StudyRunner(spec, paths.optuna_url(), paths.study_places())
         runner.stage_progress = stage_lines(lambda line: print(line, flush=True), f"{key} ")
         finished_before = runner.finished_count()
         started = time.perf_counter()

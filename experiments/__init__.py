@@ -15,8 +15,8 @@ from experiments.metrics import DEFAULT_METRICS, mean_scores, mrr_at_k, ndcg_at_
 from experiments.splits import DecisionSplit, decision_folds, decision_split, tune_and_heldout
 
 _STUDY_NAMES = {
-    "experiments.study": ("StudyRunner", "StudySpec"),
-    "experiments.storage": ("CLOSED_ATTR", "FINISHED", "SPEC_ATTR", "HeartbeatStorage", "default_storage",
+    "experiments.study": ("StudyPlaces", "StudyRunner", "StudySpec"),
+    "experiments.storage": ("CLOSED_ATTR", "FINISHED", "SPEC_ATTR", "HeartbeatStorage", "sqlite_storage",
                             "finished_trials", "open_storage", "open_studies"),
 }
 _LAZY = {name: module for module, names in _STUDY_NAMES.items() for name in names}
@@ -29,6 +29,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["CLOSED_ATTR", "DEFAULT_METRICS", "DecisionSplit", "EvalResult", "FINISHED", "HeartbeatStorage",
-           "SPEC_ATTR", "StudyRunner", "StudySpec", "decision_folds", "decision_split", "default_storage",
+           "SPEC_ATTR", "StudyPlaces", "StudyRunner", "StudySpec", "decision_folds", "decision_split", "sqlite_storage",
            "evaluate", "finished_trials", "mean_scores", "mrr_at_k", "ndcg_at_k", "open_storage", "open_studies",
            "recall_at_k", "score_query", "tune_and_heldout"]

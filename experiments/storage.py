@@ -21,8 +21,9 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 """Trial states a study counts as done (pruned trials count: they used their budget)."""
 
 
-def default_storage(project_dir: Path) -> str:
-    path = (project_dir / ".evolve" / "optuna.db").resolve()
+def sqlite_storage(path: Path) -> str:
+    """The URL of a SQLite Optuna storage at ``path`` (its folder is created)."""
+    path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 

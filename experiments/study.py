@@ -17,6 +17,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,6 @@ from experiments.storage import CLOSED_ATTR, FINISHED, SPEC_ATTR, finished, open
 from experiments.tracking import StudyTracker, default_tracking_uri
 from experiments.trial_log import TrialLog
 from pipelines import Components, PipelineConfig
-from pipelines.components import default_cache_path
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
@@ -96,19 +96,40 @@ def _on_objective(name: str, doc: str) -> property:
                     lambda runner, value: setattr(runner.objective, name, value), doc=doc)
 
 
-class StudyRunner:
-    """One study in this process: run trials until the study's target or a stop rule, then report."""
+@dataclass(frozen=True)
+class StudyPlaces:
+    """Where studies keep what they write. The agent's ProjectPaths decides: experiments knows no project layout."""
 
-    def __init__(self, spec: StudySpec, storage_url: str, project_dir: Path, tracking_uri: str | None = None,
+    studies: Path
+    """A study's files go to ``studies/<study name>/``."""
+    tracking_uri: str
+    artifact_root: Path | None
+    embedding_cache: Path
+
+    @classmethod
+    def under(cls, folder: Path, tracking_uri: str | None = None) -> "StudyPlaces":
+        """Everything below one folder (tests, benchmarks): studies/, mlruns/, embeddings.sqlite."""
+        return cls(folder / "studies", tracking_uri or default_tracking_uri(folder), folder / "mlruns" / "artifacts",
+                   folder / "embeddings.sqlite")
+
+
+class StudyRunner:
+    """One study in this process: run trials until the study's target or a stop rule, then report.
+
+    ``places``: a :class:`StudyPlaces`, or a folder for everything (:meth:`StudyPlaces.under`).
+    """
+
+    def __init__(self, spec: StudySpec, storage_url: str, places: StudyPlaces | Path, tracking_uri: str | None = None,
                  components: Components | None = None, worker_seed: int = 0):
+        places = places if isinstance(places, StudyPlaces) else StudyPlaces.under(Path(places), tracking_uri)
         self.spec = spec
-        self.project_dir = project_dir
+        self.places = places
         self.storage_url = storage_url
         self.storage = open_storage(storage_url)
-        self.components = components or Components(default_cache_path(project_dir))
-        self.tracking_uri = tracking_uri or default_tracking_uri(project_dir)
-        self.tracker = StudyTracker(self.tracking_uri, "evolve-studies", project_dir / "mlruns" / "artifacts")
-        self.folder = project_dir / ".evolve" / "studies" / spec.study_name
+        self.components = components or Components(places.embedding_cache)
+        self.tracking_uri = tracking_uri or places.tracking_uri
+        self.tracker = StudyTracker(self.tracking_uri, "evolve-studies", places.artifact_root)
+        self.folder = places.studies / spec.study_name
         self.folder.mkdir(parents=True, exist_ok=True)
         self.tune, self.heldout = spec.split()
         by_id = {q.query_id: q for q in self.tune.queries}
@@ -122,7 +143,7 @@ class StudyRunner:
         self.trial_log = TrialLog(self.tracker, self.storage, self.study, self.parent_run_id, self.folder)
 
     @classmethod
-    def from_storage(cls, study_name: str, storage_url: str, project_dir: Path, evalset: str | None = None,
+    def from_storage(cls, study_name: str, storage_url: str, places: StudyPlaces | Path, evalset: str | None = None,
                      wait_seconds: float = 0.0, **kwargs: Any) -> "StudyRunner":
         """Rebuild a runner from the spec stored in the study (what `evolve worker` does).
 
@@ -131,7 +152,7 @@ class StudyRunner:
         data = stored_spec(study_name, storage_url, wait_seconds)
         if evalset:
             data["evalset"] = evalset
-        return cls(StudySpec.model_validate(data), storage_url, project_dir, **kwargs)
+        return cls(StudySpec.model_validate(data), storage_url, places, **kwargs)
 
     # --- what a running trial is told (kept on the objective) ------------------------------------------
     abandon_at = _on_objective("abandon_at", "Wall-clock time (time.time()) after which a running trial is "

@@ -19,11 +19,16 @@ TRIAL_TAG = "evolve.trial_number"
 ROLE_TAG = "evolve.role"
 
 
-def default_tracking_uri(project_dir: Path) -> str:
-    """SQLite tracking store inside the project's mlruns/ (the file store is deprecated in MLflow 3)."""
-    folder = (project_dir / "mlruns").resolve()
+def sqlite_tracking_uri(folder: Path) -> str:
+    """A SQLite tracking store (mlflow.db) in ``folder`` (MLflow 3's file store is deprecated)."""
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def default_tracking_uri(root: Path) -> str:
+    """Everything under one folder (tests, benchmarks): ``root/mlruns/mlflow.db``."""
+    return sqlite_tracking_uri(root / "mlruns")
 
 
 def metric_key(name: str) -> str:

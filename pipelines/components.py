@@ -9,7 +9,6 @@ One ``Components`` object lives for a process (a study, a server): chunk lists a
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,12 +26,6 @@ from pipelines.rerankers import Reranker, RerankerConfig, make_reranker
 
 Progress = Callable[[str, int, int], None]
 """(stage description, done, total)."""
-
-
-def default_cache_path(project_dir: Path) -> Path:
-    """The embedding cache: EVOLVE_EMBEDDING_CACHE (e.g. one cache shared by projects), else in the project."""
-    override = os.environ.get("EVOLVE_EMBEDDING_CACHE")
-    return Path(override) if override else project_dir / ".evolve" / "cache" / "embeddings.sqlite"
 
 
 def corpus_fingerprint(corpus: list[Document]) -> str:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
+from agent.paths import ProjectPaths
 from agent.project import PolicyOption, TrackingOption, decision_errors, open_project, say_recovered
 
 
@@ -101,7 +102,7 @@ def start_command(
         _, record = project.champion()
     if record.version is None:
         console.print(f"no approved champion yet: candidates must beat {project.default_config.name}")
-    tracker = AgentTracker(project.registry.tracking_uri, run_id, project_dir.resolve() / "mlruns" / "artifacts",
+    tracker = AgentTracker(project.registry.tracking_uri, run_id, ProjectPaths.of(project_dir).mlflow_artifacts,
                            {"budget": budget, "evalset": str(evalset), "trials_per_iteration": trials_per_iteration})
     from contextlib import ExitStack
 

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from agent.app import ProjectDir, app, console, err_console, fail, metrics_table, safe_name
+from agent.paths import ProjectPaths
 
 
 class StudyDisplay:
@@ -153,7 +154,7 @@ def tune_command(
     from evalsets import EvalSetError
     from experiments.durations import parse_duration
     from experiments.space import SpaceError, load_space
-    from experiments import StudyRunner, StudySpec, default_storage
+    from experiments import StudyRunner, StudySpec
 
     if trials is None and timeout is None:
         fail("give --trials N, --timeout DURATION, or both")
@@ -166,10 +167,10 @@ def tune_command(
     spec = StudySpec(study_name=name, evalset=str(evalset.resolve()), space=search_space.model_dump(mode="json"),
                      metric=search_space.metric, seed=seed, n_trials=trials, multi_objective=multi_objective,
                      prune=not no_prune, max_tune_queries=max_queries)
-    storage = storage or default_storage(project_dir)
+    storage = ProjectPaths.of(project_dir).optuna_url(storage)
     try:
         with storage_errors(storage):
-            runner = StudyRunner(spec, storage, project_dir, tracking_uri)
+            runner = StudyRunner(spec, storage, ProjectPaths.of(project_dir).study_places(tracking_uri))
     except EvalSetError as err:
         fail(str(err))
     recovered = runner.sync_mlflow()
@@ -214,7 +215,7 @@ def worker_command(
     try:
         seconds = parse_duration(timeout) if timeout else None
         with storage_errors(storage):
-            runner = StudyRunner.from_storage(study, storage, project_dir,
+            runner = StudyRunner.from_storage(study, storage, ProjectPaths.of(project_dir).study_places(tracking_uri),
                                               str(evalset.resolve()) if evalset else None,
                                               wait_seconds=parse_duration(wait), tracking_uri=tracking_uri,
                                               worker_seed=os.getpid())
@@ -237,9 +238,9 @@ def _follow(storage: str, project_dir: Path, tracking_uri: Optional[str], evalse
     while True:
         for name in open_studies(storage):
             try:
-                runner = StudyRunner.from_storage(name, storage, project_dir,
+                runner = StudyRunner.from_storage(name, storage, ProjectPaths.of(project_dir).study_places(tracking_uri),
                                                   str(evalset.resolve()) if evalset else None,
-                                                  tracking_uri=tracking_uri, worker_seed=os.getpid())
+                                                  worker_seed=os.getpid())
             except (KeyError, EvalSetError) as err:
                 err_console.print(f"skipping study {name}: {err}")
                 continue

@@ -13,6 +13,7 @@ from typing import Any
 import guardrails
 from agent.loop.proposers import heuristic_proposal, llm_proposal
 from agent.loop.runtime import write_status
+from agent.paths import ProjectPaths
 from agent.loop.state import AgentContext, AgentState, best_candidate, heldout_value, study_prefix
 from agent.progress import stage_lines
 from experiments import StudyRunner, StudySpec
@@ -135,8 +136,8 @@ def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int,
     """One study (tuning without ``fold`` when cross-fitting): {ran: finished trials, best: config, value}."""
     spec = StudySpec(study_name=name, evalset=str(ctx.evalset_path), space=space, metric=ctx.metric,
                      n_trials=trials, fold=fold, folds=ctx.folds or 5)
-    runner = StudyRunner(spec, ctx.storage, ctx.project.root, ctx.project.registry.tracking_uri,
-                         components=ctx.components)
+    places = ProjectPaths.of(ctx.project.root).study_places(ctx.project.registry.tracking_uri)
+    runner = StudyRunner(spec, ctx.storage, places, components=ctx.components)
     runner.abandon_at = ctx.clock.deadline - ctx.reserve  # a running trial stops at its next step
     runner.stage_progress = stage_lines(ctx.say, "      ")  # a cold embedding takes minutes
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from agent.paths import ProjectPaths
+
 
 @dataclass(frozen=True)
 class AgentPaths:
@@ -17,7 +19,7 @@ class AgentPaths:
 
     @property
     def folder(self) -> Path:
-        path = self.root / ".evolve" / "agent"
+        path = ProjectPaths(self.root).agent
         path.mkdir(parents=True, exist_ok=True)
         return path
 

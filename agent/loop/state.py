@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from agent.loop.runtime import AgentPaths, BudgetClock
+from agent.paths import ProjectPaths
 from evalsets import EvalSet
 from evalsets.text import language_of
-from experiments import DecisionSplit, decision_split, default_storage, finished_trials
+from experiments import DecisionSplit, decision_split, finished_trials
 from guardrails import Policy, Project
 from pipelines import Components
 
@@ -113,7 +114,7 @@ class AgentContext:
 
     @property
     def storage(self) -> str:
-        return self.storage_url or default_storage(self.project.root)
+        return ProjectPaths.of(self.project.root).optuna_url(self.storage_url)
 
     @cached_property
     def split(self) -> DecisionSplit:
