@@ -28,7 +28,7 @@ DEFAULT_LOCAL_MODELS = ("qwen2.5-coder-1.5b", "smollm2-135m")
 
 def best_local_model(choice: str | None = None) -> str:
     """The chosen local model, else the best one that is installed."""
-    from pipelines.llm.models import ModelUnavailable, resolve_gguf
+    from pipelines.llm import ModelUnavailable, resolve_gguf
 
     for name in ([choice] if choice else list(DEFAULT_LOCAL_MODELS)):
         try:

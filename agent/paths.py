@@ -54,7 +54,7 @@ class ProjectPaths:
 
     def tracking_uri(self, given: str | None = None) -> str:
         """The given tracking URI (a server on a cluster), else the project's SQLite store in mlruns/."""
-        from experiments.tracking import sqlite_tracking_uri
+        from experiments import sqlite_tracking_uri
 
         return given or sqlite_tracking_uri(self.mlruns)
 
@@ -79,7 +79,7 @@ class ProjectPaths:
 
     def optuna_url(self, given: str | None = None) -> str:
         """The given Optuna storage URL (PostgreSQL shared by workers), else the project's SQLite file."""
-        from experiments.storage import sqlite_storage
+        from experiments import sqlite_storage
 
         return given or sqlite_storage(self.optuna)
 

@@ -28,7 +28,7 @@ UiOption = Annotated[str, typer.Option("--ui-url", envvar="EVOLVE_MLFLOW_UI",
 def open_project(project_dir: Path, tracking_uri: str | None, default_config: Path | None = None) -> Any:
     """The project's decision state; the MLflow registry is opened only when a command needs it."""
     from guardrails import PACKAGED_DEFAULT, DecisionLog, PipelineRegistry, Project
-    from guardrails.policy import DEFAULT_POLICY
+    from guardrails import DEFAULT_POLICY
 
     paths = ProjectPaths.of(project_dir)
     uri = paths.tracking_uri(tracking_uri)
@@ -107,7 +107,7 @@ def gating_failure_set(path: Optional[Path], rules: Any) -> Any:
     if path is None:
         return None
     from evalsets import load_evalset
-    from evalsets.failures import gating_subset
+    from evalsets import gating_subset
 
     full = load_evalset(path)
     gating = gating_subset(full, rules.failure_set_sources)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evalsets import load_evalset  # noqa: E402
-from experiments.judge import Judge, mean_score  # noqa: E402
+from experiments import Judge, mean_score  # noqa: E402
 from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer  # noqa: E402
 
 

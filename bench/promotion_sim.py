@@ -40,13 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from guardrails.stats import (  # noqa: E402
-    alpha_for_look,
-    minimum_detectable_effect,
-    paired_bootstrap_p,
-    permutation_p,
-    resamples_for,
-)
+from guardrails import alpha_for_look, minimum_detectable_effect, paired_bootstrap_p, permutation_p, resamples_for
 
 RESULTS = ROOT / "bench" / "results"
 METRIC = "ndcg@10"

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evalsets.feedback import TABLES, FeedbackStore  # noqa: E402
+from evalsets import TABLES, FeedbackStore  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HITS = [{"rank": r, "doc_id": f"doc-{r}", "chunk_id": f"doc-{r}#0", "score": 10.0 - r} for r in range(1, 11)]

@@ -25,11 +25,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from agent.progress import stage_lines  # noqa: E402
-from experiments.evaluate import evaluate  # noqa: E402
-from experiments.space import load_space  # noqa: E402
+from experiments import evaluate  # noqa: E402
+from experiments import load_space  # noqa: E402
 from agent.paths import ProjectPaths  # noqa: E402
 from experiments import StudyRunner, StudySpec  # noqa: E402
-from guardrails.stats import paired_bootstrap_p  # noqa: E402
+from guardrails import paired_bootstrap_p  # noqa: E402
 from pipelines import PipelineConfig, load_config  # noqa: E402
 
 SETS = {"scifact": ("scifact", "bench/configs/scifact/hybrid-weighted.yaml"),

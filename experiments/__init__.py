@@ -2,7 +2,9 @@
 
 Public API::
 
-    from experiments import evaluate, StudySpec, StudyRunner, decision_split, finished_trials
+    from experiments import evaluate, load_space, StudySpec, StudyRunner, decision_split, finished_trials
+
+Modules are private: other packages import from here.
 
 The study names (Optuna, SQLAlchemy) load on first use, so ``from experiments import evaluate`` stays light.
 """
@@ -10,9 +12,15 @@ The study names (Optuna, SQLAlchemy) load on first use, so ``from experiments im
 from importlib import import_module
 from typing import Any
 
-from experiments.evaluate import EvalResult, evaluate
-from experiments.metrics import DEFAULT_METRICS, mean_scores, mrr_at_k, ndcg_at_k, recall_at_k, score_query
+from experiments.durations import parse_duration
+from experiments.evaluate import EvalResult, evaluate, score_queries
+from experiments.judge import Judge, mean_score
+from experiments.metrics import (DEFAULT_METRICS, mean_scores, mrr_at_k, ndcg_at_k, parse_metric, recall_at_k,
+                                 score_query)
+from experiments.serving_cost import latency_ms, p95
+from experiments.space import SpaceError, describe_space, load_space, space_from_dict
 from experiments.splits import DecisionSplit, decision_folds, decision_split, tune_and_heldout
+from experiments.tracking import StudyTracker, artifact_location, flatten, metric_key, sqlite_tracking_uri
 
 _STUDY_NAMES = {
     "experiments.study": ("StudyPlaces", "StudyRunner", "StudySpec"),
@@ -28,7 +36,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'experiments' has no attribute {name!r}")
 
 
-__all__ = ["CLOSED_ATTR", "DEFAULT_METRICS", "DecisionSplit", "EvalResult", "FINISHED", "HeartbeatStorage",
-           "SPEC_ATTR", "StudyPlaces", "StudyRunner", "StudySpec", "decision_folds", "decision_split", "sqlite_storage",
-           "evaluate", "finished_trials", "mean_scores", "mrr_at_k", "ndcg_at_k", "open_storage", "open_studies",
-           "recall_at_k", "score_query", "tune_and_heldout"]
+__all__ = ["CLOSED_ATTR", "DEFAULT_METRICS", "DecisionSplit", "EvalResult", "FINISHED", "HeartbeatStorage", "Judge",
+           "SPEC_ATTR", "SpaceError", "StudyPlaces", "StudyRunner", "StudySpec", "StudyTracker", "artifact_location",
+           "decision_folds", "decision_split", "describe_space", "evaluate", "finished_trials", "flatten",
+           "latency_ms", "load_space", "mean_score", "mean_scores", "metric_key", "mrr_at_k", "ndcg_at_k",
+           "open_storage", "open_studies", "p95", "parse_duration", "parse_metric", "recall_at_k", "score_queries",
+           "score_query", "space_from_dict", "sqlite_storage", "sqlite_tracking_uri", "tune_and_heldout"]

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from evalsets import EvalSet, Query
-from evalsets.model import Qrels
+from evalsets import Qrels
 from experiments.metrics import DEFAULT_METRICS, mean_scores, score_query
 from pipelines import Components, PipelineConfig, Retriever, StageLog
-from pipelines.components import Progress
+from pipelines import Progress
 
 
 @dataclass

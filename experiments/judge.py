@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from pipelines.llm.client import LLMClient, LLMError
+from pipelines.llm import LLMClient, LLMError
 
 
 class Verdict(BaseModel):

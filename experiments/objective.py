@@ -18,7 +18,7 @@ from experiments.metrics import mean_scores
 from experiments.sampler import suggest_config
 from experiments.space import SearchSpace
 from pipelines import Components, PipelineConfig, Retriever, StageLog
-from pipelines.components import Progress
+from pipelines import Progress
 from pipelines.embedders import WorkAbandoned
 
 

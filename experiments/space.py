@@ -25,13 +25,13 @@ from pydantic.fields import FieldInfo
 
 from experiments.metrics import parse_metric
 from pipelines.chunking import CHUNKERS
-from pipelines.config import LexicalConfig
+from pipelines import LexicalConfig
 from pipelines.embedders import resolve_model
 from pipelines.fusion import FUSIONS
 from pipelines.lexical import TOKENIZERS
-from pipelines.registry import ConfigRegistry, KindConfig
+from pipelines import ConfigRegistry, KindConfig
 from pipelines.rerankers import RERANKERS
-from pipelines.strict_yaml import load_model, problems_of, validate_as
+from pipelines import load_model, problems_of, validate_as
 
 
 class _Strict(BaseModel):

@@ -19,14 +19,26 @@ from guardrails.decisions import (
     rollback,
 )
 from guardrails.evidence import Evidence, collect_evidence
-from guardrails.ledger import ChainBroken, ChampionRecord, DecisionLog, LogError, LogLocked
+from guardrails.ledger import (
+    ChainBroken,
+    ChampionRecord,
+    DecisionLog,
+    LogError,
+    LogLocked,
+    first_bad_row,
+    pending_intents,
+    version_states,
+)
 from guardrails.mirror import mirror_differences, sync_mirror
-from guardrails.policy import Policy, PolicyError, load_policy, policy_sha256
-from guardrails.project import PACKAGED_DEFAULT, DecisionError, Project
+from guardrails.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy, policy_sha256
+from guardrails.project import PACKAGED_DEFAULT, DecisionError, Project, champion_file_header
 from guardrails.registry import PipelineRegistry
+from guardrails.stats import alpha_for_look, minimum_detectable_effect, paired_bootstrap_p, permutation_p, resamples_for
 
-__all__ = ["ChainBroken", "ChampionRecord", "DecisionError", "DecisionLog", "Evidence", "GuardReport", "LogError",
-           "LogLocked", "PACKAGED_DEFAULT", "PipelineRegistry", "Policy", "PolicyError", "Project", "RuleResult",
-           "approve", "check_candidate", "collect_evidence", "evaluate_against_champion", "guard_and_register",
-           "load_policy", "logged_decision", "materialise", "mirror_differences", "policy_sha256", "record_decision",
-           "recover", "reject", "rollback", "sync_mirror"]
+__all__ = ["ChainBroken", "ChampionRecord", "DEFAULT_POLICY", "DecisionError", "DecisionLog", "Evidence",
+           "GuardReport", "LogError", "LogLocked", "PACKAGED_DEFAULT", "PipelineRegistry", "Policy", "PolicyError",
+           "Project", "RuleResult", "alpha_for_look", "approve", "champion_file_header", "check_candidate",
+           "collect_evidence", "evaluate_against_champion", "first_bad_row", "guard_and_register", "load_policy",
+           "logged_decision", "materialise", "minimum_detectable_effect", "mirror_differences", "paired_bootstrap_p",
+           "pending_intents", "permutation_p", "policy_sha256", "record_decision", "recover", "reject",
+           "resamples_for", "rollback", "sync_mirror", "version_states"]

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalsets import EvalSet
-from experiments.evaluate import score_queries
-from experiments.metrics import DEFAULT_METRICS
-from experiments.serving_cost import latency_ms, p95
+from experiments import score_queries
+from experiments import DEFAULT_METRICS
+from experiments import latency_ms, p95
 from pipelines import Components, PipelineConfig, Retriever, StageLog
 from pipelines.embedders import resolve_model
 

@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from experiments.metrics import parse_metric
-from pipelines.strict_yaml import load_model
+from experiments import parse_metric
+from pipelines import load_model
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "policy.yaml"
 

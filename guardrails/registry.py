@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from experiments.tracking import artifact_location, flatten, metric_key
+from experiments import artifact_location, flatten, metric_key
 from guardrails.checks import GuardReport
 from pipelines import PipelineConfig
 

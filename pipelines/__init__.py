@@ -3,11 +3,29 @@
 Public API::
 
     from pipelines import PipelineConfig, load_config, Components, Retriever
+
+Each kind of component is a subpackage with its own front (``pipelines.chunking``, ``.embedders``,
+``.lexical``, ``.fusion``, ``.rerankers``, ``.llm``); other packages import from these fronts, never from
+their modules. The server app (FastAPI) loads on first use.
 """
 
-from pipelines.components import Components, StageLog
-from pipelines.config import ConfigError, PipelineConfig, load_config, save_config
+from pipelines.components import Components, Progress, StageLog
+from pipelines.config import ConfigError, LexicalConfig, PipelineConfig, load_config, save_config
+from pipelines.registry import ConfigRegistry, KindConfig
 from pipelines.retriever import RankedChunk, Retriever
+from pipelines.strict_yaml import load_model, problems_of, validate_as
 
-__all__ = ["Components", "ConfigError", "PipelineConfig", "RankedChunk", "Retriever", "StageLog", "load_config",
-           "save_config"]
+__all__ = ["Components", "ConfigError", "ConfigRegistry", "KindConfig", "LexicalConfig", "PipelineConfig",
+           "Progress", "RankedChunk", "Retriever", "ServeLimits", "StageLog", "create_app", "load_config",
+           "load_model", "problems_of", "save_config", "validate_as"]
+
+_LAZY = {"ServeLimits": "pipelines.serving", "create_app": "pipelines.serving"}
+"""Heavy modules (a web framework) load on first use, so importing the package stays light."""
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

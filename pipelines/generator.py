@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from evalsets.text import language_of
+from evalsets import language_of
 from pipelines.llm.client import LLMClient
 
 

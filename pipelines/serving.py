@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from evalsets.feedback import MAX_TEXT, FeedbackEvent, FeedbackRefused, FeedbackStore, UnknownRequest
+from evalsets import MAX_TEXT, FeedbackEvent, FeedbackRefused, FeedbackStore, UnknownRequest
 from pipelines.config import PipelineConfig
 from pipelines.retriever import Retriever
 

@@ -24,8 +24,8 @@ def audit_command(
 ) -> None:
     """The decision log: who decided what, when and why (hash-chained; the champion is what it says)."""
     from guardrails import DecisionError, materialise, mirror_differences
-    from guardrails.ledger import first_bad_row, pending_intents
-    from guardrails.project import champion_file_header
+    from guardrails import first_bad_row, pending_intents
+    from guardrails import champion_file_header
 
     project = open_project(project_dir, tracking_uri)
     if verify:

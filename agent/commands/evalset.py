@@ -27,7 +27,7 @@ def synthesize_command(
 ) -> None:
     """Ask the LLM to write questions (+ reference answers) for sampled passages; filter; write the layout."""
     from evalsets import EvalSetError
-    from evalsets.synthesize import synthesize
+    from evalsets import synthesize
     from pipelines.llm import LLMUnavailable
 
     try:

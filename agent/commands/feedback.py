@@ -37,9 +37,9 @@ def feedback_import(
     Events already stored (same event_id) are counted, not stored again.
     """
     from evalsets import EvalSetError
-    from evalsets.failures import bad_lines, read_feedback_file
-    from evalsets.feedback import FeedbackStore, StoreLocked
-    from evalsets.loader import read_corpus
+    from evalsets import bad_lines, read_feedback_file
+    from evalsets import FeedbackStore, StoreLocked
+    from evalsets import read_corpus
 
     try:
         lines = read_feedback_file(path)
@@ -90,7 +90,7 @@ def bad_feedback_rows(project_dir: Path, server: dict[str, Any] | None, token: O
     """Negative feedback with its query and served results: from the server's fresh snapshot, or the file.
 
     The snapshot is read where this project keeps it; the path in the server's reply is not used."""
-    from evalsets.feedback import FeedbackStore, StoreLocked, read_snapshot, snapshot_folder
+    from evalsets import FeedbackStore, StoreLocked, read_snapshot, snapshot_folder
 
     if server:
         response = call_server(server, token, "POST", "/snapshot", timeout=60)
@@ -117,7 +117,7 @@ def feedback_failures(
 ) -> None:
     """Turn negative feedback into an evaluation set: query + the document the user marked right, deduplicated."""
     from evalsets import EvalSetError
-    from evalsets.failures import build_failure_set
+    from evalsets import build_failure_set
 
     server = running_server(project_dir)
     if corpus is None:

@@ -20,7 +20,7 @@ def llm_check(base_url: BaseUrlOption = None, model: ModelOption = None, local_m
               project_dir: ProjectDir = Path(".")) -> None:
     """Does the configured endpoint answer, with which model, how fast? (Starts the local server if none is set.)"""
     from pipelines.llm import LLMUnavailable
-    from pipelines.llm.models import ModelUnavailable
+    from pipelines.llm import ModelUnavailable
 
     try:
         with llm_client(project_dir, base_url, model, local_model) as client:

@@ -26,7 +26,7 @@ def promote_command(
     """Check a candidate against the champion under the policy; register it as `candidate` only if it passes."""
     from agent.project import gating_failure_set
     from evalsets import EvalSetError
-    from experiments.splits import tune_and_heldout
+    from experiments import tune_and_heldout
     from guardrails import PolicyError, guard_and_register, load_policy
     from pipelines import Components, ConfigError, load_config
 

@@ -32,9 +32,9 @@ def review_command(
     """List candidates waiting for a human, each with the guardrail report the decision log holds for it."""
     from datetime import timedelta
 
-    from experiments.durations import parse_duration
+    from experiments import parse_duration
     from guardrails import mirror_differences, policy_sha256
-    from guardrails.ledger import version_states
+    from guardrails import version_states
 
     try:
         window = timedelta(seconds=parse_duration(since)) if since else None

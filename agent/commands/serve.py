@@ -94,8 +94,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve_limits(**given: Optional[int]) -> Any:
     """The server's ServeLimits: its defaults, but for the options given (each at least 1)."""
-    from evalsets.feedback import MAX_TEXT
-    from pipelines.serving import ServeLimits
+    from evalsets import MAX_TEXT
+    from pipelines import ServeLimits
 
     for name, value in given.items():
         at_least(value, 1, "--" + name.replace("_", "-"))
@@ -132,10 +132,10 @@ def serve_command(
 
     from agent.progress import stage_progress
     from evalsets import EvalSetError
-    from evalsets.feedback import FeedbackStore, SnapshotExporter, StoreLocked
-    from evalsets.loader import read_corpus
+    from evalsets import FeedbackStore, SnapshotExporter, StoreLocked
+    from evalsets import read_corpus
     from pipelines import Components, ConfigError, Retriever
-    from pipelines.serving import create_app
+    from pipelines import create_app
 
     if host not in LOCAL_HOSTS and not token:
         fail(f"binding to {host} exposes the API beyond this machine: give --token (or EVOLVE_API_TOKEN)")

@@ -56,7 +56,7 @@ def start_command(
     from agent.loop.tracking import AgentTracker
     from agent.project import gating_failure_set
     from evalsets import EvalSetError, load_evalset
-    from experiments.durations import parse_duration
+    from experiments import parse_duration
     from guardrails import PolicyError, load_policy
     from pipelines import Components
 
@@ -69,7 +69,7 @@ def start_command(
     except (ValueError, PolicyError, EvalSetError) as err:
         fail(str(err))
     paths.stop.unlink(missing_ok=True)
-    from experiments.splits import decision_folds
+    from experiments import decision_folds
 
     resume = None
     if paths.current_run.exists() and not new:
@@ -155,7 +155,7 @@ def _connect_llm(stack: Any, project_dir: Path, base_url: str | None, model: str
                  local_model: str | None) -> tuple[Any, str]:
     """The LLM through the one connection path; (None, why) when none answers (the heuristic proposes then)."""
     from pipelines.llm import LLMUnavailable
-    from pipelines.llm.models import ModelUnavailable
+    from pipelines.llm import ModelUnavailable
 
     try:
         client = connect_llm(stack, project_dir, base_url, model, local_model, max_retries=1 if base_url else None,

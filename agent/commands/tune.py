@@ -152,8 +152,8 @@ def tune_command(
 ) -> None:
     """Run (or resume) an Optuna study over a search space, logging every trial to MLflow."""
     from evalsets import EvalSetError
-    from experiments.durations import parse_duration
-    from experiments.space import SpaceError, load_space
+    from experiments import parse_duration
+    from experiments import SpaceError, load_space
     from experiments import StudyRunner, StudySpec
 
     if trials is None and timeout is None:
@@ -202,7 +202,7 @@ def worker_command(
     With --follow (what the cluster's worker service runs), join each open study of the storage in turn.
     """
     from evalsets import EvalSetError
-    from experiments.durations import parse_duration
+    from experiments import parse_duration
     from experiments import StudyRunner
 
     if follow == (study is not None):

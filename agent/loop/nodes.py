@@ -17,7 +17,7 @@ from agent.paths import ProjectPaths
 from agent.loop.state import AgentContext, AgentState, best_candidate, heldout_value, study_prefix
 from agent.progress import stage_lines
 from experiments import StudyRunner, StudySpec
-from experiments.evaluate import score_queries
+from experiments import score_queries
 from pipelines import PipelineConfig, Retriever, StageLog
 
 OBSERVED_QUERIES = 300

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from experiments.space import SpaceError, describe_space, space_from_dict
+from experiments import SpaceError, describe_space, space_from_dict
 from pipelines.embedders import REGISTRY
 
 
@@ -171,7 +171,7 @@ def llm_proposal(client: Any, observation: str, language: str, history: str, ite
     """
     import time
 
-    from pipelines.llm.client import LLMError
+    from pipelines.llm import LLMError
 
     deadline = None if seconds is None else time.monotonic() + seconds
     messages = llm_messages(observation, language, history)

@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 from agent.loop.runtime import AgentPaths, BudgetClock
 from agent.paths import ProjectPaths
 from evalsets import EvalSet
-from evalsets.text import language_of
+from evalsets import language_of
 from experiments import DecisionSplit, decision_split, finished_trials
 from guardrails import Policy, Project
 from pipelines import Components

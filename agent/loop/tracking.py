@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from experiments.tracking import StudyTracker
+from experiments import StudyTracker
 
 ROLE = "evolve.role"
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from evalsets.text import language_of
+from evalsets import language_of
 from pipelines.chunking.base import CHUNKERS, Chunker, ChunkingConfig, pack_units
 
 _EN_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")

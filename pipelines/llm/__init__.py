@@ -3,5 +3,7 @@
 from pipelines.llm.cache import LLMCache
 from pipelines.llm.client import LLMClient, LLMError, LLMSettings, LLMUnavailable
 from pipelines.llm.local_server import LocalLLMServer
+from pipelines.llm.models import ModelUnavailable, resolve_gguf
 
-__all__ = ["LLMCache", "LLMClient", "LLMError", "LLMSettings", "LLMUnavailable", "LocalLLMServer"]
+__all__ = ["LLMCache", "LLMClient", "LLMError", "LLMSettings", "LLMUnavailable", "LocalLLMServer",
+           "ModelUnavailable", "resolve_gguf"]
