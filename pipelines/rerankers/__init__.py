@@ -1,4 +1,4 @@
-"""Rerankers: re-score the top-n candidates (embedding model or cross-encoder; LLM reranker planned).
+"""Rerankers: re-score the top-n candidates (embedding model or cross-encoder).
 
 Each kind is one private module that registers itself in :data:`RERANKERS`; :func:`make_reranker` builds one
 from its config.
