@@ -1,7 +1,7 @@
 # Evaluates module.nix without nixpkgs (CI machines cannot fetch it): a small stub of the lib functions
 # the module uses, option values taken from each option's default or example, every part enabled.
 # `nix-instantiate --eval --strict --json nix/checks/module-eval.nix` prints the options (with their
-# descriptions) and the resolved systemd units; tests/test_nix.py checks them.
+# descriptions) and the resolved systemd units; tests/e2e/test_nix.py checks them.
 let
   isType = t: v: builtins.isAttrs v && (v._type or null) == t;
   mkOption = attrs: attrs // { _type = "option"; };

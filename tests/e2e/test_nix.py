@@ -4,11 +4,11 @@ to documented options and hardened units. Needs Debian's nix-bin (installed by .
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from conftest import REPO
+
 NIX_FILES = sorted((REPO / "nix").rglob("*.nix"))
 
 pytestmark = pytest.mark.skipif(shutil.which("nix-instantiate") is None,

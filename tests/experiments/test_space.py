@@ -1,13 +1,13 @@
 import hashlib
-from pathlib import Path
 
 import optuna
 import pytest
 
+from conftest import REPO
 from experiments.sampler import suggest_config
 from experiments.space import SpaceError, load_space, space_from_dict
 
-SPACES = Path(__file__).resolve().parent.parent / "experiments" / "spaces"
+SPACES = REPO / "experiments" / "spaces"
 BASE = {"dense_models": ["all-MiniLM-L6-v2"], "lexical": {"tokenizers": ["english"]}}
 
 

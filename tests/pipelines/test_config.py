@@ -1,8 +1,7 @@
-from pathlib import Path
-
 import pytest
 from pydantic import ValidationError
 
+from conftest import REPO
 from pipelines import ConfigError, PipelineConfig, load_config, save_config
 
 FULL = {
@@ -48,7 +47,6 @@ def test_config_file_errors_name_the_file(tmp_path):
         load_config(tmp_path / "none.yaml")
 
 
-REPO = Path(__file__).resolve().parent.parent
 SHIPPED = {  # content addresses computed before the kind registries replaced the hand-written config unions
     "bench/configs/korquad/bm25-kiwi.yaml": "0f8f19d79a1166295e419c501a7862ad6d987ad3a5aafb6ac77dece5cab16c34",
     "bench/configs/korquad/bm25-regex.yaml": "ec468cd11c04fe0da42cd5870a68b69e2107303d0799467286e683fe5bb9ad86",
