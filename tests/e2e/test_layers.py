@@ -30,3 +30,34 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
                              "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "pipelines.sneaky -> agent.app" in result.stdout
+
+
+def cross_package_imports_of_modules(root: Path) -> list[str]:
+    """`from pkg.module import x` in another package, where pkg.module is a module file, not a package front."""
+    import ast
+
+    packages = ("agent", "guardrails", "experiments", "pipelines", "evalsets")
+    found = []
+    for path in sorted(p for package in packages for p in (root / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+                continue
+            parts = node.module.split(".")
+            if parts[0] in packages and parts[0] != path.relative_to(root).parts[0] and len(parts) > 1 \
+                    and not (root.joinpath(*parts) / "__init__.py").is_file():
+                found.append(f"{path.relative_to(root)}:{node.lineno} imports {node.module}")
+    return found
+
+
+def test_other_packages_import_only_package_fronts():
+    """Each package's __init__ names its public API, and that is what the other packages use (Optuna's rule)."""
+    assert cross_package_imports_of_modules(REPO) == []
+
+
+def test_an_import_past_a_front_is_found(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "__init__.py").write_text("")
+    (tmp_path / "experiments" / "space.py").write_text("")
+    (tmp_path / "agent").mkdir()
+    (tmp_path / "agent" / "x.py").write_text("from experiments.space import load_space\nfrom experiments import y\n")
+    assert cross_package_imports_of_modules(tmp_path) == ["agent/x.py:1 imports experiments.space"]
