@@ -77,7 +77,7 @@ def test_a_steered_llm_gets_one_correction_then_the_heuristic_takes_over():
     good = {"rationale": "BM25 only first", "space": {"dense_models": ["none"], "lexical": {"tokenizers": ["english"]}}}
     proposal, notes = llm_proposal(ScriptedLLM([evil, good]), "obs", "en", "-", 2)
     assert proposal.proposer == "llm" and proposal.space["dense_models"] == ["none"]
-    assert LLMProposal.model_validate(good)
+    assert LLMProposal.model_validate(good).space == good["space"]
 
 
 def test_a_decision_is_recorded_once_however_the_run_is_resumed_around_it(tiny_scifact, tmp_path):

@@ -54,7 +54,7 @@ def test_study_names_must_be_safe_file_names(tmp_path, tiny_scifact, name):
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_an_unreachable_study_database_is_one_line(tmp_path, kind):
     if kind == "postgresql":
-        pytest.importorskip("psycopg2")
+        pytest.importorskip("psycopg")  # SQLAlchemy 2.1 drives postgresql:// with psycopg 3 (a dependency)
     url = {"sqlite": f"sqlite:///{tmp_path}/no-such-folder/optuna.db",
            "postgresql": f"postgresql://evolve:hunter2@127.0.0.1:{free_port()}/optuna"}[kind]
     result = evolve("worker", "--storage", url, "--study", "s", "--project-dir", str(tmp_path), cwd=tmp_path)

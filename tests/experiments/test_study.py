@@ -62,6 +62,10 @@ def test_a_second_runner_resumes_and_sync_never_logs_twice(runner, tiny_scifact,
     drawn = [tuple(sorted(t.params.items())) for t in again.study.trials]
     assert len(set(drawn)) == len(drawn)
     assert again.tracker.logged_trials("tiny-study") == set(numbers)
+    client = MlflowClient(again.tracking_uri)  # a set would hide a trial logged twice: count the runs
+    runs = client.search_runs([client.get_experiment_by_name("evolve-studies").experiment_id],
+                              f"tags.`{ROLE_TAG}` = 'trial'")
+    assert sorted(int(r.data.tags["evolve.trial_number"]) for r in runs) == sorted(numbers)
 
 
 def test_pruning_reports_growing_query_subsets(tiny_scifact, tmp_path):
