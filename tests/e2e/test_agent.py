@@ -158,6 +158,13 @@ def test_stop_ends_the_loop_gracefully(tiny_scifact, tmp_path):
     summary = summary_of(tmp_path)
     assert summary["stop_reason"] == "stop" and summary["iterations"] == 1
     assert status_value(tmp_path, "node") == "finished"
+    # "after the running trial": the study it was in holds no trial left running, and at least one finished
+    storage = f"sqlite:///{tmp_path / '.evolve' / 'optuna.db'}"
+    studies = [optuna.load_study(study_name=s.study_name, storage=storage)
+               for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith(summary["run_id"])]
+    trials = [t for study in studies for t in study.get_trials(deepcopy=False)]
+    assert trials and not [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert any(t.state in FINISHED for t in trials)
 
 
 def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_scifact, tmp_path):

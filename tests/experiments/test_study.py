@@ -76,6 +76,10 @@ def test_pruning_reports_growing_query_subsets(tiny_scifact, tmp_path):
     steps = [sorted(t.intermediate_values) for t in runner.study.trials]
     assert all(s and s[0] == 0 for s in steps)
     assert any(s == [0, 1, 2] for s in steps)
+    pruned = [t for t in runner.study.trials if t.state.name == "PRUNED"]
+    assert pruned and all(max(t.intermediate_values) < 2 for t in pruned)  # stopped before the whole query set
+    complete = [t for t in runner.study.trials if t.state.name == "COMPLETE"]
+    assert all(sorted(t.intermediate_values) == [0, 1, 2] for t in complete)
 
 
 def test_multi_objective_returns_quality_and_latency(tiny_scifact, tmp_path):
