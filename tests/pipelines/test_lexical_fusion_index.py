@@ -66,9 +66,10 @@ def test_flat_and_hnsw_agree_with_brute_force():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(500, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    queries = vectors[:20] + 0.01 * rng.normal(size=(20, 32)).astype(np.float32)
+    queries = rng.normal(size=(50, 32)).astype(np.float32)  # fresh points, not copies of indexed ones
     truth = top_k_rows(queries @ vectors.T, 5)
     flat = DenseIndex("flat").build(vectors).search(queries, 5)
     hnsw = DenseIndex("hnsw", hnsw_m=16, ef_search=64).build(vectors).search(queries, 5)
     assert np.array_equal(flat.ids, truth.ids)
-    assert np.mean(hnsw.ids[:, 0] == truth.ids[:, 0]) >= 0.95
+    overlap = np.mean([len(set(h) & set(t)) / 5 for h, t in zip(hnsw.ids, truth.ids)])
+    assert overlap >= 0.9

@@ -36,3 +36,12 @@ def test_embedding_reranker_reorders_by_the_second_model_and_blends(tmp_path):
     assert pure[1] > pure[0]
     kept = EmbeddingReranker(embedder, blend=1.0).rerank(["Which animal purrs?"], candidates, [np.array([2.0, 1.0])])
     assert kept[0][0] > kept[0][1]  # blend=1 keeps the first-stage order
+    assert kept[0] == pytest.approx([1.0, 0.0])  # min-max normalised first-stage scores
+
+    def min_max(x):
+        return (x - x.min()) / (x.max() - x.min())
+
+    cosine = EmbeddingReranker(embedder).score(["Which animal purrs?"], candidates)[0]
+    mixed = EmbeddingReranker(embedder, blend=0.3).rerank(["Which animal purrs?"], candidates,
+                                                           [np.array([2.0, 1.0])])[0]
+    assert mixed == pytest.approx(0.7 * min_max(cosine) + 0.3 * np.array([1.0, 0.0]))
