@@ -32,9 +32,19 @@ def test_study_runs_logs_every_trial_and_reports_held_out(runner, tmp_path):
     assert summary["heldout_queries"] == 4 and summary["tune_queries"] == 8  # seeded 70/30 split of 12
     assert 0 < summary["heldout"]["ndcg@10"] <= 1
     # compute once: every dense trial after the first of its (model, chunker) pair found its embeddings
-    dense = [t for t in runner.study.trials if t.user_attrs.get("config", {}).get("dense")]
-    if len(dense) > 2:
-        assert summary["embeddings_cached"] > 0
+    seen: set[str] = set()
+    for t in sorted(runner.study.trials, key=lambda t: t.number):
+        config = t.user_attrs.get("config", {})
+        if not config.get("dense") or "counts" not in t.user_attrs:
+            continue
+        pair = json.dumps([config["dense"]["model"], config["chunking"]], sort_keys=True)
+        computed = t.user_attrs["counts"].get("chunk_embeddings_computed", 0)
+        if pair in seen:  # compute once: a repeat of a (model, chunker) pair embeds nothing
+            assert computed == 0, (t.number, pair, t.user_attrs["counts"])
+        elif not seen:  # the very first dense trial embedded the corpus (the cache was empty)
+            assert computed > 0, (t.number, t.user_attrs["counts"])
+        seen.add(pair)
+    assert seen  # the seeded space drew dense trials
     client = MlflowClient(runner.tracking_uri)
     experiment = client.get_experiment_by_name("evolve-studies")
     runs = client.search_runs([experiment.experiment_id])
