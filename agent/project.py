@@ -27,14 +27,16 @@ UiOption = Annotated[str, typer.Option("--ui-url", envvar="EVOLVE_MLFLOW_UI",
 
 def open_project(project_dir: Path, tracking_uri: str | None, default_config: Path | None = None) -> Any:
     """The project's decision state; the MLflow registry is opened only when a command needs it."""
-    from guardrails import PACKAGED_DEFAULT, DecisionLog, PipelineRegistry, Project
-    from guardrails import DEFAULT_POLICY
+    from agent.app import DEMO_CONFIG, PACKAGE_ROOT
+    from guardrails import DEFAULT_POLICY, PACKAGED_DEFAULT, DecisionLog, PipelineRegistry, Project
 
     paths = ProjectPaths.of(project_dir)
     uri = paths.tracking_uri(tracking_uri)
-    # before any approval the champion is the project's default.yaml, else the packaged default
+    # before any approval the champion is the project's default.yaml, else the packaged default; the
+    # repository checkout itself is the demo's project, which starts from the demo config
+    starting = DEMO_CONFIG if paths.root == PACKAGE_ROOT else PACKAGED_DEFAULT
     return Project(paths.root, lambda: PipelineRegistry(uri, artifact_root=paths.mlflow_artifacts),
-                   DecisionLog(paths.decision_log), default_config or paths.default_config or PACKAGED_DEFAULT,
+                   DecisionLog(paths.decision_log), default_config or paths.default_config or starting,
                    paths.policy or DEFAULT_POLICY)
 
 
