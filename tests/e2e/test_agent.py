@@ -137,7 +137,12 @@ def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer
         httpx.get(llm.split(" at ")[1] + "/models", timeout=2)
     summary = summary_of(tmp_path)
     assert sum(summary["proposals"].values()) >= max(1, summary["iterations"]), output
+    first = summary["history"][0]  # the LLM was asked: it proposed, or its answer was refused on the record
+    assert first["proposer"] == "llm" or any(("rejected by the schema" in n or "failed to propose" in n
+                                              or "unusable" in n) for n in first["notes"]), first["notes"]
+    assert not any(n.startswith("no LLM") for n in first["notes"])
     storage = f"sqlite:///{tmp_path / '.evolve' / 'optuna.db'}"
+    assert run_trials(tmp_path, summary["run_id"]), output  # something ran, so the loop below checks something
     for name in run_trials(tmp_path, summary["run_id"]):
         space = optuna.load_study(study_name=name, storage=storage).user_attrs["evolve.spec"]["space"]
         space_from_dict(space)  # whatever was proposed ran inside the schema
