@@ -167,8 +167,8 @@ class DecisionLog:
         connection = self._connect()
         try:
             connection.execute("BEGIN TRANSACTION")
-            head = connection.execute("SELECT seq, row_hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
-            last_ts = connection.execute("SELECT max(ts) FROM decisions").fetchone()[0]
+            head = connection.execute("SELECT seq, row_hash, ts FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
+            last_ts = head[2] if head else None  # rows are written in time order: the head is the latest
             now = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
             row = Row(seq=(head[0] + 1) if head else 1, ts=max(now, last_ts or now), action=action, phase=phase,
                       decision_id=decision_id or uuid.uuid4().hex, actor=actor, os_user=user or os_user(),
@@ -222,22 +222,21 @@ class ChampionRecord:
 DEFAULT_CHAMPION = ChampionRecord(None, None, None, None)
 
 
-def committed_intents(rows: list[Row], include_pending: bool = True) -> list[Row]:
-    """Human-decision intents in order: those with a commit row (and, if asked, those still pending)."""
-    closed = {r.decision_id: r.phase for r in rows if r.phase in ("commit", "abort")}
-    return [r for r in rows if r.phase == "intent" and (closed.get(r.decision_id) == "commit"
-                                                        or (include_pending and r.decision_id not in closed))]
+def intents(rows: list[Row]) -> list[Row]:
+    """Human-decision intents in order. A pending one (no commit yet) counts as decided: an intent is never
+    undone, the next command completes it (:func:`guardrails.decisions.recover`)."""
+    return [r for r in rows if r.phase == "intent"]
 
 
 def pending_intents(rows: list[Row]) -> list[Row]:
-    closed = {r.decision_id for r in rows if r.phase in ("commit", "abort")}
-    return [r for r in rows if r.phase == "intent" and r.decision_id not in closed]
+    committed = {r.decision_id for r in rows if r.phase == "commit"}
+    return [r for r in intents(rows) if r.decision_id not in committed]
 
 
-def champion_history(rows: list[Row], include_pending: bool = True) -> list[ChampionRecord]:
+def champion_history(rows: list[Row]) -> list[ChampionRecord]:
     """The stack of champions the decisions built: approve pushes, rollback pops; the last is the champion."""
     stack = [DEFAULT_CHAMPION]
-    for row in committed_intents(rows, include_pending):
+    for row in intents(rows):
         if row.action == "approve":
             stack.append(ChampionRecord(row.version, row.config_sha256, row.info.get("config"), row.row_hash))
         elif row.action == "rollback" and len(stack) > 1:
@@ -245,14 +244,14 @@ def champion_history(rows: list[Row], include_pending: bool = True) -> list[Cham
     return stack
 
 
-def version_states(rows: list[Row], include_pending: bool = True) -> dict[str, str]:
+def version_states(rows: list[Row]) -> dict[str, str]:
     """version -> candidate | champion | retired | rejected | rolled-back, as the log has it."""
     states: dict[str, str] = {}
     for row in rows:
         if row.action == "register" and row.version:
             states[row.version] = "candidate"
     stack: list[str | None] = [None]
-    for row in committed_intents(rows, include_pending):
+    for row in intents(rows):
         if row.action == "approve":
             if stack[-1]:
                 states[stack[-1]] = "retired"
