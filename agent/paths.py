@@ -110,6 +110,11 @@ class ProjectPaths:
         return self.state / "llm_cache.duckdb"
 
     @property
+    def judge_calibration(self) -> Path:
+        """Agreement of each judge model with human labels (`evolve judge calibrate`), read by the guard step."""
+        return self.state / "judge_calibration.duckdb"
+
+    @property
     def llm_log(self) -> Path:
         return self.state / "local-llm.log"
 

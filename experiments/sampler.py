@@ -63,4 +63,6 @@ def suggest_config(trial: optuna.Trial, space: SearchSpace) -> PipelineConfig:
     choice = next(r for r in space.rerankers if r.label == label)
     if choice.kind != "none":
         config["reranker"] = suggest_choice(trial, choice, "reranker.")
+    config["generation"] = {name: suggest(trial, f"generation.{name}", value)
+                            for name, value in space.generation.params().items()}
     return PipelineConfig.model_validate(config)

@@ -25,7 +25,7 @@ from pydantic.fields import FieldInfo
 
 from experiments.metrics import parse_metric
 from pipelines.chunking import CHUNKERS
-from pipelines import LexicalConfig
+from pipelines import GenerationConfig, LexicalConfig
 from pipelines.embedders import resolve_model
 from pipelines.fusion import FUSIONS
 from pipelines.lexical import TOKENIZERS
@@ -195,6 +195,18 @@ def fusion_space(value: Any = None) -> Any:
     return model.model_validate(value) if isinstance(value, dict) else value
 
 
+class GenerationSpace(_Strict):
+    """How many top chunks the generator gets and their budget (see ``pipelines.GenerationConfig``). Retrieval
+    metrics do not see these: the study's answer stage (its finalists, judged) is what tells draws apart."""
+
+    contexts: IntParam = 5
+    context_tokens: IntParam = 1500
+    max_answer_tokens: IntParam = 256
+
+    def params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
 class SearchSpace(_Strict):
     """What a study samples from. ``dense_models`` may include 'none' (BM25 only) and
     ``lexical.tokenizers`` 'none' (dense only); leaving ``lexical`` out means dense only."""
@@ -210,6 +222,7 @@ class SearchSpace(_Strict):
         default_factory=lambda: [choice_model(RERANKERS.config_class("none"), RERANKER_DEFAULTS)()], min_length=1)
     candidates: IntParam = 100
     k: int = Field(100, ge=1, le=10_000)
+    generation: GenerationSpace = Field(default_factory=GenerationSpace)
 
     @field_validator("metric")
     @classmethod
@@ -262,6 +275,7 @@ class SearchSpace(_Strict):
         """Each numeric range, at both ends, must be a value the pipeline config itself accepts."""
         if self.lexical:
             _within_limits("lexical", LexicalConfig, _ends({"k1": self.lexical.k1, "b": self.lexical.b}))
+        _within_limits("generation", GenerationConfig, _ends(self.generation.params()))
         for config in FUSIONS.configs():  # every field of the space, whichever kinds it lists
             kind = config.kind_name()
             _within_limits("fusion", config, _ends({"kind": kind, **self.fusion.params(kind)}))
@@ -363,6 +377,8 @@ def describe_space(models: list[str]) -> str:
         f'- "fusion": {{"kinds": list from {json.dumps(sorted(FUSIONS.classes))}, ' + ", ".join(fusion_fields) + "}",
         '- "rerankers": list of objects, from:',
         *(f"  {text}" for text in rerankers),
+        '- "generation": {' + ", ".join(_field_text(n, info) for n, info in GenerationConfig.model_fields.items())
+        + "} (what the answer generator is given; judged on the study's finalists)",
         'A number may be a number, a list of numbers or a range {"low": .., "high": ..}; a quoted or true/false '
         "value may be a value or a list; a key left out keeps its default. Values outside these limits are refused.",
     ])

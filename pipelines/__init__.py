@@ -10,12 +10,12 @@ their modules. The server app (FastAPI) loads on first use.
 """
 
 from pipelines.components import Components, Progress, StageLog
-from pipelines.config import ConfigError, LexicalConfig, PipelineConfig, load_config, save_config
+from pipelines.config import ConfigError, GenerationConfig, LexicalConfig, PipelineConfig, load_config, save_config
 from pipelines.registry import ConfigRegistry, KindConfig
 from pipelines.retriever import RankedChunk, Retriever
 from pipelines.strict_yaml import load_model, problems_of, validate_as
 
-__all__ = ["Components", "ConfigError", "ConfigRegistry", "KindConfig", "LexicalConfig", "PipelineConfig",
+__all__ = ["Components", "ConfigError", "ConfigRegistry", "GenerationConfig", "KindConfig", "LexicalConfig", "PipelineConfig",
            "Progress", "RankedChunk", "Retriever", "ServeLimits", "StageLog", "create_app", "load_config",
            "load_model", "problems_of", "save_config", "validate_as"]
 

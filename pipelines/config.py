@@ -45,6 +45,18 @@ class LexicalConfig(_Strict):
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
 
 
+class GenerationConfig(_Strict):
+    """What the generator is given: the top chunks of the ranking, cut to a context budget.
+
+    The budget is in estimated tokens (a Hangul syllable about one token, other text about four characters a
+    token, see ``pipelines.generator.estimate_tokens``), so one number fits Korean and English alike.
+    """
+
+    contexts: int = Field(5, ge=1, le=50, description="top chunks given to the generator")
+    context_tokens: int = Field(1500, ge=100, le=32_000, description="estimated-token budget for those chunks")
+    max_answer_tokens: int = Field(256, ge=16, le=8192, description="longest answer the generator may write")
+
+
 class PipelineConfig(_Strict):
     """Chunker -> (dense and/or BM25) -> fusion -> optional reranker -> documents (max chunk score)."""
 
@@ -56,6 +68,7 @@ class PipelineConfig(_Strict):
     reranker: RerankerField = Field(default_factory=NoRerankerConfig)
     candidates: int = Field(100, ge=1, le=10_000, description="chunks taken from each retriever")
     k: int = Field(100, ge=1, le=10_000, description="documents returned per query")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> "PipelineConfig":
@@ -76,7 +89,11 @@ class PipelineConfig(_Strict):
 
         Decisions name configs by this hash, so what was evaluated is provably what gets approved and served.
         """
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = self.model_dump(mode="json")
+        for name in LATER_FIELDS:  # added after configs were first addressed: at its default, left out
+            if data[name] == LATER_FIELDS[name]().model_dump(mode="json"):
+                del data[name]
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def to_yaml(self) -> str:
@@ -85,6 +102,11 @@ class PipelineConfig(_Strict):
     @classmethod
     def from_yaml(cls, text: str) -> "PipelineConfig":
         return cls.model_validate(yaml.safe_load(text) or {})
+
+
+LATER_FIELDS = {"generation": GenerationConfig}
+"""Parts added after the first decisions were recorded: their defaults do not enter the content address, so a
+config approved before they existed keeps its address (and its decision log stays valid)."""
 
 
 class ConfigError(ValueError):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalsets import language_of
+from pipelines.config import GenerationConfig
 from pipelines.llm.client import LLMClient
 
 
@@ -17,6 +18,14 @@ SYSTEM = {
     "ko": ("당신은 회사 문서에 대한 질문에 답합니다. 주어진 문맥 구절만 사용하세요. 각 문장 뒤에 사용한 구절의 id를 "
            "대괄호로 인용하세요. 예: [doc-1#0]. 문맥에 답이 없으면 모른다고 답하세요. 한국어로 답하세요."),
 }
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens a multilingual BPE model (Qwen, Llama 3) spends on ``text``, estimated without its tokenizer:
+    about one per Hangul syllable, about one per four characters of other text. Used for the context budget,
+    where a character budget would give Korean a third of the context English gets."""
+    hangul = sum(1 for char in text if "\uac00" <= char <= "\ud7a3")
+    return hangul + (len(text) - hangul + 3) // 4
 
 
 def query_language(text: str) -> str:
@@ -30,29 +39,61 @@ class Answer:
     citations: list[str]
     language: str
     model: str
+    contexts: list[dict[str, Any]] = field(default_factory=list)
+    """The chunks the generator was given (what faithfulness is judged against)."""
 
 
 class Generator:
-    def __init__(self, client: LLMClient, max_context_chars: int = 6000):
+    """Answers from the ranking's top chunks as a config's ``generation`` part says (how many, what budget)."""
+
+    def __init__(self, client: LLMClient, generation: GenerationConfig | None = None):
         self.client = client
-        self.max_context_chars = max_context_chars
+        self.generation = generation or GenerationConfig()
+
+    def contexts(self, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The chunks the generator sees: the first ``contexts``, stopping before the budget runs out (the first
+        one always goes in, cut to the budget)."""
+        budget, used, kept = self.generation.context_tokens, 0, []
+        for chunk in chunks[:self.generation.contexts]:
+            cost = estimate_tokens(chunk["text"])
+            if kept and used + cost > budget:
+                break
+            if not kept and cost > budget:
+                chunk = {**chunk, "text": _cut(chunk["text"], budget)}
+                cost = budget
+            kept.append(chunk)
+            used += cost
+        return kept
 
     def messages(self, query: str, chunks: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """The chat request for ``query`` over the chunks the budget admits (see :meth:`contexts`)."""
+        return self._messages(query, self.contexts(chunks))
+
+    def _messages(self, query: str, given: list[dict[str, Any]]) -> list[dict[str, str]]:
         language = query_language(query)
-        context, used = [], 0
-        for chunk in chunks:
-            piece = f"[{chunk['chunk_id']}]\n{chunk['text']}"
-            if used + len(piece) > self.max_context_chars and context:
-                break
-            context.append(piece)
-            used += len(piece)
+        context = [f"[{chunk['chunk_id']}]\n{chunk['text']}" for chunk in given]
         label = "문맥" if language == "ko" else "Context"
         question = "질문" if language == "ko" else "Question"
         return [{"role": "system", "content": SYSTEM[language]},
                 {"role": "user", "content": f"{label}:\n\n" + "\n\n".join(context) + f"\n\n{question}: {query}"}]
 
-    def answer(self, query: str, chunks: list[dict[str, Any]]) -> Answer:
-        text = self.client.chat(self.messages(query, chunks))
-        known = {c["chunk_id"] for c in chunks}
+    def answer(self, query: str, chunks: list[dict[str, Any]], timeout: float | None = None) -> Answer:
+        """The answer and the ids it cites among the chunks it was given (invented ids are dropped)."""
+        given = self.contexts(chunks)
+        text = self.client.chat(self._messages(query, given), max_tokens=self.generation.max_answer_tokens,
+                                timeout=timeout)
+        known = {c["chunk_id"] for c in given}
         cited = [c for c in re.findall(r"\[([^\[\]]+)\]", text) if c in known]
-        return Answer(text.strip(), list(dict.fromkeys(cited)), query_language(query), self.client.model)
+        return Answer(text.strip(), list(dict.fromkeys(cited)), query_language(query), self.client.model, given)
+
+
+def _cut(text: str, budget: int) -> str:
+    """The longest prefix of ``text`` within ``budget`` estimated tokens."""
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if estimate_tokens(text[:middle]) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
