@@ -40,7 +40,29 @@ RUBRICS = {
                      "Score 0 = the answer states something the context does not support."),
     "context_relevance": ("You check whether the context passages contain what is needed to answer the question.\n"
                           "Score 1 = the context contains the answer.\nScore 0 = it does not."),
+    "answer_quality": ("You grade an assistant's answer to a user's question, given the context passages it had.\n"
+                       "Score 1 = the answer responds to the question and what it states is supported by the context "
+                       "(or it rightly says the context does not contain the answer).\n"
+                       "Score 0 = it does not answer the question, or states something the context does not support."),
 }
+CHUNK_RUBRIC = ("You find which numbered passage answers a question.\n"
+                "Reply with the number of the passage that contains the answer, or 0 when none of them does.")
+
+
+class ChunkChoice(BaseModel):
+    reason: str = Field(description="one short sentence")
+    passage: int = Field(ge=0, description="the passage that answers the question; 0 = none")
+
+
+@dataclass
+class ChunkVerdict:
+    """Which of the given chunks answers a question: ``index`` into them, None = none does; ``resolved`` is False
+    when the judge gave no valid verdict (then ``index`` means nothing)."""
+
+    index: int | None
+    resolved: bool
+    reason: str
+    judge_model: str
 
 
 class Judge:
@@ -68,6 +90,24 @@ class Judge:
 
     def context_relevance(self, question: str, contexts: list[str]) -> JudgedScore:
         return self._verdict("context_relevance", "Context:\n" + "\n---\n".join(contexts) + f"\n\nQuestion: {question}")
+
+    def answer_quality(self, question: str, answer: str, contexts: list[str]) -> JudgedScore:
+        """Is this served answer good? (what a user's good/bad rating of an /answer response says)"""
+        return self._verdict("answer_quality", "Context:\n" + "\n---\n".join(contexts)
+                             + f"\n\nQuestion: {question}\nAnswer: {answer}")
+
+    def answering_chunk(self, question: str, chunks: list[str]) -> ChunkVerdict:
+        """Which chunk (if any) answers ``question``: for a bad rating that names no right document."""
+        passages = "\n\n".join(f"[{number}] {text}" for number, text in enumerate(chunks, start=1))
+        messages = [{"role": "system", "content": CHUNK_RUBRIC + "\nReply as JSON with a short reason, then passage."},
+                    {"role": "user", "content": f"Passages:\n{passages}\n\nQuestion: {question}"}]
+        try:
+            choice = self.client.structured(messages, ChunkChoice, max_tokens=200)
+        except LLMError as err:
+            return ChunkVerdict(None, False, f"no valid verdict: {err}", self.model)
+        if choice.passage > len(chunks):
+            return ChunkVerdict(None, False, f"named passage {choice.passage} of {len(chunks)}", self.model)
+        return ChunkVerdict(choice.passage - 1 if choice.passage else None, True, choice.reason, self.model)
 
     def correctness_many(self, items: list[tuple[str, str, str]]) -> list[JudgedScore]:
         """(question, answer, reference) triples, judged with the client's concurrency."""

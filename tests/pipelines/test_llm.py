@@ -207,3 +207,19 @@ def test_the_same_against_real_vllm_on_cpu(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def test_the_judge_names_the_answering_chunk_or_none_and_an_impossible_number_is_unresolved():
+    chunks = ["Seoul is the capital.", "Paris is in France."]
+    found = Judge(Scripted(['{"reason": "passage 2 says so", "passage": 2}'])).answering_chunk("Where is Paris?", chunks)
+    assert (found.index, found.resolved, found.judge_model) == (1, True, "scripted")
+    scripted = Scripted(['{"reason": "neither", "passage": 0}'])
+    none = Judge(scripted).answering_chunk("Who won?", chunks)
+    assert (none.index, none.resolved) == (None, True)
+    assert "[1] Seoul is the capital." in scripted.seen[0][1]["content"]
+    invented = Judge(Scripted(['{"reason": "x", "passage": 7}'])).answering_chunk("Who won?", chunks)
+    assert (invented.index, invented.resolved) == (None, False) and "7 of 2" in invented.reason
+    broken = Judge(Scripted(["no", "still no"])).answering_chunk("Who won?", chunks)
+    assert not broken.resolved
+    quality = Judge(Scripted(['{"reason": "supported", "score": 1}'])).answer_quality("Q?", "A [a#0]", ["ctx"])
+    assert (quality.metric, quality.value) == ("answer_quality", 1.0)
