@@ -12,6 +12,7 @@ The study names (Optuna, SQLAlchemy) load on first use, so ``from experiments im
 from importlib import import_module
 from typing import Any
 
+from experiments.answers import ANSWER_METRICS, AnswerJudging, AnswerSpend, answer_queries
 from experiments.durations import parse_duration
 from experiments.evaluate import EvalResult, evaluate, score_queries
 from experiments.judge import Judge, mean_score
@@ -36,9 +37,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'experiments' has no attribute {name!r}")
 
 
-__all__ = ["CLOSED_ATTR", "DEFAULT_METRICS", "DecisionSplit", "EvalResult", "FINISHED", "HeartbeatStorage", "Judge",
-           "SPEC_ATTR", "SpaceError", "StudyPlaces", "StudyRunner", "StudySpec", "StudyTracker", "artifact_location",
-           "decision_folds", "decision_split", "describe_space", "evaluate", "finished_trials", "flatten",
-           "latency_ms", "load_space", "mean_score", "mean_scores", "metric_key", "mrr_at_k", "ndcg_at_k",
-           "open_storage", "open_studies", "p95", "parse_duration", "parse_metric", "recall_at_k", "score_queries",
-           "score_query", "space_from_dict", "sqlite_storage", "sqlite_tracking_uri", "tune_and_heldout"]
+__all__ = ["ANSWER_METRICS", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "DEFAULT_METRICS", "DecisionSplit",
+           "EvalResult", "FINISHED", "HeartbeatStorage", "Judge", "SPEC_ATTR", "SpaceError", "StudyPlaces",
+           "StudyRunner", "StudySpec", "StudyTracker", "answer_queries", "artifact_location", "decision_folds",
+           "decision_split", "describe_space", "evaluate", "finished_trials", "flatten", "latency_ms", "load_space",
+           "mean_score", "mean_scores", "metric_key", "mrr_at_k", "ndcg_at_k", "open_storage", "open_studies", "p95",
+           "parse_duration", "parse_metric", "recall_at_k", "score_queries", "score_query", "space_from_dict",
+           "sqlite_storage", "sqlite_tracking_uri", "tune_and_heldout"]

@@ -75,15 +75,17 @@ def _paired(candidate: Evidence, champion: Evidence, metric: str, failure: bool)
         if mine.is_failure_set != failure:
             continue
         for qid, row in mine.per_query.items():
-            if qid in theirs.per_query:
+            if metric in row and metric in theirs.per_query.get(qid, {}):
                 cand.append(row[metric])
                 champ.append(theirs.per_query[qid][metric])
     return np.array(cand), np.array(champ)
 
 
-def check_candidate(candidate: Evidence, champion: Evidence, policy: Policy, look: int = 1) -> GuardReport:
+def check_candidate(candidate: Evidence, champion: Evidence, policy: Policy, look: int = 1,
+                    judge_agreement: dict[str, Any] | None = None) -> GuardReport:
     """Every rule of the policy on this candidate. ``look`` numbers this guard decision among those since the
-    last human decision (1 for the first): it sets the significance level alpha spending grants it."""
+    last human decision (1 for the first): it sets the significance level alpha spending grants it.
+    ``judge_agreement``: the judge's latest calibration ({"kappa", "n"}), for ``answers.min_judge_kappa``."""
     metric = policy.primary_metric
     report = GuardReport(candidate.summary(metric), champion.summary(metric))
     add = report.rules.append
@@ -106,6 +108,8 @@ def check_candidate(candidate: Evidence, champion: Evidence, policy: Policy, loo
         add(RuleResult(f"max_regression [{mine.name}]", drop, allowed, drop <= allowed,
                        f"{metric} {mine.mean(metric):.4f} vs champion {theirs.mean(metric):.4f} "
                        f"on {len(mine.per_query)} queries"))
+
+    report.rules += answer_rules(candidate, champion, policy, judge_agreement)
 
     add(RuleResult("latency_p95_ms", candidate.latency_p95_ms, policy.max_latency_p95_ms,
                    candidate.latency_p95_ms <= policy.max_latency_p95_ms, "single-query searches, query embedding included"))
@@ -147,3 +151,47 @@ def _detectable(diff: np.ndarray, sig: Any, metric: str, look: int, alpha: float
     if fallback:
         why += "; their observed sd is 0, so the largest possible sd (1.0) is used: a conservative upper bound"
     return RuleResult("minimum detectable effect", effect if np.isfinite(effect) else None, "info", True, why)
+
+
+def answer_rules(candidate: Evidence, champion: Evidence, policy: Policy,
+                 judge_agreement: dict[str, Any] | None) -> list[RuleResult]:
+    """"No significant regression" on each answer metric the policy holds, or one line saying why none applies.
+
+    One-sided paired test (the policy's test) of "the champion's answers are better" on the held-back queries
+    judged for both, refused when p is below the family level ``significance.p_value``: unadjusted, because a
+    false alarm can only refuse a candidate (the conservative direction), so there is no level to spend."""
+    sig, held = policy.significance, policy.answers.hold
+    if not held:
+        return []
+    if not candidate.answers or candidate.answers.get("skipped"):
+        why = candidate.answers.get("skipped", "no LLM was given to the guard step")
+        return [RuleResult("answer metrics", "skipped", "info", True,
+                           f"not measured: {why}; the decision rests on retrieval metrics")]
+    judge = candidate.answers.get("judge_model", "?")
+    floor = policy.answers.min_judge_kappa
+    if floor is not None:
+        kappa = (judge_agreement or {}).get("kappa")
+        if kappa is None or kappa < floor:
+            measured = "not calibrated" if kappa is None else round(float(kappa), 4)
+            return [RuleResult(f"judge agreement [{judge}]", measured, floor, True,
+                               f"Cohen's kappa of {judge} with human labels "
+                               + (f"{kappa:.3f} (n={judge_agreement.get('n')})" if kappa is not None else
+                                  "unknown (run `evolve judge calibrate`)")
+                               + f" is below the policy's {floor:g}: its answer verdicts are reported, not used")]
+    rules = []
+    for metric in held:
+        cand, champ = _paired(candidate, champion, metric, failure=False)
+        name = f"no significant regression [{metric}]"
+        if len(cand) < 2:
+            rules.append(RuleResult(name, None, sig.p_value, True, f"{len(cand)} queries judged for both configs: "
+                                    "too few to test; not applied"))
+            continue
+        p_value = TESTS[sig.test](champ, cand, resamples_for(sig.p_value, sig.resamples), sig.seed)
+        effect, _, _ = minimum_detectable_effect(champ - cand, min(sig.p_value, 0.5), sig.power)
+        passed = sig.p_value >= 1 or p_value >= sig.p_value
+        rules.append(RuleResult(name, p_value, sig.p_value, passed,
+                                f"{metric} {cand.mean():.3f} vs champion {champ.mean():.3f} on {len(cand)} queries "
+                                f"judged by {judge}; one-sided p={p_value:.3g} that the champion's answers are better "
+                                f"({sig.test}), a regression below p {sig.p_value:g} refuses; the smallest drop "
+                                f"this detects with power {sig.power:g} is {effect:.3f}"))
+    return rules

@@ -10,7 +10,10 @@ commit, which :func:`recover` (run by every command that reads the champion) com
 
 from __future__ import annotations
 
+from typing import Any
+
 from evalsets import EvalSet
+from experiments import AnswerJudging
 from guardrails.checks import GuardReport, check_candidate
 from guardrails.evidence import Evidence, collect_evidence
 from guardrails.ledger import (
@@ -36,18 +39,35 @@ MACHINE_ACTOR = "evolve (guard step)"
 def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldout_sets: list[EvalSet],
                               policy: Policy, components: Components,
                               failure_set: EvalSet | None = None,
-                              scored_by: list[PipelineConfig] | None = None) -> tuple[GuardReport, Evidence]:
+                              scored_by: list[PipelineConfig] | None = None,
+                              answers: AnswerJudging | None = None, answers_skipped: str = "no LLM",
+                              judge_agreement: dict[str, Any] | None = None) -> tuple[GuardReport, Evidence]:
     """Evidence for candidate and audited champion on the same held-back queries, checked against the policy.
 
     The look number (guard decisions since the last human decision, this one included) sets the
     significance level the policy's alpha spending grants this look. ``scored_by`` (cross-fitting): for
     each held-back fold, the config chosen without it, which is what is scored there.
+
+    ``answers``: the LLM that answers and judges (None: answer rules are skipped, saying ``answers_skipped``);
+    ``judge_agreement``: its latest calibration against human labels ({"kappa", "n", ...}), for the policy's
+    ``answers.min_judge_kappa``.
     """
     champion, record = project.champion()
     look = looks_since_human_decision(project.log.rows()) + 1
-    cand = collect_evidence(candidate, heldout_sets, components, failure_set, scored_by=scored_by)
-    champ = collect_evidence(champion, heldout_sets, components, failure_set)
-    report = check_candidate(cand, champ, policy, look=look)
+    limit = policy.answers.queries if answers is not None else 0
+    cand = collect_evidence(candidate, heldout_sets, components, failure_set, scored_by=scored_by, answers=answers,
+                            answer_queries=limit)
+    champ = collect_evidence(champion, heldout_sets, components, failure_set, answers=answers, answer_queries=limit)
+    if answers is None or limit == 0:
+        skipped = {"skipped": answers_skipped if answers is None else "policy answers.queries is 0"}
+        cand.answers, champ.answers = dict(skipped), dict(skipped)
+    else:
+        spend = {"spend": answers.spend.line(), "seconds": round(answers.spend.seconds, 1),
+                 "llm_calls": answers.spend.calls, "cached": answers.spend.cached}
+        cand.answers.update(spend)
+        if answers.unavailable:
+            cand.answers["stopped"] = answers.unavailable
+    report = check_candidate(cand, champ, policy, look=look, judge_agreement=judge_agreement)
     report.decision.update({"config_sha256": candidate.sha256(), "policy_sha256": policy_sha256(policy),
                             "champion_version": record.version or "default",
                             "champion_config_sha256": champion.sha256()})
@@ -84,9 +104,14 @@ def logged_decision(project: Project, study: str, config_sha256: str) -> Row | N
 
 def guard_and_register(project: Project, candidate: PipelineConfig, heldout_sets: list[EvalSet],
                        policy: Policy, components: Components, failure_set: EvalSet | None = None,
-                       study: str | None = None) -> tuple[GuardReport, str | None]:
-    """Compare candidate and champion on the held-back sets (and failures); register only if every rule passes."""
-    report, evidence = evaluate_against_champion(project, candidate, heldout_sets, policy, components, failure_set)
+                       study: str | None = None, answers: AnswerJudging | None = None,
+                       answers_skipped: str = "no LLM",
+                       judge_agreement: dict[str, Any] | None = None) -> tuple[GuardReport, str | None]:
+    """Compare candidate and champion on the held-back sets (and failures); register only if every rule passes.
+    ``answers``, ``answers_skipped``, ``judge_agreement``: as :func:`evaluate_against_champion` takes them."""
+    report, evidence = evaluate_against_champion(project, candidate, heldout_sets, policy, components, failure_set,
+                                                 answers=answers, answers_skipped=answers_skipped,
+                                                 judge_agreement=judge_agreement)
     return report, record_decision(project, candidate, report, evidence, study)
 
 

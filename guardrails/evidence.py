@@ -7,7 +7,7 @@ from typing import Any
 
 from evalsets import EvalSet
 from experiments import score_queries
-from experiments import DEFAULT_METRICS
+from experiments import ANSWER_METRICS, DEFAULT_METRICS, AnswerJudging
 from experiments import latency_ms, p95
 from pipelines import Components, PipelineConfig, Retriever, StageLog
 from pipelines.embedders import resolve_model
@@ -21,8 +21,12 @@ class SetScores:
     is_failure_set: bool = False
 
     def mean(self, metric: str) -> float:
-        values = [row[metric] for row in self.per_query.values()]
+        """Over the queries scored on ``metric`` (answer metrics are judged on some queries only)."""
+        values = [row[metric] for row in self.per_query.values() if metric in row]
         return sum(values) / len(values) if values else 0.0
+
+    def count(self, metric: str) -> int:
+        return sum(metric in row for row in self.per_query.values())
 
 
 @dataclass
@@ -33,23 +37,33 @@ class Evidence:
     index_mb: float
     models: dict[str, str] = field(default_factory=dict)
     """model name -> licence"""
+    answers: dict[str, Any] = field(default_factory=dict)
+    """How answers were judged: {"judge_model", "spend"} when they were, {"skipped": why} when not."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; :meth:`from_dict` gives the evidence back (e.g. across a checkpoint)."""
         return {"config": self.config.model_dump(mode="json"), "latency_p95_ms": self.latency_p95_ms,
-                "index_mb": self.index_mb, "models": self.models,
+                "index_mb": self.index_mb, "models": self.models, "answers": self.answers,
                 "sets": [{"name": s.name, "per_query": s.per_query, "is_failure_set": s.is_failure_set}
                          for s in self.sets]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Evidence":
         return cls(PipelineConfig.model_validate(data["config"]), [SetScores(**s) for s in data["sets"]],
-                   data["latency_p95_ms"], data["index_mb"], dict(data["models"]))
+                   data["latency_p95_ms"], data["index_mb"], dict(data["models"]), dict(data.get("answers") or {}))
 
     def summary(self, metric: str) -> dict[str, Any]:
-        return {"config": self.config.name, "latency_p95_ms": round(self.latency_p95_ms, 2),
-                "index_mb": round(self.index_mb, 3), "models": self.models,
-                "sets": {s.name: {"queries": len(s.per_query), metric: s.mean(metric)} for s in self.sets}}
+        """Means per set: the primary metric, and each answer metric judged on some of the set's queries."""
+        sets = {}
+        for s in self.sets:
+            sets[s.name] = {"queries": len(s.per_query), metric: s.mean(metric)}
+            sets[s.name].update({m: s.mean(m) for m in ANSWER_METRICS if s.count(m)})
+            sets[s.name].update({f"{m}_judged": s.count(m) for m in ANSWER_METRICS if s.count(m)})
+        out = {"config": self.config.name, "latency_p95_ms": round(self.latency_p95_ms, 2),
+               "index_mb": round(self.index_mb, 3), "models": self.models, "sets": sets}
+        if self.answers:
+            out["answers"] = self.answers
+        return out
 
 
 def models_of(config: PipelineConfig) -> dict[str, str]:
@@ -65,12 +79,17 @@ def models_of(config: PipelineConfig) -> dict[str, str]:
 
 def collect_evidence(config: PipelineConfig, sets: list[EvalSet], components: Components,
                      failure_set: EvalSet | None = None, latency_queries: int = 50,
-                     scored_by: list[PipelineConfig] | None = None) -> Evidence:
+                     scored_by: list[PipelineConfig] | None = None, answers: AnswerJudging | None = None,
+                     answer_queries: int = 0) -> Evidence:
     """Score the config on each held-back set (and the failure set), then time single-query searches.
 
     ``scored_by`` (cross-fitting): the config that is scored on each of ``sets`` in turn, e.g. the winner of
     the study that tuned without that fold; parts of one evaluation set pool into one set of scores. Latency,
     size and licences are always ``config``'s, the one that would be registered.
+
+    ``answers``: judge the answers of up to ``answer_queries`` held-back queries (shared out over ``sets``), each
+    by the config scored on its set; their verdicts join the per-query rows (not the failure set's: it has no
+    reference answers and is about finding the right document).
     """
     scorers = scored_by or [config] * len(sets)
     if len(scorers) != len(sets):
@@ -84,6 +103,10 @@ def collect_evidence(config: PipelineConfig, sets: list[EvalSet], components: Co
         name = "failure-set" if is_failure else evalset.name
         scores = pooled.setdefault(name, SetScores(name, {}, is_failure))
         scores.per_query.update({r["query_id"]: {m: r[m] for m in DEFAULT_METRICS} for r in rows})
+        if answers is not None and not is_failure and answer_queries > 0:
+            judged = answers.score(retriever, evalset.queries, scorer.generation, -(-answer_queries // len(sets)))
+            for query_id, verdicts in judged.items():
+                scores.per_query[query_id].update(verdicts)
         if not is_failure and scorer == config:
             timings += latency_ms(retriever, [q.text for q in evalset.queries], latency_queries)
             index_bytes = max(index_bytes, retriever.index_bytes())
@@ -91,4 +114,5 @@ def collect_evidence(config: PipelineConfig, sets: list[EvalSet], components: Co
         retriever = Retriever(config, components).build(sets[0].corpus)
         timings = latency_ms(retriever, [q.text for q in sets[0].queries], latency_queries)
         index_bytes = retriever.index_bytes()
-    return Evidence(config, list(pooled.values()), p95(timings), index_bytes / 1e6, models_of(config))
+    note = {} if answers is None else {"judge_model": answers.judge_model}
+    return Evidence(config, list(pooled.values()), p95(timings), index_bytes / 1e6, models_of(config), note)

@@ -51,6 +51,28 @@ class MaxRegression(_Strict):
         return self.per_set.get(name, self.default)
 
 
+AnswerMetric = Literal["answer_correctness", "faithfulness", "context_relevance"]
+
+
+class Answers(_Strict):
+    """Answer quality: the LLM-judged second stage (``experiments.answers``), run when an LLM is reachable.
+
+    A candidate is held to "no significant regression" on each metric in ``hold``: the same one-sided paired test
+    as the primary metric (``significance.test``), asking whether the champion's answers are better, at the
+    family level ``significance.p_value`` itself: a false alarm only refuses, so no alpha is spent on it.
+    """
+
+    hold: list[AnswerMetric] = Field(default_factory=lambda: ["answer_correctness", "faithfulness",
+                                                              "context_relevance"])
+    queries: int = Field(30, ge=0, le=10_000, description="held-back queries judged per config; 0 turns answers off")
+    finalists: int = Field(2, ge=1, le=20, description="best trials of a study whose answers are judged")
+    finalist_queries: int = Field(10, ge=1, le=10_000, description="tuning queries each finalist is judged on")
+    budget_share: float = Field(0.25, gt=0, le=1, description="largest share of a loop's budget answers may take")
+    min_judge_kappa: float | None = Field(None, ge=-1, le=1, description=(
+        "answer rules count only for a judge whose latest `evolve judge calibrate` agreement (Cohen's kappa) with "
+        "human labels is at least this; null: any judge"))
+
+
 class Policy(_Strict):
     primary_metric: str = "ndcg@10"
     min_gain: float = Field(0.005, ge=-1, le=1, description="negative: allow a small loss (e.g. for a cheaper model)")
@@ -61,6 +83,7 @@ class Policy(_Strict):
     allowed_licences: list[str] = Field(default_factory=list)
     allowed_models: list[str] = Field(default_factory=list)
     min_queries: int = Field(30, ge=1)
+    answers: Answers = Field(default_factory=Answers)
     failure_set_sources: list[Literal["api", "import", "unknown"]] = Field(
         default_factory=lambda: ["api"],
         description="feedback sources whose failure queries may gate promotion (imports only when a human lists them)")
@@ -72,6 +95,11 @@ class Policy(_Strict):
         return value.lower()
 
 
+LATER_FIELDS = {"answers": Answers}
+"""Sections added after the first decisions were recorded: at their defaults they do not enter the policy's
+address, so a candidate judged before they existed still matches an unchanged policy."""
+
+
 class PolicyError(ValueError):
     pass
 
@@ -79,7 +107,11 @@ class PolicyError(ValueError):
 def policy_sha256(policy: Policy) -> str:
     """sha256 of the policy's canonical JSON (sorted keys, no spaces): equal policies hash equal, whatever the
     order of the YAML keys."""
-    canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = policy.model_dump(mode="json")
+    for name, part in LATER_FIELDS.items():  # added after decisions were first recorded: at its default, left out
+        if data[name] == part().model_dump(mode="json"):
+            del data[name]
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -1,0 +1,106 @@
+"""The answer stage against a real llama.cpp server (SmolLM2-135M: the mechanics, not the quality)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from agent.project import open_project
+from conftest import DEMO_SET
+from evalsets import load_evalset
+from experiments import ANSWER_METRICS, AnswerJudging
+from experiments.splits import tune_and_heldout
+from guardrails import Policy, guard_and_register
+from pipelines import Components, GenerationConfig, PipelineConfig, Retriever
+from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer
+
+SHORT = GenerationConfig(contexts=2, context_tokens=300, max_answer_tokens=32)
+BM25 = {"lexical": {"tokenizer": "english"}, "fusion": {"kind": "none"}, "generation": SHORT.model_dump()}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    local = LocalLLMServer("smollm2-135m", threads=1, parallel=2, log=tmp_path_factory.mktemp("llm") / "server.log")
+    yield local.start()
+    local.stop()
+
+
+@pytest.fixture
+def client(server, tmp_path):
+    return LLMClient(server, LLMCache(tmp_path / "llm.duckdb"))
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_evalset(DEMO_SET).sample(12, seed=0)
+
+
+@pytest.fixture(scope="module")
+def retriever(demo, tmp_path_factory):
+    config = PipelineConfig.model_validate({"name": "bm25", **BM25})
+    return Retriever(config, Components(tmp_path_factory.mktemp("emb") / "cache.sqlite")).build(demo.corpus)
+
+
+def test_answers_are_generated_judged_per_query_and_a_repeat_costs_no_call(client, demo, retriever):
+    seen = []
+    judging = AnswerJudging(client)
+    rows = judging.score(retriever, demo.queries, SHORT, limit=3, progress=lambda done, total: seen.append(done))
+    spend = judging.spend
+    assert spend.queries + spend.failed == 3 and spend.skipped == 0 and sorted(seen) == [1, 2, 3]
+    assert set(rows) <= {q.query_id for q in demo.queries if q.answers}  # queries with a reference go first
+    assert rows and all(set(row) <= set(ANSWER_METRICS) and set(row.values()) <= {0.0, 1.0} for row in rows.values())
+    # one generation and up to three verdicts (each maybe with a repair round) per query, all real calls
+    assert 3 * 2 <= spend.calls <= 3 * 7 and spend.cached == 0
+    again = AnswerJudging(client)
+    assert again.score(retriever, demo.queries, SHORT, limit=3) == rows
+    assert again.spend.calls == 0 and again.spend.cached >= spend.calls - 3
+    assert "3 queries answered and judged" in again.spend.line() or again.spend.failed
+
+
+def test_past_the_deadline_nothing_is_asked_and_the_queries_are_counted_as_not_reached(client, demo, retriever):
+    judging = AnswerJudging(client, deadline=time.monotonic() - 1)
+    assert judging.score(retriever, demo.queries, SHORT, limit=4) == {}
+    assert (judging.spend.skipped, judging.spend.calls) == (4, 0)
+    assert "4 queries not reached within the time allowed" in judging.spend.line()
+
+
+def test_an_llm_that_goes_away_stops_the_stage_instead_of_failing_the_caller(demo, retriever, tmp_path):
+    gone = LLMClient(LLMSettings(base_url="http://127.0.0.1:9/v1", model="m", max_retries=0),
+                     LLMCache(tmp_path / "c.duckdb"))
+    judging = AnswerJudging(gone)
+    assert judging.score(retriever, demo.queries, SHORT, limit=3) == {}
+    assert judging.unavailable and "no LLM server answers" in judging.unavailable and judging.spend.skipped == 3
+
+
+def test_the_guard_step_judges_candidate_and_champion_on_the_same_queries_and_logs_the_answer_metrics(
+        client, tmp_path):
+    policy = Policy(min_gain=-1, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=5,
+                    answers={"queries": 3})
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
+    start = tmp_path / "start.yaml"
+    start.write_text(PipelineConfig.model_validate({"name": "start", **BM25, "lexical": {"tokenizer": "regex"}})
+                     .to_yaml())
+    project = open_project(tmp_path, None, start)
+    held = tune_and_heldout(DEMO_SET)[1].sample(10, seed=0)
+    candidate = PipelineConfig.model_validate({"name": "english", **BM25})
+    judging = AnswerJudging(client)
+    report, version = guard_and_register(project, candidate, [held], policy, Components(tmp_path / "e.sqlite"),
+                                         answers=judging)
+    rules = {r.rule: r for r in report.rules}
+    held_rules = [f"no significant regression [{m}]" for m in ANSWER_METRICS]
+    assert set(held_rules) <= set(rules) and "answer metrics" not in rules
+    assert report.candidate["answers"]["judge_model"] == "smollm2-135m"
+    assert report.candidate["answers"]["llm_calls"] == judging.spend.calls > 0
+    judged = report.candidate["sets"][held.name].get("faithfulness_judged", 0)
+    assert 0 < judged <= 3
+    # the candidate's answer means are metrics of the decision run in MLflow, beside the retrieval ones
+    runs = project.registry.client.search_runs([project.registry.experiment_id])
+    metrics = runs[0].data.metrics
+    assert any(key.endswith("faithfulness") for key in metrics) and any(key.endswith("ndcg_10") or "ndcg" in key
+                                                                       for key in metrics)
+    # without an LLM, the same guard says answers were skipped and decides on retrieval alone
+    report, _ = guard_and_register(project, candidate, [held], policy, Components(tmp_path / "e.sqlite"),
+                                   answers_skipped="no LLM endpoint configured")
+    assert {r.rule: r for r in report.rules}["answer metrics"].measured == "skipped"
