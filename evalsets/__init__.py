@@ -6,7 +6,8 @@ Public API::
 """
 
 from evalsets.errors import EvalSetError
-from evalsets.failures import bad_lines, build_failure_set, gating_subset, read_feedback_file
+from evalsets.failures import (LEFT_OUT, JudgeUnavailable, bad_lines, build_failure_set, gating_subset,
+                               read_feedback_file)
 from evalsets.feedback import (
            MAX_TEXT,
            TABLES,
@@ -24,7 +25,7 @@ from evalsets.model import Document, EvalSet, Qrels, Query
 from evalsets.synthesize import synthesize
 from evalsets.text import language_of
 
-__all__ = ["Document", "EvalSet", "EvalSetError", "FeedbackEvent", "FeedbackRefused", "FeedbackStore", "MAX_TEXT",
-           "Qrels", "Query", "SnapshotExporter", "StoreLocked", "TABLES", "UnknownRequest", "available_splits",
-           "bad_lines", "build_failure_set", "gating_subset", "language_of", "load_evalset", "read_corpus",
-           "read_feedback_file", "read_snapshot", "snapshot_folder", "synthesize"]
+__all__ = ["Document", "EvalSet", "EvalSetError", "FeedbackEvent", "FeedbackRefused", "FeedbackStore",
+           "JudgeUnavailable", "LEFT_OUT", "MAX_TEXT", "Qrels", "Query", "SnapshotExporter", "StoreLocked", "TABLES",
+           "UnknownRequest", "available_splits", "bad_lines", "build_failure_set", "gating_subset", "language_of",
+           "load_evalset", "read_corpus", "read_feedback_file", "read_snapshot", "snapshot_folder", "synthesize"]

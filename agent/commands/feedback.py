@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
-from agent.app import ProjectDir, app, console, fail
+from agent.app import ProjectDir, app, console, err_console, fail
+from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
+from agent.progress import stage_progress
 from agent.server import call_server, corpus_file, feedback_db, response_detail, running_server
 
 feedback_app = typer.Typer(help="Feedback from users: import exports, turn bad ratings into a failure set.",
@@ -108,16 +112,64 @@ def bad_feedback_rows(project_dir: Path, server: dict[str, Any] | None, token: O
         store.close()
 
 
+JUDGE_CONTEXT = {"contexts": 10, "context_tokens": 2800}
+"""What the judge reads of the documents a bad rating's request returned: the best-ranked ones, as the answer
+generator takes its chunks (while they fit the estimated-token budget; the first always, cut to it). The local
+server's 4096-token context holds it with the rubric, the question and the verdict."""
+
+
+class LazyJudge:
+    """The resolver ``build_failure_set`` calls for a bad rating without a marked document: connects the LLM on
+    its first call (so feedback whose ratings all mark a document starts nothing), then asks
+    ``Judge.answering_chunk`` through the cached client about the returned documents :data:`JUDGE_CONTEXT` admits.
+    No LLM to be had: says why once, and raises ``JudgeUnavailable``."""
+
+    def __init__(self, stack: ExitStack, project_dir: Path, base_url: str | None, model: str | None,
+                 local_model: str | None):
+        self.stack, self.connect = stack, (project_dir, base_url, model, local_model)
+        self.judge: Any = None
+        self.shown: Any = None
+
+    def __call__(self, question: str, texts: list[str]) -> Any:
+        from evalsets import JudgeUnavailable
+        from experiments import Judge
+        from pipelines import GenerationConfig, Generator
+        from pipelines.llm import LLMUnavailable, ModelUnavailable
+
+        if self.judge is None:
+            project_dir, base_url, model, local_model = self.connect
+            try:
+                client = connect_llm(self.stack, project_dir, base_url, model, local_model,
+                                     max_retries=1 if base_url else None, say=console.print)
+                client.check()
+            except (LLMUnavailable, ModelUnavailable, RuntimeError) as err:
+                err_console.print(f"[yellow]no LLM judge:[/] {escape(str(err))}; bad ratings without a marked "
+                                  "document are left out", highlight=False, soft_wrap=True)
+                raise JudgeUnavailable(str(err)) from err
+            self.judge, self.shown = Judge(client), Generator(client, GenerationConfig(**JUDGE_CONTEXT))
+        passages = self.shown.contexts([{"text": text} for text in texts])
+        return self.judge.answering_chunk(question, [passage["text"] for passage in passages])
+
+
 @feedback_app.command("failures")
 def feedback_failures(
     out: Annotated[Path, typer.Option(help="Folder for the failure set (standard layout).")],
     corpus: Annotated[Optional[Path], typer.Option(help="Corpus the feedback was about (default: the served one).")] = None,
+    no_judge: Annotated[bool, typer.Option("--no-judge", help="Do not ask the LLM judge which returned document "
+                                                             "answers a bad rating without a marked one (such "
+                                                             "ratings are left out, counted).")] = False,
     token: Annotated[Optional[str], typer.Option(envvar="EVOLVE_API_TOKEN")] = None,
+    base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
-    """Turn negative feedback into an evaluation set: query + the document the user marked right, deduplicated."""
+    """Turn negative feedback into an evaluation set: query + the document the user marked right, deduplicated.
+
+    A bad rating without a marked document goes to the LLM judge with the documents its request returned (taken
+    from the corpus): the one it names becomes the query's right document, recorded with the judge's model and
+    reason; none, or no valid verdict, leaves the query out, counted.
+    """
     from evalsets import EvalSetError
-    from evalsets import build_failure_set
+    from evalsets import LEFT_OUT, build_failure_set
 
     server = running_server(project_dir)
     if corpus is None:
@@ -125,11 +177,19 @@ def feedback_failures(
             fail("give --corpus (no running server to take it from)")
         corpus = Path(server["corpus"])
     rows = bad_feedback_rows(project_dir, server, token)
-    try:
-        report = build_failure_set(rows, corpus_file(corpus), out)
-    except EvalSetError as err:
-        fail(str(err))
+    with ExitStack() as stack:
+        resolve = None if no_judge else LazyJudge(stack, project_dir, base_url, model, local_model)
+        try:
+            with stage_progress(console) as progress:
+                report = build_failure_set(rows, corpus_file(corpus), out, resolve, progress)
+        except EvalSetError as err:
+            fail(str(err))
+    judge = ("--no-judge" if no_judge else f"judge unavailable: {escape(report.judge_unavailable)}"
+             if report.judge_unavailable else f"judge {report.judge_model}" if report.judge_model else "judge not needed")
+    left = "".join(f", {len(texts)} {LEFT_OUT[reason]}" for reason, texts in report.left_out.items() if texts)
     console.print(f"{report.bad_events} bad ratings -> {report.queries} queries in {out} "
-                  f"({report.with_correct_doc} with a user-marked document, {report.duplicates_merged} duplicates "
-                  f"merged, {len(report.skipped_no_answer)} skipped without a known right document, "
-                  f"{len(report.skipped_unknown_doc)} naming unknown documents)")
+                  f"({report.with_correct_doc} with a user-marked document, {report.judged} with the document the "
+                  f"judge named ({judge}), {report.duplicates_merged} duplicates merged, "
+                  f"{len(report.skipped_no_answer)} left out without a known right document{left}; "
+                  f"{len(report.skipped_unknown_doc)} ratings naming unknown documents)",
+                  highlight=False, soft_wrap=True)

@@ -166,9 +166,10 @@ def test_scripted_bad_feedback_becomes_a_failure_set(server, tiny_scifact, tmp_p
         request_id = client.post("/search", json={"query": "this one was fine"}).json()["request_id"]
         client.post("/feedback", json={"request_id": request_id, "rating": "good"}).raise_for_status()
     result = cli("feedback", "failures", "--out", str(tmp_path / "failures"), "--project-dir", str(tmp_path),
-                 cwd=tmp_path)
+                 "--no-judge", cwd=tmp_path)  # the judge's part: test_feedback_judge.py
     assert result.returncode == 0, result.stderr
     assert "13 bad ratings -> 6 queries" in result.stdout and "6 duplicates merged" in result.stdout
+    assert "1 left out without a known right document, 1 not judged" in result.stdout
     failures = load_evalset(tmp_path / "failures")  # the standard layout, validated
     assert {q.text: next(iter(failures.qrels[q.query_id])) for q in failures.queries} == wanted
     # provenance survives the loader: both ratings of each question, and where they came from
