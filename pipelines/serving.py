@@ -6,17 +6,21 @@ so an acknowledged event survives a SIGKILL of the server.
 In front of FastAPI, :class:`RequestGuard` (plain ASGI) checks the token from the headers before any
 body byte is read, reads a body only up to its route's limit, and refuses a body that is not valid
 Unicode before FastAPI decodes it. Validation errors say what is wrong in a line, never echoing the input.
+
+/answer asks the generator (an :class:`Answerer`) about the /search hits; without one it is a 503 that says
+why answers are off, and an LLM that fails a request is a 502/503 that says so, the request still recorded.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,9 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evalsets import MAX_TEXT, FeedbackEvent, FeedbackRefused, FeedbackStore, UnknownRequest
 from pipelines.config import PipelineConfig
+from pipelines.generator import Answer
+from pipelines.llm import LLMClient, LLMError, LLMUnavailable
 from pipelines.retriever import Retriever
 
-Answerer = Callable[[str, list[dict[str, Any]]], str]
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -39,6 +44,17 @@ AUTHENTICATED = "evolve.authenticated"
 """Key of the ASGI scope where :class:`RequestGuard` leaves whether the request carried the token."""
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 MAX_ERRORS_SHOWN = 5
+NO_LLM = "no LLM is configured for this server (see `evolve serve --help`)"
+log = logging.getLogger("evolve.serve")
+
+
+class Answerer(Protocol):
+    """What /answer needs (``pipelines.Generator`` is one): an answer from the hits, and the client it asks,
+    whose model and endpoint /health names. ``answer`` is called from several request threads at once."""
+
+    client: LLMClient
+
+    def answer(self, query: str, chunks: list[dict[str, Any]], timeout: float | None = None) -> Answer: ...
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,9 @@ class ServeLimits:
     """Events one /feedback/import may carry."""
     max_query_chars: int = MAX_TEXT
     """Longest query /search and /answer take (feedback text is capped by the one feedback model, MAX_TEXT)."""
+    answer_timeout_s: float = 120.0
+    """Seconds /answer waits for the LLM before it answers 502 (a user is waiting; the LLM client's own timeout
+    is for batch work)."""
 
 
 class SearchRequest(BaseModel):
@@ -78,6 +97,9 @@ class SearchResponse(BaseModel):
 
 class AnswerResponse(SearchResponse):
     answer: str
+    citations: list[str] = Field(description="chunk ids of the hits the answer cites, in order of first citation")
+    language: str = Field(description="language of the query, and of the answer: 'ko' or 'en'")
+    model: str = Field(description="the LLM that wrote the answer")
 
 
 class FeedbackResponse(BaseModel):
@@ -195,8 +217,10 @@ class RequestGuard:
 def create_app(retriever: Retriever, config: PipelineConfig, config_version: str, store: FeedbackStore,
                token: str | None = None, answerer: Answerer | None = None,
                registry_mirror: Callable[[], str] | None = None, nonce: str | None = None,
-               limits: ServeLimits = ServeLimits()) -> FastAPI:
+               limits: ServeLimits = ServeLimits(), answers_off: str = NO_LLM) -> FastAPI:
     """The API; ``registry_mirror`` says whether the MLflow registry agrees with the decision log (for /health).
+
+    Without an ``answerer``, /answer is a 503 that gives ``answers_off`` (why there is none), and /health too.
 
     ``nonce`` is a random value per start, echoed by /health with or without the token (and nothing else is,
     without it): clients compare it with the one in .evolve/server.json before they send a token, so a stale
@@ -240,7 +264,7 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
             return {"status": status, "nonce": nonce}
         return {"status": status, "config": config.name, "config_version": config_version,
                 "config_sha256": config.sha256(), "documents": len(doc_ids), "chunks": len(retriever.chunks),
-                "answer": answerer is not None,
+                "answers": answers_health(answerer, answers_off),
                 "registry_mirror": registry_mirror() if registry_mirror else "not watched", "snapshot": snapshot,
                 "nonce": nonce}
 
@@ -253,16 +277,26 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
 
     @app.post("/answer", response_model=AnswerResponse)
     def answer(body: SearchRequest) -> AnswerResponse:
+        """The search hits and an answer written from them; 503 while answers are off (the detail says why), 502
+        or 503 when the LLM fails this request (recorded without an answer; the detail gives its request_id)."""
         if answerer is None:
-            raise HTTPException(503, "no LLM is configured for this server (see `evolve serve --help`)")
+            raise HTTPException(503, f"answers are off: {answers_off}")
         hits, latency = run_search(body)
         started = time.perf_counter()
-        text = answerer(body.query, [h.model_dump() for h in hits])
+        try:
+            written = answerer.answer(body.query, [h.model_dump() for h in hits], timeout=limits.answer_timeout_s)
+        except Exception as err:  # noqa: BLE001 - whatever the LLM did, the user gets a line and the request is kept
+            latency += 1000 * (time.perf_counter() - started)
+            raise answer_failed(err, record(body.query, hits, latency, None), answerer.client) from None
         latency += 1000 * (time.perf_counter() - started)
-        request_id = store.record_request("answer", body.query, [h.model_dump(exclude={"text"}) for h in hits],
-                                          config_version, config.name, latency, answer=text)
-        return AnswerResponse(request_id=request_id, config_version=config_version, hits=hits, latency_ms=latency,
-                              answer=text)
+        return AnswerResponse(request_id=record(body.query, hits, latency, written.text),
+                              config_version=config_version, hits=hits, latency_ms=latency, answer=written.text,
+                              citations=written.citations, language=written.language, model=written.model)
+
+    def record(query: str, hits: list[Hit], latency: float, text: str | None) -> str:
+        """Commit an /answer request to the store (``text`` None: no answer was written) and return its id."""
+        return store.record_request("answer", query, [h.model_dump(exclude={"text"}) for h in hits],
+                                    config_version, config.name, latency, answer=text)
 
     @app.post("/feedback", response_model=FeedbackResponse)
     def feedback(body: FeedbackEvent) -> FeedbackResponse:
@@ -304,3 +338,23 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
         return {"snapshot": str(folder), "requests": store.count("requests"), "feedback": store.count("feedback")}
 
     return app
+
+
+def answers_health(answerer: Answerer | None, answers_off: str) -> dict[str, Any]:
+    """/health's word on /answer: on, with the model and endpoint it asks, or off and why."""
+    if answerer is None:
+        return {"on": False, "reason": answers_off}
+    return {"on": True, "model": answerer.client.model, "endpoint": answerer.client.settings.base_url}
+
+
+def answer_failed(err: Exception, request_id: str, client: LLMClient) -> HTTPException:
+    """The response for an LLM that failed an /answer: 503 when it does not answer at all, else 502 (a bad
+    gateway); the detail says what happened in a line and gives the recorded request's id."""
+    if isinstance(err, LLMUnavailable):
+        status, message = 503, f"the LLM is unavailable: {err}"
+    elif isinstance(err, LLMError):
+        status, message = 502, f"the LLM failed to answer: {err}"
+    else:
+        status, message = 502, f"the LLM failed to answer: {type(err).__name__}: {err}"
+    log.warning("/answer %s (%s at %s): %s", request_id, client.model, client.settings.base_url, message)
+    return HTTPException(status, {"message": message[:500], "request_id": request_id})

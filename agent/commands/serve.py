@@ -6,16 +6,18 @@ import os
 import secrets
 import signal
 import socket
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from agent.app import ProjectDir, app, at_least, cache_path, check_models, console, err_console, fail, load_pipeline
+from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
 from agent.server import corpus_file, feedback_db, remove_server_file, server_file, write_server_file
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
 
 
 class Stopped(Exception):
@@ -104,6 +106,43 @@ def serve_limits(**given: Optional[int]) -> Any:
     return ServeLimits(**{name: value for name, value in given.items() if value is not None})
 
 
+def answerer(stack: ExitStack, project_dir: Path, generation: Any, base_url: Optional[str], model: Optional[str],
+             local_model: Optional[str], no_llm: bool) -> tuple[Any, str]:
+    """(the Generator behind /answer, "") or (None, why answers are off): without an LLM, serve still serves
+    /search. A local llama.cpp server started here is stopped by ``stack``."""
+    from pipelines import Generator
+    from pipelines.llm import LLMUnavailable, ModelUnavailable
+
+    if no_llm:
+        return None, "this server was started with --no-llm (search only)"
+    try:
+        client = connect_llm(stack, project_dir, base_url, model, local_model, max_retries=1,
+                             say=lambda line: console.print(line, highlight=False))
+        client.check()
+    except (LLMUnavailable, ModelUnavailable, RuntimeError) as err:
+        return None, f"the LLM is unavailable: {err}"
+    return Generator(client, generation), ""
+
+
+def say_answers(generator: Any, reason: str) -> None:
+    """One line on the terminal: which LLM writes the answers, or why /answer is off (a 503 until restarted)."""
+    if generator is None:
+        err_console.print(f"answers are off: {reason}; /search is served, /answer answers 503", highlight=False,
+                          soft_wrap=True)
+    else:
+        console.print(f"answers: {generator.client.model} at {generator.client.settings.base_url}", highlight=False)
+
+
+def close_store(store: Any) -> None:
+    """The last snapshot export, then the store closed: a failed export only delays the snapshot."""
+    try:
+        store.export_snapshot()
+    except Exception as err:  # noqa: BLE001 - the store is committed; only the snapshot lags
+        err_console.print(f"the last feedback snapshot export failed ({type(err).__name__}: {err}); the "
+                          f"events are in {store.path}", highlight=False, soft_wrap=True)
+    store.close()
+
+
 @app.command("serve")
 def serve_command(
     corpus: Annotated[Path, typer.Option(help="Documents to serve: an evaluation-set folder or a corpus.jsonl.")],
@@ -113,6 +152,11 @@ def serve_command(
     token: Annotated[Optional[str], typer.Option(envvar="EVOLVE_API_TOKEN", help="API token clients send as "
                                                  "'Authorization: Bearer TOKEN'. With a token, everything but a "
                                                  "bare GET /health (status and nonce) needs it, /docs too.")] = None,
+    base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Serve search only: no LLM is started or asked, and "
+                                                          "/answer answers 503.")] = False,
+    answer_timeout: Annotated[Optional[float], typer.Option(help="Seconds one /answer waits for the LLM (default "
+                                                                 "120); then 502.")] = None,
     snapshot_every: Annotated[float, typer.Option(help=f"Seconds between feedback snapshot exports (at least "
                                                        f"{MIN_SNAPSHOT_EVERY:g}; each writes the new rows).")] = 5.0,
     max_body_bytes: Annotated[Optional[int], typer.Option(help="Largest body of POST /search, /answer, /feedback "
@@ -127,7 +171,9 @@ def serve_command(
     tracking_uri: Annotated[Optional[str], typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
-    """Serve the champion pipeline: POST /search, /answer, /feedback; GET /health; OpenAPI at /docs."""
+    """Serve the champion pipeline: POST /search, /answer, /feedback; GET /health; OpenAPI at /docs.
+
+    /answer asks the LLM at --llm-base-url, else a local llama.cpp server (stopped with serve); --no-llm: search only."""
     import uvicorn
 
     from agent.progress import stage_progress
@@ -142,8 +188,11 @@ def serve_command(
     if not 0 <= port <= 65535:
         fail(f"--port must be between 1 and 65535 (0: any free port), not {port}")
     at_least(snapshot_every, MIN_SNAPSHOT_EVERY, "--snapshot-every")
+    at_least(answer_timeout, 1, "--answer-timeout")
     limits = serve_limits(max_body_bytes=max_body_bytes, max_import_bytes=max_import_bytes,
                           max_import_batch=max_import_batch, max_query_chars=max_query_chars)
+    if answer_timeout is not None:
+        limits = replace(limits, answer_timeout_s=answer_timeout)
     from guardrails import DecisionError, LogError
 
     try:
@@ -151,61 +200,58 @@ def serve_command(
         docs = read_corpus(corpus_file(corpus))
     except (ConfigError, EvalSetError, DecisionError, LogError) as err:
         fail(str(err))
-    listener = bind(host, port)
-    port = listener.getsockname()[1]
-    mirror = MirrorWatch(project).start()
-    try:
-        store = FeedbackStore(feedback_db(project_dir))
-    except StoreLocked as err:
-        fail(str(err))
-    console.print(f"serving [bold]{pipeline.name}[/] (version {version}) over {len(docs)} documents")
-    try:
-        with stage_progress(console) as report:
-            retriever = Retriever(pipeline, Components(cache_path(project_dir))).build(docs, report)
-        retriever.search(["warm-up"], use_query_cache=False)  # load the query model before the first user
-    except OSError as err:  # a model that is not on this machine (offline), a cache that cannot be written
-        fail(f"cannot build {pipeline.name}: {err}")
-    exporter = SnapshotExporter(store, snapshot_every)
-    exporter.start()
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    nonce = secrets.token_hex(16)
-
-    def started() -> None:
-        """Once uvicorn listens: only now is the server there for clients to find (and to say so)."""
-        write_server_file(server_file(project_dir), {
-            "url": url, "pid": os.getpid(), "host": socket.gethostname(), "nonce": nonce,
-            "corpus": str(corpus.resolve()), "config": pipeline.name, "config_version": version})
-        console.print(f"listening on {url} (OpenAPI: {url}/docs)")
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                started()
-
-    # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal under the handlers it found: these turn
-    # it into an exception, so the cleanup below (server.json first) runs instead of the default death
+    # from here on SIGTERM/SIGINT unwind through the stack (uvicorn re-raises the signal under these handlers
+    # too), so a local LLM server, the store and server.json are cleaned up instead of the default death
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _raise_stopped)
     stopped_by = None
-    try:
-        api = create_app(retriever, pipeline, version, store, token, registry_mirror=lambda: mirror.state,
-                         nonce=nonce, limits=limits)
-        Server(uvicorn.Config(api, log_level="warning")).run(sockets=[listener])
-    except Stopped as signalled:
-        stopped_by = str(signalled)
-    finally:
-        remove_server_file(server_file(project_dir), nonce)
-        listener.close()
-        mirror.stop()
-        exporter.stop()
+    with ExitStack() as stack:
         try:
-            store.export_snapshot()
-        except Exception as err:  # noqa: BLE001 - the store is committed; only the snapshot lags
-            err_console.print(f"the last feedback snapshot export failed ({type(err).__name__}: {err}); the "
-                              f"events are in {store.path}", highlight=False, soft_wrap=True)
-        store.close()
+            listener = bind(host, port)
+            stack.callback(listener.close)
+            port = listener.getsockname()[1]
+            mirror = MirrorWatch(project).start()
+            stack.callback(mirror.stop)
+            try:
+                store = FeedbackStore(feedback_db(project_dir))
+            except StoreLocked as err:
+                fail(str(err))
+            stack.callback(close_store, store)
+            generator, answers_off = answerer(stack, project_dir, pipeline.generation, base_url, model, local_model,
+                                              no_llm)
+            say_answers(generator, answers_off)
+            console.print(f"serving [bold]{pipeline.name}[/] (version {version}) over {len(docs)} documents")
+            try:
+                with stage_progress(console) as report:
+                    retriever = Retriever(pipeline, Components(cache_path(project_dir))).build(docs, report)
+                retriever.search(["warm-up"], use_query_cache=False)  # load the query model before the first user
+            except OSError as err:  # a model that is not on this machine (offline), a cache that cannot be written
+                fail(f"cannot build {pipeline.name}: {err}")
+            exporter = SnapshotExporter(store, snapshot_every)
+            exporter.start()
+            stack.callback(exporter.stop)
+            url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+            nonce = secrets.token_hex(16)
+            stack.callback(remove_server_file, server_file(project_dir), nonce)
+
+            def started() -> None:
+                """Once uvicorn listens: only now is the server there for clients to find (and to say so)."""
+                write_server_file(server_file(project_dir), {
+                    "url": url, "pid": os.getpid(), "host": socket.gethostname(), "nonce": nonce,
+                    "corpus": str(corpus.resolve()), "config": pipeline.name, "config_version": version})
+                console.print(f"listening on {url} (OpenAPI: {url}/docs)")
+
+            class Server(uvicorn.Server):
+                async def startup(self, sockets: Any = None) -> None:
+                    await super().startup(sockets)
+                    if self.started:
+                        started()
+
+            api = create_app(retriever, pipeline, version, store, token, answerer=generator,
+                             registry_mirror=lambda: mirror.state, nonce=nonce, limits=limits,
+                             answers_off=answers_off)
+            Server(uvicorn.Config(api, log_level="warning")).run(sockets=[listener])
+        except Stopped as signalled:
+            stopped_by = str(signalled)
     if stopped_by:
         console.print(f"stopped ({stopped_by})")
-
-

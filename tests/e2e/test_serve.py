@@ -29,15 +29,18 @@ def cli(*args, cwd, env=None):
 
 
 class Server:
-    def __init__(self, corpus, project, *extra, token=None):
+    """`evolve serve` of ``config`` (default BM25) on a free port; search only unless ``llm`` says otherwise (the
+    LLM options: tests/e2e/test_serve_answer.py)."""
+
+    def __init__(self, corpus, project, *extra, token=None, config=BM25, llm=("--no-llm",), env=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        (project / "bm25.yaml").write_text(BM25)
-        env = {**os.environ, **({"EVOLVE_API_TOKEN": token} if token else {})}
+        (project / "bm25.yaml").write_text(config)
+        env = {**os.environ, **({"EVOLVE_API_TOKEN": token} if token else {}), **(env or {})}
         self.process = subprocess.Popen([sys.executable, "-m", "agent.cli", "serve", "--corpus", str(corpus),
                                          "--config", "bm25.yaml", "--port", str(self.port), "--project-dir",
-                                         str(project), "--snapshot-every", "0.5", *extra], cwd=project, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                         str(project), "--snapshot-every", "0.5", *llm, *extra], cwd=project,
+                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 120
         while True:
             try:
@@ -66,6 +69,7 @@ def test_search_feedback_and_clear_errors(server, tiny_scifact):
     query = data.queries[0]
     health = httpx.get(server.url + "/health").json()
     assert health["config"] == "bm25-english" and health["documents"] == len(data.corpus)
+    assert health["answers"] == {"on": False, "reason": "this server was started with --no-llm (search only)"}
     found = httpx.post(server.url + "/search", json={"query": query.text, "k": 5}).json()
     assert len(found["hits"]) == 5 and [h["rank"] for h in found["hits"]] == [1, 2, 3, 4, 5]
     assert len({h["doc_id"] for h in found["hits"]}) == 5
@@ -84,7 +88,7 @@ def test_search_feedback_and_clear_errors(server, tiny_scifact):
         ("/feedback", {"request_id": "nope", "rating": "bad"}, 404, "unknown request_id 'nope'"),
         ("/feedback", {"request_id": found["request_id"], "rating": "bad", "correct_doc_id": "zzz"}, 422,
          "not a document of this corpus"),
-        ("/answer", {"query": "x"}, 503, "no LLM is configured"),
+        ("/answer", {"query": "x"}, 503, "answers are off: this server was started with --no-llm"),
     ]
     for path, body, status, message in bad_calls:
         response = httpx.post(server.url + path, json=body)
