@@ -13,6 +13,8 @@ from importlib import import_module
 from typing import Any
 
 from experiments.answers import ANSWER_METRICS, AnswerJudging, AnswerSpend, answer_queries
+from experiments.calibration import (Agreement, Calibration, CalibrationReport, CalibrationStore, CalibrationStoreBusy,
+                                     JudgedItem, LabelledItem, agreement, calibrate, judge_items, read_labels)
 from experiments.durations import parse_duration
 from experiments.evaluate import EvalResult, evaluate, score_queries
 from experiments.judge import Judge, mean_score
@@ -37,7 +39,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'experiments' has no attribute {name!r}")
 
 
-__all__ = ["ANSWER_METRICS", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "DEFAULT_METRICS", "DecisionSplit",
+__all__ = ["ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "Calibration",
+           "CalibrationReport", "CalibrationStore", "CalibrationStoreBusy", "JudgedItem", "LabelledItem", "agreement",
+           "calibrate", "judge_items", "read_labels", "DEFAULT_METRICS", "DecisionSplit",
            "EvalResult", "FINISHED", "HeartbeatStorage", "Judge", "SPEC_ATTR", "SpaceError", "StudyPlaces",
            "StudyRunner", "StudySpec", "StudyTracker", "answer_queries", "artifact_location", "decision_folds",
            "decision_split", "describe_space", "evaluate", "finished_trials", "flatten", "latency_ms", "load_space",
