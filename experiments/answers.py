@@ -75,8 +75,8 @@ class AnswerJudging:
 
     def __init__(self, client: Any, deadline: float | None = None):
         self.client = client
-        self.judge = Judge(client)
         self.deadline = deadline
+        self.judge = Judge(client, timeout=None if deadline is None else lambda: max(1.0, self.time_left()))
         self.spend = AnswerSpend()
         self.unavailable: str | None = None
         """Why the LLM stopped answering, once it did (later queries are skipped, not retried)."""
@@ -123,10 +123,10 @@ class AnswerJudging:
             return None
         chunks = [{"chunk_id": c.chunk_id, "doc_id": c.doc_id, "text": c.text} for c in ranking]
         try:
-            answer = generator.answer(query.text, chunks, timeout=max(1.0, self.time_left())
-                                      if self.deadline is not None else None)
-            texts = [c["text"] for c in answer.contexts]
-            verdicts = [self.judge.faithfulness(answer.text, texts), self.judge.context_relevance(query.text, texts)]
+            answer = generator.answer(query.text, chunks, timeout=self.judge.timeout() if self.judge.timeout else None)
+            # the chunk dicts themselves: the verdicts' prompts then open like the answer's (a prompt-cache hit)
+            verdicts = [self.judge.faithfulness(answer.text, answer.contexts),
+                        self.judge.context_relevance(query.text, answer.contexts)]
             if query.answers:
                 verdicts.append(self.judge.correctness(query.text, answer.text, query.answers[0]))
         except LLMUnavailable as err:

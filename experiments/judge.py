@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from pipelines import PASSAGES_SYSTEM, context_block
 from pipelines.llm import LLMClient, LLMError
 
 
@@ -33,8 +35,9 @@ class JudgedScore:
 
 RUBRICS = {
     "correctness": ("You grade an answer against a reference answer.\n"
-                    "Score 1 = the answer is correct: it states the same facts as the reference (wording may differ).\n"
-                    "Score 0 = the answer is wrong, contradicts the reference, or misses its main point."),
+                    "Score 1 = the answer is correct: it gives what the reference answers (wording may differ, "
+                    "and it may be longer or add details, as long as nothing contradicts the reference).\n"
+                    "Score 0 = the answer is wrong, contradicts the reference, or does not give its main point."),
     "faithfulness": ("You check whether an answer is supported by the context passages.\n"
                      "Score 1 = every claim in the answer is supported by the context.\n"
                      "Score 0 = the answer states something the context does not support."),
@@ -45,6 +48,7 @@ RUBRICS = {
                        "(or it rightly says the context does not contain the answer).\n"
                        "Score 0 = it does not answer the question, or states something the context does not support."),
 }
+REPLY = "Reply as JSON with a short reason, then score."
 CHUNK_RUBRIC = ("You find which numbered passage answers a question.\n"
                 "Reply with the number of the passage that contains the answer, or 0 when none of them does.")
 
@@ -66,18 +70,28 @@ class ChunkVerdict:
 
 
 class Judge:
-    def __init__(self, client: LLMClient):
+    def __init__(self, client: LLMClient, timeout: Callable[[], float | None] | None = None):
         self.client = client
+        self.timeout = timeout
+        """Seconds a verdict may still take (asked before each call: a caller's deadline); None: the client's."""
 
     @property
     def model(self) -> str:
         return self.client.model
 
-    def _verdict(self, metric: str, content: str) -> JudgedScore:
-        messages = [{"role": "system", "content": RUBRICS[metric] + "\nReply as JSON with a short reason, then score."},
-                    {"role": "user", "content": content}]
+    def _verdict(self, metric: str, content: str, contexts: list[Any] | None = None) -> JudgedScore:
+        """With ``contexts``, the request opens like the generator's over them (same system prompt, same context
+        block), so a server's prompt cache reads the passages once for the answer and its verdicts."""
+        if contexts is None:
+            messages = [{"role": "system", "content": RUBRICS[metric] + "\n" + REPLY},
+                        {"role": "user", "content": content}]
+        else:
+            messages = [{"role": "system", "content": PASSAGES_SYSTEM},
+                        {"role": "user", "content": f"{context_block(contexts)}\n\n{RUBRICS[metric]}\n{REPLY}\n\n"
+                                                    f"{content}"}]
+        limit = {"timeout": seconds} if self.timeout and (seconds := self.timeout()) is not None else {}
         try:
-            verdict = self.client.structured(messages, Verdict, max_tokens=200)
+            verdict = self.client.structured(messages, Verdict, max_tokens=200, **limit)
         except LLMError as err:
             return JudgedScore(metric, None, f"no valid verdict: {err}", self.model)
         return JudgedScore(metric, float(verdict.score), verdict.reason, self.model)
@@ -85,16 +99,16 @@ class Judge:
     def correctness(self, question: str, answer: str, reference: str) -> JudgedScore:
         return self._verdict("correctness", f"Question: {question}\nReference answer: {reference}\nAnswer: {answer}")
 
-    def faithfulness(self, answer: str, contexts: list[str]) -> JudgedScore:
-        return self._verdict("faithfulness", "Context:\n" + "\n---\n".join(contexts) + f"\n\nAnswer: {answer}")
+    def faithfulness(self, answer: str, contexts: list[Any]) -> JudgedScore:
+        """``contexts``: texts, or the chunk dicts the generator was given (then the prompts share a prefix)."""
+        return self._verdict("faithfulness", f"Answer: {answer}", contexts)
 
-    def context_relevance(self, question: str, contexts: list[str]) -> JudgedScore:
-        return self._verdict("context_relevance", "Context:\n" + "\n---\n".join(contexts) + f"\n\nQuestion: {question}")
+    def context_relevance(self, question: str, contexts: list[Any]) -> JudgedScore:
+        return self._verdict("context_relevance", f"Question: {question}", contexts)
 
-    def answer_quality(self, question: str, answer: str, contexts: list[str]) -> JudgedScore:
+    def answer_quality(self, question: str, answer: str, contexts: list[Any]) -> JudgedScore:
         """Is this served answer good? (what a user's good/bad rating of an /answer response says)"""
-        return self._verdict("answer_quality", "Context:\n" + "\n---\n".join(contexts)
-                             + f"\n\nQuestion: {question}\nAnswer: {answer}")
+        return self._verdict("answer_quality", f"Question: {question}\nAnswer: {answer}", contexts)
 
     def answering_chunk(self, question: str, chunks: list[str]) -> ChunkVerdict:
         """Which chunk (if any) answers ``question``: for a bad rating that names no right document."""

@@ -16,11 +16,12 @@ from pipelines.retriever import RankedChunk, Retriever
 from pipelines.strict_yaml import load_model, problems_of, validate_as
 
 __all__ = ["Answer", "Components", "ConfigError", "ConfigRegistry", "GenerationConfig", "Generator", "KindConfig",
-           "LexicalConfig", "PipelineConfig", "Progress", "RankedChunk", "Retriever", "ServeLimits", "StageLog",
-           "create_app", "load_config", "load_model", "problems_of", "save_config", "validate_as"]
+           "LexicalConfig", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Retriever", "ServeLimits",
+           "StageLog", "context_block", "create_app", "load_config", "load_model", "problems_of", "save_config", "validate_as"]
 
 _LAZY = {"ServeLimits": "pipelines.serving", "create_app": "pipelines.serving", "Answer": "pipelines.generator",
-         "Generator": "pipelines.generator"}
+         "Generator": "pipelines.generator", "PASSAGES_SYSTEM": "pipelines.generator",
+         "context_block": "pipelines.generator"}
 """Heavy modules (a web framework) load on first use, so importing the package stays light."""
 
 

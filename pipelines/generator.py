@@ -11,13 +11,24 @@ from pipelines.config import GenerationConfig
 from pipelines.llm.client import LLMClient
 
 
-SYSTEM = {
-    "en": ("You answer questions about the company's documents. Use only the numbered context passages. "
-           "After each sentence cite the passage ids you used in square brackets, e.g. [doc-1#0]. "
-           "If the context does not contain the answer, say you do not know."),
-    "ko": ("당신은 회사 문서에 대한 질문에 답합니다. 주어진 문맥 구절만 사용하세요. 각 문장 뒤에 사용한 구절의 id를 "
-           "대괄호로 인용하세요. 예: [doc-1#0]. 문맥에 답이 없으면 모른다고 답하세요. 한국어로 답하세요."),
+PASSAGES_SYSTEM = "You work with passages from the company's documents (Korean and English)."
+"""One system prompt for the generator and the judge's context rubrics: with the context block right after it,
+their requests for one query share a long prefix, which llama.cpp and vLLM keep cached (the context is read once,
+not once per call)."""
+INSTRUCTION = {
+    "en": ("Answer the question below using only the passages above. After each sentence cite the passage ids "
+           "you used in square brackets, e.g. [doc-1#0]. If the passages do not contain the answer, say you do "
+           "not know."),
+    "ko": ("위 구절만 사용하여 아래 질문에 답하세요. 각 문장 뒤에 사용한 구절의 id를 대괄호로 인용하세요. "
+           "예: [doc-1#0]. 구절에 답이 없으면 모른다고 답하세요. 한국어로 답하세요."),
 }
+
+
+def context_block(chunks: list[dict[str, Any]] | list[str]) -> str:
+    """The passages as every prompt over them starts (chunk dicts by their ids, plain texts numbered)."""
+    pieces = [f"[{c['chunk_id']}]\n{c['text']}" if isinstance(c, dict) else f"[{n}]\n{c}"
+              for n, c in enumerate(chunks, start=1)]
+    return "Context:\n\n" + "\n\n".join(pieces)
 
 
 def estimate_tokens(text: str) -> int:
@@ -71,11 +82,10 @@ class Generator:
 
     def _messages(self, query: str, given: list[dict[str, Any]]) -> list[dict[str, str]]:
         language = query_language(query)
-        context = [f"[{chunk['chunk_id']}]\n{chunk['text']}" for chunk in given]
-        label = "문맥" if language == "ko" else "Context"
         question = "질문" if language == "ko" else "Question"
-        return [{"role": "system", "content": SYSTEM[language]},
-                {"role": "user", "content": f"{label}:\n\n" + "\n\n".join(context) + f"\n\n{question}: {query}"}]
+        return [{"role": "system", "content": PASSAGES_SYSTEM},
+                {"role": "user", "content": f"{context_block(given)}\n\n{INSTRUCTION[language]}\n\n"
+                                            f"{question}: {query}"}]
 
     def answer(self, query: str, chunks: list[dict[str, Any]], timeout: float | None = None) -> Answer:
         """The answer and the ids it cites among the chunks it was given (invented ids are dropped)."""

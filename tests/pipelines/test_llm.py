@@ -106,7 +106,7 @@ def test_generator_answers_in_the_query_language_and_keeps_only_real_citations(c
     assert cited.citations == ["doc-1#0", "doc-2#0"]  # invented ids dropped, repeats once, order kept
     assert query_language("대한민국의 수도는?") == "ko"
     korean_prompt = Generator(client).messages("대한민국의 수도는?", chunks)
-    assert "한국어로 답하세요" in korean_prompt[0]["content"] and "질문: 대한민국의 수도는?" in korean_prompt[1]["content"]
+    assert "한국어로 답하세요" in korean_prompt[1]["content"] and "질문: 대한민국의 수도는?" in korean_prompt[1]["content"]
 
 
 def test_judge_scores_are_binary_and_carry_the_judge_model(client):
@@ -223,3 +223,14 @@ def test_the_judge_names_the_answering_chunk_or_none_and_an_impossible_number_is
     assert not broken.resolved
     quality = Judge(Scripted(['{"reason": "supported", "score": 1}'])).answer_quality("Q?", "A [a#0]", ["ctx"])
     assert (quality.metric, quality.value) == ("answer_quality", 1.0)
+
+
+def test_an_answer_and_its_context_verdicts_open_with_the_same_prefix_so_a_prompt_cache_reads_the_context_once():
+    chunks = [{"chunk_id": "doc-1#0", "text": "서울은 대한민국의 수도이다."}, {"chunk_id": "doc-2#0", "text": "Paris."}]
+    generated = Generator(Scripted(["서울 [doc-1#0]"])).messages("대한민국의 수도는?", chunks)
+    scripted = Scripted(['{"reason": "ok", "score": 1}', '{"reason": "ok", "score": 1}'])
+    Judge(scripted).faithfulness("서울 [doc-1#0]", chunks)
+    Judge(scripted).context_relevance("대한민국의 수도는?", chunks)
+    block = "Context:\n\n[doc-1#0]\n서울은 대한민국의 수도이다.\n\n[doc-2#0]\nParis."
+    for messages in [generated, *scripted.seen]:
+        assert messages[0] == generated[0] and messages[1]["content"].startswith(block + "\n\n")
