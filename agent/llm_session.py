@@ -63,6 +63,34 @@ def connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model
     return LLMClient(settings.model_copy(update=retries) if retries else settings, cache)
 
 
+def try_connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model: str | None,
+                    local_model: str | None, say: Callable[[str], None] | None = None) -> tuple[Any, str]:
+    """:func:`connect_llm`, checked with one call; (None, why) when no LLM answers, for commands that go on
+    without one (the loop proposes with the heuristic, a guard skips answer metrics)."""
+    from pipelines.llm import LLMUnavailable, ModelUnavailable
+
+    try:
+        client = connect_llm(stack, project_dir, base_url, model, local_model, max_retries=1 if base_url else None,
+                             say=say)
+        client.check()
+        return client, ""
+    except (LLMUnavailable, ModelUnavailable, RuntimeError) as err:
+        return None, f"LLM unavailable: {err}"
+
+
+def judge_agreement(project_dir: Path, judge_model: str) -> dict[str, Any] | None:
+    """The judge model's latest agreement with human labels (`evolve judge calibrate`), as the guard step takes
+    it for the policy's ``answers.min_judge_kappa``; None when it was never calibrated in this project."""
+    from experiments import CalibrationStore, CalibrationStoreBusy
+
+    try:
+        found = CalibrationStore(ProjectPaths.of(project_dir).judge_calibration).latest(judge_model)
+    except CalibrationStoreBusy:  # another process holds the file: treated as not calibrated (the safe side)
+        return None
+    return None if found is None else {"kappa": found.kappa, "n": found.n, "accuracy": found.accuracy,
+                                       "source": found.source}
+
+
 @contextmanager
 def llm_client(project_dir: Path, base_url: str | None, model: str | None, local_model: str | None = None,
                threads: int | None = None) -> Iterator[Any]:

@@ -78,6 +78,23 @@ def report_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def answer_lines(report: dict[str, Any]) -> list[str]:
+    """The judged answer means of candidate and champion per held-back set, or why answers were not judged."""
+    candidate, champion = report["candidate"], report["champion"]
+    note = candidate.get("answers") or {}
+    if not note or note.get("skipped"):
+        return [f"answers: not judged ({note.get('skipped', 'no LLM at the guard step')})"]
+    lines = [f"answers judged by {note.get('judge_model')}: {note.get('spend', '')}"]
+    for name, values in candidate.get("sets", {}).items():
+        theirs = champion.get("sets", {}).get(name, {})
+        parts = [f"{metric} {values[metric]:.3f} vs champion {theirs[metric]:.3f} (n={values[metric + '_judged']})"
+                 for metric in ("answer_correctness", "faithfulness", "context_relevance")
+                 if metric in values and metric in theirs]
+        if parts:
+            lines.append(f"  {name}: " + "; ".join(parts))
+    return lines
+
+
 def _number(value: Any) -> str:
     """Four decimals, or three significant digits for the tiny alphas and p-values of late looks."""
     if isinstance(value, float):

@@ -31,7 +31,7 @@ from experiments.report import study_summary, write_report
 from experiments.space import SearchSpace, space_from_dict
 from experiments.splits import HOLDOUT_FRACTION, seeded_order, tune_and_heldout
 from experiments.storage import CLOSED_ATTR, FINISHED, SPEC_ATTR, finished, open_storage, stored_spec
-from experiments.tracking import StudyTracker, default_tracking_uri
+from experiments.tracking import STUDY_TAG, TRIAL_TAG, StudyTracker, default_tracking_uri
 from experiments.trial_log import TrialLog
 from pipelines import Components, PipelineConfig
 
@@ -211,6 +211,32 @@ class StudyRunner:
         best = max(trials, key=lambda t: t.values[0])
         config = PipelineConfig.model_validate({**best.user_attrs["config"], "name": f"{self.spec.study_name}-best"})
         return config, best.values[0]
+
+    def finalists(self, n: int) -> list[tuple[PipelineConfig, float, int]]:
+        """The ``n`` best complete trials with distinct configs, best first: (config, tuning value, trial number).
+        Trials that differ only in what retrieval does not see (generation settings) are distinct here: the
+        answer stage is what tells them apart."""
+        trials = sorted(self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
+                        key=lambda t: (-t.values[0], t.number))
+        out, seen = [], set()
+        for trial in trials:
+            config = PipelineConfig.model_validate({**trial.user_attrs["config"],
+                                                    "name": f"{self.spec.study_name}-trial-{trial.number}"})
+            address = config.model_copy(update={"name": ""}).sha256()
+            if address not in seen:
+                seen.add(address)
+                out.append((config, trial.values[0], trial.number))
+            if len(out) == n:
+                break
+        return out
+
+    def log_trial_metrics(self, trial_number: int, metrics: dict[str, float]) -> None:
+        """Metrics measured after a trial finished (a finalist's judged answers) onto its MLflow run."""
+        found = self.tracker.client.search_runs(
+            [self.tracker.experiment_id], f"tags.`{STUDY_TAG}` = '{self.spec.study_name}' and "
+                                          f"tags.`{TRIAL_TAG}` = '{trial_number}'", max_results=1)
+        if found:
+            self.tracker.log_metrics(found[0].info.run_id, metrics)
 
     def best_config(self) -> PipelineConfig:
         found = self.best()

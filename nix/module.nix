@@ -138,8 +138,9 @@ in
         default = null;
         example = "http://127.0.0.1:8000/v1";
         description = ''
-          OpenAI-compatible endpoint (vLLM) used as generator, judge and proposer. null: `evolve start` runs
-          a local CPU llama.cpp server itself (laptops), and /answer is off.
+          OpenAI-compatible endpoint (vLLM) used as generator, judge and proposer. null: `evolve start` and
+          `evolve serve` run a local CPU llama.cpp server themselves (laptops); with none installed, /answer is
+          off and /health says why.
         '';
       };
       model = mkOption {

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from agent.app import ProjectDir, app, console, fail
 from agent.project import (
@@ -16,6 +17,7 @@ from agent.project import (
     decision_errors,
     load_policy_of,
     open_project,
+    answer_lines,
     report_table,
     say_mirror,
     say_recovered,
@@ -65,4 +67,6 @@ def review_command(
                          " [red](not the project's current policy: approve refuses it unless told)[/]"))
         console.print(artifact_check(project, row))
         console.print(report_table(row.info["report"]))
+        for line in answer_lines(row.info["report"]):
+            console.print(escape(line))
     console.print("\napprove with `evolve approve VERSION`, or `evolve reject VERSION --reason ...`")

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
-from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
+from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, try_connect_llm
 from agent.paths import ProjectPaths
 from agent.project import PolicyOption, TrackingOption, decision_errors, open_project, say_recovered
 
@@ -26,7 +26,7 @@ def start_command(
     failure_set: Annotated[Optional[Path], typer.Option(help="Failure set from `evolve feedback failures`.")] = None,
     trials_per_iteration: Annotated[int, typer.Option(help="Trials of each proposed study.")] = 20,
     max_iterations: Annotated[int, typer.Option(help="Stop after this many proposals.")] = 1000,
-    no_llm: Annotated[bool, typer.Option("--no-llm", help="Only the heuristic proposer.")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="No LLM: the heuristic proposes, and answers are not judged.")] = False,
     base_url: BaseUrlOption = None, model: ModelOption = None,
     local_model: LocalModelOption = None,
     storage: Annotated[Optional[str], typer.Option(envvar="EVOLVE_OPTUNA_STORAGE",
@@ -111,7 +111,7 @@ def start_command(
         if no_llm:
             reason = "--no-llm"
         else:
-            llm, reason = _connect_llm(stack, project_dir, base_url, model, local_model)
+            llm, reason = try_connect_llm(stack, project_dir, base_url, model, local_model, say=console.print)
         console.print(f"proposer: {'LLM ' + llm.model if llm else 'heuristic (' + reason + ')'}")
         ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, Components(cache_path(project_dir)),
                            llm, trials_per_iteration, failures, tracker, reason, storage, resume.get("folds"),
@@ -149,21 +149,6 @@ def start_command(
                                       "max_iterations": max_iterations, "max_trials": trials, "history": [],
                                       "proposals": {}, "trials_run": 0}, config)
     _print_summary(final["summary"])
-
-
-def _connect_llm(stack: Any, project_dir: Path, base_url: str | None, model: str | None,
-                 local_model: str | None) -> tuple[Any, str]:
-    """The LLM through the one connection path; (None, why) when none answers (the heuristic proposes then)."""
-    from pipelines.llm import LLMUnavailable
-    from pipelines.llm import ModelUnavailable
-
-    try:
-        client = connect_llm(stack, project_dir, base_url, model, local_model, max_retries=1 if base_url else None,
-                             say=console.print)
-        client.check()
-        return client, ""
-    except (LLMUnavailable, ModelUnavailable, RuntimeError) as err:
-        return None, f"LLM unavailable: {err}"
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ anywhere resumes from the last checkpoint with what it needs.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import guardrails
@@ -16,10 +17,12 @@ from agent.loop.runtime import write_status
 from agent.paths import ProjectPaths
 from agent.loop.state import AgentContext, AgentState, best_candidate, heldout_value, study_prefix
 from agent.progress import stage_lines
-from experiments import StudyRunner, StudySpec
+from experiments import ANSWER_METRICS, AnswerJudging, StudyRunner, StudySpec
 from experiments import score_queries
 from pipelines import PipelineConfig, Retriever, StageLog
 
+FINALIST_MIN_SECONDS = 120.0
+"""An iteration's answer allowance below this all goes to the guard step (a finalist stage needs minutes on CPU)."""
 OBSERVED_QUERIES = 300
 """Tuning queries the champion is scored on to show the proposer its worst ones."""
 
@@ -115,25 +118,36 @@ def run_studies(ctx: AgentContext, state: AgentState) -> AgentState:
     folds = list(range(ctx.folds)) if ctx.folds else [None]
     if ctx.folds:  # the same trials in all, shared out over the folds' studies
         trials = max(3, -(-trials // ctx.folds))
+    # answers get their share first: the guard step's answers decide, so finalists get half only when there is
+    # enough for both (FINALIST_MIN_SECONDS), else the guard step gets it all
+    allowance = ctx.answer_allowance(state)
+    finalist_share = allowance / 2 if ctx.policy.answers.finalists > 1 and allowance >= FINALIST_MIN_SECONDS else 0.0
     results = []
     for index, fold in enumerate(folds):
-        timeout = (ctx.remaining() - ctx.reserve) / (len(folds) - index)
+        timeout = (ctx.remaining() - ctx.reserve - allowance + finalist_share * index / len(folds)) \
+            / (len(folds) - index)
         results.append(_run_study(ctx, state["proposal"], name if fold is None else f"{name}-f{fold}", trials, fold,
-                                  timeout))
+                                  timeout, finalist_share / len(folds)))
     ran = state.get("trials_run", 0) + sum(r["ran"] for r in results)
+    spent = state.get("answer_seconds", 0.0) + sum(r.get("answer_seconds", 0.0) for r in results)
+    finalists = [f for r in results for f in r.get("finalists") or []] or None
+    answers = {"answer_seconds": spent, "finalists": finalists,  # the guard step gets the rest of the allowance
+               "answer_allowance": allowance - (spent - state.get("answer_seconds", 0.0))}
     if any(r["best"] is None for r in results):
-        return {"study": name, "best": None, "fold_best": None, "best_tune_value": None, "trials_run": ran}
+        return {"study": name, "best": None, "fold_best": None, "best_tune_value": None, "trials_run": ran, **answers}
     chosen = max(results, key=lambda r: r["value"])
     update: AgentState = {"study": name, "best": chosen["best"], "best_tune_value": chosen["value"],
-                          "trials_run": ran, "fold_best": [r["best"] for r in results] if ctx.folds else None}
+                          "trials_run": ran, "fold_best": [r["best"] for r in results] if ctx.folds else None,
+                          **answers}
     if state.get("best_overall_value") is None or chosen["value"] > state["best_overall_value"]:
         update.update(best_overall=chosen["best"], best_overall_value=chosen["value"])
     return update
 
 
 def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int, fold: int | None,
-               timeout: float) -> dict[str, Any]:
-    """One study (tuning without ``fold`` when cross-fitting): {ran: finished trials, best: config, value}."""
+               timeout: float, answer_seconds: float = 0.0) -> dict[str, Any]:
+    """One study (tuning without ``fold`` when cross-fitting): {ran: finished trials, best: config, value}, and
+    when ``answer_seconds`` allow, its finalists judged on their answers (the best answers win)."""
     spec = StudySpec(study_name=name, evalset=str(ctx.evalset_path), space=space, metric=ctx.metric,
                      n_trials=trials, fold=fold, folds=ctx.folds or 5)
     places = ProjectPaths.of(ctx.project.root).study_places(ctx.project.registry.tracking_uri)
@@ -158,7 +172,48 @@ def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int,
             + (f", best tuning {ctx.metric} {best[1]:.4f}" if best else ", none complete"))
     if best is None:
         return {"ran": ran, "best": None, "value": None}
-    return {"ran": ran, "best": json.loads(best[0].model_dump_json()), "value": best[1]}
+    chosen, finalists, spent = _judge_finalists(ctx, runner, answer_seconds)
+    config, value = chosen or best
+    return {"ran": ran, "best": json.loads(config.model_dump_json()), "value": value, "finalists": finalists,
+            "answer_seconds": spent}
+
+
+def _judge_finalists(ctx: AgentContext, runner: StudyRunner, seconds: float
+                     ) -> tuple[tuple[PipelineConfig, float] | None, list[dict[str, Any]], float]:
+    """The study's second stage: its best trials (distinct configs, the policy's ``answers.finalists``) answer
+    some of the queries the study tuned on, and the one with the best judged answers becomes the candidate.
+
+    Only tuning queries are used, so the choice leaves the held-back queries untouched. Returns (the chosen
+    config and its tuning value, or None to keep the retrieval winner; the finalists; seconds spent)."""
+    answers = ctx.policy.answers
+    finalists = runner.finalists(answers.finalists) if seconds > 5 else []
+    if len(finalists) < 2:
+        return None, [], 0.0
+    judging = AnswerJudging(ctx.llm, deadline=time.monotonic() + seconds)
+    scored = []
+    for config, value, number in finalists:
+        retriever = Retriever(config, ctx.components).build(runner.tune.corpus)
+        rows = judging.score(retriever, runner.query_order, config.generation, answers.finalist_queries)
+        means = {m: sum(r[m] for r in rows.values() if m in r) / n for m in ANSWER_METRICS
+                 if (n := sum(m in r for r in rows.values()))}
+        if means:
+            runner.log_trial_metrics(number, {f"answers.{m}": v for m, v in means.items()})
+        scored.append({"trial": number, "config": config.name, "tune_value": value, "answers": means,
+                       "answer_score": sum(means.values()) / len(means) if means else None,
+                       "generation": config.generation.model_dump()})
+    judged = [(entry["answer_score"], -index) for index, entry in enumerate(scored)
+              if entry["answer_score"] is not None]
+    ctx.say(f"    finalists' answers ({judging.spend.line()}): "
+            + "; ".join(f"trial {e['trial']} {ctx.metric} {e['tune_value']:.4f}, answers "
+                        + (f"{e['answer_score']:.2f}" if e["answer_score"] is not None else "not judged")
+                        for e in scored))
+    if not judged or max(judged)[1] == 0:
+        return None, scored, judging.spend.seconds
+    pick = -max(judged)[1]
+    config, value, _ = finalists[pick]
+    ctx.say(f"    trial {scored[pick]['trial']} answers best: it is the study's candidate")
+    return (config.model_copy(update={"name": f"{runner.spec.study_name}-best"}), value), scored, \
+        judging.spend.seconds
 
 
 def guard_candidate(ctx: AgentContext, state: AgentState) -> AgentState:
@@ -169,12 +224,23 @@ def guard_candidate(ctx: AgentContext, state: AgentState) -> AgentState:
         return {"guard": {"passed": False, "failed_rules": ["no complete trial"], "rules": []}, "evidence": None}
     candidate = PipelineConfig.model_validate(state["best"])
     winners = [PipelineConfig.model_validate(c) for c in state["fold_best"]] if state.get("fold_best") else None
+    # what run_studies left of this iteration's answer allowance (it kept that time free), within the time left
+    allowance = min(state.get("answer_allowance", ctx.answer_allowance(state)), ctx.remaining() - 10)
+    judging = AnswerJudging(ctx.llm, deadline=time.monotonic() + allowance) if allowance > 5 else None
+    skipped = ctx.answers_skipped(state) if allowance <= 5 else ""
+    agreement = ctx.judge_agreement(ctx.llm.model) if judging is not None else None
     report, evidence = guardrails.evaluate_against_champion(ctx.project, candidate, ctx.split.heldout, ctx.policy,
-                                                            ctx.components, ctx.failure_set, scored_by=winners)
+                                                            ctx.components, ctx.failure_set, scored_by=winners,
+                                                            answers=judging, answers_skipped=skipped,
+                                                            judge_agreement=agreement)
+    spent = state.get("answer_seconds", 0.0) + (judging.spend.seconds if judging else 0.0)
+    budget = ctx.policy.answers.budget_share * ctx.clock.budget_seconds
+    ctx.say(f"  answers: {judging.spend.line()}; {spent:.0f} s of the {budget:.0f} s answers may take"
+            if judging is not None else f"  answer metrics skipped: {skipped}")
     guard = json.loads(json.dumps(report.to_dict(), default=str))
     return {"guard": guard, "evidence": json.loads(json.dumps(evidence.to_dict())),
             "champion_heldout": heldout_value(guard["champion"], ctx.metric),
-            "champion_heldout_sha256": report.decision["champion_config_sha256"]}
+            "champion_heldout_sha256": report.decision["champion_config_sha256"], "answer_seconds": spent}
 
 
 def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
@@ -193,6 +259,9 @@ def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
              "best_config": (state.get("best") or {}).get("name"), "metric": ctx.metric,
              "champion_heldout": state.get("champion_heldout"),
              "candidate_heldout": (state["guard"].get("candidate") or {}).get("sets"),
+             "champion_heldout_sets": (state["guard"].get("champion") or {}).get("sets"),
+             "answers": (state["guard"].get("candidate") or {}).get("answers"), "finalists": state.get("finalists"),
+             "answer_seconds": state.get("answer_seconds", 0.0),
              "outcome": outcome, "promoted_version": version}
     ctx.say(f"  {outcome}" + (f": registered version {version} as candidate" if version else ""))
     if ctx.tracker is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from agent.loop.runtime import AgentPaths, BudgetClock
+from agent.llm_session import judge_agreement
 from agent.paths import ProjectPaths
 from evalsets import EvalSet
 from evalsets import language_of
@@ -53,6 +54,13 @@ class AgentState(TypedDict, total=False):
     promoted_version: str | None
     history: list[dict[str, Any]]
     trials_run: int
+    answer_seconds: float
+    """Seconds answer evaluation (finalists and guard steps) has taken in this run, bounded by the policy's
+    ``answers.budget_share`` of the budget."""
+    answer_allowance: float
+    """Seconds run_studies left free for this iteration's guard step to judge answers."""
+    finalists: list[dict[str, Any]] | None
+    """This iteration's finalists with their judged answer means (None: no answer stage ran)."""
     proposals: dict[str, int]
     stop_reason: str
     summary: dict[str, Any]
@@ -127,6 +135,29 @@ class AgentContext:
 
     def remaining(self) -> float:
         return self.clock.remaining()
+
+    def answer_allowance(self, state: dict[str, Any]) -> float:
+        """Seconds answer evaluation may take in this iteration: what is left of the policy's share of the whole
+        budget, and at most that share of the time left (0: no LLM, or answers are off)."""
+        answers = self.policy.answers
+        if self.llm is None or answers.queries == 0:
+            return 0.0
+        left = answers.budget_share * self.clock.budget_seconds - state.get("answer_seconds", 0.0)
+        return max(0.0, min(left, answers.budget_share * max(0.0, self.remaining() - self.reserve)))
+
+    def answers_skipped(self, state: dict[str, Any]) -> str:
+        """Why this iteration judges no answers (said in the output and the guard report)."""
+        answers = self.policy.answers
+        if self.llm is None:
+            return f"no LLM ({self.llm_unavailable_reason or 'not configured'})"
+        if answers.queries == 0:
+            return "turned off by the policy (answers.queries: 0)"
+        return (f"the answer budget is spent ({state.get('answer_seconds', 0.0):.0f} s of "
+                f"{answers.budget_share * self.clock.budget_seconds:.0f} s, {answers.budget_share:.0%} of the budget)")
+
+    def judge_agreement(self, judge_model: str) -> dict[str, Any] | None:
+        """The judge's latest calibration against human labels (`evolve judge calibrate`), or None."""
+        return judge_agreement(self.project.root, judge_model)
 
     @property
     def reserve(self) -> float:

@@ -39,7 +39,13 @@ class AgentTracker:
             "mlflow.note.content": f"**{entry['proposer']} proposal**: {entry['rationale']}\n\n"
                                    f"**outcome**: {entry['outcome']}\n\nnotes: {entry.get('notes')}"})
         metrics = {"best_tune_value": entry.get("best_tune_value"),
-                   f"champion_heldout_{entry['metric']}": entry.get("champion_heldout")}
+                   f"champion_heldout_{entry['metric']}": entry.get("champion_heldout"),
+                   "answer_seconds": entry.get("answer_seconds")}
+        for side in ("candidate", "champion"):  # held-back means: the metric, and the judged answer metrics
+            for set_name, values in (entry.get(f"{side}_heldout" if side == "candidate" else "champion_heldout_sets")
+                                     or {}).items():
+                metrics.update({f"{side}.{set_name}.{k}": v for k, v in values.items()
+                                if isinstance(v, (int, float)) and k != "queries"})
         self.tracker.log_metrics(run.info.run_id, {k: v for k, v in metrics.items() if v is not None})
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

@@ -2,6 +2,7 @@
 and a proposer that cannot be steered outside the search-space schema."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -141,6 +142,11 @@ def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer
     assert first["proposer"] == "llm" or any(("rejected by the schema" in n or "failed to propose" in n
                                               or "unusable" in n) for n in first["notes"]), first["notes"]
     assert not any(n.startswith("no LLM") for n in first["notes"])
+    # the same LLM answers held-back queries and judges them at the guard step, within its share of the budget
+    assert re.search(r"  answers: [^\n]*of the 3[78] s answers may\s+take", output), output
+    assert first["answers"]["judge_model"] == "smollm2-135m" and "queries answered and judged" in \
+        first["answers"]["spend"]
+    assert first["answer_seconds"] <= 0.25 * 150 + 30  # the share, plus at most one call past the deadline
     storage = f"sqlite:///{tmp_path / '.evolve' / 'optuna.db'}"
     assert run_trials(tmp_path, summary["run_id"]), output  # something ran, so the loop below checks something
     for name in run_trials(tmp_path, summary["run_id"]):
@@ -194,6 +200,11 @@ def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_
     assert report["decision"]["crossfit_folds"] == 3
     everything = load_evalset(tiny_scifact)
     assert report["candidate"]["sets"][everything.name]["queries"] == len(everything.queries)  # each query once
+    # without an LLM the decision rests on retrieval metrics, and the report and the output say answers were skipped
+    assert "answer metrics skipped: no LLM (--no-llm)" in output
+    skipped = next(r for r in report["rules"] if r["rule"] == "answer metrics")
+    assert skipped["measured"] == "skipped" and "no LLM (--no-llm)" in skipped["why"]
+    assert summary_of(tmp_path)["history"][0]["answer_seconds"] == 0
 
 
 def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):

@@ -225,7 +225,7 @@ def test_an_unreachable_mlflow_never_half_decides_and_serve_runs_without_it(proj
     # serve starts from the audited champion while MLflow is unreachable, and /health says so
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "agent.cli", "serve", "--corpus", str(DEMO_SET), "--port",
-                               str(port), "--project-dir", str(project.root)], cwd=project.root,
+                               str(port), "--no-llm", "--project-dir", str(project.root)], cwd=project.root,
                               env={**os.environ, **down}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
