@@ -13,7 +13,6 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from evalsets import load_evalset  # noqa: E402
 from experiments import Judge, mean_score  # noqa: E402
-from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer  # noqa: E402
+from bench.llm_args import add_llm_arguments, bench_client  # noqa: E402
+from pipelines.llm import LLMClient  # noqa: E402
 
 
 def run(client: LLMClient, n: int) -> dict:
@@ -50,18 +50,11 @@ def run(client: LLMClient, n: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="local GGUF model (when no --base-url)")
-    parser.add_argument("--base-url")
-    parser.add_argument("--served-model", default="default")
+    add_llm_arguments(parser)
     parser.add_argument("--n", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    cache = LLMCache(Path(tempfile.mkdtemp()) / "judge-cache.duckdb")  # cold cache: the first run pays
-    if args.base_url:
-        result = run(LLMClient(LLMSettings(base_url=args.base_url, model=args.served_model), cache), args.n)
-    else:
-        with LocalLLMServer(args.model, threads=args.threads, ctx=4096) as settings:
-            result = run(LLMClient(settings, cache), args.n)
+    with bench_client(args) as client:  # a cold cache: the first run pays
+        result = run(client, args.n)
     random.seed(0)
     out = ROOT / "bench" / "results" / "judge.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

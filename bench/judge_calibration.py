@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.judge_labels import DEFAULT_OUT  # noqa: E402
 from experiments import Calibration, CalibrationReport, Judge, calibrate, read_labels  # noqa: E402
-from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer  # noqa: E402
+from bench.llm_args import add_llm_arguments, bench_client  # noqa: E402
 
 
 def row(calibration: Calibration, seconds: float | None) -> dict:
@@ -67,10 +66,7 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="local GGUF model (when no --base-url)")
-    parser.add_argument("--base-url")
-    parser.add_argument("--served-model", default="default")
-    parser.add_argument("--threads", type=int, default=2)
+    add_llm_arguments(parser)
     parser.add_argument("--labels", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--limit", type=int, help="only the first N items of each source (a quick check)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "judge_calibration")
@@ -81,21 +77,13 @@ def main() -> None:
         groups.setdefault(item.source or args.labels.name, []).append(item)
     if args.limit:
         groups = {source: group[:args.limit] for source, group in groups.items()}
-    cache = LLMCache(Path(tempfile.mkdtemp()) / "judge-cache.duckdb")  # cold: every judgement is timed for real
-
     def progress(stage: str, done: int, total: int) -> None:
         print(f"{stage}: {done}/{total}", flush=True)
 
-    def run(settings: LLMSettings) -> dict:
+    with bench_client(args) as client:  # a cold cache: every judgement is timed for real
         started = time.perf_counter()
-        report = calibrate(Judge(LLMClient(settings, cache)), groups, progress)
-        return summary(report, args.labels, time.perf_counter() - started)
-
-    if args.base_url:
-        result = run(LLMSettings(base_url=args.base_url, model=args.served_model))
-    else:
-        with LocalLLMServer(args.model, threads=args.threads) as settings:
-            result = run(settings)
+        report = calibrate(Judge(client), groups, progress)
+        result = summary(report, args.labels, time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     args.out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")

@@ -1,0 +1,29 @@
+"""The LLM a benchmark talks to: an endpoint (``--base-url``, e.g. vLLM) or a local llama.cpp server it starts
+and stops, always on a cold request cache (a temporary file), so every call is timed for real."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="local GGUF model (when no --base-url)")
+    parser.add_argument("--base-url", help="OpenAI-compatible endpoint instead of a local server")
+    parser.add_argument("--served-model", default="default", help="model name at --base-url")
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads of the local server")
+
+
+@contextmanager
+def bench_client(args: argparse.Namespace) -> Iterator[LLMClient]:
+    cache = LLMCache(Path(tempfile.mkdtemp()) / "bench-llm-cache.duckdb")
+    if args.base_url:
+        yield LLMClient(LLMSettings(base_url=args.base_url, model=args.served_model), cache)
+    else:
+        with LocalLLMServer(args.model, threads=args.threads, ctx=4096) as settings:
+            yield LLMClient(settings, cache)
