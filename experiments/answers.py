@@ -38,7 +38,7 @@ class AnswerSpend:
     skipped: int = 0
     """Queries not reached before the deadline (or after the LLM went away)."""
     failed: int = 0
-    """Queries whose answer the LLM could not give."""
+    """Queries without an answer, or without any valid verdict on it (LLM errors, a request past its time)."""
     calls: int = 0
     """Requests that reached the LLM server (a cached request is not one)."""
     cached: int = 0
@@ -55,7 +55,7 @@ class AnswerSpend:
         if self.skipped:
             text += f"; {self.skipped} queries not reached within the time allowed"
         if self.failed:
-            text += f"; {self.failed} queries without an answer (LLM errors)"
+            text += f"; {self.failed} queries without an answer or a valid verdict"
         return text
 
 
