@@ -158,8 +158,9 @@ def answer_rules(candidate: Evidence, champion: Evidence, policy: Policy,
     """"No significant regression" on each answer metric the policy holds, or one line saying why none applies.
 
     One-sided paired test (the policy's test) of "the champion's answers are better" on the held-back queries
-    judged for both, refused when p is below the family level ``significance.p_value``: unadjusted, because a
-    false alarm can only refuse a candidate (the conservative direction), so there is no level to spend."""
+    judged for both, refused when p is below ``significance.p_value`` shared out over the held metrics
+    (Bonferroni): a candidate no worse than the champion is then refused by noise with chance at most
+    ``p_value`` per look. No alpha is spent over looks: a false alarm can only refuse, the safe direction."""
     sig, held = policy.significance, policy.answers.hold
     if not held:
         return []
@@ -178,20 +179,20 @@ def answer_rules(candidate: Evidence, champion: Evidence, policy: Policy,
                                + (f"{kappa:.3f} (n={judge_agreement.get('n')})" if kappa is not None else
                                   "unknown (run `evolve judge calibrate`)")
                                + f" is below the policy's {floor:g}: its answer verdicts are reported, not used")]
-    rules = []
+    rules, level = [], sig.p_value / len(held)
     for metric in held:
         cand, champ = _paired(candidate, champion, metric, failure=False)
         name = f"no significant regression [{metric}]"
         if len(cand) < 2:
-            rules.append(RuleResult(name, None, sig.p_value, True, f"{len(cand)} queries judged for both configs: "
+            rules.append(RuleResult(name, None, level, True, f"{len(cand)} queries judged for both configs: "
                                     "too few to test; not applied"))
             continue
-        p_value = TESTS[sig.test](champ, cand, resamples_for(sig.p_value, sig.resamples), sig.seed)
-        effect, _, _ = minimum_detectable_effect(champ - cand, min(sig.p_value, 0.5), sig.power)
-        passed = sig.p_value >= 1 or p_value >= sig.p_value
-        rules.append(RuleResult(name, p_value, sig.p_value, passed,
+        p_value = TESTS[sig.test](champ, cand, resamples_for(level, sig.resamples), sig.seed)
+        effect, _, _ = minimum_detectable_effect(champ - cand, min(level, 0.5), sig.power)
+        passed = sig.p_value >= 1 or p_value >= level
+        rules.append(RuleResult(name, p_value, level, passed,
                                 f"{metric} {cand.mean():.3f} vs champion {champ.mean():.3f} on {len(cand)} queries "
                                 f"judged by {judge}; one-sided p={p_value:.3g} that the champion's answers are better "
-                                f"({sig.test}), a regression below p {sig.p_value:g} refuses; the smallest drop "
-                                f"this detects with power {sig.power:g} is {effect:.3f}"))
+                                f"({sig.test}); below {level:.3g} ({sig.p_value:g} over {len(held)} held metrics) "
+                                f"refuses; the smallest drop this detects with power {sig.power:g} is {effect:.3f}"))
     return rules

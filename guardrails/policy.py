@@ -58,8 +58,9 @@ class Answers(_Strict):
     """Answer quality: the LLM-judged second stage (``experiments.answers``), run when an LLM is reachable.
 
     A candidate is held to "no significant regression" on each metric in ``hold``: the same one-sided paired test
-    as the primary metric (``significance.test``), asking whether the champion's answers are better, at the
-    family level ``significance.p_value`` itself: a false alarm only refuses, so no alpha is spent on it.
+    as the primary metric (``significance.test``), asking whether the champion's answers are better, at
+    ``significance.p_value`` shared out over the held metrics: a false alarm only refuses, so no alpha is spent
+    over looks on it.
     """
 
     hold: list[AnswerMetric] = Field(default_factory=lambda: ["answer_correctness", "faithfulness",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from guardrails import Policy, check_candidate
@@ -35,7 +36,8 @@ def test_a_candidate_whose_answers_are_clearly_less_faithful_is_refused():
     candidate = evidence("cand", [1.0] * 20 + [0.0] * 20, [1.0] * 20 + [0.0] * 20)
     report = check_candidate(candidate, champion, Policy(**LENIENT))
     faithful = rule(report, "no significant regression [faithfulness]")
-    assert not faithful.passed and faithful.measured < 0.05 and faithful.limit == 0.05
+    # each held metric at 0.05 / 3 (Bonferroni), so noise refuses a candidate that is no worse at most 5% of looks
+    assert not faithful.passed and faithful.measured < 0.05 / 3 and faithful.limit == pytest.approx(0.05 / 3)
     assert "0.500 vs champion 1.000 on 40 queries judged by judge-a" in faithful.why
     assert rule(report, "no significant regression [answer_correctness]").passed  # identical verdicts
     assert report.failed_rules == ["no significant regression [faithfulness]"]
@@ -44,6 +46,8 @@ def test_a_candidate_whose_answers_are_clearly_less_faithful_is_refused():
     # a policy that holds only correctness lets the same candidate through
     only_correct = Policy(**LENIENT, answers={"hold": ["answer_correctness"]})
     assert check_candidate(candidate, champion, only_correct).passed
+    assert rule(check_candidate(candidate, champion, only_correct),
+                "no significant regression [answer_correctness]").limit == 0.05  # one held metric: the whole level
 
 
 def test_a_small_drop_on_few_queries_is_not_significant_and_the_report_says_what_it_could_detect():
@@ -83,3 +87,22 @@ def test_the_answers_section_at_its_defaults_keeps_the_policy_address_of_before(
     assert policy_sha256(Policy(answers={"queries": 10})) != policy_sha256(Policy())
     with pytest.raises(ValueError):
         Policy(answers={"hold": ["bleu"]})
+
+
+def test_noise_refuses_a_candidate_that_is_no_worse_in_at_most_the_policy_level_of_looks():
+    """Candidate and champion answers drawn alike (judge noise only): the three answer rules together refuse in
+    about p_value of the looks (without sharing the level out over them it would be about three times that)."""
+    rng = np.random.default_rng(0)
+    policy, refused, looks = Policy(min_gain=-1, significance={"p_value": 0.05, "resamples": 2000}), 0, 300
+    for _ in range(looks):
+        sides = []
+        for name in ("champ", "cand"):
+            rows = {f"q{i}": {"ndcg@10": 0.7 if name == "cand" else 0.5} for i in range(40)}
+            for i in range(40):
+                rows[f"q{i}"].update({m: float(rng.random() < 0.6) for m in
+                                      ("answer_correctness", "faithfulness", "context_relevance")})
+            sides.append(Evidence(PipelineConfig.model_validate({"name": name, **BM25}), [SetScores("set", rows)],
+                                  10.0, 1.0, {}, {"judge_model": "judge-a"}))
+        report = check_candidate(sides[1], sides[0], policy)
+        refused += any(r.rule.startswith("no significant regression") and not r.passed for r in report.rules)
+    assert policy.significance.p_value == 0.05 and refused / looks <= 0.07, refused / looks
