@@ -92,6 +92,8 @@ def test_the_schema_text_states_only_limits_that_validation_enforces():
                     space = {**base, "lexical": {"tokenizers": ["english"], name: value}}
                 elif where == "fusion":
                     space = {**base, "fusion": {"kinds": ["rrf", "weighted"], name: value}}
+                elif where == "generation":
+                    space = {**base, "generation": {name: value}}
                 else:
                     choice = {"kind": kind.group(1), name: value}
                     if '"model"' in line:
@@ -105,7 +107,8 @@ def test_the_schema_text_states_only_limits_that_validation_enforces():
                     with pytest.raises(SpaceError, match=name):
                         space_from_dict(space)
                 checked += 1
-    assert checked == 4 * 11  # 4 chunker sizes, sentence overlap, k1, b, rrf_k, dense_weight, top_n, blend
+    assert checked == 4 * 14  # 4 chunker sizes, sentence overlap, k1, b, rrf_k, dense_weight, top_n, blend, and
+    # generation contexts, context_tokens, max_answer_tokens
 
 
 # --- a new kind is one class -------------------------------------------------------------------------
