@@ -36,7 +36,8 @@ CONFIGS = [ROOT / "bench" / "configs" / "korquad" / name for name in ("bm25-kiwi
 RESULTS = ROOT / "bench" / "results"
 
 
-def run(client: LLMClient, evalset_path: Path, configs: list[Path], n: int, components: Components) -> dict:
+def run(client: LLMClient, evalset_path: Path, configs: list[Path], n: int, components: Components,
+        stem: str = "answers") -> dict:
     heldout = tune_and_heldout(evalset_path)[1]
     queries = answer_queries(heldout.queries, n)
     out = {"judge_model": client.model, "evalset": heldout.name, "queries": len(queries), "configs": []}
@@ -65,9 +66,16 @@ def run(client: LLMClient, evalset_path: Path, configs: list[Path], n: int, comp
             "per_query": {q: {**rows.get(q, {}), "ndcg@10": ndcg[q]} for q in ndcg}})
         print(json.dumps({k: v for k, v in out["configs"][-1].items() if k != "per_query"}, ensure_ascii=False),
               flush=True)
-    if len(out["configs"]) == 2:
-        out["comparison"] = compare(*out["configs"])
+        if len(out["configs"]) == 2:
+            out["comparison"] = compare(*out["configs"])
+        save(out, stem)  # after each config: a run stopped later still leaves what it measured
     return out
+
+
+def save(result: dict, stem: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(result))
 
 
 def compare(first: dict, second: dict) -> dict:
@@ -113,10 +121,7 @@ def main() -> None:
     args = parser.parse_args()
     components = Components(Path(tempfile.mkdtemp()) / "embeddings.sqlite")
     with bench_client(args) as client:  # a cold cache: the first config pays for every call
-        result = run(client, args.evalset, args.configs, args.n, components)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    (RESULTS / f"{args.out}.md").write_text(markdown(result))
+        result = run(client, args.evalset, args.configs, args.n, components, args.out)
     print(markdown(result))
 
 

@@ -16,12 +16,14 @@ PASSAGES_SYSTEM = "You work with passages from the company's documents (Korean a
 their requests for one query share a long prefix, which llama.cpp and vLLM keep cached (the context is read once,
 not once per call)."""
 INSTRUCTION = {
-    "en": ("Answer the question below using only the passages above. After each sentence cite the passage ids "
-           "you used in square brackets, e.g. [doc-1#0]. If the passages do not contain the answer, say you do "
-           "not know."),
-    "ko": ("위 구절만 사용하여 아래 질문에 답하세요. 각 문장 뒤에 사용한 구절의 id를 대괄호로 인용하세요. "
-           "예: [doc-1#0]. 구절에 답이 없으면 모른다고 답하세요. 한국어로 답하세요."),
+    "en": ("Answer the question below from the passages above, in one to three sentences. End each sentence with "
+           "the ids of the passages it uses in square brackets, for example: The limit is 50 requests per minute "
+           "[rate-limits#0]. If the passages do not contain the answer, say that you do not know."),
+    "ko": ("위 구절을 근거로 아래 질문에 한두 문장의 한국어로 답하세요. 각 문장 끝에 근거로 쓴 구절의 id를 대괄호로 "
+           "적으세요. 예: 서울은 대한민국의 수도이다 [korea#0]. 구절에 답이 없으면 모른다고 답하세요."),
 }
+"""What the generator is asked, after the passages (small models follow the last instruction best). The example is
+a whole sentence with its citation: given an id alone as the example, a 1.5B model answered with an id alone."""
 
 
 def context_block(chunks: list[dict[str, Any]] | list[str]) -> str:
