@@ -85,6 +85,17 @@ class AnswerJudging:
     def judge_model(self) -> str:
         return self.client.model
 
+    def halves(self) -> tuple["AnswerJudging", "AnswerJudging"]:
+        """Two judgings on this client: the first until half the time left, the second until the deadline."""
+        middle = None if self.deadline is None else time.monotonic() + self.time_left() / 2
+        return AnswerJudging(self.client, middle), AnswerJudging(self.client, self.deadline)
+
+    def absorb(self, *parts: "AnswerJudging") -> None:
+        """Count what ``parts`` spent (and why the LLM stopped, if it did) as this judging's."""
+        for part in parts:
+            self.spend.add(part.spend)
+            self.unavailable = self.unavailable or part.unavailable
+
     def time_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()
 

@@ -55,9 +55,14 @@ def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldo
     champion, record = project.champion()
     look = looks_since_human_decision(project.log.rows()) + 1
     limit = policy.answers.queries if answers is not None else 0
-    cand = collect_evidence(candidate, heldout_sets, components, failure_set, scored_by=scored_by, answers=answers,
+    # the champion answers first, within half the time (its answers repeat at every look: mostly cached), then the
+    # candidate until the deadline, on the same queries in the same order: a short allowance still yields pairs
+    first, second = answers.halves() if answers is not None else (None, None)
+    champ = collect_evidence(champion, heldout_sets, components, failure_set, answers=first, answer_queries=limit)
+    cand = collect_evidence(candidate, heldout_sets, components, failure_set, scored_by=scored_by, answers=second,
                             answer_queries=limit)
-    champ = collect_evidence(champion, heldout_sets, components, failure_set, answers=answers, answer_queries=limit)
+    if answers is not None:
+        answers.absorb(first, second)
     if answers is None or limit == 0:
         skipped = {"skipped": answers_skipped if answers is None else "policy answers.queries is 0"}
         cand.answers, champ.answers = dict(skipped), dict(skipped)

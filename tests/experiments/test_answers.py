@@ -104,3 +104,33 @@ def test_the_guard_step_judges_candidate_and_champion_on_the_same_queries_and_lo
     report, _ = guard_and_register(project, candidate, [held], policy, Components(tmp_path / "e.sqlite"),
                                    answers_skipped="no LLM endpoint configured")
     assert {r.rule: r for r in report.rules}["answer metrics"].measured == "skipped"
+
+
+class Slow(LLMClient):
+    """The real client without a server: every call takes 0.1 s; answers are cited, verdicts alternate."""
+
+    def __init__(self):
+        super().__init__(LLMSettings(base_url="http://127.0.0.1:9/v1", model="slow", max_concurrency=1))
+
+    def _call(self, messages, params, timeout=None):
+        time.sleep(0.1)
+        self.calls += 1
+        return '{"reason": "r", "score": %d}' % (self.calls % 2) if "response_format" in params else "It is so [x#0]."
+
+
+def test_a_short_allowance_still_yields_paired_verdicts_because_the_champion_goes_first_with_half(tmp_path):
+    policy = Policy(min_gain=-1, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=5,
+                    answers={"queries": 30})
+    start = tmp_path / "start.yaml"
+    start.write_text(PipelineConfig.model_validate({"name": "start", **BM25, "lexical": {"tokenizer": "regex"}})
+                     .to_yaml())
+    project = open_project(tmp_path, None, start)
+    held = tune_and_heldout(DEMO_SET)[1].sample(30, seed=0)
+    judging = AnswerJudging(Slow(), deadline=time.monotonic() + 4)  # about 10 queries in all, far from 2 x 30
+    report, _ = guard_and_register(project, PipelineConfig.model_validate({"name": "english", **BM25}), [held],
+                                   policy, Components(tmp_path / "e.sqlite"), answers=judging)
+    champion = report.champion["sets"][held.name].get("faithfulness_judged", 0)
+    candidate = report.candidate["sets"][held.name].get("faithfulness_judged", 0)
+    assert champion >= 2 and candidate >= 2 and judging.spend.skipped > 0  # both sides got some, the rest not reached
+    rule = next(r for r in report.rules if r.rule == "no significant regression [faithfulness]")
+    assert rule.measured is not None and f"on {min(champion, candidate)} queries" in rule.why
