@@ -103,6 +103,32 @@ def response_detail(response: Any) -> Any:
     return response.text[:300]
 
 
+def feedback_rows(project_dir: Path, server: dict[str, Any] | None, token: Optional[str], sql: str,
+                  missing_ok: bool = False) -> list[dict[str, Any]]:
+    """Rows of the feedback store for ``sql``: from the running server's fresh snapshot (it holds the file), else
+    from the file itself (none when it does not exist and ``missing_ok``). The snapshot is read where this project
+    keeps it; the path in the server's reply is not used."""
+    from evalsets import FeedbackStore, StoreLocked, read_snapshot, snapshot_folder
+
+    if server:
+        response = call_server(server, token, "POST", "/snapshot", timeout=60)
+        if response.status_code != 200:
+            fail(f"the server at {server['url']} could not export its feedback snapshot ({response.status_code}): "
+                 f"{response_detail(response)}")
+        return read_snapshot(snapshot_folder(feedback_db(project_dir)), sql)
+    path = feedback_db(project_dir)
+    if missing_ok and not path.exists():
+        return []
+    try:
+        store = FeedbackStore(path)
+    except StoreLocked as err:
+        fail(str(err))
+    try:
+        return store.rows(sql)
+    finally:
+        store.close()
+
+
 def write_server_file(path: Path, info: dict[str, Any]) -> None:
     """Readable by this user only (it carries the nonce), swapped in whole."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")

@@ -12,7 +12,7 @@ from rich.markup import escape
 from agent.app import ProjectDir, app, console, err_console, fail
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
 from agent.progress import stage_progress
-from agent.server import call_server, corpus_file, feedback_db, response_detail, running_server
+from agent.server import call_server, corpus_file, feedback_db, feedback_rows, response_detail, running_server
 
 feedback_app = typer.Typer(help="Feedback from users: import exports, turn bad ratings into a failure set.",
                            no_args_is_help=True)
@@ -91,25 +91,8 @@ def feedback_import(
 
 
 def bad_feedback_rows(project_dir: Path, server: dict[str, Any] | None, token: Optional[str]) -> list[dict[str, Any]]:
-    """Negative feedback with its query and served results: from the server's fresh snapshot, or the file.
-
-    The snapshot is read where this project keeps it; the path in the server's reply is not used."""
-    from evalsets import FeedbackStore, StoreLocked, read_snapshot, snapshot_folder
-
-    if server:
-        response = call_server(server, token, "POST", "/snapshot", timeout=60)
-        if response.status_code != 200:
-            fail(f"the server at {server['url']} could not export its feedback snapshot ({response.status_code}): "
-                 f"{response_detail(response)}")
-        return read_snapshot(snapshot_folder(feedback_db(project_dir)), FAILURES_SQL)
-    try:
-        store = FeedbackStore(feedback_db(project_dir))
-    except StoreLocked as err:
-        fail(str(err))
-    try:
-        return store.rows(FAILURES_SQL)
-    finally:
-        store.close()
+    """Negative feedback with its query and served results: from the server's fresh snapshot, or the file."""
+    return feedback_rows(project_dir, server, token, FAILURES_SQL)
 
 
 JUDGE_CONTEXT = {"contexts": 10, "context_tokens": 2800}

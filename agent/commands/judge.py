@@ -27,27 +27,9 @@ WHERE r.kind = 'answer' AND r.answer IS NOT NULL ORDER BY f.ts, f.feedback_id"""
 
 def rated_answers(project_dir: Path, server: dict[str, Any] | None, token: Optional[str]) -> list[dict[str, Any]]:
     """Rated /answer responses: from the server's fresh snapshot when a server holds the store, else the file."""
-    from evalsets import FeedbackStore, StoreLocked, read_snapshot, snapshot_folder
+    from agent.server import feedback_rows
 
-    from agent.server import call_server, feedback_db, response_detail
-
-    if server:
-        response = call_server(server, token, "POST", "/snapshot", timeout=60)
-        if response.status_code != 200:
-            fail(f"the server at {server['url']} could not export its feedback snapshot ({response.status_code}): "
-                 f"{response_detail(response)}")
-        return read_snapshot(snapshot_folder(feedback_db(project_dir)), RATED_ANSWERS_SQL)
-    path = feedback_db(project_dir)
-    if not path.exists():
-        return []
-    try:
-        store = FeedbackStore(path)
-    except StoreLocked as err:
-        fail(str(err))
-    try:
-        return store.rows(RATED_ANSWERS_SQL)
-    finally:
-        store.close()
+    return feedback_rows(project_dir, server, token, RATED_ANSWERS_SQL, missing_ok=True)
 
 
 def chunk_texts(project_dir: Path, corpus: Path, config: Optional[Path], notes: list[str]
