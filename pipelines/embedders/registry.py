@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.trained import TrainedModelStore, is_trained
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -27,10 +29,16 @@ class ModelSpec:
     description: str = ""
     location: str | None = None
     """For sentence-transformers: a directory, a hub name, or "python:MODULE:FUNCTION" returning a directory."""
+    base: str | None = None
+    """For a trained model: the model it was trained from (an adapter maps that model's query vectors)."""
+    digest: str | None = None
+    """For a trained model: the sha256 of its weights (its cache keys carry it, never a machine's path)."""
 
     @property
     def fingerprint(self) -> str:
         """Identifies the weights: the model part of embedding-cache keys."""
+        if self.digest:
+            return f"{self.name}|{self.digest}"
         return f"{self.name}|{self.package or self.location}"
 
 
@@ -96,9 +104,11 @@ def checked_model_name(name: str | None) -> str | None:
 
 
 def resolve_model(name: str) -> ModelSpec:
-    """A registry entry, or a spec for a local sentence-transformers directory / cached hub name."""
+    """A registry entry, a trained model, or a spec for a local sentence-transformers directory / cached hub name."""
     if name in REGISTRY:
         return REGISTRY[name]
+    if is_trained(name):
+        return trained_spec(name)
     refused = code_location_refused(name)
     if refused:
         raise KeyError(refused)
@@ -112,3 +122,18 @@ def resolve_model(name: str) -> ModelSpec:
                        "a local sentence-transformers directory, or a cached hub name 'org/model'")
     return ModelSpec(name=name, loader="sentence-transformers", package=None, dim=None, max_length=None,
                      licence="unknown (user-supplied)", languages="unknown", location=location)
+
+
+TRAINED_LOADERS = {"adapter": "adapter", "embedder": "sentence-transformers", "reranker": "cross-encoder"}
+"""Trained kind -> the loader of its weights (an adapter wraps its base embedder, see pipelines.components)."""
+
+
+def trained_spec(name: str) -> ModelSpec:
+    """The spec of a trained model: its base model's dimensions, prefixes and licence, its own weights."""
+    model = TrainedModelStore().get(name)
+    base = resolve_model(model.base)
+    return ModelSpec(name=name, loader=TRAINED_LOADERS[model.kind], package=None, dim=base.dim,
+                     max_length=base.max_length, licence=base.licence, languages=base.languages,
+                     query_prefix=base.query_prefix, passage_prefix=base.passage_prefix,
+                     description=f"{model.kind} trained from {model.base} ({model.manifest.get('created', '?')})",
+                     location=str(model.weights), base=model.base, digest=model.sha256)

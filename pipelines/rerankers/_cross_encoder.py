@@ -1,7 +1,8 @@
 """A sentence-transformers cross-encoder re-scoring (query, candidate) pairs.
 
 It serves GPU nodes that have bge-reranker / ms-marco weights as a local directory or a cached hub
-name (no cross-encoder ships inside a PyPI package, see MODELS.md).
+name (no cross-encoder ships inside a PyPI package, see MODELS.md), and the rerankers evolve trains itself
+(``trained:reranker-...``, see pipelines.trained).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from pipelines.device import torch_device
 from pipelines.rerankers.base import RERANKERS, Embedders, Reranker, RerankerConfig
+from pipelines.trained import TrainedModelStore, is_trained
 
 
 class CrossEncoderRerankerConfig(RerankerConfig):
@@ -32,7 +34,10 @@ class CrossEncoderReranker(Reranker):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import CrossEncoder
 
-        location = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+        if is_trained(model):
+            location = str(TrainedModelStore().get(model).weights)
+        else:
+            location = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
         self.model = CrossEncoder(location, device=torch_device())
         self.batch_size = batch_size
 

@@ -1,0 +1,189 @@
+"""`evolve train`: train a query adapter, an embedder or a cross-encoder reranker from the project's own data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from agent.app import ProjectDir, app, at_least, cache_path, console, fail, load_pipeline
+from agent.paths import ProjectPaths
+from agent.project import TrackingOption
+
+TRAINING_SQL = """SELECT f.feedback_id, f.rating, f.correct_doc_id, coalesce(f.query, r.query) AS query, r.results
+FROM feedback f LEFT JOIN requests r ON f.request_id = r.request_id ORDER BY f.ts"""
+
+KIND_HELP = ("adapter: a linear map on a frozen model's query vectors (any embedder, seconds, no re-embedding); "
+             "embedder: fine-tune a sentence-transformers model (the corpus is embedded again); "
+             "reranker: a cross-encoder from transformer weights (best started from a trained embedder)")
+
+
+@app.command("train")
+def train_command(
+    kind: Annotated[str, typer.Option(help=KIND_HELP)],
+    base: Annotated[Optional[str], typer.Option(help="Model to start from: a registry name, a local directory or a "
+                                                     "trained:... id (default: the champion's dense model).")] = None,
+    train_split: Annotated[Optional[list[Path]], typer.Option(
+        "--train-split", help="Evaluation set whose 'train' split trains (repeatable); its other splits are "
+                              "guarded.")] = None,
+    synthesized: Annotated[Optional[list[Path]], typer.Option(
+        help="Set written by `evolve evalset synthesize` (repeatable): its judged questions train.")] = None,
+    feedback: Annotated[Optional[Path], typer.Option(
+        help="Corpus (evaluation set folder or corpus.jsonl) the served feedback is about: its ratings train "
+             "(bad with a marked document: that document against what was returned; good: a positive).")] = None,
+    guard: Annotated[Optional[list[Path]], typer.Option(
+        help="Evaluation set whose queries must never train (repeatable; every split but 'train' of every set "
+             "named anywhere here is guarded too).")] = None,
+    negatives_from: Annotated[Optional[Path], typer.Option(
+        help="Pipeline config that mines hard negatives (default: the champion).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Passes over the data (default: the kind's).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Upper bound on optimisation steps.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Queries per step (default: the kind's).")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Default: the kind's.")] = None,
+    negatives: Annotated[Optional[int], typer.Option(help="Hard negatives per query (default: the kind's).")] = None,
+    max_seq_length: Annotated[int, typer.Option(help="Tokens per text (embedder, reranker).")] = 256,
+    rank: Annotated[Optional[int], typer.Option(help="Adapter: low-rank update of this rank (default: full).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the batch order and initialisation.")] = 0,
+    time_limit: Annotated[Optional[str], typer.Option(
+        help="Stop after this long (e.g. 20m) at a checkpoint; the same command goes on from it.")] = None,
+    tracking_uri: TrackingOption = None,
+    project_dir: ProjectDir = Path("."),
+) -> None:
+    """Train one of evolve's own models from training splits, synthesized questions and feedback.
+
+    Queries of held-back and test splits never train: every split but 'train' of each set named here (and --guard)
+    is matched by id and by text and dropped, and the run is refused if one slips through. Hard negatives are the
+    champion's top documents that are not positives. The model is stored content-addressed under
+    .evolve/models/, logged to MLflow (experiment evolve-training), and named by an id such as
+    trained:adapter-1a2b3c4d5e6f that configs and search spaces use like any model. A run stopped by --time-limit or
+    Ctrl-C resumes from its last checkpoint when the same command runs again.
+    """
+    from experiments import parse_duration
+    from experiments.training import (TRAINERS, LeakError, TrainingError, TrainSettings, assemble,
+                                      from_split, from_synthesized, log_trained_model, mine_negatives,
+                                      train_model)
+
+    if kind not in TRAINERS.kinds():
+        fail(f"unknown --kind {kind!r}: one of {', '.join(TRAINERS.kinds())}")
+    for value, minimum, option in ((epochs, 0.001, "--epochs"), (max_steps, 1, "--max-steps"),
+                                   (batch_size, 1, "--batch-size"), (negatives, 0, "--negatives"),
+                                   (rank, 1, "--rank"), (max_seq_length, 16, "--max-seq-length")):
+        at_least(value, minimum, option)
+    paths = ProjectPaths.of(project_dir)
+    champion = _champion(project_dir)
+    miner = load_pipeline(negatives_from) if negatives_from else champion
+    base = base or _default_base(kind, champion)
+    parts, notes = [], []
+    for path in train_split or []:
+        parts.append(_read(lambda p=path: from_split(p, "train")))
+    for path in synthesized or []:
+        parts.append(_read(lambda p=path: from_synthesized(p)))
+    if feedback is not None:
+        parts.append(_feedback_part(project_dir, feedback, notes))
+    if not parts:
+        fail("no training data: give --train-split, --synthesized and/or --feedback")
+    guarded = [*(train_split or []), *(guard or [])]
+    guarded += [feedback] if feedback is not None and feedback.is_dir() else []
+    try:
+        data = assemble(parts, _guard(guarded), notes)
+    except LeakError as err:
+        fail(str(err))
+    console.print(f"training data: {len(data.examples)} examples {data.summary()['per_source']}, "
+                  f"{data.dropped_leaks} dropped as evaluation queries"
+                  + (f" ({'; '.join(notes)})" if notes else ""), highlight=False)
+
+    from agent.progress import stage_progress
+    from pipelines import Components, Retriever
+
+    components = Components(cache_path(project_dir))
+    wanted = negatives if negatives is not None else TRAINERS.get(kind).default_negatives
+    with stage_progress(console) as progress:
+        if wanted:
+            documents = list(data.documents.values())
+            searcher = Retriever(miner, components).build(documents, progress)
+            data.examples = mine_negatives(data.examples, searcher, per_query=wanted)
+        settings = TrainSettings(epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                                 learning_rate=learning_rate, negatives=negatives, max_seq_length=max_seq_length,
+                                 rank=rank, seed=seed)
+        deadline = time.time() + parse_duration(time_limit) if time_limit else None
+        try:
+            outcome = train_model(kind, base, data, settings, components, deadline=deadline,
+                                  progress=lambda done, total: progress(f"training {kind} from {base}", done, total))
+        except (TrainingError, ValueError, KeyError) as err:
+            fail(str(err.args[0] if isinstance(err, KeyError) and err.args else err))
+    report = outcome.report
+    if outcome.model is None:
+        console.print(f"[yellow]stopped at step {report['steps']} of {report['planned_steps']}[/] (checkpoint saved "
+                      f"after {report['seconds']} s of training); run the same command again to go on")
+        raise typer.Exit(3)
+    model = outcome.model
+    run_id = log_trained_model(model, paths.tracking_uri(tracking_uri))
+    console.print(_summary(model, report, run_id))
+    console.print(f"use it in a config or a search space as [bold]{model.model_id}[/]"
+                  + (f" (dense.model, or dense_models in a space; passages keep {model.base}'s cached vectors)"
+                     if kind == "adapter" else " (dense.model / dense_models)" if kind == "embedder"
+                     else " (reranker: {kind: cross-encoder, model: ...})"), highlight=False)
+
+
+def _read(load: Any) -> Any:
+    from evalsets import EvalSetError
+
+    try:
+        return load()
+    except EvalSetError as err:
+        fail(str(err))
+
+
+def _guard(paths: list[Path]) -> Any:
+    from experiments.training import LeakGuard
+
+    return _read(lambda: LeakGuard.for_evalsets(dict.fromkeys(p for p in paths if p.is_dir())))
+
+
+def _champion(project_dir: Path) -> Any:
+    from agent.project import open_project, say_recovered
+
+    project = open_project(project_dir, None)
+    say_recovered(project)
+    return project.champion_config()
+
+
+def _default_base(kind: str, champion: Any) -> str:
+    """The champion's dense model; for a reranker, the packaged MiniLM when that model has no transformer weights."""
+    model = champion.dense.model if champion.dense else "all-MiniLM-L6-v2"
+    if kind == "reranker":
+        from pipelines.embedders import resolve_model
+
+        return model if resolve_model(model).loader == "sentence-transformers" else "all-MiniLM-L6-v2"
+    return model
+
+
+def _feedback_part(project_dir: Path, corpus: Path, notes: list[str]) -> Any:
+    from agent.server import corpus_file, feedback_rows, running_server
+    from evalsets import read_corpus
+    from experiments.training import from_feedback
+
+    docs = _read(lambda: read_corpus(corpus_file(corpus)))
+    rows = feedback_rows(project_dir, running_server(project_dir), None, TRAINING_SQL, missing_ok=True)
+    examples, unusable = from_feedback(rows, {d.doc_id for d in docs})
+    notes.append(f"feedback: {len(rows)} ratings, {len(examples)} usable, {unusable} without a known document")
+    return examples, docs
+
+
+def _summary(model: Any, report: dict[str, Any], run_id: str) -> Table:
+    data = model.manifest.get("data", {})
+    table = Table(title=f"trained {model.model_id}", show_header=False)
+    rows = [("base model", f"{model.base} (licence {model.licence})"),
+            ("examples", f"{data.get('examples')} {data.get('per_source')}, {data.get('negatives')} hard negatives"),
+            ("steps", f"{report.get('steps')} in {report.get('seconds')} s on {report.get('device')}"
+                      + (" (reused: trained before with the same inputs)" if report.get("reused") else "")),
+            ("loss", f"{report.get('loss_first')} -> {report.get('loss_last')} (first and last tenth of steps)"),
+            ("peak memory", f"{report.get('peak_memory_mb')} MB"),
+            ("stored", str(model.folder)), ("MLflow run", run_id)]
+    for name, value in rows:
+        table.add_row(name, escape(str(value)))
+    return table

@@ -1,0 +1,168 @@
+"""Training evolve's own models on real data: SciFact train queries, the packaged MiniLM, a real embedding cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import shared_set, write_evalset
+from evalsets import load_evalset
+from experiments import evaluate
+from experiments.training import (LeakError, LeakGuard, TrainingExample, TrainSettings, assemble, from_feedback,
+                                  from_split, mine_negatives, train_model)
+from pipelines import Components, PipelineConfig, Retriever, TrainedModelError, TrainedModelStore
+
+BASE = "all-MiniLM-L6-v2"
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def _qrels(path: Path, ids: set[str]) -> list[tuple[str, str, int]]:
+    rows = [line.split("\t") for line in path.read_text("utf-8").splitlines()[1:]]
+    return [(q, d, int(r)) for q, d, r in rows if q in ids]
+
+
+@pytest.fixture(scope="module")
+def scifact_with_train(tmp_path_factory) -> Path:
+    """30 SciFact train queries and 8 test queries, their documents and 30 others; one train query repeats a test
+    query's text under another id, one reuses a test query's id: both must be kept out of training."""
+    source = shared_set("scifact")
+    train, test = _rows(source / "queries.train.jsonl")[:30], _rows(source / "queries.jsonl")[:8]
+    train_qrels = _qrels(source / "qrels.train.tsv", {q["query_id"] for q in train})
+    test_qrels = _qrels(source / "qrels.tsv", {q["query_id"] for q in test})
+    needed = {d for _, d, _ in train_qrels + test_qrels}
+    docs, others = [], 0
+    for doc in _rows(source / "corpus.jsonl"):
+        if doc["doc_id"] in needed or others < 30:
+            others += doc["doc_id"] not in needed
+            docs.append(doc)
+    folder = write_evalset(tmp_path_factory.mktemp("sets") / "scifact-mini", docs, test, test_qrels)
+    copied_text = {"query_id": "train-copy", "text": "  " + test[0]["text"].upper() + " "}
+    reused_id = {"query_id": test[1]["query_id"], "text": "a different question about " + test[1]["text"][:20]}
+    leaks = [(copied_text["query_id"], test_qrels[0][1], 1), (reused_id["query_id"], test_qrels[1][1], 1)]
+    (folder / "queries.train.jsonl").write_text("".join(json.dumps(q) + "\n" for q in train + [copied_text, reused_id]))
+    (folder / "qrels.train.tsv").write_text("query_id\tdoc_id\trelevance\n"
+                                            + "".join(f"{q}\t{d}\t{r}\n" for q, d, r in train_qrels + leaks))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def components(tmp_path_factory) -> Components:
+    return Components(tmp_path_factory.mktemp("cache") / "embeddings.sqlite")
+
+
+@pytest.fixture(scope="module")
+def data(scifact_with_train, components):
+    guard = LeakGuard.for_evalsets([scifact_with_train])
+    data = assemble([from_split(scifact_with_train, "train")], guard)
+    base = PipelineConfig.model_validate({"name": "base", "dense": {"model": BASE}, "fusion": {"kind": "none"}})
+    data.examples = mine_negatives(data.examples, Retriever(base, components).build(list(data.documents.values())), 3)
+    return data
+
+
+def test_evaluation_queries_never_train(scifact_with_train, data):
+    """Dropped by id and by normalised text; what is left shares neither with any test query."""
+    test = load_evalset(scifact_with_train, "default")
+    test_ids, test_texts = {q.query_id for q in test.queries}, {" ".join(q.text.lower().split()) for q in test.queries}
+    assert data.dropped_leaks == 2
+    assert len(data.examples) == 30
+    for example in data.examples:
+        assert example.query_id.split(":", 1)[1] not in test_ids
+        assert " ".join(example.query.lower().split()) not in test_texts
+    guard = LeakGuard.for_evalsets([scifact_with_train])
+    leaked = TrainingExample("feedback:x", test.queries[2].text.replace(" ", "  "), ("d",), source="feedback")
+    with pytest.raises(LeakError, match="evaluation queries"):
+        guard.check([*data.examples, leaked])
+    kept, dropped = guard.filter([leaked])
+    assert (kept, dropped) == ([], 1)
+
+
+def test_feedback_gives_positives_and_hard_negatives():
+    rows = [{"feedback_id": "f1", "rating": "bad", "query": "q one", "correct_doc_id": "d2",
+             "results": json.dumps([{"doc_id": "d1"}, {"doc_id": "d2"}, {"doc_id": "d3"}])},
+            {"feedback_id": "f2", "rating": "good", "query": "q two", "correct_doc_id": None,
+             "results": [{"doc_id": "d3"}]},
+            {"feedback_id": "f3", "rating": "bad", "query": "q three", "correct_doc_id": None, "results": None},
+            {"feedback_id": "f4", "rating": "bad", "query": "q four", "correct_doc_id": "gone", "results": None}]
+    examples, unusable = from_feedback(rows, {"d1", "d2", "d3"})
+    assert unusable == 2
+    assert [(e.query, e.positives, e.negatives) for e in examples] == [("q one", ("d2",), ("d1", "d3")),
+                                                                       ("q two", ("d3",), ())]
+
+
+def _mrr(config: PipelineConfig, evalset, components) -> float:
+    return evaluate(evalset, config, components).means["mrr@10"]
+
+
+def test_adapter_learns_resumes_to_the_same_model_and_is_verified(scifact_with_train, data, components, tmp_path):
+    settings = TrainSettings(epochs=10, batch_size=8, checkpoint_every=3, seed=3)
+    store = TrainedModelStore(tmp_path / "a")
+    whole = train_model("adapter", BASE, data, settings, components, store)
+    assert whole.model is not None and whole.model.model_id.startswith("trained:adapter-")
+    assert whole.model.manifest["data"]["per_source"] == {"train-split": 30}
+    assert whole.model.licence == "Apache-2.0" and whole.model.base == BASE
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_step_8(done: int, total: int) -> None:
+        if done == 8:
+            raise Crash
+
+    interrupted = TrainedModelStore(tmp_path / "b")
+    with pytest.raises(Crash):
+        train_model("adapter", BASE, data, settings, components, interrupted, progress=crash_at_step_8)
+    steps_seen = []
+    resumed = train_model("adapter", BASE, data, settings, components, interrupted,
+                          progress=lambda done, total: steps_seen.append(done))
+    assert steps_seen[0] == 7  # the checkpoint after step 6, then step 7 onwards: the same batches, the same model
+    assert resumed.model.model_id == whole.model.model_id
+    again = train_model("adapter", BASE, data, settings, components, store)
+    assert again.report.get("reused") and again.model.model_id == whole.model.model_id
+
+    train = load_evalset(scifact_with_train, "train")
+    base = PipelineConfig.model_validate({"name": "base", "dense": {"model": BASE}, "fusion": {"kind": "none"}})
+    monkey_root = str(store.root)
+    import os
+
+    os.environ["EVOLVE_TRAINED_MODELS"] = monkey_root
+    try:
+        adapted = base.model_copy(update={"dense": base.dense.model_copy(update={"model": whole.model.model_id})})
+        assert _mrr(adapted, train, components) > _mrr(base, train, components)
+        assert components.store.count(f"{whole.model.model_id}|{whole.model.sha256}") == 0  # passages: the base's
+        matrix = whole.model.weights / "matrix.npy"
+        values = np.load(matrix)
+        values[0, 0] += 1.0
+        np.save(matrix, values)
+        TrainedModelStore._verified.clear()
+        with pytest.raises(TrainedModelError, match="changed since it was trained"):
+            TrainedModelStore(store.root).get(whole.model.model_id)
+    finally:
+        del os.environ["EVOLVE_TRAINED_MODELS"]
+
+
+def test_embedder_and_reranker_train_on_cpu_and_load_as_pipeline_parts(scifact_with_train, data, components,
+                                                                       tmp_path, monkeypatch):
+    from guardrails import Evidence  # noqa: F401  (the guard's licence lookup below)
+    from guardrails.evidence import models_of
+
+    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
+    short = TrainSettings(max_steps=2, batch_size=4, max_seq_length=64)
+    embedder = train_model("embedder", BASE, data, short, components).model
+    reranker = train_model("reranker", embedder.model_id, data, short.model_copy(update={"negatives": 3}),
+                           components).model
+    assert embedder.model_id.startswith("trained:embedder-") and reranker.model_id.startswith("trained:reranker-")
+    assert reranker.licence == "Apache-2.0"  # the base's, through the trained embedder it started from
+    test = load_evalset(scifact_with_train, "default")
+    config = PipelineConfig.model_validate({
+        "name": "own-models", "dense": {"model": embedder.model_id}, "fusion": {"kind": "none"},
+        "reranker": {"kind": "cross-encoder", "model": reranker.model_id, "top_n": 10, "blend": 0.5}})
+    result = evaluate(test, config, components)
+    assert 0.0 <= result.means["ndcg@10"] <= 1.0
+    assert components.store.count(f"{embedder.model_id}|{embedder.sha256}") >= len(test.corpus)
+    assert models_of(config) == {embedder.model_id: "Apache-2.0", reranker.model_id: "Apache-2.0"}
