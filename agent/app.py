@@ -95,8 +95,9 @@ def check_models(pipeline: Any, where: str) -> None:
     from pipelines.embedders import resolve_model
 
     embedding_reranker = getattr(pipeline.reranker, "model_kind", None) == "embedding"
+    trained = [m for m in pipeline.models() if m.startswith("trained:")]  # verified against their ids too
     for model in filter(None, [pipeline.dense.model if pipeline.dense else None,
-                               pipeline.reranker.model if embedding_reranker else None]):
+                               pipeline.reranker.model if embedding_reranker else None, *trained]):
         try:
             resolve_model(model)
         except KeyError as err:

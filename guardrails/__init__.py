@@ -9,6 +9,7 @@ registry mirrors it. Public API::
 from guardrails.checks import GuardReport, RuleResult, check_candidate
 from guardrails.decisions import (
     approve,
+    ensure_trained_models,
     evaluate_against_champion,
     guard_and_register,
     logged_decision,
@@ -38,7 +39,7 @@ from guardrails.stats import alpha_for_look, minimum_detectable_effect, paired_b
 __all__ = ["ChainBroken", "ChampionRecord", "DEFAULT_POLICY", "DecisionError", "DecisionLog", "Evidence",
            "GuardReport", "LogError", "LogLocked", "PACKAGED_DEFAULT", "PipelineRegistry", "Policy", "PolicyError",
            "Project", "RuleResult", "alpha_for_look", "approve", "champion_file_header", "check_candidate",
-           "collect_evidence", "evaluate_against_champion", "first_bad_row", "guard_and_register", "load_policy",
+           "collect_evidence", "ensure_trained_models", "evaluate_against_champion", "first_bad_row", "guard_and_register", "load_policy",
            "logged_decision", "materialise", "minimum_detectable_effect", "mirror_differences", "paired_bootstrap_p",
            "pending_intents", "permutation_p", "policy_sha256", "record_decision", "recover", "reject",
            "resamples_for", "rollback", "sync_mirror", "version_states"]

@@ -29,8 +29,8 @@ from guardrails.ledger import (
 from guardrails.mirror import first_line, sync_mirror
 from guardrails.policy import Policy, load_policy, policy_sha256
 from guardrails.project import DecisionError, Project, write_champion_file
-from guardrails.registry import MODEL_NAME
-from pipelines import Components, PipelineConfig
+from guardrails.registry import MODEL_NAME, trained_models_of
+from pipelines import Components, PipelineConfig, TrainedModelError
 
 MACHINE_ACTOR = "evolve (guard step)"
 
@@ -173,6 +173,21 @@ def _candidate(project: Project, version: str, verb: str) -> Row:
     return registered
 
 
+def ensure_trained_models(project: Project, config: PipelineConfig, version: str | None) -> list[str]:
+    """The trained models ``config`` needs, in the project's model folder before it becomes (or is served as) the
+    champion: those missing come back from ``version``'s MLflow artifacts (verified by hash). Returns the ids
+    restored; a model that cannot be had is a DecisionError naming it (nothing changed)."""
+    try:
+        trained_models_of(config)
+        return []
+    except TrainedModelError:
+        pass
+    try:
+        return project.registry.restore_trained_models(config, version)
+    except TrainedModelError as err:
+        raise DecisionError(str(err)) from None
+
+
 # --- the humans' decisions -------------------------------------------------------------------------------
 def approve(project: Project, version: str, reason: str, actor: str | None = None,
             accept_policy_mismatch: bool = False) -> tuple[str | None, list[str]]:
@@ -191,6 +206,7 @@ def approve(project: Project, version: str, reason: str, actor: str | None = Non
     if config.sha256() != registered.config_sha256:
         raise DecisionError(f"version {version}'s config in MLflow has sha256 {config.sha256()}, but the evaluated "
                             f"config had {registered.config_sha256}: it was changed after the guard step; refusing")
+    ensure_trained_models(project, config, version)
     current_policy = policy_sha256(load_policy(project.policy_path))
     matches = registered.policy_sha256 == current_policy
     if not matches and not accept_policy_mismatch:
@@ -221,6 +237,8 @@ def rollback(project: Project, reason: str, actor: str | None = None) -> tuple[s
     if len(history) < 2:
         raise DecisionError("there is no approved champion to roll back")
     current, target = history[-1], history[-2]
+    if target.config:  # the packaged default (no config recorded) names no trained model
+        ensure_trained_models(project, PipelineConfig.model_validate(target.config), target.version)
     problems = _human_decision(project, "rollback", target.version, current.version, reason, actor,
                                target.config_sha256, {"config": target.config, "from_config_sha256":
                                                       current.config_sha256})

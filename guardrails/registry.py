@@ -3,6 +3,11 @@
 A registered version's source is a plain artifact folder (`pipeline/config.yaml`) of the run that
 holds the guardrail report and the evaluation results. Only configs that passed the policy are
 registered; a rejected one is a run tagged `evolve.status=rejected` with its report, nothing more.
+
+A registered config that names models evolve trained carries them: each model's folder (weights and
+manifest) is an artifact of the version's run under `trained_models/`, and the tag `evolve.trained_models`
+names them with their sha256. So approving, rolling back to or serving that version works on a machine
+(or after a clean-up) where the project's model folder lacks them: :meth:`restore_trained_models`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from experiments import artifact_location, flatten, metric_key
 from guardrails.checks import GuardReport
-from pipelines import PipelineConfig
+from pipelines import PipelineConfig, TrainedModelError, TrainedModelStore, is_trained
 
 MODEL_NAME = "evolve-retrieval-pipeline"
 EXPERIMENT = "evolve-promotions"
@@ -48,6 +53,8 @@ class PipelineRegistry:
 
         status = "candidate" if report.passed else "rejected"
         hashes = hashes or {}
+        trained = trained_models_of(config)
+        hashes = {**hashes, **({TRAINED_TAG: json.dumps(trained)} if trained else {})}
         tags = {STATUS: status, "evolve.config_name": config.name, "evolve.failed_rules": ",".join(report.failed_rules),
                 **hashes}
         if study:
@@ -71,6 +78,12 @@ class PipelineRegistry:
                     for row in rows:
                         out.write(json.dumps(row, ensure_ascii=False) + "\n")
             self.client.log_artifacts(run_id, str(folder))
+        if report.passed:  # a version that may become the champion keeps its own copy of every trained model
+            store = TrainedModelStore()
+            for model_id in trained:
+                model = store.get(model_id)
+                self.client.log_artifacts(run_id, str(model.folder),
+                                          f"{TRAINED_ARTIFACTS}/{TrainedModelStore.folder_name(model_id)}")
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         if not report.passed:
             return run_id, None
@@ -133,6 +146,42 @@ class PipelineRegistry:
                                       tracking_uri=self.tracking_uri)
             return PipelineConfig.from_yaml(Path(path).read_text(encoding="utf-8"))
 
+    def restore_trained_models(self, config: PipelineConfig, version: str | None,
+                               store: TrainedModelStore | None = None) -> list[str]:
+        """Every trained model ``config`` names, available in ``store`` (the project's): those missing are copied
+        from ``version``'s artifacts and verified against their ids. Returns the ids restored; raises
+        TrainedModelError naming a model that is neither in the store nor in the version."""
+        from mlflow.artifacts import download_artifacts
+
+        store = store or TrainedModelStore()
+        restored, queue, seen = [], list(trained_models_of(config, verify=False)), set()
+        while queue:
+            model_id = queue.pop(0)
+            if model_id in seen:
+                continue
+            seen.add(model_id)
+            try:
+                base = store.get(model_id).base
+                queue += [base] if is_trained(base) else []
+                continue
+            except TrainedModelError:
+                if version is None:
+                    raise
+            run_id = self.version(version).run_id
+            folder = TrainedModelStore.folder_name(model_id)
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    path = download_artifacts(run_id=run_id, artifact_path=f"{TRAINED_ARTIFACTS}/{folder}",
+                                              dst_path=tmp, tracking_uri=self.tracking_uri)
+                except Exception as err:  # noqa: BLE001 - not logged with this version, or MLflow is down
+                    raise TrainedModelError(f"trained model {model_id} (named by version {version}'s config) is not "
+                                            f"in {store.root} and could not be restored from MLflow: "
+                                            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+                base = TrainedModelStore(Path(path).parent).copy_to(model_id, store).base
+            queue += [base] if is_trained(base) else []
+            restored.append(model_id)
+        return restored
+
     def report_of(self, version: str) -> dict[str, Any]:
         from mlflow.artifacts import download_artifacts
 
@@ -141,3 +190,24 @@ class PipelineRegistry:
             path = download_artifacts(run_id=v.run_id, artifact_path="guardrail_report.json", dst_path=tmp,
                                       tracking_uri=self.tracking_uri)
             return json.loads(Path(path).read_text())
+
+
+TRAINED_TAG = "evolve.trained_models"
+TRAINED_ARTIFACTS = "trained_models"
+
+
+def trained_models_of(config: PipelineConfig, verify: bool = True) -> dict[str, str]:
+    """Trained model id -> sha256 of its weights, for every trained model ``config`` needs: those it names and the
+    trained bases they were trained from (an adapter on a trained embedder needs both). ``verify=False``: only the
+    ids the config names, with no hash, nothing read."""
+    queue = [m for m in config.models() if is_trained(m)]
+    if not verify:
+        return dict.fromkeys(queue, "")
+    store, out = TrainedModelStore(), {}
+    while queue:
+        model_id = queue.pop(0)
+        if model_id not in out:
+            model = store.get(model_id)
+            out[model_id] = model.sha256
+            queue += [model.base] if is_trained(model.base) else []
+    return out

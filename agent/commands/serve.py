@@ -38,6 +38,12 @@ def champion(project_dir: Path, config: Optional[Path], tracking_uri: Optional[s
         return load_pipeline(config), f"file:{config.name}", project
     say_recovered(project)
     pipeline, record = project.champion()
+    from agent.project import decision_errors
+    from guardrails import ensure_trained_models
+
+    with decision_errors():
+        for model_id in ensure_trained_models(project, pipeline, record.version):
+            console.print(f"restored {model_id} from version {record.version}'s MLflow artifacts")
     check_models(pipeline, f"the champion config {pipeline.name} (version {record.version or 'default'})")
     return pipeline, record.version or "default", project
 
