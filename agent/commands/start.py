@@ -40,9 +40,15 @@ def start_command(
                                                "decision; 'auto' cross-fits sets under 1000 queries without a "
                                                "train split.")] = "auto",
     folds: Annotated[int, typer.Option(min=2, max=20, help="Cross-fitting folds.")] = 5,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Let the loop train its own models (a query "
+                                        "adapter; with a GPU or 45+ min left also an embedder and a cross-encoder) "
+                                        "when its training data has grown: the set's 'train' split, --synthesized "
+                                        "sets and feedback on its corpus.")] = True,
+    synthesized: Annotated[Optional[list[Path]], typer.Option(
+        help="Set written by `evolve evalset synthesize` whose questions may train (repeatable).")] = None,
     policy: PolicyOption = None, tracking_uri: TrackingOption = None, project_dir: ProjectDir = Path("."),
 ) -> None:
-    """Run the loop: observe_champion -> propose_space -> run_studies -> guard_candidate -> record_decision, within the budget.
+    """Run the loop: observe_champion -> propose_space -> train_models -> run_studies -> guard_candidate -> record_decision, within the budget.
 
     Killed (even with SIGKILL)? Run the same command again: the run resumes where it stopped, with its
     remaining budget (time while dead does not count) and every finished trial kept. Promoted configs wait for
@@ -88,7 +94,8 @@ def start_command(
         except ValueError as err:
             fail(str(err))
         resume = {"run_id": run_id, "evalset": str(evalset.resolve()), "budget_seconds": budget_seconds,
-                  "spent_seconds": 0.0, "started": datetime.now(timezone.utc).isoformat(), "folds": run_folds}
+                  "spent_seconds": 0.0, "started": datetime.now(timezone.utc).isoformat(), "folds": run_folds,
+                  "train": train, "synthesized": [str(p.resolve()) for p in synthesized or []]}
         paths.current_run.write_text(json.dumps(resume))
         console.print(f"new run [bold]{run_id}[/]: budget {budget}, evaluation set {evalset}")
     clock = BudgetClock(paths.current_run, resume["budget_seconds"], resume.get("spent_seconds", 0.0))
@@ -116,6 +123,9 @@ def start_command(
         ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, Components(cache_path(project_dir)),
                            llm, trials_per_iteration, failures, tracker, reason, storage, resume.get("folds"),
                            say=lambda line: console.print(escape(line), highlight=False))
+        ctx.training = _training_sources(Path(resume["evalset"]), resume)
+        if ctx.training:
+            console.print(f"training data for the train move: {ctx.training.describe()}", highlight=False)
         console.print("decision: " + (f"cross-fitted over {ctx.folds} folds (one study per fold; every query "
                                       "held back once)" if ctx.folds else "one fixed hold-back of the queries")
                       + "; alpha spent over the looks since the last human decision")
@@ -211,3 +221,16 @@ def stop_command(project_dir: ProjectDir = Path(".")) -> None:
     paths = AgentPaths(project_dir.resolve())
     paths.stop.write_text(datetime.now(timezone.utc).isoformat())
     console.print(f"stop requested ({paths.stop}); the loop ends after its current trial")
+
+
+def _training_sources(evalset: Path, resume: dict[str, Any]) -> Any:
+    """What the loop's train move may learn from: the decision set's 'train' split (its other splits are guarded),
+    the synthesized sets given, and feedback on the set's corpus. None with --no-train."""
+    from agent.training import TrainingSources
+    from evalsets import available_splits
+
+    if not resume.get("train", True):
+        return None
+    return TrainingSources(train_splits=[evalset] if "train" in available_splits(evalset) else [],
+                           synthesized=[Path(p) for p in resume.get("synthesized", [])], feedback_corpus=evalset,
+                           guard=[evalset])

@@ -14,9 +14,6 @@ from agent.app import ProjectDir, app, at_least, cache_path, console, fail, load
 from agent.paths import ProjectPaths
 from agent.project import TrackingOption
 
-TRAINING_SQL = """SELECT f.feedback_id, f.rating, f.correct_doc_id, coalesce(f.query, r.query) AS query, r.results
-FROM feedback f LEFT JOIN requests r ON f.request_id = r.request_id ORDER BY f.ts"""
-
 KIND_HELP = ("adapter: a linear map on a frozen model's query vectors (any embedder, seconds, no re-embedding); "
              "embedder: fine-tune a sentence-transformers model (the corpus is embedded again); "
              "reranker: a cross-encoder from transformer weights (best started from a trained embedder)")
@@ -62,9 +59,10 @@ def train_command(
     trained:adapter-1a2b3c4d5e6f that configs and search spaces use like any model. A run stopped by --time-limit or
     Ctrl-C resumes from its last checkpoint when the same command runs again.
     """
+    from agent.training import TrainingSources, gather, mine
+    from evalsets import EvalSetError
     from experiments import parse_duration
-    from experiments.training import (TRAINERS, LeakError, TrainingError, TrainSettings, assemble,
-                                      from_split, from_synthesized, log_trained_model, mine_negatives,
+    from experiments.training import (TRAINERS, LeakError, TrainingError, TrainSettings, log_trained_model,
                                       train_model)
 
     if kind not in TRAINERS.kinds():
@@ -77,35 +75,25 @@ def train_command(
     champion = _champion(project_dir)
     miner = load_pipeline(negatives_from) if negatives_from else champion
     base = base or _default_base(kind, champion)
-    parts, notes = [], []
-    for path in train_split or []:
-        parts.append(_read(lambda p=path: from_split(p, "train")))
-    for path in synthesized or []:
-        parts.append(_read(lambda p=path: from_synthesized(p)))
-    if feedback is not None:
-        parts.append(_feedback_part(project_dir, feedback, notes))
-    if not parts:
+    sources = TrainingSources(list(train_split or []), list(synthesized or []), feedback, list(guard or []))
+    if not sources:
         fail("no training data: give --train-split, --synthesized and/or --feedback")
-    guarded = [*(train_split or []), *(guard or [])]
-    guarded += [feedback] if feedback is not None and feedback.is_dir() else []
     try:
-        data = assemble(parts, _guard(guarded), notes)
-    except LeakError as err:
+        data = gather(project_dir, sources)
+    except (EvalSetError, LeakError) as err:
         fail(str(err))
     console.print(f"training data: {len(data.examples)} examples {data.summary()['per_source']}, "
                   f"{data.dropped_leaks} dropped as evaluation queries"
-                  + (f" ({'; '.join(notes)})" if notes else ""), highlight=False)
+                  + (f" ({'; '.join(data.notes)})" if data.notes else ""), highlight=False)
 
     from agent.progress import stage_progress
-    from pipelines import Components, Retriever
+    from pipelines import Components
 
     components = Components(cache_path(project_dir))
     wanted = negatives if negatives is not None else TRAINERS.get(kind).default_negatives
     with stage_progress(console) as progress:
         if wanted:
-            documents = list(data.documents.values())
-            searcher = Retriever(miner, components).build(documents, progress)
-            data.examples = mine_negatives(data.examples, searcher, per_query=wanted)
+            mine(data, miner, components, wanted, progress)
         settings = TrainSettings(epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                                  learning_rate=learning_rate, negatives=negatives, max_seq_length=max_seq_length,
                                  rank=rank, seed=seed)
@@ -129,21 +117,6 @@ def train_command(
                      else " (reranker: {kind: cross-encoder, model: ...})"), highlight=False)
 
 
-def _read(load: Any) -> Any:
-    from evalsets import EvalSetError
-
-    try:
-        return load()
-    except EvalSetError as err:
-        fail(str(err))
-
-
-def _guard(paths: list[Path]) -> Any:
-    from experiments.training import LeakGuard
-
-    return _read(lambda: LeakGuard.for_evalsets(dict.fromkeys(p for p in paths if p.is_dir())))
-
-
 def _champion(project_dir: Path) -> Any:
     from agent.project import open_project, say_recovered
 
@@ -160,18 +133,6 @@ def _default_base(kind: str, champion: Any) -> str:
 
         return model if resolve_model(model).loader == "sentence-transformers" else "all-MiniLM-L6-v2"
     return model
-
-
-def _feedback_part(project_dir: Path, corpus: Path, notes: list[str]) -> Any:
-    from agent.server import corpus_file, feedback_rows, running_server
-    from evalsets import read_corpus
-    from experiments.training import from_feedback
-
-    docs = _read(lambda: read_corpus(corpus_file(corpus)))
-    rows = feedback_rows(project_dir, running_server(project_dir), None, TRAINING_SQL, missing_ok=True)
-    examples, unusable = from_feedback(rows, {d.doc_id for d in docs})
-    notes.append(f"feedback: {len(rows)} ratings, {len(examples)} usable, {unusable} without a known document")
-    return examples, docs
 
 
 def _summary(model: Any, report: dict[str, Any], run_id: str) -> Table:

@@ -1,6 +1,6 @@
 """The agent loop as a LangGraph StateGraph, checkpointed in SQLite so a killed run resumes: wiring only.
 
-observe_champion -> propose_space -> run_studies -> guard_candidate -> record_decision -> observe_champion ...
+observe_champion -> propose_space -> train_models -> run_studies -> guard_candidate -> record_decision -> ...
 until the budget, a stop request, or the iteration or trial limit ends it; then summarize. The nodes are in
 :mod:`agent.loop.nodes`, the state and the context they share in :mod:`agent.loop.state`.
 """
@@ -14,8 +14,8 @@ from typing import Any
 from agent.loop import nodes
 from agent.loop.state import AgentContext, AgentState
 
-ITERATION = (nodes.observe_champion, nodes.propose_space, nodes.run_studies, nodes.guard_candidate,
-             nodes.record_decision)
+ITERATION = (nodes.observe_champion, nodes.propose_space, nodes.train_models, nodes.run_studies,
+             nodes.guard_candidate, nodes.record_decision)
 """The nodes of one iteration, in order; each node is named as its function."""
 
 

@@ -1,6 +1,6 @@
 """The loop's nodes, one function each: ``node(ctx, state) -> the state's update``.
 
-observe_champion -> propose_space -> run_studies -> guard_candidate -> record_decision, then again or
+observe_champion -> propose_space -> train_models -> run_studies -> guard_candidate -> record_decision, then again or
 summarize. A node reads what earlier nodes left in the state and nothing else of theirs, so a run killed
 anywhere resumes from the last checkpoint with what it needs.
 """
@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import guardrails
+from agent.loop import train_move
 from agent.loop.proposers import heuristic_proposal, llm_proposal
 from agent.loop.runtime import write_status
 from agent.paths import ProjectPaths
@@ -85,17 +86,18 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
                       f"{h.get('best_tune_value')}, " + ("promoted" if h["outcome"] == "promoted" else "not promoted")
                       for h in history) or "- nothing yet"
     proposal, notes = None, []
+    offer = train_move.training_offer(ctx, state)
     if ctx.llm is not None:
         # the LLM gets at most a third of what is left (the study needs the rest) and never past the reserve
         seconds = min(600.0, (ctx.remaining() - 2 * ctx.reserve) / 3)
         proposal, notes = llm_proposal(ctx.llm, state["observation"], ctx.language, tried, state["iteration"],
-                                       seconds=seconds)
+                                       seconds=seconds, offer=offer)
     else:
         notes = [f"no LLM: {ctx.llm_unavailable_reason or 'not configured'}; the heuristic proposer takes over"]
     if proposal is None:
         improved = history[-1]["outcome"] == "promoted" if history else None
         proposal = heuristic_proposal(state["iteration"], ctx.language, state["champion"], state.get("best_overall"),
-                                      improved, history)
+                                      improved, history, offer["kinds"] if offer else ())
         if ctx.llm is not None:
             notes.append("LLM proposal unusable: the heuristic proposer takes over")
     counts = dict(state.get("proposals", {}))
@@ -104,7 +106,19 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
         ctx.say(f"  note: {note[:300]}")
     ctx.say(f"  {proposal.proposer} proposes {proposal.space.get('name')}: {proposal.rationale[:300]}")
     return {"proposal": proposal.space, "rationale": proposal.rationale, "proposer": proposal.proposer,
-            "proposal_notes": notes + proposal.notes, "proposals": counts}
+            "proposal_notes": notes + proposal.notes, "proposals": counts, "proposal_train": proposal.train}
+
+
+def train_models(ctx: AgentContext, state: AgentState) -> AgentState:
+    """The train move, when the proposal asked for one: evolve's own models, trained within the iteration's share
+    of the budget and added to the proposed space (agent.loop.train_move). A resumed run that dies here trains
+    again from the checkpoints; a model finished before is found, not retrained."""
+    if not state.get("proposal_train"):
+        return {"trained_now": []}
+    report_status(ctx, state, "train_models", kinds=state["proposal_train"])
+    before = len(state.get("trained", []))
+    update = train_move.train_models(ctx, state, state["proposal_train"])
+    return {**update, "trained_now": [t["id"] for t in update["trained"][before:]]}
 
 
 def run_studies(ctx: AgentContext, state: AgentState) -> AgentState:
@@ -261,7 +275,7 @@ def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
              "candidate_heldout": (state["guard"].get("candidate") or {}).get("sets"),
              "champion_heldout_sets": (state["guard"].get("champion") or {}).get("sets"),
              "answers": (state["guard"].get("candidate") or {}).get("answers"), "finalists": state.get("finalists"),
-             "answer_seconds": state.get("answer_seconds", 0.0),
+             "answer_seconds": state.get("answer_seconds", 0.0), "trained": state.get("trained_now") or [],
              "outcome": outcome, "promoted_version": version}
     ctx.say(f"  {outcome}" + (f": registered version {version} as candidate" if version else ""))
     if ctx.tracker is not None:

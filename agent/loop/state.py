@@ -62,6 +62,14 @@ class AgentState(TypedDict, total=False):
     finalists: list[dict[str, Any]] | None
     """This iteration's finalists with their judged answer means (None: no answer stage ran)."""
     proposals: dict[str, int]
+    proposal_train: list[str]
+    """Model kinds the proposal asked to train before its study (the train move)."""
+    trained: list[dict[str, Any]]
+    """Models this run trained: id, kind, base, seconds, examples, iteration."""
+    trained_now: list[str]
+    trained_on: int
+    """Training examples the last train move used (the next waits until the data has grown)."""
+    train_seconds: float
     stop_reason: str
     summary: dict[str, Any]
 
@@ -110,6 +118,8 @@ class AgentContext:
     processes on other nodes run trials of the same studies."""
     folds: int | None = None
     """Cross-fitting folds for the decision (None: one fixed hold-back; see experiments.splits.decision_folds)."""
+    training: Any = None
+    """Where training data comes from (agent.training.TrainingSources); None or empty: no train move."""
     say: Callable[[str], None] = print
     """Where progress lines go (the terminal of `evolve start`)."""
     last_state: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,136 @@
+"""The loop's train move: when its training data has grown enough, train evolve's own models and put them in the
+next study's space, paid for from the loop's budget like any trial.
+
+When: at least :data:`MIN_EXAMPLES` guarded examples, and :data:`GROWTH` times as many as the last training used
+(the first time: any amount over the minimum). What: a query adapter on the best dense model so far (seconds on a
+CPU, no re-embedding); with a GPU, or on a CPU with :data:`SLOW_KINDS_AFTER_S` of budget left, also a fine-tuned
+embedder and a cross-encoder started from it (minutes, and the corpus is embedded again). Each kind gets a share
+of the time the iteration may spend training and stops at a checkpoint when it runs out (a later train move, or
+a resumed run, goes on from there).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agent.training import gather, mine
+from pipelines import torch_device
+from pipelines.embedders import resolve_model
+
+MIN_EXAMPLES = 50
+GROWTH = 1.25
+SLOW_KINDS_AFTER_S = 2700.0
+"""On a CPU, fine-tuning an embedder and a reranker (and embedding the corpus again) takes tens of minutes."""
+TRAIN_SHARE = 0.25
+"""Of the time an iteration has left, at most this share goes to training."""
+NEGATIVES = 7
+"""Hard negatives mined per query once; each kind takes as many as it uses."""
+ENGLISH_FALLBACK = "all-MiniLM-L6-v2"
+
+
+def training_offer(ctx: Any, state: dict[str, Any]) -> dict[str, Any] | None:
+    """{examples, per_source, kinds} when the loop may train now, else None (no sources, too little or no new data).
+    Counting is cheap: the sets and the feedback store are read, nothing is embedded."""
+    if not ctx.training:
+        return None
+    try:
+        data = gather(ctx.project.root, ctx.training)
+    except Exception as err:  # noqa: BLE001 - an unreadable source must not stop the loop: say it, go on
+        ctx.say(f"  training data unreadable, no train move: {str(err).splitlines()[0][:200]}")
+        return None
+    count, last = len(data.examples), state.get("trained_on", 0)
+    if count < MIN_EXAMPLES or (last and count < GROWTH * last):
+        return None
+    kinds = ["adapter"]
+    if torch_device() == "cuda" or ctx.remaining() >= SLOW_KINDS_AFTER_S:
+        kinds += ["embedder", "reranker"] if _fine_tunable(ctx, state) else []
+    return {"examples": count, "per_source": data.summary()["per_source"], "kinds": kinds,
+            "last": last}
+
+
+def _dense_base(ctx: Any, state: dict[str, Any]) -> str:
+    """The dense model the best config so far (else the champion) uses; the language's first model without one."""
+    from agent.loop.proposers import models_for
+
+    for config in (state.get("best_overall"), state.get("champion")):
+        model = ((config or {}).get("dense") or {}).get("model")
+        if model:
+            return model
+    return models_for(ctx.language)[0]
+
+
+def _fine_tunable(ctx: Any, state: dict[str, Any]) -> str | None:
+    """The transformer an embedder starts from: the dense base when it is a sentence-transformers model, else the
+    packaged English MiniLM for English sets, else none (no Korean model here has trainable weights)."""
+    base = _dense_base(ctx, state)
+    if resolve_model(base).loader == "sentence-transformers":
+        return base
+    return ENGLISH_FALLBACK if ctx.language == "en" else None
+
+
+def train_models(ctx: Any, state: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
+    """Train the asked kinds within the iteration's training share; returns the state update: ``trained`` (this
+    run's models, newest last), ``trained_on`` and the space with the new models added."""
+    from experiments.training import TrainSettings, log_trained_model, train_model
+    from agent.progress import stage_lines
+
+    data = gather(ctx.project.root, ctx.training)
+    allowance = TRAIN_SHARE * max(0.0, ctx.remaining() - ctx.reserve - ctx.answer_allowance(state))
+    started = time.time()
+    ctx.say(f"  train move: {len(data.examples)} examples {data.summary()['per_source']}; up to "
+            f"{allowance:.0f} s for {', '.join(kinds)}")
+    champion = _champion_config(state)
+    mine(data, champion, ctx.components, NEGATIVES, stage_lines(ctx.say, "    "))
+    trained, base_embedder = [], None
+    for index, kind in enumerate(kinds):
+        left = allowance - (time.time() - started)
+        if left < 5 or ctx.stop_requested():
+            ctx.say(f"    {kind}: no training time left")
+            break
+        base = {"adapter": _dense_base(ctx, state), "embedder": _fine_tunable(ctx, state),
+                "reranker": base_embedder or _fine_tunable(ctx, state)}[kind]
+        if base is None:
+            continue
+        deadline = time.time() + left / (len(kinds) - index)
+        try:
+            outcome = train_model(kind, base, data, TrainSettings(), ctx.components, deadline=deadline,
+                                  progress=lambda done, total, k=kind: ctx.say(f"    {k}: step {done}/{total}")
+                                  if done == total or done % 50 == 0 else None)
+        except ValueError as err:
+            ctx.say(f"    {kind} from {base}: not trained ({err})")
+            continue
+        if outcome.model is None:
+            ctx.say(f"    {kind} from {base}: stopped at step {outcome.report['steps']} of "
+                    f"{outcome.report['planned_steps']} (checkpoint kept; a later train move goes on)")
+            continue
+        model = outcome.model
+        log_trained_model(model, ctx.project.registry.tracking_uri)
+        if kind == "embedder":
+            base_embedder = model.model_id
+        trained.append({"id": model.model_id, "kind": kind, "base": base, "seconds": outcome.report.get("seconds"),
+                        "examples": len(data.examples), "iteration": state.get("iteration", 0)})
+        ctx.say(f"    trained {model.model_id} from {base} in {outcome.report.get('seconds')} s")
+    return {"trained": state.get("trained", []) + trained, "trained_on": len(data.examples),
+            "proposal": with_trained(state["proposal"], trained), "train_seconds":
+            state.get("train_seconds", 0.0) + time.time() - started}
+
+
+def _champion_config(state: dict[str, Any]) -> Any:
+    from pipelines import PipelineConfig
+
+    return PipelineConfig.model_validate(state["champion"])
+
+
+def with_trained(space: dict[str, Any], trained: list[dict[str, Any]]) -> dict[str, Any]:
+    """The space with the new models as choices beside what it had: dense ids among its dense models, a reranker
+    as a cross-encoder choice beside 'none'."""
+    dense = [t["id"] for t in trained if t["kind"] in ("adapter", "embedder")]
+    rerankers = [{"kind": "cross-encoder", "model": t["id"], "top_n": [20, 50], "blend": {"low": 0.3, "high": 0.7}}
+                 for t in trained if t["kind"] == "reranker"]
+    out = dict(space)
+    if dense:
+        out["dense_models"] = list(dict.fromkeys([*space.get("dense_models", []), *dense]))
+    if rerankers:
+        out["rerankers"] = [*space.get("rerankers", [{"kind": "none"}]), *rerankers]
+    return out

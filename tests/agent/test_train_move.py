@@ -1,0 +1,56 @@
+"""The loop's train move: offered when training data has grown, asked for by either proposer (the process test is
+tests/e2e/test_train_loop.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agent.loop.proposers import heuristic_proposal, llm_proposal, validate_proposal
+from agent.loop.train_move import with_trained
+from experiments.space import SpaceError
+from pipelines import TrainedModelStore
+from pipelines.embedders import save_adapter
+
+
+def test_the_heuristic_trains_when_offered_and_the_models_join_its_space():
+    champion = {"dense": {"model": "all-MiniLM-L6-v2"}, "lexical": {"tokenizer": "english"},
+                "fusion": {"kind": "rrf"}}
+    proposal = heuristic_proposal(0, "en", champion, None, None, [], train=["adapter", "embedder"])
+    assert proposal.train == ["adapter", "embedder"] and "train" in proposal.space["name"]
+    trained = [{"id": "trained:adapter-0123456789ab", "kind": "adapter"},
+               {"id": "trained:reranker-0123456789ab", "kind": "reranker"}]
+    space = with_trained(proposal.space, trained)
+    assert space["dense_models"] == ["all-MiniLM-L6-v2", "trained:adapter-0123456789ab"]
+    assert [r["kind"] for r in space["rerankers"]] == ["none", "cross-encoder"]
+    assert heuristic_proposal(0, "en", champion, None, None, []).train == []
+
+
+class OneReply:
+    model = "scripted"
+
+    def __init__(self, reply: dict):
+        self.reply = reply
+
+    def structured(self, messages, schema, **params):
+        self.messages = messages
+        return schema.model_validate(self.reply)
+
+
+def test_the_llm_may_ask_only_for_offered_training_and_name_only_models_evolve_trained(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
+    space = {"dense_models": ["all-MiniLM-L6-v2"], "lexical": {"tokenizers": ["english"]}}
+    llm = OneReply({"rationale": "train both", "space": space, "train": ["adapter", "embedder"]})
+    offer = {"examples": 120, "per_source": {"train-split": 120}, "kinds": ["adapter"]}
+    proposal, notes = llm_proposal(llm, "obs", "en", "- nothing yet", 1, offer=offer)
+    assert proposal.train == ["adapter"]
+    assert any("not offered for ['embedder']" in n for n in notes)
+    assert "Training is offered: 120 training examples" in llm.messages[0]["content"]
+    proposal, _ = llm_proposal(OneReply({"rationale": "r", "space": space, "train": ["adapter"]}), "obs", "en", "", 2)
+    assert proposal.train == []  # nothing offered: nothing trained
+
+    folder = save_adapter(tmp_path / "w", np.eye(384, dtype=np.float32))
+    own = TrainedModelStore().save("adapter", folder, {"base_model": "all-MiniLM-L6-v2"}).model_id
+    validate_proposal({**space, "dense_models": ["all-MiniLM-L6-v2", own]}, "llm-3")
+    with pytest.raises(SpaceError, match="trained:adapter-aaaaaaaaaaaa is not in"):
+        validate_proposal({**space, "dense_models": ["trained:adapter-aaaaaaaaaaaa"]}, "llm-4")
