@@ -174,6 +174,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     held = summary.get("champion_heldout")
     promoted = [h["promoted_version"] for h in summary["history"] if h.get("promoted_version")]
+    trained = [model for h in summary["history"] for model in h.get("trained") or []]
+    if trained:
+        console.print(f"trained: {', '.join(trained)} (`evolve models` lists them)", highlight=False)
     console.print(f"{summary['iterations']} iterations, {summary['trials_run']} trials, proposals {summary['proposals']}, "
                   f"{summary.get('spent_seconds', 0) / 60:.1f} of {summary.get('budget_seconds', 0) / 60:.0f} min; "
                   f"champion {summary['champion']} held-back {metric} {f'{held:.4f}' if held is not None else '-'}; "

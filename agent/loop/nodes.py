@@ -43,7 +43,7 @@ def report_status(ctx: AgentContext, state: AgentState, node: str, **extra: Any)
                              "llm": (f"{ctx.llm.model} at {ctx.llm.settings.base_url}" if ctx.llm is not None
                                      else f"none ({ctx.llm_unavailable_reason or 'not configured'})"),
                              "promoted": [h.get("promoted_version") for h in history if h.get("promoted_version")],
-                             **extra})
+                             "trained": [t["id"] for t in state.get("trained", [])], **extra})
 
 
 def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:

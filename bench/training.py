@@ -1,0 +1,187 @@
+"""Issue-18 benchmark: evolve's own models, trained on SciFact's train split, scored on its 300 test queries.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/training.py [--kinds adapter embedder reranker]
+                                                        [--embedder-epochs 1] [--reranker-steps 200]
+
+Each model is trained by the real command (`evolve train` in a subprocess, so its peak memory is its own) with the
+best fixed config (MiniLM + BM25, weighted 0.5: test nDCG@10 0.728) mining the hard negatives; the test queries
+are guarded (never trained on, by id and by text). Then every config is scored on the test split, overall and on
+the unseen-positive subset (test queries none of whose relevant documents is relevant to any train query: a model
+can gain on the others by learning which documents get cited), with the guard's one-sided paired permutation test
+against the best fixed config. Embeddings go to a persistent cache (--cache), so a rerun pays only for what changed.
+Writes bench/results/training.json and training.md after every config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from evalsets import load_evalset  # noqa: E402
+from experiments import score_queries  # noqa: E402
+from guardrails import permutation_p  # noqa: E402
+from pipelines import Components, PipelineConfig, Retriever, StageLog, TrainedModelStore  # noqa: E402
+
+SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+RESULTS = ROOT / "bench" / "results"
+FIXED = ROOT / "bench" / "configs" / "scifact" / "hybrid-weighted.yaml"
+MINILM = "all-MiniLM-L6-v2"
+
+
+def unseen_subset(folder: Path) -> set[str]:
+    """Test queries none of whose positives is a positive of any train query."""
+    train, test = load_evalset(folder, "train"), load_evalset(folder, "default")
+    seen = {d for rels in train.qrels.values() for d, g in rels.items() if g > 0}
+    return {q for q, rels in test.qrels.items() if not {d for d, g in rels.items() if g > 0} & seen}
+
+
+def train(kind: str, base: str, project: Path, env: dict[str, str], *extra: str) -> dict:
+    """`evolve train` as a user runs it; returns the stored model's manifest."""
+    store = TrainedModelStore(project / ".evolve" / "models")
+    before = {m.model_id for m in store.list()}
+    command = [sys.executable, "-m", "agent.cli", "train", "--kind", kind, "--base", base, "--train-split",
+               str(SCIFACT), "--negatives-from", str(FIXED), "--project-dir", str(project), *extra]
+    print("$", " ".join(command[2:]), flush=True)
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, cwd=ROOT, text=True, capture_output=True)
+    print(result.stdout[-3000:], result.stderr[-2000:], flush=True)
+    if result.returncode != 0:
+        raise SystemExit(f"evolve train --kind {kind} failed ({result.returncode})")
+    after = [m for m in store.list() if m.model_id not in before] or \
+        [m for m in store.list() if m.kind == kind and m.base == base]
+    manifest = after[-1].manifest
+    manifest["command_seconds"] = round(time.perf_counter() - started, 1)
+    return manifest
+
+
+def config(name: str, dense: str | None, fusion_weight: float | None = 0.5, reranker: dict | None = None
+           ) -> PipelineConfig:
+    data = {"name": name, "fusion": {"kind": "none"}}
+    if dense:
+        data["dense"] = {"model": dense}
+    if fusion_weight is not None:
+        data.update(lexical={"tokenizer": "english"}, fusion={"kind": "weighted", "dense_weight": fusion_weight})
+    if reranker:
+        data["reranker"] = reranker
+    return PipelineConfig.model_validate(data)
+
+
+def score(cfg: PipelineConfig, components: Components, test, unseen: set[str]) -> dict:
+    started = time.perf_counter()
+    retriever = Retriever(cfg, components).build(test.corpus)
+    built = time.perf_counter() - started
+    rows = score_queries(retriever, test.queries, test.qrels, StageLog(), ("ndcg@10",))
+    per_query = {r["query_id"]: r["ndcg@10"] for r in rows}
+    return {"config": cfg.name, "yaml": cfg.to_yaml(), "ndcg@10": float(np.mean(list(per_query.values()))),
+            "unseen_ndcg@10": float(np.mean([v for q, v in per_query.items() if q in unseen])),
+            "build_seconds": round(built, 1), "seconds": round(time.perf_counter() - started, 1),
+            "per_query": per_query}
+
+
+def compare(result: dict, fixed: dict, unseen: set[str]) -> dict:
+    out = {}
+    for label, keep in (("overall", lambda q: True), ("unseen", lambda q: q in unseen)):
+        ids = [q for q in fixed["per_query"] if keep(q)]
+        mine = np.array([result["per_query"][q] for q in ids])
+        theirs = np.array([fixed["per_query"][q] for q in ids])
+        out[label] = {"n": len(ids), "difference": round(float(mine.mean() - theirs.mean()), 4),
+                      "p_better_than_fixed": round(permutation_p(mine, theirs), 4)}
+    return out
+
+
+def markdown(out: dict) -> str:
+    lines = ["# Model evolution on SciFact: trained on the train split, scored on the 300 test queries", "",
+             f"Unseen-positive subset: {out['unseen_queries']} test queries. Test: one-sided paired sign-flip "
+             f"permutation test against the best fixed config ({out['fixed']}).", "",
+             "| config | nDCG@10 | unseen nDCG@10 | vs fixed (overall) | p | vs fixed (unseen) | p |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in out["configs"]:
+        c = r.get("vs_fixed") or {}
+        o, u = c.get("overall", {}), c.get("unseen", {})
+        lines.append(f"| {r['config']} | {r['ndcg@10']:.3f} | {r['unseen_ndcg@10']:.3f} | "
+                     f"{o.get('difference', 0):+.3f} | {o.get('p_better_than_fixed', '-')} | "
+                     f"{u.get('difference', 0):+.3f} | {u.get('p_better_than_fixed', '-')} |")
+    lines += ["", "| trained model | base | examples | steps | training s | command s | peak MB | device |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for kind, m in out["trained"].items():
+        t = m.get("training", {})
+        lines.append(f"| {m['id']} ({kind}) | {m['base_model']} | {m['data']['examples']} "
+                     f"({m['data']['negatives']} hard negatives) | {t.get('steps')} | {t.get('seconds')} | "
+                     f"{m.get('command_seconds')} | {t.get('peak_memory_mb')} | {t.get('device')} |")
+    return "\n".join(lines) + "\n"
+
+
+def save(out: dict, stem: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    slim = {**out, "configs": [{k: v for k, v in r.items() if k != "per_query"} for r in out["configs"]]}
+    (RESULTS / f"{stem}.json").write_text(json.dumps(slim, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kinds", nargs="+", default=["adapter", "embedder", "reranker"])
+    parser.add_argument("--project", type=Path, default=Path.home() / ".cache" / "evolve" / "bench-training")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "evolve" / "bench-embeddings.sqlite")
+    parser.add_argument("--embedder-epochs", type=float, default=1.0)
+    parser.add_argument("--embedder-batch", type=int, default=32)
+    parser.add_argument("--reranker-steps", type=int, default=200)
+    parser.add_argument("--out", default="training")
+    args = parser.parse_args()
+    args.project.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "EVOLVE_EMBEDDING_CACHE": str(args.cache),
+           "EVOLVE_TRAINED_MODELS": str(args.project / ".evolve" / "models"), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    os.environ.update(env)
+    test, unseen = load_evalset(SCIFACT, "default"), unseen_subset(SCIFACT)
+    components = Components(args.cache)
+    out = {"fixed": "MiniLM + BM25 english, weighted 0.5", "unseen_queries": len(unseen), "configs": [],
+           "trained": {}}
+
+    def scored(cfg: PipelineConfig) -> dict:
+        print(f"scoring {cfg.name} ...", flush=True)
+        result = score(cfg, components, test, unseen)
+        if out["configs"]:
+            result["vs_fixed"] = compare(result, out["configs"][0], unseen)
+        out["configs"].append(result)
+        print(json.dumps({k: v for k, v in result.items() if k not in ("per_query", "yaml")}), flush=True)
+        save(out, args.out)
+        return result
+
+    scored(config("fixed: MiniLM + BM25 weighted", MINILM))
+    scored(config("MiniLM dense", MINILM, None))
+    if "adapter" in args.kinds:
+        adapter = train("adapter", MINILM, args.project, env)
+        out["trained"]["adapter"] = adapter
+        scored(config("adapter dense", adapter["id"], None))
+        scored(config("adapter + BM25 weighted", adapter["id"]))
+    embedder = None
+    if "embedder" in args.kinds:
+        embedder = train("embedder", MINILM, args.project, env, "--epochs", str(args.embedder_epochs),
+                         "--batch-size", str(args.embedder_batch), "--max-seq-length", "256")
+        out["trained"]["embedder"] = embedder
+        scored(config("fine-tuned dense", embedder["id"], None))
+        scored(config("fine-tuned + BM25 weighted", embedder["id"]))
+    if "reranker" in args.kinds:
+        base = embedder["id"] if embedder else MINILM
+        reranker = train("reranker", base, args.project, env, "--max-steps", str(args.reranker_steps),
+                         "--max-seq-length", "256")
+        out["trained"]["reranker"] = reranker
+        rerank = {"kind": "cross-encoder", "model": reranker["id"], "top_n": 50, "blend": 0.5}
+        scored(config("MiniLM dense + reranker (top 50, blend 0.5)", MINILM, None, rerank))
+        if embedder:
+            scored(config("fine-tuned + BM25 weighted + reranker", embedder["id"], 0.5, rerank))
+    print(markdown(out))
+
+
+if __name__ == "__main__":
+    main()
