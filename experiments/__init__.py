@@ -28,7 +28,7 @@ from experiments.tracking import StudyTracker, artifact_location, flatten, metri
 _STUDY_NAMES = {
     "experiments.study": ("StudyPlaces", "StudyRunner", "StudySpec"),
     "experiments.storage": ("CLOSED_ATTR", "FINISHED", "SPEC_ATTR", "HeartbeatStorage", "sqlite_storage",
-                            "finished_trials", "open_storage", "open_studies"),
+                            "finished_trials", "open_storage", "open_studies", "stored_spec"),
 }
 _LAZY = {name: module for module, names in _STUDY_NAMES.items() for name in names}
 
@@ -47,4 +47,4 @@ __all__ = ["ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSE
            "decision_split", "describe_space", "evaluate", "finished_trials", "flatten", "latency_ms", "load_space",
            "mean_score", "mean_scores", "metric_key", "mrr_at_k", "ndcg_at_k", "open_storage", "open_studies", "p95",
            "parse_duration", "parse_metric", "recall_at_k", "score_queries", "score_query", "space_from_dict",
-           "sqlite_storage", "sqlite_tracking_uri", "tune_and_heldout"]
+           "sqlite_storage", "sqlite_tracking_uri", "stored_spec", "tune_and_heldout"]

@@ -109,7 +109,7 @@ def train_command(
                       f"after {report['seconds']} s of training); run the same command again to go on")
         raise typer.Exit(3)
     model = outcome.model
-    run_id = log_trained_model(model, paths.tracking_uri(tracking_uri))
+    run_id = log_trained_model(model, paths.tracking_uri(tracking_uri), paths.mlflow_artifacts)
     console.print(_summary(model, report, run_id))
     console.print(f"use it in a config or a search space as [bold]{model.model_id}[/]"
                   + (f" (dense.model, or dense_models in a space; passages keep {model.base}'s cached vectors)"

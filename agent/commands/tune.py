@@ -215,6 +215,7 @@ def worker_command(
     try:
         seconds = parse_duration(timeout) if timeout else None
         with storage_errors(storage):
+            _fetch_models(study, storage, project_dir, tracking_uri, parse_duration(wait))
             runner = StudyRunner.from_storage(study, storage, ProjectPaths.of(project_dir).study_places(tracking_uri),
                                               str(evalset.resolve()) if evalset else None,
                                               wait_seconds=parse_duration(wait), tracking_uri=tracking_uri,
@@ -224,6 +225,25 @@ def worker_command(
     console.print(f"worker {os.getpid()} joined study [bold]{study}[/] ({runner.finished_count()} finished)")
     _run_with_display(runner, trials, seconds)
     console.print(f"worker {os.getpid()} done: study holds {runner.finished_count()} finished trials")
+
+
+def _fetch_models(study: str, storage: str, project_dir: Path, tracking_uri: Optional[str],
+                  wait_seconds: float = 0.0) -> None:
+    """The trained models a study's space names, fetched from their MLflow training runs when this node lacks them
+    (a worker on another node of the cluster); KeyError (the study is skipped or refused) when they cannot be had."""
+    from experiments import stored_spec
+    from experiments.training import fetch_trained_models, trained_ids
+    from pipelines import TrainedModelError
+
+    ids = trained_ids(stored_spec(study, storage, wait_seconds).get("space"))
+    if not ids:
+        return
+    try:
+        fetched = fetch_trained_models(ids, ProjectPaths.of(project_dir).tracking_uri(tracking_uri))
+    except TrainedModelError as err:
+        raise KeyError(f"study {study}: {err}") from None
+    for model_id in fetched:
+        console.print(f"fetched {model_id} from its MLflow training run")
 
 
 def _follow(storage: str, project_dir: Path, tracking_uri: Optional[str], evalset: Optional[Path],
@@ -238,6 +258,7 @@ def _follow(storage: str, project_dir: Path, tracking_uri: Optional[str], evalse
     while True:
         for name in open_studies(storage):
             try:
+                _fetch_models(name, storage, project_dir, tracking_uri)
                 runner = StudyRunner.from_storage(name, storage, ProjectPaths.of(project_dir).study_places(tracking_uri),
                                                   str(evalset.resolve()) if evalset else None,
                                                   worker_seed=os.getpid())

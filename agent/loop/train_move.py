@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from agent.paths import ProjectPaths
 from agent.training import gather, mine
 from pipelines import torch_device
 from pipelines.embedders import resolve_model
@@ -105,7 +106,8 @@ def train_models(ctx: Any, state: dict[str, Any], kinds: list[str]) -> dict[str,
                     f"{outcome.report['planned_steps']} (checkpoint kept; a later train move goes on)")
             continue
         model = outcome.model
-        log_trained_model(model, ctx.project.registry.tracking_uri)
+        log_trained_model(model, ctx.project.registry.tracking_uri,
+                          ProjectPaths.of(ctx.project.root).mlflow_artifacts)
         if kind == "embedder":
             base_embedder = model.model_id
         trained.append({"id": model.model_id, "kind": kind, "base": base, "seconds": outcome.report.get("seconds"),

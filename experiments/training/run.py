@@ -19,9 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from experiments.tracking import artifact_location
 from experiments.training.base import TRAINERS, Progress, TrainSettings, run_steps
 from experiments.training.data import TrainingData
-from pipelines import TrainedModel, TrainedModelStore, torch_device
+from pipelines import TrainedModel, TrainedModelError, TrainedModelStore, is_trained, torch_device
 from pipelines.embedders import resolve_model
 
 MIN_EXAMPLES = 8
@@ -89,15 +90,22 @@ def train_model(kind: str, base: str, data: TrainingData, settings: TrainSetting
     return TrainingOutcome(model, report)
 
 
-def log_trained_model(model: TrainedModel, tracking_uri: str, experiment: str = "evolve-training") -> str:
-    """An MLflow run for a trained model: its settings as params, data counts and cost as metrics, the manifest as
-    an artifact, tags naming the model. Returns the run id."""
+TRAINING_EXPERIMENT = "evolve-training"
+MODEL_ARTIFACTS = "trained_model"
+
+
+def log_trained_model(model: TrainedModel, tracking_uri: str, artifact_root: Path | None = None,
+                      experiment: str = TRAINING_EXPERIMENT) -> str:
+    """An MLflow run for a trained model: its settings as params, data counts and cost as metrics, the manifest and
+    the whole model folder as artifacts (so another node can fetch it: :func:`fetch_trained_models`), tags naming
+    the model. Returns the run id."""
     import mlflow
 
     manifest = model.manifest
     client = mlflow.MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(
+        experiment, artifact_location=artifact_location(tracking_uri, artifact_root))
     run = client.create_run(experiment_id, run_name=model.model_id,
                             tags={"evolve.trained_model": model.model_id, "evolve.kind": model.kind,
                                   "evolve.base_model": model.base, "evolve.licence": model.licence,
@@ -115,5 +123,52 @@ def log_trained_model(model: TrainedModel, tracking_uri: str, experiment: str = 
         if isinstance(value, (int, float)):
             client.log_metric(run_id, name, float(value))
     client.log_artifact(run_id, str(model.folder / "manifest.json"))
+    client.log_artifacts(run_id, str(model.folder), f"{MODEL_ARTIFACTS}/{TrainedModelStore.folder_name(model.model_id)}")
     client.set_terminated(run_id)
     return run_id
+
+
+def trained_ids(value: Any) -> list[str]:
+    """Every trained model id named anywhere in ``value`` (a config, a search space, a study spec)."""
+    if isinstance(value, str):
+        return [value] if is_trained(value) else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return list(dict.fromkeys(i for v in value for i in trained_ids(v)))
+    return []
+
+
+def fetch_trained_models(ids: list[str], tracking_uri: str, store: TrainedModelStore | None = None,
+                         experiment: str = TRAINING_EXPERIMENT) -> list[str]:
+    """Every model in ``ids`` (and the trained bases they need) in ``store``: those missing are downloaded from
+    their MLflow training run and verified against their ids (a worker on another node, a fresh checkout).
+    Returns the ids fetched; TrainedModelError names one that is in neither place."""
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    store = store or TrainedModelStore()
+    fetched, queue, seen = [], list(ids), set()
+    while queue:
+        model_id = queue.pop(0)
+        if model_id in seen:
+            continue
+        seen.add(model_id)
+        try:
+            base = store.get(model_id).base
+        except TrainedModelError:
+            client = MlflowClient(tracking_uri)
+            found = client.get_experiment_by_name(experiment)
+            runs = client.search_runs([found.experiment_id], f"tags.`evolve.trained_model` = '{model_id}'",
+                                      max_results=1) if found else []
+            if not runs:
+                raise TrainedModelError(f"trained model {model_id} is not in {store.root} and no MLflow training run "
+                                        f"at {tracking_uri} holds it") from None
+            with tempfile.TemporaryDirectory() as tmp:
+                path = download_artifacts(run_id=runs[0].info.run_id, dst_path=tmp, tracking_uri=tracking_uri,
+                                          artifact_path=f"{MODEL_ARTIFACTS}/{TrainedModelStore.folder_name(model_id)}")
+                base = TrainedModelStore(Path(path).parent).copy_to(model_id, store).base
+            fetched.append(model_id)
+        if is_trained(base):
+            queue.append(base)
+    return fetched

@@ -166,3 +166,22 @@ def test_embedder_and_reranker_train_on_cpu_and_load_as_pipeline_parts(scifact_w
     assert 0.0 <= result.means["ndcg@10"] <= 1.0
     assert components.store.count(f"{embedder.model_id}|{embedder.sha256}") >= len(test.corpus)
     assert models_of(config) == {embedder.model_id: "Apache-2.0", reranker.model_id: "Apache-2.0"}
+
+
+def test_a_node_without_the_model_fetches_it_from_its_mlflow_training_run(data, components, tmp_path):
+    from experiments import sqlite_tracking_uri
+    from experiments.training import fetch_trained_models, log_trained_model, trained_ids
+
+    uri = sqlite_tracking_uri(tmp_path / "mlruns")
+    here = TrainedModelStore(tmp_path / "trainer-node")
+    model = train_model("adapter", BASE, data, TrainSettings(epochs=1, batch_size=16), components, here).model
+    log_trained_model(model, uri, tmp_path / "mlruns" / "artifacts")
+    spec = {"space": {"dense_models": ["none", model.model_id], "rerankers": [{"kind": "none"}]}, "metric": "x"}
+    assert trained_ids(spec) == [model.model_id]
+
+    elsewhere = TrainedModelStore(tmp_path / "worker-node")
+    assert fetch_trained_models([model.model_id], uri, elsewhere) == [model.model_id]
+    assert elsewhere.get(model.model_id).sha256 == model.sha256
+    assert fetch_trained_models([model.model_id], uri, elsewhere) == []  # there now: nothing to fetch
+    with pytest.raises(TrainedModelError, match="no MLflow training run"):
+        fetch_trained_models(["trained:embedder-0123456789ab"], uri, elsewhere)
