@@ -153,34 +153,22 @@ class PipelineRegistry:
         TrainedModelError naming a model that is neither in the store nor in the version."""
         from mlflow.artifacts import download_artifacts
 
-        store = store or TrainedModelStore()
-        restored, queue, seen = [], list(trained_models_of(config, verify=False)), set()
-        while queue:
-            model_id = queue.pop(0)
-            if model_id in seen:
-                continue
-            seen.add(model_id)
-            try:
-                base = store.get(model_id).base
-                queue += [base] if is_trained(base) else []
-                continue
-            except TrainedModelError:
-                if version is None:
-                    raise
-            run_id = self.version(version).run_id
+        def from_version(model_id: str, scratch: Path) -> Path:
+            if version is None:
+                raise TrainedModelError(f"trained model {model_id} is not in {store.root}, and the default config "
+                                        "has no registry version to restore it from")
             folder = TrainedModelStore.folder_name(model_id)
-            with tempfile.TemporaryDirectory() as tmp:
-                try:
-                    path = download_artifacts(run_id=run_id, artifact_path=f"{TRAINED_ARTIFACTS}/{folder}",
-                                              dst_path=tmp, tracking_uri=self.tracking_uri)
-                except Exception as err:  # noqa: BLE001 - not logged with this version, or MLflow is down
-                    raise TrainedModelError(f"trained model {model_id} (named by version {version}'s config) is not "
-                                            f"in {store.root} and could not be restored from MLflow: "
-                                            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
-                base = TrainedModelStore(Path(path).parent).copy_to(model_id, store).base
-            queue += [base] if is_trained(base) else []
-            restored.append(model_id)
-        return restored
+            try:
+                path = download_artifacts(run_id=self.version(version).run_id, dst_path=str(scratch),
+                                          artifact_path=f"{TRAINED_ARTIFACTS}/{folder}", tracking_uri=self.tracking_uri)
+            except Exception as err:  # noqa: BLE001 - not logged with this version, or MLflow is down
+                raise TrainedModelError(f"trained model {model_id} (named by version {version}'s config) is not "
+                                        f"in {store.root} and could not be restored from MLflow: "
+                                        f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+            return Path(path).parent
+
+        store = store or TrainedModelStore()
+        return store.ensure(list(trained_models_of(config, verify=False)), from_version)
 
     def report_of(self, version: str) -> dict[str, Any]:
         from mlflow.artifacts import download_artifacts

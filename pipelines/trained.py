@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -165,3 +166,24 @@ class TrainedModelStore:
             shutil.copytree(model.folder, staging, dirs_exist_ok=True)
             os.replace(staging, target)
         return other.get(model_id)
+
+    def ensure(self, ids: list[str], fetch: Callable[[str, Path], Path]) -> list[str]:
+        """Every model in ``ids``, and the trained bases they were trained from, in this store. A missing one is
+        fetched: ``fetch(model_id, scratch)`` puts it into the scratch folder and returns a store root holding it
+        (or raises TrainedModelError); it is copied in and verified against its id. Returns the ids fetched."""
+        fetched, queue, seen = [], list(ids), set()
+        while queue:
+            model_id = queue.pop(0)
+            if model_id in seen:
+                continue
+            seen.add(model_id)
+            try:
+                base = self.get(model_id).base
+            except TrainedModelError:
+                with tempfile.TemporaryDirectory() as scratch:
+                    root = fetch(model_id, Path(scratch))
+                    base = TrainedModelStore(root).copy_to(model_id, self).base
+                fetched.append(model_id)
+            if is_trained(base):
+                queue.append(base)
+        return fetched

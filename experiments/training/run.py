@@ -147,28 +147,17 @@ def fetch_trained_models(ids: list[str], tracking_uri: str, store: TrainedModelS
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
 
+    def from_training_run(model_id: str, scratch: Path) -> Path:
+        client = MlflowClient(tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([found.experiment_id], f"tags.`evolve.trained_model` = '{model_id}'",
+                                  max_results=1) if found else []
+        if not runs:
+            raise TrainedModelError(f"trained model {model_id} is not in {store.root} and no MLflow training run "
+                                    f"at {tracking_uri} holds it")
+        path = download_artifacts(run_id=runs[0].info.run_id, dst_path=str(scratch), tracking_uri=tracking_uri,
+                                  artifact_path=f"{MODEL_ARTIFACTS}/{TrainedModelStore.folder_name(model_id)}")
+        return Path(path).parent
+
     store = store or TrainedModelStore()
-    fetched, queue, seen = [], list(ids), set()
-    while queue:
-        model_id = queue.pop(0)
-        if model_id in seen:
-            continue
-        seen.add(model_id)
-        try:
-            base = store.get(model_id).base
-        except TrainedModelError:
-            client = MlflowClient(tracking_uri)
-            found = client.get_experiment_by_name(experiment)
-            runs = client.search_runs([found.experiment_id], f"tags.`evolve.trained_model` = '{model_id}'",
-                                      max_results=1) if found else []
-            if not runs:
-                raise TrainedModelError(f"trained model {model_id} is not in {store.root} and no MLflow training run "
-                                        f"at {tracking_uri} holds it") from None
-            with tempfile.TemporaryDirectory() as tmp:
-                path = download_artifacts(run_id=runs[0].info.run_id, dst_path=tmp, tracking_uri=tracking_uri,
-                                          artifact_path=f"{MODEL_ARTIFACTS}/{TrainedModelStore.folder_name(model_id)}")
-                base = TrainedModelStore(Path(path).parent).copy_to(model_id, store).base
-            fetched.append(model_id)
-        if is_trained(base):
-            queue.append(base)
-    return fetched
+    return store.ensure(ids, from_training_run)
