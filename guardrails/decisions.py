@@ -76,6 +76,9 @@ def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldo
     report.decision.update({"config_sha256": candidate.sha256(), "policy_sha256": policy_sha256(policy),
                             "champion_version": record.version or "default",
                             "champion_config_sha256": champion.sha256()})
+    trained = trained_models_of(candidate)
+    if trained:  # the weights the candidate was scored with, by sha256 (what registration stores with the version)
+        report.decision["trained_models"] = trained
     if scored_by:
         report.decision.update({"crossfit_folds": len(scored_by),
                                 "fold_winners_sha256": ",".join(c.sha256()[:12] for c in scored_by)})

@@ -41,6 +41,7 @@ def test_the_version_carries_its_trained_model_and_approve_restores_it(tmp_path,
     held = load_evalset(tiny_scifact)
     report, version = guard_and_register(project, config, [held], PERMISSIVE, Components(tmp_path / "c.sqlite"))
     assert version, report.failed_rules
+    assert report.decision["trained_models"] == {model_id: sha}
     tags = project.registry.version(version).tags
     assert json.loads(tags["evolve.trained_models"]) == {model_id: sha}
 
