@@ -14,6 +14,7 @@ import numpy as np
 
 from experiments.training.base import TRAINERS, Trainer, torch_load, torch_save
 from experiments.training.data import TrainingExample
+from pipelines import torch_device
 from pipelines.embedders import save_adapter
 
 
@@ -34,26 +35,27 @@ class AdapterTrainer(Trainer):
         docs = list(dict.fromkeys(d for e in self.data.examples for d in (*e.positives, *e.negatives)))
         self.query_row = {q: i for i, q in enumerate(queries)}
         self.doc_row = {d: i for i, d in enumerate(docs)}
-        self.queries = torch.from_numpy(np.asarray(embedder.embed(queries, "query"), dtype=np.float32))
+        device = self.device = torch_device()
+        self.queries = torch.from_numpy(np.asarray(embedder.embed(queries, "query"), dtype=np.float32)).to(device)
         self.docs = torch.from_numpy(np.asarray(embedder.embed([self.data.text(d) for d in docs], "passage"),
-                                                dtype=np.float32))
+                                                dtype=np.float32)).to(device)
         dim = self.queries.shape[1]
         rank = self.settings.rank
         if rank:
-            self.left = torch.zeros(dim, rank, requires_grad=True)
-            self.right = (torch.randn(rank, dim) * 0.01).requires_grad_()
+            self.left = torch.zeros(dim, rank, device=device, requires_grad=True)
+            self.right = (torch.randn(rank, dim) * 0.01).to(device).requires_grad_()
             params = [self.left, self.right]
         else:
-            self.matrix = torch.eye(dim, requires_grad=True)
+            self.matrix = torch.eye(dim, device=device, requires_grad=True)
             params = [self.matrix]
-        self.bias = torch.zeros(dim, requires_grad=True)
+        self.bias = torch.zeros(dim, device=device, requires_grad=True)
         self.optimizer = torch.optim.Adam([*params, self.bias], lr=self.settings.learning_rate)
 
     def weight(self):  # type: ignore[no-untyped-def]
         import torch
 
         if self.settings.rank:
-            return torch.eye(self.left.shape[0]) + self.left @ self.right
+            return torch.eye(self.left.shape[0], device=self.device) + self.left @ self.right
         return self.matrix
 
     def step(self, batch: list[TrainingExample], rng: random.Random) -> float:
@@ -74,7 +76,7 @@ class AdapterTrainer(Trainer):
                 if doc != target and doc in position:
                     mask[row, position[doc]] = True
         logits = logits.masked_fill(mask, float("-inf"))
-        loss = F.cross_entropy(logits, torch.tensor([position[t] for t in targets]))
+        loss = F.cross_entropy(logits, torch.tensor([position[t] for t in targets], device=self.device))
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -95,8 +97,8 @@ class AdapterTrainer(Trainer):
         with torch.no_grad():
             for name in ("left", "right", "matrix", "bias"):
                 if name in state:
-                    getattr(self, name).copy_(state[name])
+                    getattr(self, name).copy_(state[name].to(self.device))
         self.optimizer.load_state_dict(state["optimizer"])
 
     def export(self, folder: Path) -> None:
-        save_adapter(folder, self.weight().detach().numpy(), self.bias.detach().numpy())
+        save_adapter(folder, self.weight().detach().cpu().numpy(), self.bias.detach().cpu().numpy())
