@@ -111,6 +111,15 @@ def markdown(out: dict) -> str:
         lines.append(f"| {r['config']} | {r['ndcg@10']:.3f} | {r['unseen_ndcg@10']:.3f} | "
                      f"{o.get('difference', 0):+.3f} | {o.get('p_better_than_fixed', '-')} | "
                      f"{u.get('difference', 0):+.3f} | {u.get('p_better_than_fixed', '-')} |")
+    reranked = [r for r in out["configs"] if r.get("vs_without_reranker")]
+    if reranked:
+        lines += ["", "| reranked config | vs the same without the reranker | overall | p | unseen | p |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in reranked:
+            w = r["vs_without_reranker"]
+            lines.append(f"| {r['config']} | {w['config']} | {w['overall']['difference']:+.3f} | "
+                         f"{w['overall']['p_better_than_fixed']} | {w['unseen']['difference']:+.3f} | "
+                         f"{w['unseen']['p_better_than_fixed']} |")
     lines += ["", "| trained model | base | examples | steps | training s | command s | peak MB | device |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for kind, m in out["trained"].items():
@@ -136,6 +145,12 @@ def main() -> None:
     parser.add_argument("--embedder-epochs", type=float, default=1.0)
     parser.add_argument("--embedder-batch", type=int, default=32)
     parser.add_argument("--reranker-steps", type=int, default=200)
+    parser.add_argument("--reranker-base", help="model the cross-encoder starts from (default: the embedder trained "
+                                                "in this run, else MiniLM), e.g. a trained:embedder-... id")
+    parser.add_argument("--first-stages", nargs="+", default=["dense", "fine-tuned"],
+                        choices=["dense", "fixed", "fine-tuned"],
+                        help="first stages the reranker re-scores (top 50, blend 0.5): MiniLM dense, the fixed "
+                             "config, the fine-tuned embedder + BM25")
     parser.add_argument("--out", default="training")
     args = parser.parse_args()
     args.project.mkdir(parents=True, exist_ok=True)
@@ -147,11 +162,15 @@ def main() -> None:
     out = {"fixed": "MiniLM + BM25 english, weighted 0.5", "unseen_queries": len(unseen), "configs": [],
            "trained": {}}
 
-    def scored(cfg: PipelineConfig) -> dict:
+    def scored(cfg: PipelineConfig, without: str | None = None) -> dict:
+        """Score ``cfg``; against the fixed config, and against ``without`` (the same config without its reranker)."""
         print(f"scoring {cfg.name} ...", flush=True)
         result = score(cfg, components, test, unseen)
         if out["configs"]:
             result["vs_fixed"] = compare(result, out["configs"][0], unseen)
+        if without is not None:
+            first = next(r for r in out["configs"] if r["config"] == without)
+            result["vs_without_reranker"] = {"config": without, **compare(result, first, unseen)}
         out["configs"].append(result)
         print(json.dumps({k: v for k, v in result.items() if k not in ("per_query", "yaml")}), flush=True)
         save(out, args.out)
@@ -172,14 +191,21 @@ def main() -> None:
         scored(config("fine-tuned dense", embedder["id"], None))
         scored(config("fine-tuned + BM25 weighted", embedder["id"]))
     if "reranker" in args.kinds:
-        base = embedder["id"] if embedder else MINILM
+        base = args.reranker_base or (embedder["id"] if embedder else MINILM)
         reranker = train("reranker", base, args.project, env, "--max-steps", str(args.reranker_steps),
                          "--max-seq-length", "256")
         out["trained"]["reranker"] = reranker
         rerank = {"kind": "cross-encoder", "model": reranker["id"], "top_n": 50, "blend": 0.5}
-        scored(config("MiniLM dense + reranker (top 50, blend 0.5)", MINILM, None, rerank))
-        if embedder:
-            scored(config("fine-tuned + BM25 weighted + reranker", embedder["id"], 0.5, rerank))
+        tuned = embedder["id"] if embedder else (base if base.startswith("trained:embedder-") else None)
+        if "dense" in args.first_stages:
+            scored(config("MiniLM dense + reranker (top 50, blend 0.5)", MINILM, None, rerank), "MiniLM dense")
+        if "fixed" in args.first_stages:
+            scored(config("fixed + reranker (top 50, blend 0.5)", MINILM, 0.5, rerank),
+                   "fixed: MiniLM + BM25 weighted")
+        if "fine-tuned" in args.first_stages and tuned:
+            if not any(r["config"] == "fine-tuned + BM25 weighted" for r in out["configs"]):
+                scored(config("fine-tuned + BM25 weighted", tuned))
+            scored(config("fine-tuned + BM25 weighted + reranker", tuned, 0.5, rerank), "fine-tuned + BM25 weighted")
     print(markdown(out))
 
 
