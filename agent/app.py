@@ -36,10 +36,15 @@ def _use_project(project_dir: Path) -> Path:
     from agent.paths import ProjectPaths
     from pipelines import TRAINED_ROOT_ENV as ROOT_ENV
 
-    if not os.environ.get(ROOT_ENV) or os.environ.get("_EVOLVE_TRAINED_FROM_PROJECT") == "1":
-        os.environ[ROOT_ENV] = str(ProjectPaths.of(project_dir).state / "models")
-        os.environ["_EVOLVE_TRAINED_FROM_PROJECT"] = "1"
+    if os.environ.get(_TRAINED_FROM_PROJECT) == "1":  # set by an earlier command in this process, not the user
+        del os.environ[ROOT_ENV]
+    if not os.environ.get(ROOT_ENV):
+        os.environ[ROOT_ENV] = str(ProjectPaths.of(project_dir).trained_models)
+        os.environ[_TRAINED_FROM_PROJECT] = "1"
     return project_dir
+
+
+_TRAINED_FROM_PROJECT = "_EVOLVE_TRAINED_FROM_PROJECT"
 
 
 ProjectDir = Annotated[Path, typer.Option("--project-dir", envvar="EVOLVE_PROJECT_DIR", callback=_use_project,
@@ -95,7 +100,9 @@ def check_models(pipeline: Any, where: str) -> None:
     from pipelines.embedders import resolve_model
 
     embedding_reranker = getattr(pipeline.reranker, "model_kind", None) == "embedding"
-    trained = [m for m in pipeline.models() if m.startswith("trained:")]  # verified against their ids too
+    from pipelines import is_trained
+
+    trained = [m for m in pipeline.models() if is_trained(m)]  # verified against their ids too
     for model in filter(None, [pipeline.dense.model if pipeline.dense else None,
                                pipeline.reranker.model if embedding_reranker else None, *trained]):
         try:

@@ -55,15 +55,12 @@ def gather(project_dir: Path, sources: TrainingSources) -> Any:
 
 def feedback_part(project_dir: Path, corpus: Path) -> tuple[list[Any], list[Any], str]:
     """(examples, the corpus's documents, a note with the counts) from the project's feedback store."""
-    from agent.paths import ProjectPaths
     from agent.server import corpus_file, feedback_rows, running_server
     from evalsets import read_corpus
     from experiments.training import from_feedback
 
     docs = read_corpus(corpus_file(corpus))
-    rows = []
-    if ProjectPaths.of(project_dir).feedback_db.exists():
-        rows = feedback_rows(project_dir, running_server(project_dir), None, TRAINING_SQL, missing_ok=True)
+    rows = feedback_rows(project_dir, running_server(project_dir), None, TRAINING_SQL, missing_ok=True)
     examples, unusable = from_feedback(rows, {d.doc_id for d in docs})
     return examples, docs, f"feedback: {len(rows)} ratings, {len(examples)} usable, {unusable} without a known document"
 

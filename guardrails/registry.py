@@ -186,16 +186,9 @@ TRAINED_ARTIFACTS = "trained_models"
 
 def trained_models_of(config: PipelineConfig, verify: bool = True) -> dict[str, str]:
     """Trained model id -> sha256 of its weights, for every trained model ``config`` needs: those it names and the
-    trained bases they were trained from (an adapter on a trained embedder needs both). ``verify=False``: only the
-    ids the config names, with no hash, nothing read."""
-    queue = [m for m in config.models() if is_trained(m)]
+    trained bases they were trained from. ``verify=False``: only the ids the config names, with no hash, nothing
+    read."""
+    ids = [m for m in config.models() if is_trained(m)]
     if not verify:
-        return dict.fromkeys(queue, "")
-    store, out = TrainedModelStore(), {}
-    while queue:
-        model_id = queue.pop(0)
-        if model_id not in out:
-            model = store.get(model_id)
-            out[model_id] = model.sha256
-            queue += [model.base] if is_trained(model.base) else []
-    return out
+        return dict.fromkeys(ids, "")
+    return {model_id: model.sha256 for model_id, model in TrainedModelStore().with_bases(ids)[0].items()}

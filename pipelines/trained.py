@@ -167,23 +167,32 @@ class TrainedModelStore:
             os.replace(staging, target)
         return other.get(model_id)
 
-    def ensure(self, ids: list[str], fetch: Callable[[str, Path], Path]) -> list[str]:
-        """Every model in ``ids``, and the trained bases they were trained from, in this store. A missing one is
-        fetched: ``fetch(model_id, scratch)`` puts it into the scratch folder and returns a store root holding it
-        (or raises TrainedModelError); it is copied in and verified against its id. Returns the ids fetched."""
-        fetched, queue, seen = [], list(ids), set()
+    def with_bases(self, ids: list[str], fetch: Callable[[str, Path], Path] | None = None
+                   ) -> tuple[dict[str, TrainedModel], list[str]]:
+        """Every model in ``ids`` and the trained bases they were trained from (an adapter on a trained embedder
+        needs both), read from this store and verified: (model by id, the ids fetched). Without ``fetch`` a missing
+        model is a TrainedModelError; with it, ``fetch(model_id, scratch)`` puts the model into the scratch folder
+        and returns a store root holding it (or raises TrainedModelError), and it is copied in and verified."""
+        models: dict[str, TrainedModel] = {}
+        fetched, queue = [], list(ids)
         while queue:
             model_id = queue.pop(0)
-            if model_id in seen:
+            if model_id in models:
                 continue
-            seen.add(model_id)
             try:
-                base = self.get(model_id).base
+                model = self.get(model_id)
             except TrainedModelError:
+                if fetch is None:
+                    raise
                 with tempfile.TemporaryDirectory() as scratch:
-                    root = fetch(model_id, Path(scratch))
-                    base = TrainedModelStore(root).copy_to(model_id, self).base
+                    model = TrainedModelStore(fetch(model_id, Path(scratch))).copy_to(model_id, self)
                 fetched.append(model_id)
-            if is_trained(base):
-                queue.append(base)
-        return fetched
+            models[model_id] = model
+            if is_trained(model.base):
+                queue.append(model.base)
+        return models, fetched
+
+    def ensure(self, ids: list[str], fetch: Callable[[str, Path], Path]) -> list[str]:
+        """Every model in ``ids`` and its trained bases in this store, fetching what is missing (see
+        :meth:`with_bases`). Returns the ids fetched."""
+        return self.with_bases(ids, fetch)[1]

@@ -114,11 +114,9 @@ def train_models(ctx: AgentContext, state: AgentState) -> AgentState:
     of the budget and added to the proposed space (agent.loop.train_move). A resumed run that dies here trains
     again from the checkpoints; a model finished before is found, not retrained."""
     if not state.get("proposal_train"):
-        return {"trained_now": []}
+        return {}
     report_status(ctx, state, "train_models", kinds=state["proposal_train"])
-    before = len(state.get("trained", []))
-    update = train_move.train_models(ctx, state, state["proposal_train"])
-    return {**update, "trained_now": [t["id"] for t in update["trained"][before:]]}
+    return train_move.train_models(ctx, state, state["proposal_train"])
 
 
 def run_studies(ctx: AgentContext, state: AgentState) -> AgentState:
@@ -275,7 +273,7 @@ def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
              "candidate_heldout": (state["guard"].get("candidate") or {}).get("sets"),
              "champion_heldout_sets": (state["guard"].get("champion") or {}).get("sets"),
              "answers": (state["guard"].get("candidate") or {}).get("answers"), "finalists": state.get("finalists"),
-             "answer_seconds": state.get("answer_seconds", 0.0), "trained": state.get("trained_now") or [],
+             "answer_seconds": state.get("answer_seconds", 0.0), "trained": [t["id"] for t in state.get("trained", []) if t["iteration"] == state["iteration"]],
              "outcome": outcome, "promoted_version": version}
     ctx.say(f"  {outcome}" + (f": registered version {version} as candidate" if version else ""))
     if ctx.tracker is not None:

@@ -66,10 +66,8 @@ class AgentState(TypedDict, total=False):
     """Model kinds the proposal asked to train before its study (the train move)."""
     trained: list[dict[str, Any]]
     """Models this run trained: id, kind, base, seconds, examples, iteration."""
-    trained_now: list[str]
     trained_on: int
     """Training examples the last train move used (the next waits until the data has grown)."""
-    train_seconds: float
     stop_reason: str
     summary: dict[str, Any]
 

@@ -46,8 +46,7 @@ def training_offer(ctx: Any, state: dict[str, Any]) -> dict[str, Any] | None:
     kinds = ["adapter"]
     if torch_device() == "cuda" or ctx.remaining() >= SLOW_KINDS_AFTER_S:
         kinds += ["embedder", "reranker"] if _fine_tunable(ctx, state) else []
-    return {"examples": count, "per_source": data.summary()["per_source"], "kinds": kinds,
-            "last": last}
+    return {"examples": count, "per_source": data.summary()["per_source"], "kinds": kinds}
 
 
 def _dense_base(ctx: Any, state: dict[str, Any]) -> str:
@@ -114,8 +113,7 @@ def train_models(ctx: Any, state: dict[str, Any], kinds: list[str]) -> dict[str,
                         "examples": len(data.examples), "iteration": state.get("iteration", 0)})
         ctx.say(f"    trained {model.model_id} from {base} in {outcome.report.get('seconds')} s")
     return {"trained": state.get("trained", []) + trained, "trained_on": len(data.examples),
-            "proposal": with_trained(state["proposal"], trained), "train_seconds":
-            state.get("train_seconds", 0.0) + time.time() - started}
+            "proposal": with_trained(state["proposal"], trained)}
 
 
 def _champion_config(state: dict[str, Any]) -> Any:

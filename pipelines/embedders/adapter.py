@@ -59,9 +59,7 @@ class AdaptedEmbedder:
         self.spec = spec
         self.base = base
         self.matrix, self.bias = load_adapter(spec.location or "")
-        self.store = base.store
         self.stats = base.stats
-        self.stop_check = base.stop_check
         self._encoder: _AdaptedEncoder | None = None
 
     @property
