@@ -20,8 +20,9 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def bench_client(args: argparse.Namespace) -> Iterator[LLMClient]:
-    cache = LLMCache(Path(tempfile.mkdtemp()) / "bench-llm-cache.duckdb")
+def bench_client(args: argparse.Namespace, cache_path: Path | None = None) -> Iterator[LLMClient]:
+    """A client on a cold cache; ``cache_path`` keeps the calls (a long run that is killed resumes from it)."""
+    cache = LLMCache(cache_path or Path(tempfile.mkdtemp()) / "bench-llm-cache.duckdb")
     if args.base_url:
         yield LLMClient(LLMSettings(base_url=args.base_url, model=args.served_model), cache)
     else:

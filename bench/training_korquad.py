@@ -56,7 +56,8 @@ def main() -> None:
     out: dict = {"questions_sampled": args.questions}
     if not (synthesized / "queries.jsonl").is_file():
         started = time.perf_counter()
-        with bench_client(args) as client:
+        args.work.mkdir(parents=True, exist_ok=True)
+        with bench_client(args, args.work / f"llm-cache-{args.questions}.duckdb") as client:
             report = synthesize(KORQUAD / "corpus.jsonl", synthesized, client, args.questions, seed=0)
         out["llm_seconds"] = round(time.perf_counter() - started, 1)
         out["synthesis"] = {"model": report.model, "kept": report.kept, "invalid": report.invalid,

@@ -37,7 +37,13 @@ def train_command(
              "named anywhere here is guarded too).")] = None,
     negatives_from: Annotated[Optional[Path], typer.Option(
         help="Pipeline config that mines hard negatives (default: the champion).")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Passes over the data (default: the kind's).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(
+        help="Passes over the data (default: the kind's); with a validation share, the most that are tried.")] = None,
+    validation_share: Annotated[Optional[float], typer.Option(
+        help="Share of examples held out to choose the number of epochs: only examples whose positive documents "
+             "no other example has, so the choice rewards what carries over to unseen documents; the final model "
+             "then trains on everything. 0 turns it off (default: 0.2 for adapters, 0 for kinds that cannot "
+             "score themselves cheaply).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Upper bound on optimisation steps.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Queries per step (default: the kind's).")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Default: the kind's.")] = None,
@@ -67,6 +73,8 @@ def train_command(
 
     if kind not in TRAINERS.kinds():
         fail(f"unknown --kind {kind!r}: one of {', '.join(TRAINERS.kinds())}")
+    if validation_share is not None and not 0 <= validation_share <= 0.5:
+        fail(f"--validation-share must be between 0 and 0.5, got {validation_share}")
     for value, minimum, option in ((epochs, 0.001, "--epochs"), (max_steps, 1, "--max-steps"),
                                    (batch_size, 1, "--batch-size"), (negatives, 0, "--negatives"),
                                    (rank, 1, "--rank"), (max_seq_length, 16, "--max-seq-length")):
@@ -96,7 +104,7 @@ def train_command(
             mine(data, miner, components, wanted, progress)
         settings = TrainSettings(epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                                  learning_rate=learning_rate, negatives=negatives, max_seq_length=max_seq_length,
-                                 rank=rank, seed=seed)
+                                 rank=rank, seed=seed, validation_share=validation_share)
         deadline = time.time() + parse_duration(time_limit) if time_limit else None
         try:
             outcome = train_model(kind, base, data, settings, components, deadline=deadline,
@@ -135,6 +143,16 @@ def _default_base(kind: str, champion: Any) -> str:
     return model
 
 
+def _selection(validation: dict[str, Any] | None) -> str:
+    if not validation:
+        return "not chosen (no validation share)"
+    if "skipped" in validation:
+        return f"not chosen: {validation['skipped']}"
+    return (f"{validation['epochs']:g}: nDCG@10 on {validation['examples']} held-out examples "
+            f"{validation['before']:.3f} before training, {validation['best']:.3f} at best "
+            f"(curve {', '.join(f'{e:g}: {v:.3f}' for e, v in validation['curve'])})")
+
+
 def _summary(model: Any, report: dict[str, Any], run_id: str) -> Table:
     data = model.manifest.get("data", {})
     table = Table(title=f"trained {model.model_id}", show_header=False)
@@ -143,6 +161,7 @@ def _summary(model: Any, report: dict[str, Any], run_id: str) -> Table:
             ("steps", f"{report.get('steps')} in {report.get('seconds')} s on {report.get('device')}"
                       + (" (reused: trained before with the same inputs)" if report.get("reused") else "")),
             ("loss", f"{report.get('loss_first')} -> {report.get('loss_last')} (first and last tenth of steps)"),
+            ("epochs chosen", _selection(report.get("validation"))),
             ("peak memory", f"{report.get('peak_memory_mb')} MB"),
             ("stored", str(model.folder)), ("MLflow run", run_id)]
     for name, value in rows:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.metrics import ndcg_at_k
 from experiments.training.base import TRAINERS, Trainer, torch_load, torch_save
 from experiments.training.data import TrainingExample
 from pipelines import torch_device
@@ -25,12 +26,15 @@ class AdapterTrainer(Trainer):
     default_learning_rate = 1e-3
     default_negatives = 3
     default_epochs = 20.0
+    default_validation_share = 0.2
+    """On SciFact's train split the full matrix scores best on documents it never saw after 1-3 epochs and falls
+    below the base model by 20 (while rising on cited documents): the epoch count is chosen on held-out examples."""
 
     def prepare(self) -> None:
         import torch
 
         torch.manual_seed(self.settings.seed)
-        embedder = self.components.embedder(self.base)
+        embedder = self.embedder = self.components.embedder(self.base)
         queries = list(dict.fromkeys(e.query for e in self.data.examples))
         docs = list(dict.fromkeys(d for e in self.data.examples for d in (*e.positives, *e.negatives)))
         self.query_row = {q: i for i, q in enumerate(queries)}
@@ -50,6 +54,23 @@ class AdapterTrainer(Trainer):
             params = [self.matrix]
         self.bias = torch.zeros(dim, device=device, requires_grad=True)
         self.optimizer = torch.optim.Adam([*params, self.bias], lr=self.settings.learning_rate)
+
+    def validate(self, examples: list[TrainingExample]) -> float:
+        """Dense nDCG@10 over every document of the data (base passage vectors, from the cache)."""
+        import torch
+        import torch.nn.functional as F
+
+        if not hasattr(self, "corpus"):
+            self.corpus_ids = list(self.data.documents)
+            vectors = self.embedder.embed([self.data.text(d) for d in self.corpus_ids], "passage")
+            self.corpus = torch.from_numpy(np.asarray(vectors, dtype=np.float32)).to(self.device)
+        queries = torch.from_numpy(np.asarray(self.embedder.embed([e.query for e in examples], "query"),
+                                              dtype=np.float32)).to(self.device)
+        with torch.no_grad():
+            adapted = F.normalize(queries @ self.weight() + self.bias, dim=1)
+            top = torch.topk(adapted @ self.corpus.T, min(10, len(self.corpus_ids)), dim=1).indices.cpu().numpy()
+        return float(np.mean([ndcg_at_k([self.corpus_ids[i] for i in row], dict.fromkeys(e.positives, 1))
+                              for e, row in zip(examples, top)]))
 
     def weight(self):  # type: ignore[no-untyped-def]
         import torch

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -39,12 +40,17 @@ class TrainSettings(BaseModel):
     rank: int | None = Field(None, ge=1, le=4096, description="adapter: low-rank update I + AB; None = full matrix")
     temperature: float = Field(0.05, gt=0, le=1, description="softmax temperature of the ranking loss")
     seed: int = 0
+    validation_share: float | None = Field(None, ge=0, le=0.5, description=(
+        "share of examples held out (only those whose positives no other example has) to choose the number of "
+        "epochs, before the final model trains on everything; 0: none; None: the kind's default (kinds that can "
+        "score themselves cheaply)"))
     checkpoint_every: int = Field(25, ge=1, description="steps between resumable checkpoints")
 
     def resolved(self, trainer: "Trainer") -> "TrainSettings":
         """These settings with the kind's defaults filled in (what the manifest records)."""
         defaults = {"batch_size": trainer.default_batch_size, "learning_rate": trainer.default_learning_rate,
-                    "negatives": trainer.default_negatives, "epochs": trainer.default_epochs}
+                    "negatives": trainer.default_negatives, "epochs": trainer.default_epochs,
+                    "validation_share": trainer.default_validation_share}
         return self.model_copy(update={k: v for k, v in defaults.items() if getattr(self, k) is None})
 
 
@@ -66,6 +72,8 @@ class Trainer(ABC):
     default_learning_rate: ClassVar[float] = 2e-5
     default_negatives: ClassVar[int] = 1
     default_epochs: ClassVar[float] = 1.0
+    default_validation_share: ClassVar[float] = 0.0
+    """> 0 only for kinds that implement :meth:`validate` cheaply enough to run after every epoch."""
 
     def __init__(self, base: str, data: TrainingData, settings: TrainSettings, components: Any):
         self.base = base
@@ -91,6 +99,11 @@ class Trainer(ABC):
     @abstractmethod
     def export(self, folder: Path) -> None:
         """Write the trained weights into ``folder`` (created empty by the caller)."""
+
+    def validate(self, examples: list[TrainingExample]) -> float:
+        """nDCG@10 of the model as it stands on held-out ``examples`` (after :meth:`prepare`); kinds that cannot
+        score themselves cheaply leave this out and train for their set number of epochs."""
+        raise NotImplementedError(f"{self.kind} models do not score a validation split")
 
 
 class TransformerTrainer(Trainer):
@@ -149,18 +162,30 @@ STATE = "state.json"
 CHECKPOINT = "checkpoint"
 
 
-def run_steps(trainer: Trainer, workdir: Path, deadline: float | None = None,
-              progress: Progress | None = None) -> dict[str, Any]:
+def run_steps(trainer: Trainer, workdir: Path, deadline: float | None = None, progress: Progress | None = None,
+              validation: list[TrainingExample] | None = None) -> dict[str, Any]:
     """Trains until every batch is done or the deadline passes (then the checkpoint is saved and ``finished`` is
-    False: call again to go on). Returns steps done, seconds, the mean loss of the first and last tenth of steps."""
+    False: call again to go on). Returns steps done, seconds, the mean loss of the first and last tenth of steps,
+    and with ``validation`` examples, the model's :meth:`Trainer.validate` score before training and after every
+    epoch (``validation``: ``[[epochs, score], ...]``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     plan = batches(trainer.data.examples, trainer.settings)
-    state_path, checkpoint = workdir / STATE, workdir / CHECKPOINT
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"step": 0, "losses": [], "seconds": 0.0}
+    per_epoch = max(1, math.ceil(len(trainer.data.examples) / (trainer.settings.batch_size or 16)))
+    state_path = workdir / STATE
+    state = json.loads(state_path.read_text()) if state_path.is_file() else \
+        {"step": 0, "losses": [], "seconds": 0.0, "validation": []}
     trainer.prepare()
-    if state["step"] and checkpoint.exists():
-        trainer.load_checkpoint(checkpoint)
+    if state["step"] and state.get("checkpoint"):
+        trainer.load_checkpoint(workdir / state["checkpoint"])
     started = time.perf_counter()
+
+    def look() -> None:
+        at = round(state["step"] / per_epoch, 3)
+        if validation and not (state["validation"] and state["validation"][-1][0] == at):
+            state["validation"].append([at, round(trainer.validate(validation), 5)])
+
+    if state["step"] == 0:
+        look()
     since_save = 0
     finished = True
     for number in range(state["step"], len(plan)):
@@ -173,25 +198,35 @@ def run_steps(trainer: Trainer, workdir: Path, deadline: float | None = None,
         since_save += 1
         if progress:
             progress(state["step"], len(plan))
+        if state["step"] % per_epoch == 0 or state["step"] == len(plan):
+            look()
         if since_save >= trainer.settings.checkpoint_every and state["step"] < len(plan):
-            _save(trainer, state, started, checkpoint, state_path)
-            started, since_save = time.perf_counter(), 0
-    _save(trainer, state, started, checkpoint, state_path)
+            started = _save(trainer, state, started, workdir)
+            since_save = 0
+    _save(trainer, state, started, workdir)
     losses = state["losses"]
     tenth = max(1, len(losses) // 10)
     return {"steps": state["step"], "planned_steps": len(plan), "finished": finished and state["step"] == len(plan),
             "seconds": round(state["seconds"], 1),
             "loss_first": round(sum(losses[:tenth]) / tenth, 4) if losses else None,
-            "loss_last": round(sum(losses[-tenth:]) / tenth, 4) if losses else None}
+            "loss_last": round(sum(losses[-tenth:]) / tenth, 4) if losses else None,
+            **({"validation": state["validation"]} if validation else {})}
 
 
-def _save(trainer: Trainer, state: dict[str, Any], started: float, checkpoint: Path, state_path: Path) -> None:
-    """Checkpoint first, then the state naming it (a crash between them repeats at most the steps since)."""
+def _save(trainer: Trainer, state: dict[str, Any], started: float, workdir: Path) -> float:
+    """A checkpoint named by its step, then the state naming it, then older checkpoints removed: a crash at any
+    point leaves a state whose checkpoint holds exactly its step. Returns the new start of the timed span."""
     state["seconds"] += time.perf_counter() - started
-    trainer.save_checkpoint(checkpoint)
-    tmp = state_path.with_suffix(".tmp")
+    name = f"{CHECKPOINT}-{state['step']}"
+    trainer.save_checkpoint(workdir / name)
+    state["checkpoint"] = name
+    tmp = (workdir / STATE).with_suffix(".tmp")
     tmp.write_text(json.dumps(state))
-    tmp.replace(state_path)
+    tmp.replace(workdir / STATE)
+    for old in workdir.glob(f"{CHECKPOINT}-*"):
+        if old.name != name:
+            old.unlink() if old.is_file() else shutil.rmtree(old)
+    return time.perf_counter()
 
 
 def torch_save(obj: Any, path: Path) -> None:

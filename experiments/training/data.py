@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +151,25 @@ def mine_negatives(examples: list[TrainingExample], searcher: Searcher, per_quer
         mined.append(TrainingExample(example.query_id, example.query, example.positives, tuple(have[:per_query]),
                                      example.source))
     return mined
+
+
+def validation_split(examples: Sequence[TrainingExample], share: float, seed: int = 0, minimum: int = 20
+                     ) -> tuple[list[TrainingExample], list[TrainingExample]]:
+    """(examples to train on, validation examples) where no validation positive is a positive of any other example.
+
+    A random split would reward a model for learning which documents get cited (a validation query whose answer is
+    also a train query's answer); cutting only examples whose positives are their own mirrors queries about
+    documents training never saw. ``share`` of all examples are taken, at most as many as qualify; fewer than
+    ``minimum`` gives no validation (``([...all], [])``): its scores would be noise.
+    """
+    counts = Counter(d for e in examples for d in e.positives)
+    own = [e for e in examples if all(counts[d] == 1 for d in e.positives)]
+    random.Random(seed).shuffle(own)
+    chosen = own[:int(share * len(examples))]
+    if len(chosen) < minimum:
+        return list(examples), []
+    held = {e.query_id for e in chosen}
+    return [e for e in examples if e.query_id not in held], sorted(chosen, key=lambda e: e.query_id)
 
 
 def passage_text(doc: Document) -> str:

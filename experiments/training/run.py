@@ -14,19 +14,21 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from experiments.tracking import artifact_location
 from experiments.training.base import TRAINERS, Progress, TrainSettings, run_steps
-from experiments.training.data import TrainingData
+from experiments.training.data import TrainingData, validation_split
 from pipelines import TrainedModel, TrainedModelError, TrainedModelStore, is_trained, torch_device
 from pipelines.embedders import resolve_model
 
 MIN_EXAMPLES = 8
 """Fewer examples than this train nothing worth a study's time: refused with the count."""
+MIN_VALIDATION_EXAMPLES = 20
+"""Fewer held-out examples than this choose epochs by noise: the kind's epochs are used instead."""
 
 
 class TrainingError(ValueError):
@@ -41,9 +43,11 @@ class TrainingOutcome:
 
 
 def run_key(kind: str, base: str, data: TrainingData, settings: TrainSettings) -> str:
+    """The identity of a run's inputs (a run without a validation share keeps the key it had before there was one)."""
     spec = resolve_model(base)
     text = json.dumps({"kind": kind, "base": spec.fingerprint, "data": data.sha256(),
-                       "settings": settings.model_dump(mode="json")}, sort_keys=True)
+                       "settings": settings.model_dump(mode="json", exclude=set() if settings.validation_share
+                                                       else {"validation_share"})}, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -70,9 +74,19 @@ def train_model(kind: str, base: str, data: TrainingData, settings: TrainSetting
         model = store.get(done_marker.read_text().strip())
         return TrainingOutcome(model, {**model.manifest.get("training", {}), "reused": True})
     started = time.perf_counter()
+    selection: dict[str, Any] | None = None
+    if resolved.validation_share:
+        selection = choose_epochs(kind, base, data, resolved, components, workdir / "validation", deadline, progress)
+        if selection.get("finished") is False:
+            return TrainingOutcome(None, {"run_key": key, **selection, "phase": "validation",
+                                          "wall_seconds_this_call": round(time.perf_counter() - started, 1)})
+        if "epochs" in selection:
+            trainer = TRAINERS.get(kind)(base, data, resolved.model_copy(update={"epochs": selection["epochs"]}),
+                                         components)
     result = run_steps(trainer, workdir, deadline, progress)
     report = {"run_key": key, **result, "device": torch_device(), "peak_memory_mb": peak_memory_mb(),
-              "wall_seconds_this_call": round(time.perf_counter() - started, 1)}
+              "wall_seconds_this_call": round(time.perf_counter() - started, 1),
+              **({"validation": selection} if selection else {})}
     if not result["finished"]:
         return TrainingOutcome(None, report)
     export = Path(tempfile.mkdtemp(prefix=".export-", dir=store.root))
@@ -80,7 +94,7 @@ def train_model(kind: str, base: str, data: TrainingData, settings: TrainSetting
     base_spec = resolve_model(base)
     manifest = {"base_model": base, "base_fingerprint": base_spec.fingerprint, "licence": base_spec.licence,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "settings": resolved.model_dump(mode="json"), "seed": resolved.seed,
+                "settings": trainer.settings.model_dump(mode="json"), "seed": resolved.seed,
                 "data": data.summary(), "training": report}
     model = store.save(kind, export, manifest)
     done_marker.write_text(model.model_id)
@@ -88,6 +102,28 @@ def train_model(kind: str, base: str, data: TrainingData, settings: TrainSetting
         if leftover != done_marker:
             leftover.unlink() if leftover.is_file() else shutil.rmtree(leftover)
     return TrainingOutcome(model, report)
+
+
+def choose_epochs(kind: str, base: str, data: TrainingData, settings: TrainSettings, components: Any,
+                  workdir: Path, deadline: float | None, progress: Progress | None) -> dict[str, Any]:
+    """The number of epochs, chosen on held-out examples whose positives no other example has (documents training
+    never saw, like the queries a model must generalise to): a model trains on the rest for ``settings.epochs``,
+    scored before training and after every epoch; the first best epoch wins, and the final model trains on every
+    example for that long. Returns the curve and the choice; without enough such examples, why not."""
+    fit, held = validation_split(data.examples, settings.validation_share or 0.0, settings.seed,
+                                 MIN_VALIDATION_EXAMPLES)
+    if not held:
+        return {"skipped": f"fewer than {MIN_VALIDATION_EXAMPLES} examples whose positives are their own to hold out "
+                           f"({settings.validation_share:.0%} of {len(data.examples)}); trained for "
+                           f"{settings.epochs} epochs"}
+    probe = TRAINERS.get(kind)(base, replace(data, examples=fit), settings, components)
+    result = run_steps(probe, workdir, deadline, progress, held)
+    if not result["finished"]:
+        return {**result, "finished": False}
+    curve = result["validation"]
+    epochs, best = max(curve[1:], key=lambda point: point[1])
+    return {"examples": len(held), "metric": "ndcg@10", "before": curve[0][1], "best": best,
+            "epochs": epochs, "curve": curve, "seconds": result["seconds"]}
 
 
 TRAINING_EXPERIMENT = "evolve-training"
@@ -118,7 +154,9 @@ def log_trained_model(model: TrainedModel, tracking_uri: str, artifact_root: Pat
     metrics = {"examples": data.get("examples"), "negatives": data.get("negatives"),
                "dropped_as_evaluation_queries": data.get("dropped_as_evaluation_queries"),
                **{f"examples.{k}": v for k, v in data.get("per_source", {}).items()},
-               **{k: training.get(k) for k in ("steps", "seconds", "loss_first", "loss_last", "peak_memory_mb")}}
+               **{k: training.get(k) for k in ("steps", "seconds", "loss_first", "loss_last", "peak_memory_mb")},
+               **{f"validation.{k}": v for k, v in (training.get("validation") or {}).items()
+                  if k in ("examples", "before", "best", "epochs")}}
     for name, value in metrics.items():
         if isinstance(value, (int, float)):
             client.log_metric(run_id, name, float(value))

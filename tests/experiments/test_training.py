@@ -82,6 +82,38 @@ def test_evaluation_queries_never_train(scifact_with_train, data):
     assert (kept, dropped) == ([], 1)
 
 
+def test_validation_holds_out_only_examples_whose_documents_no_other_example_has():
+    from experiments.training import validation_split
+
+    shared = [TrainingExample(f"s{i}", f"shared {i}", ("popular", f"own-s{i}")) for i in range(10)]
+    own = [TrainingExample(f"o{i}", f"own {i}", (f"d{i}",)) for i in range(30)]
+    fit, held = validation_split(shared + own, 0.25, seed=1, minimum=5)
+    assert len(held) == 10 and len(fit) == 30
+    assert not {d for e in held for d in e.positives} & {d for e in fit for d in e.positives}
+    assert all(e.query_id.startswith("o") for e in held)
+    assert validation_split(shared + own, 0.25, seed=1, minimum=5) == (fit, held)  # the seed fixes it
+    assert validation_split(shared + own, 0.25, seed=1, minimum=11) == (shared + own, [])  # too few: none
+
+
+def test_adapter_chooses_its_epochs_on_held_out_documents(data, components, tmp_path, monkeypatch):
+    import experiments.training.run as run
+
+    monkeypatch.setattr(run, "MIN_VALIDATION_EXAMPLES", 5)
+    settings = TrainSettings(epochs=6, batch_size=8, validation_share=0.3, learning_rate=3e-3)
+    outcome = train_model("adapter", BASE, data, settings, components, TrainedModelStore(tmp_path / "m"))
+    chosen = outcome.report["validation"]
+    assert chosen["examples"] == 9 and [e for e, _ in chosen["curve"]] == [0, 1, 2, 3, 4, 5, 6]
+    assert chosen["before"] == chosen["curve"][0][1]
+    assert chosen["epochs"] == max(chosen["curve"][1:], key=lambda point: point[1])[0]
+    manifest = outcome.model.manifest
+    assert manifest["settings"]["epochs"] == chosen["epochs"]  # the final model: every example, that long
+    assert manifest["data"]["examples"] == 30 and outcome.report["steps"] == 4 * chosen["epochs"]
+    assert manifest["training"]["validation"] == chosen
+    off = train_model("adapter", BASE, data, settings.model_copy(update={"validation_share": 0.0}), components,
+                      TrainedModelStore(tmp_path / "m"))
+    assert "validation" not in off.report and off.model.manifest["settings"]["epochs"] == 6
+
+
 def test_feedback_gives_positives_and_hard_negatives():
     rows = [{"feedback_id": "f1", "rating": "bad", "query": "q one", "correct_doc_id": "d2",
              "results": json.dumps([{"doc_id": "d1"}, {"doc_id": "d2"}, {"doc_id": "d3"}])},
@@ -122,6 +154,28 @@ def test_adapter_learns_resumes_to_the_same_model_and_is_verified(scifact_with_t
                           progress=lambda done, total: steps_seen.append(done))
     assert steps_seen[0] == 7  # the checkpoint after step 6, then step 7 onwards: the same batches, the same model
     assert resumed.model.model_id == whole.model.model_id
+
+    from experiments.training._adapter import AdapterTrainer
+
+    original, calls = AdapterTrainer.save_checkpoint, []
+
+    def dies_after_writing_the_second_checkpoint(self, path):
+        original(self, path)
+        calls.append(path)
+        if len(calls) == 2:
+            raise Crash  # the checkpoint of step 6 is written, the state naming it is not
+
+    torn = TrainedModelStore(tmp_path / "c")
+    AdapterTrainer.save_checkpoint = dies_after_writing_the_second_checkpoint
+    try:
+        with pytest.raises(Crash):
+            train_model("adapter", BASE, data, settings, components, torn)
+    finally:
+        AdapterTrainer.save_checkpoint = original
+    steps_seen.clear()
+    assert train_model("adapter", BASE, data, settings, components, torn,
+                       progress=lambda done, total: steps_seen.append(done)).model.model_id == whole.model.model_id
+    assert steps_seen[0] == 4  # from the state's own checkpoint (step 3), not the newer weights beside it
     again = train_model("adapter", BASE, data, settings, components, store)
     assert again.report.get("reused") and again.model.model_id == whole.model.model_id
 
