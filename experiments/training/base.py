@@ -74,6 +74,8 @@ class Trainer(ABC):
     default_epochs: ClassVar[float] = 1.0
     default_validation_share: ClassVar[float] = 0.0
     """> 0 only for kinds that implement :meth:`validate` cheaply enough to run after every epoch."""
+    recipe: ClassVar[int] = 1
+    """Raised when the kind's training changes, so a finished run of the old recipe is not reused for the new."""
 
     def __init__(self, base: str, data: TrainingData, settings: TrainSettings, components: Any):
         self.base = base
@@ -114,10 +116,19 @@ class TransformerTrainer(Trainer):
     optimizer: Any
     scheduler: Any
 
+    fresh: frozenset[str] = frozenset()
+    """Names of freshly initialised parameters (a new head), trained at ``head_learning_rate``: at the body's rate
+    a random head barely moves in the few hundred steps a CPU affords."""
+    head_learning_rate: ClassVar[float] = 1e-3
+
     def start_optimiser(self) -> None:
         import torch
 
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.settings.learning_rate)
+        named = list(self.model.named_parameters())
+        groups = [{"params": [p for n, p in named if n not in self.fresh], "lr": self.settings.learning_rate}]
+        if self.fresh:
+            groups.append({"params": [p for n, p in named if n in self.fresh], "lr": self.head_learning_rate})
+        self.optimizer = torch.optim.AdamW(groups, lr=self.settings.learning_rate)
         self.scheduler = warmup_then_linear(self.optimizer, len(batches(self.data.examples, self.settings)))
         self.model.train()
 

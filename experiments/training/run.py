@@ -45,7 +45,9 @@ class TrainingOutcome:
 def run_key(kind: str, base: str, data: TrainingData, settings: TrainSettings) -> str:
     """The identity of a run's inputs (a run without a validation share keeps the key it had before there was one)."""
     spec = resolve_model(base)
-    text = json.dumps({"kind": kind, "base": spec.fingerprint, "data": data.sha256(),
+    recipe = TRAINERS.get(kind).recipe
+    text = json.dumps({"kind": kind, **({"recipe": recipe} if recipe != 1 else {}), "base": spec.fingerprint,
+                       "data": data.sha256(),
                        "settings": settings.model_dump(mode="json", exclude=set() if settings.validation_share
                                                        else {"validation_share"})}, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

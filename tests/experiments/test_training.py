@@ -222,6 +222,18 @@ def test_embedder_and_reranker_train_on_cpu_and_load_as_pipeline_parts(scifact_w
     assert models_of(config) == {embedder.model_id: "Apache-2.0", reranker.model_id: "Apache-2.0"}
 
 
+def test_the_rerankers_new_head_trains_at_its_own_rate(data, components):
+    """At the body's 3e-5 a random head left 100 CPU steps at chance loss (ln 8): the head gets 1e-3."""
+    from experiments.training import TRAINERS
+
+    trainer = TRAINERS.get("reranker")(BASE, data, TrainSettings(max_seq_length=64), components)
+    trainer.prepare()
+    groups = trainer.optimizer.param_groups
+    assert trainer.fresh == {"classifier.weight", "classifier.bias"}
+    assert [g["initial_lr"] for g in groups] == [3e-5, 1e-3]
+    assert [p.shape for p in groups[1]["params"]] == [(1, 384), (1,)]
+
+
 def test_a_node_without_the_model_fetches_it_from_its_mlflow_training_run(data, components, tmp_path):
     from experiments import sqlite_tracking_uri
     from experiments.training import fetch_trained_models, log_trained_model, trained_ids
