@@ -31,20 +31,24 @@ DEMO_EVALSET = PACKAGE_ROOT / "evalsets" / "data" / "claude-docs-qa"
 DEMO_CONFIG = PACKAGE_ROOT / "pipelines" / "configs" / "demo.yaml"
 
 def _use_project(project_dir: Path) -> Path:
-    """Every command that takes --project-dir: the project's trained models are the ones model names resolve to
-    (in this process and the workers and servers it starts)."""
+    """Every command that takes --project-dir: the project's trained models and its model registry file
+    (`models.yaml`, served models) are what model names resolve to, in this process and the workers and servers it
+    starts. A variable the user set wins; one an earlier command of this process set is replaced."""
     from agent.paths import ProjectPaths
-    from pipelines import TRAINED_ROOT_ENV as ROOT_ENV
+    from pipelines import TRAINED_ROOT_ENV
+    from pipelines.remote import REGISTRY_ENV
 
-    if os.environ.get(_TRAINED_FROM_PROJECT) == "1":  # set by an earlier command in this process, not the user
-        del os.environ[ROOT_ENV]
-    if not os.environ.get(ROOT_ENV):
-        os.environ[ROOT_ENV] = str(ProjectPaths.of(project_dir).trained_models)
-        os.environ[_TRAINED_FROM_PROJECT] = "1"
+    for variable in (TRAINED_ROOT_ENV, REGISTRY_ENV):
+        if os.environ.pop(f"_EVOLVE_FROM_PROJECT_{variable}", None) == "1":  # an earlier command set it, not the user
+            os.environ.pop(variable, None)
+    paths = ProjectPaths.of(project_dir)
+    for variable, value in ((TRAINED_ROOT_ENV, paths.trained_models),
+                            (REGISTRY_ENV, paths.model_registry if paths.model_registry.is_file() else None)):
+        marker = f"_EVOLVE_FROM_PROJECT_{variable}"
+        if not os.environ.get(variable) and value is not None:
+            os.environ[variable] = str(value)
+            os.environ[marker] = "1"
     return project_dir
-
-
-_TRAINED_FROM_PROJECT = "_EVOLVE_TRAINED_FROM_PROJECT"
 
 
 ProjectDir = Annotated[Path, typer.Option("--project-dir", envvar="EVOLVE_PROJECT_DIR", callback=_use_project,

@@ -80,6 +80,11 @@ class ProjectPaths:
         return Path(override) if override else self.state / "models"
 
     @property
+    def model_registry(self) -> Path:
+        """Models served over the network (vLLM, llama.cpp, TEI, Ollama endpoints): `models.yaml` in the project."""
+        return self.root / "models.yaml"
+
+    @property
     def optuna(self) -> Path:
         return self.state / "optuna.db"
 

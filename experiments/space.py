@@ -30,6 +30,7 @@ from pipelines.embedders import resolve_model
 from pipelines.fusion import FUSIONS
 from pipelines.lexical import TOKENIZERS
 from pipelines import ConfigRegistry, KindConfig
+from pipelines.remote import remote_models
 from pipelines.rerankers import RERANKERS
 from pipelines import load_model, problems_of, validate_as
 
@@ -355,13 +356,16 @@ def describe_space(models: list[str]) -> str:
     """The schema of a space as text for an LLM, written from the registries and the limits validation enforces.
 
     ``models``: the embedding models a proposal may name (dense models, and reranker kinds whose model is an
-    embedding model); reranker kinds that need other weights are left out, a proposal could not name them.
+    embedding model); the served rerankers of the project's model registry are offered to the 'remote' kind;
+    reranker kinds that need other weights are left out, a proposal could not name them.
     """
     names = json.dumps(models)
     chunkers = [_kind_text(CHUNKERS, kind) for kind in CHUNKERS.kinds()]
-    rerankers = [_kind_text(RERANKERS, kind, [f'"model": one of {names}'] if config.model_kind else [])
-                 for kind, config in zip(RERANKERS.kinds(), RERANKERS.configs())
-                 if config.model_kind in (None, "embedding")]
+    served = json.dumps([n for n, m in remote_models().items() if m.kind == "reranker"])
+    offered = {None: None, "embedding": names, **({"remote-reranker": served} if served != "[]" else {})}
+    rerankers = [_kind_text(RERANKERS, kind, [f'"model": one of {offered[config.model_kind]}']
+                            if config.model_kind else [])
+                 for kind, config in zip(RERANKERS.kinds(), RERANKERS.configs()) if config.model_kind in offered]
     tokenizers = "; ".join(f"{name}: {_summary(TOKENIZERS.get(name))}" for name in TOKENIZERS.kinds())
     fusion_fields = [_field_text(name, info) for name, info in _fusion_fields(tuple(FUSIONS.configs())).items()]
     return "\n".join([

@@ -124,7 +124,7 @@ class Components:
     def reranker(self, config: RerankerConfig) -> Reranker | None:
         """The reranker a config names, built once per process (None for kind 'none')."""
         if config not in self._rerankers:
-            self._rerankers[config] = make_reranker(config, self.embedder)
+            self._rerankers[config] = make_reranker(config, self.embedder, self.store)
         return self._rerankers[config]
 
     def embedding_counts(self) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from experiments import SpaceError, describe_space, space_from_dict
 from pipelines import TrainedModelError, TrainedModelStore, is_trained
 from pipelines.embedders import REGISTRY
+from pipelines.remote import remote_models
 
 
 @dataclass
@@ -40,12 +41,16 @@ class LLMProposal(BaseModel):
 
 def models_for(language: str) -> list[str]:
     """Registry models worth trying for the language, the cheap-to-try first for English
-    (multilingual-e5 is the best on Korean but the slowest to embed on a CPU)."""
+    (multilingual-e5 is the best on Korean but the slowest to embed on a CPU), then the served embedders of the
+    project's model registry that declare the language (or multilingual)."""
     multilingual = [n for n, s in REGISTRY.items() if "multilingual" in s.languages]
+    wanted = ("multilingual", "korean") if language == "ko" else ("multilingual", "english")
+    served = [n for n, m in remote_models().items()
+              if m.kind == "embedder" and any(w in m.languages.lower() for w in wanted)]
     if language == "ko":
-        return multilingual
+        return multilingual + served
     english = [n for n, s in REGISTRY.items() if s.languages == "English"]
-    return english + sorted(multilingual, key=lambda n: n == "multilingual-e5-small")
+    return english + sorted(multilingual, key=lambda n: n == "multilingual-e5-small") + served
 
 
 def tokenizers_for(language: str) -> list[str]:
@@ -186,10 +191,16 @@ def validate_proposal(data: dict[str, Any], name: str) -> dict[str, Any]:
     cached hub model; a proposal (text that documents could have influenced) may not.
     """
     space = space_from_dict({**data, "name": data.get("name") or name}, "LLM proposal")
-    models = [m for m in space.dense_models if m != "none"] + [r.model for r in space.rerankers if r.model]
-    outside = [m for m in models if m not in REGISTRY and not _own_model(m)]
+    served = remote_models()
+    embedders = [m for m in space.dense_models if m != "none"] + \
+        [r.model for r in space.rerankers if r.model and r.kind != "remote"]
+    outside = [m for m in embedders if m not in REGISTRY and not _own_model(m)
+               and not (m in served and served[m].kind == "embedder")]
+    outside += [r.model for r in space.rerankers if r.kind == "remote"
+                and not (r.model in served and served[r.model].kind == "reranker")]
     if outside:
-        raise SpaceError(f"LLM proposal: models {outside} are not in the registry ({', '.join(REGISTRY)})")
+        raise SpaceError(f"LLM proposal: models {outside} are not in the registry "
+                         f"({', '.join([*REGISTRY, *served])})")
     return space.model_dump(mode="json")
 
 

@@ -9,14 +9,13 @@ a Hugging Face sequence-classification folder, which sentence-transformers' Cros
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from experiments.training.base import TRAINERS, TransformerTrainer, filled_negatives
 from experiments.training.data import TrainingExample
 from pipelines import torch_device
-from pipelines.embedders import model_location, resolve_model
+from pipelines.embedders import model_location, resolve_model, transformer_subfolder
 
 
 def transformer_folder(name: str) -> Path:
@@ -25,13 +24,7 @@ def transformer_folder(name: str) -> Path:
     if spec.loader not in ("sentence-transformers", "cross-encoder"):
         raise ValueError(f"a cross-encoder cannot start from {name} ({spec.loader}): it needs transformer weights "
                          f"(all-MiniLM-L6-v2, a local sentence-transformers directory, or a trained embedder)")
-    folder = Path(model_location(spec))
-    modules = folder / "modules.json"
-    if modules.is_file():
-        for module in json.loads(modules.read_text(encoding="utf-8")):
-            if module.get("type", "").endswith("Transformer"):
-                return folder / module.get("path", "")
-    return folder
+    return transformer_subfolder(model_location(spec))
 
 
 @TRAINERS.register

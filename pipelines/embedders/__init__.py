@@ -1,9 +1,10 @@
 """Embedding models: registry, loaders, and the on-disk cache that makes a chunk embed once."""
 
 from pipelines.embedders.adapter import AdaptedEmbedder, load_adapter, save_adapter
-from pipelines.embedders.base import Embedder, load_embedder, model_location
+from pipelines.embedders.base import Embedder, load_embedder, model_location, transformer_subfolder
 from pipelines.embedders.cache import CachedEmbedder, CacheStats, EmbeddingStore, WorkAbandoned
 from pipelines.embedders.registry import REGISTRY, ModelSpec, resolve_model
 
 __all__ = ["REGISTRY", "AdaptedEmbedder", "CacheStats", "CachedEmbedder", "Embedder", "EmbeddingStore", "ModelSpec",
-           "WorkAbandoned", "load_adapter", "load_embedder", "model_location", "resolve_model", "save_adapter"]
+           "WorkAbandoned", "load_adapter", "load_embedder", "model_location", "resolve_model", "save_adapter",
+           "transformer_subfolder"]

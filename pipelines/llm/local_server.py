@@ -19,6 +19,11 @@ from pathlib import Path
 from pipelines.llm.client import LLMSettings
 
 
+MODES = ("chat", "embedding", "rerank")
+RANK_POOLING = 4
+"""llama.cpp's LLAMA_POOLING_TYPE_RANK: the rank head's score per (query, document) pair."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -29,8 +34,15 @@ class LocalLLMServer:
     """Context manager: starts the server on 127.0.0.1 and a free port, stops it on exit."""
 
     def __init__(self, model: str = "smollm2-135m", threads: int = 1, ctx: int = 4096, parallel: int = 1,
-                 log: Path | None = None, startup_timeout: float = 180):
+                 log: Path | None = None, startup_timeout: float = 180, gguf: Path | None = None,
+                 mode: str = "chat"):
+        """``mode``: 'chat' (completions), 'embedding' (``/v1/embeddings`` with the model's own pooling) or
+        'rerank' (``/v1/rerank``, a GGUF with a rank head, e.g. from ``pipelines.remote.export_bert_gguf``);
+        ``gguf``: a file to serve as ``model`` instead of a packaged model's."""
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")
         self.model, self.threads, self.ctx, self.parallel = model, threads, ctx, parallel
+        self.gguf, self.mode = gguf, mode
         self.port = free_port()
         self.log = log
         self.startup_timeout = startup_timeout
@@ -46,11 +58,12 @@ class LocalLLMServer:
 
         from pipelines.llm.models import resolve_gguf
 
-        gguf = resolve_gguf(self.model)
+        gguf = self.gguf or resolve_gguf(self.model)
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen([sys.executable, "-m", "pipelines.llm.local_server", "--gguf", str(gguf),
                                          "--alias", self.model, "--port", str(self.port), "--threads",
-                                         str(self.threads), "--ctx", str(self.ctx), "--parallel", str(self.parallel)],
+                                         str(self.threads), "--ctx", str(self.ctx), "--parallel", str(self.parallel),
+                                         "--mode", self.mode],
                                         stdout=output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -90,6 +103,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--mode", choices=MODES, default="chat")
     args = parser.parse_args()
 
     import xllamacpp
@@ -103,6 +117,11 @@ def main() -> None:
     params.cpuparams_batch.n_threads = args.threads
     params.port = args.port
     params.hostnames = ["127.0.0.1"]
+    if args.mode != "chat":
+        params.embedding = True
+        params.n_batch = params.n_ubatch = args.ctx  # an encoder takes a whole input in one batch
+    if args.mode == "rerank":
+        params.pooling_type = RANK_POOLING
     server = xllamacpp.Server(params)  # noqa: F841  (serves while referenced)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -7,9 +7,10 @@ from its config.
 from pipelines.registry import import_kinds
 from pipelines.rerankers._cross_encoder import CrossEncoderReranker, CrossEncoderRerankerConfig
 from pipelines.rerankers._embedding import EmbeddingReranker, EmbeddingRerankerConfig
+from pipelines.rerankers._remote import RemoteReranker, RemoteRerankerConfig
 from pipelines.rerankers.base import RERANKERS, NoRerankerConfig, Reranker, RerankerConfig, make_reranker
 
 import_kinds(__name__, __path__)
 
 __all__ = ["RERANKERS", "CrossEncoderReranker", "CrossEncoderRerankerConfig", "EmbeddingReranker",
-           "EmbeddingRerankerConfig", "NoRerankerConfig", "Reranker", "RerankerConfig", "make_reranker"]
+           "EmbeddingRerankerConfig", "NoRerankerConfig", "RemoteReranker", "RemoteRerankerConfig", "Reranker", "RerankerConfig", "make_reranker"]

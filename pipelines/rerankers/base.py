@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -75,6 +75,10 @@ class Reranker(ABC):
         self.blend = blend
         """Weight of the (min-max normalised) first-stage score in the final score, 0 = reranker only."""
 
+    uses_store: ClassVar[bool] = False
+    """True: :meth:`from_config` also takes ``store``, the process's ``EmbeddingStore`` (``get_scores`` /
+    ``put_scores`` cache pair scores, ``probe`` / ``put_probe`` keep a served model's fingerprint)."""
+
     @classmethod
     @abstractmethod
     def from_config(cls, config: RerankerConfig, embedders: Embedders) -> "Reranker":
@@ -97,6 +101,9 @@ RERANKERS: ConfigRegistry[Reranker] = ConfigRegistry("reranker kind", RerankerCo
 """Reranker kind -> reranker class ('none' is the absence of one); each kind's module registers itself."""
 
 
-def make_reranker(config: RerankerConfig, embedders: Embedders) -> Reranker | None:
-    """The reranker a config names, None for kind 'none' (an unknown kind is refused with the known ones named)."""
+def make_reranker(config: RerankerConfig, embedders: Embedders, store: Any = None) -> Reranker | None:
+    """The reranker a config names, None for kind 'none' (an unknown kind is refused with the known ones named).
+    ``store``: the process's embedding store, given to kinds that set ``uses_store`` (they cache scores there)."""
+    if config.kind != "none" and getattr(RERANKERS.get(config.kind), "uses_store", False):
+        return RERANKERS.make(config, embedders, store)
     return RERANKERS.make(config, embedders)

@@ -1,0 +1,64 @@
+"""Which weights answer behind an endpoint's name: fixed probe inputs, their outputs stored at first contact and
+compared at every start.
+
+A server can swap the weights behind the same model name (a new checkpoint deployed under ``bge-m3``). Vectors of
+the old weights must then never mix with the new ones in the cache, nor cached rerank scores with new scores, so
+each process probes once before its first use: outputs within ``fingerprint_tolerance`` of the stored ones are the
+same weights (their fingerprint, part of every cache key, is reused); anything else is refused with
+:class:`RemoteModelChanged` until the entry's ``revision`` is raised, which starts a new fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from pipelines.remote.client import RemoteError
+from pipelines.remote.registry import RemoteModel
+
+PROBE_TEXTS = ("evolve probe: retrieval quality is measured on held-back queries.",
+               "검색 품질은 보류된 질문으로 측정합니다.",
+               "0 1 2 3 4 5 6 7 8 9 + - * / = ( ) [ ] { } < > ? !")
+PROBE_QUERY = "how is retrieval quality measured?"
+
+
+class RemoteModelChanged(RemoteError):
+    """The endpoint's outputs for the probe differ from those stored for its name: other weights answer."""
+
+
+def identity(model: RemoteModel) -> str:
+    """The stored probe's key: the entry's name, the served model id and the revision."""
+    return f"{model.kind}:{model.name}|{model.model}|r{model.revision}"
+
+
+def fingerprint_of(model: RemoteModel, probe: np.ndarray) -> str:
+    rounded = np.round(np.asarray(probe, dtype=np.float64), 3)
+    digest = hashlib.sha256(identity(model).encode("utf-8") + rounded.tobytes() + str(rounded.shape).encode())
+    return digest.hexdigest()[:16]
+
+
+def difference(stored: np.ndarray, fresh: np.ndarray, kind: str) -> float:
+    """1 - the smallest cosine over probe vectors (embedders), or the largest relative score change (rerankers)."""
+    if stored.shape != fresh.shape:
+        return float("inf")
+    if kind == "embedder":
+        a = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+        b = fresh / np.maximum(np.linalg.norm(fresh, axis=1, keepdims=True), 1e-12)
+        return float(1.0 - np.min(np.sum(a * b, axis=1)))
+    return float(np.max(np.abs(stored - fresh) / (1.0 + np.abs(stored))))
+
+
+def check(model: RemoteModel, stored: np.ndarray | None, fresh: np.ndarray) -> None:
+    """Raises RemoteModelChanged when ``fresh`` probe outputs are not the ``stored`` ones (within tolerance)."""
+    if stored is None:
+        return
+    gap = difference(stored, fresh, model.kind)
+    if gap > model.fingerprint_tolerance:
+        shape = "" if stored.shape == fresh.shape else f" (shape {stored.shape} -> {fresh.shape})"
+        raise RemoteModelChanged(
+            f"{model.endpoint} now answers the fixed probe differently than when evolve first used it "
+            f"(difference {gap:.4g} > tolerance {model.fingerprint_tolerance:g}{shape}): other weights are served "
+            f"under this name. Its cached {'vectors' if model.kind == 'embedder' else 'scores'} are kept apart and "
+            f"nothing new is mixed in. If the change is intended, raise 'revision' of {model.name} in the model "
+            f"registry (now {model.revision}); otherwise restore the model the server served before.")
