@@ -22,6 +22,10 @@ from pipelines import Progress
 from pipelines.embedders import WorkAbandoned
 
 
+FAIL_REASON = "fail_reason"
+"""User attribute of a failed trial: the exception, as one line (a model server that stayed down names itself)."""
+
+
 class Objective:
     """Called by Optuna once a trial; returns the metric's mean (and search ms/query when multi-objective).
 
@@ -45,6 +49,9 @@ class Objective:
         except WorkAbandoned as err:
             trial.set_user_attr("abandoned", str(err))
             raise optuna.TrialPruned(f"abandoned: {err}") from None
+        except Exception as err:  # the trial fails (Optuna catches it); its reason stays with it in the storage
+            trial.set_user_attr(FAIL_REASON, f"{type(err).__name__}: {err}"[:1000])
+            raise
 
     def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
         config = suggest_config(trial, self.space)

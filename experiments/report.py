@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ def study_summary(study: optuna.Study, spec: StudySpec, tune: EvalSet, tune_quer
     return {
         "study": spec.study_name, "evalset": spec.evalset, "metric": spec.metric,
         "trials_finished": len(finished), "trials_pruned": sum(t.state.name == "PRUNED" for t in trials),
-        "trials_failed": sum(t.state.name == "FAIL" for t in trials),
+        "trials_failed": sum(t.state.name == "FAIL" for t in trials), "failures": failure_reasons(trials),
         "tune_queries": tune_queries, "tune_split": tune.split,
         "best_tune_value": max(t.values[0] for t in trials if t.state.name == "COMPLETE"),
         "heldout_split": heldout_set.split, "heldout_queries": len(heldout_set.queries),
@@ -44,6 +45,13 @@ def study_summary(study: optuna.Study, spec: StudySpec, tune: EvalSet, tune_quer
         "trial_seconds_total": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in finished),
         "best_config": json.loads(best.model_dump_json()),
     }
+
+
+def failure_reasons(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """Why trials failed (the objective keeps each one's exception), most frequent first."""
+    reasons = Counter(str(t.user_attrs.get("fail_reason", "unknown")).splitlines()[-1][:300]
+                      for t in trials if t.state.name == "FAIL")
+    return dict(reasons.most_common())
 
 
 def write_report(folder: Path, study: optuna.Study, summary: dict[str, Any], best: PipelineConfig,

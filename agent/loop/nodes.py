@@ -171,7 +171,9 @@ def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int,
         value = f"{trial.values[0]:.4f}" if trial.values else "-"
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
             if trial.datetime_complete and trial.datetime_start else 0.0
-        ctx.say(f"    trial {trial.number}: {trial.state.name.lower()} {value} ({seconds:.0f} s)")
+        why = trial.user_attrs.get("fail_reason", "") if trial.state.name == "FAIL" else ""
+        ctx.say(f"    trial {trial.number}: {trial.state.name.lower()} {value} ({seconds:.0f} s)"
+                + (f": {why.splitlines()[-1][:300]}" if why else ""))
         if ctx.stop_requested() or ctx.remaining() < ctx.reserve:
             study.stop()
 

@@ -41,12 +41,18 @@ class RemoteClient:
         self.requests = 0
         """Requests sent (retries included): what the tests and the benchmark count."""
         self.seconds = 0.0
+        self.down: tuple[float, str] | None = None
+        """(when, why) the endpoint last stayed unreachable through every retry: for ``cooldown_s`` after that,
+        calls fail at once instead of waiting through the retries again (a study moves on to other models)."""
 
     def post(self, route: str, payload: dict[str, Any]) -> Any:
         """POST ``payload`` as JSON to ``base_url + route``; the decoded JSON, or RemoteError after the retries."""
         import httpx
 
         url = f"{self.model.base_url}{route}"
+        if self.down and time.monotonic() - self.down[0] < self.model.cooldown_s:
+            raise RemoteError(f"{self.model.endpoint}: still down ({self.down[1]}, {time.monotonic() - self.down[0]:.0f} "
+                              f"s ago; tried again after {self.model.cooldown_s:g} s)")
         key = self.model.api_key()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         cause = "no attempt made"
@@ -65,6 +71,7 @@ class RemoteClient:
                     self.requests += 1
                     self.seconds += time.perf_counter() - started
             if response.status_code == 200:
+                self.down = None
                 try:
                     return response.json()
                 except ValueError:
@@ -76,7 +83,8 @@ class RemoteClient:
             if response.status_code not in RETRIED_STATUS or too_long:
                 hint = " (an input longer than the server takes: set truncate_chars of this entry)" if too_long else ""
                 raise RemoteError(f"{self.model.endpoint}: {route} refused the request ({cause}){hint}")
-        raise RemoteError(f"{self.model.endpoint}: {route} failed {self.model.retries + 1} times; last: {cause}")
+        self.down = (time.monotonic(), f"{route} failed {self.model.retries + 1} times; last: {cause}")
+        raise RemoteError(f"{self.model.endpoint}: {self.down[1]}")
 
     def _batched(self, items: list[Any], run: Any) -> list[Any]:
         """``run`` on batches of ``batch_size``, ``concurrency`` at a time, results in order (all or an error)."""

@@ -73,6 +73,8 @@ class RemoteModel(BaseModel):
     timeout_s: float = Field(60.0, gt=0, le=3600)
     retries: int = Field(4, ge=0, le=20, description="retries of a failed request, with exponential backoff")
     backoff_s: float = Field(0.5, ge=0, le=60, description="first backoff; doubled after each retry")
+    cooldown_s: float = Field(30.0, ge=0, le=3600, description="after the retries are spent, calls fail at once "
+                                                               "for this long before the server is tried again")
     revision: int = Field(1, ge=1, description="raise it after deliberately changing the weights behind this "
                                                "name: a new fingerprint is then taken instead of a refusal")
     fingerprint_tolerance: float = Field(1e-3, gt=0, lt=1, description="largest probe difference (1 - cosine for "

@@ -178,3 +178,33 @@ def test_a_trial_whose_process_died_before_its_first_heartbeat_is_failed(tiny_sc
     assert states[orphan.number] == optuna.trial.TrialState.FAIL
     assert optuna.trial.TrialState.RUNNING not in states.values()
     assert runner.finished_count() == 3
+
+
+def test_trials_of_a_model_server_that_is_down_fail_and_the_study_goes_on(tiny_scifact, tmp_path, monkeypatch):
+    """A served model whose server is gone: its trials fail with the endpoint named (after the first, at once), the
+    others complete, and the summary says why trials failed."""
+    import yaml
+
+    from pipelines.llm.local_server import free_port
+    from pipelines.remote import REGISTRY_ENV
+
+    registry = tmp_path / "models.yaml"
+    registry.write_text(yaml.safe_dump({"models": [{
+        "name": "bge-m3@down", "kind": "embedder", "protocol": "openai", "model": "bge-m3", "retries": 1,
+        "backoff_s": 0.05, "base_url": f"http://127.0.0.1:{free_port()}/v1"}]}))
+    monkeypatch.setenv(REGISTRY_ENV, str(registry))
+    space = {**SPACE, "dense_models": ["bge-m3@down", "none"], "chunkers": [{"kind": "whole"}]}
+    spec = StudySpec(study_name="down", evalset=str(tiny_scifact), space=space, n_trials=8, seed=1, prune=False)
+    runner = StudyRunner(spec, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
+    runner.run()
+    failed = [t for t in runner.study.trials if t.state == optuna.trial.TrialState.FAIL]
+    complete = [t for t in runner.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert failed and complete and all(t.params["dense_model"] == "bge-m3@down" for t in failed)
+    assert all(t.params["dense_model"] == "none" for t in complete)
+    assert all("bge-m3@down (bge-m3 at http://127.0.0.1:" in t.user_attrs["fail_reason"] for t in failed)
+    assert all(not t.user_attrs.get("metrics") for t in failed)  # nothing scored from part of the corpus
+    summary = runner.finish()
+    assert summary["trials_failed"] == len(failed)
+    assert sum(summary["failures"].values()) == len(failed)
+    assert any("failed 2 times" in reason for reason in summary["failures"])
+    assert len(failed) == 1 or any("still down" in reason for reason in summary["failures"])
