@@ -27,7 +27,23 @@ let
   // optionalAttrs (cfg.llm.model != null) { EVOLVE_LLM_MODEL = cfg.llm.model; }
   // optionalAttrs (cfg.trackingUri != null) { MLFLOW_TRACKING_URI = cfg.trackingUri; }
   // optionalAttrs (cfg.optunaStorage != null) { EVOLVE_OPTUNA_STORAGE = cfg.optunaStorage; }
-  // optionalAttrs (cfg.policyFile != null) { EVOLVE_POLICY = toString cfg.policyFile; };
+  // optionalAttrs (cfg.policyFile != null) { EVOLVE_POLICY = toString cfg.policyFile; }
+  // optionalAttrs (registryEntries != [ ]) { EVOLVE_MODEL_REGISTRY = "/etc/evolve/models.yaml"; };
+
+  # --- model servers (vLLM's pooling/score APIs) and the registry entries that point evolve at them ---
+  servers = [
+    { part = "embeddingServer"; unit = "vllm-embedding"; kind = "embedder"; protocol = "openai"; task = "embed"; }
+    { part = "rerankerServer"; unit = "vllm-reranker"; kind = "reranker"; protocol = "rerank"; task = "score"; }
+  ];
+  enabledServers = builtins.filter (s: cfg.${s.part}.enable) servers;
+  # one registry entry (pipelines/remote/registry.py's fields) per model server on this node, then cfg.models
+  localEntry = s: let server = cfg.${s.part}; in {
+    name = server.registryName; kind = s.kind; protocol = s.protocol; base_url = server.advertiseUrl;
+    model = server.servedName; licence = server.licence; languages = server.languages;
+    batch_size = server.batchSize; concurrency = server.concurrency; revision = server.revision;
+  } // optionalAttrs (server.dim != null) { dim = server.dim; }
+    // optionalAttrs (cfg.modelApiKeyFile != null) { api_key_env = "EVOLVE_MODEL_API_KEY"; };
+  registryEntries = map localEntry enabledServers ++ cfg.models;
 
   # secrets are read from files at start (systemd credentials), never put in the Nix store
   withSecrets = name: command: pkgs.writeShellScript "evolve-${name}" ''
@@ -35,12 +51,141 @@ let
     if [ -n "''${CREDENTIALS_DIRECTORY:-}" ]; then
       [ -f "$CREDENTIALS_DIRECTORY/api-token" ] && export EVOLVE_API_TOKEN="$(cat "$CREDENTIALS_DIRECTORY/api-token")"
       [ -f "$CREDENTIALS_DIRECTORY/llm-api-key" ] && export EVOLVE_LLM_API_KEY="$(cat "$CREDENTIALS_DIRECTORY/llm-api-key")"
+      [ -f "$CREDENTIALS_DIRECTORY/model-api-key" ] && export EVOLVE_MODEL_API_KEY="$(cat "$CREDENTIALS_DIRECTORY/model-api-key")"
     fi
     exec ${command}
   '';
 
   credentials = optional (cfg.serve.apiTokenFile != null) "api-token:${cfg.serve.apiTokenFile}"
-    ++ optional (cfg.llm.apiKeyFile != null) "llm-api-key:${cfg.llm.apiKeyFile}";
+    ++ optional (cfg.llm.apiKeyFile != null) "llm-api-key:${cfg.llm.apiKeyFile}"
+    ++ optional (cfg.modelApiKeyFile != null) "model-api-key:${cfg.modelApiKeyFile}";
+
+  # a vLLM pooling server (embeddings or scores) for one GPU of this node; the key, if any, as VLLM_API_KEY
+  vllmUnit = s: let server = cfg.${s.part}; in {
+    description = "vLLM ${s.task} server for evolve (${server.servedName})";
+    wantedBy = [ "multi-user.target" ];
+    after = [ "network-online.target" ];
+    wants = [ "network-online.target" ];
+    environment = {
+      HF_HUB_OFFLINE = "1"; # weights are copied to the node by an admin, never downloaded here
+      TRANSFORMERS_OFFLINE = "1";
+      VLLM_NO_USAGE_STATS = "1";
+      DO_NOT_TRACK = "1";
+      HOME = "/var/lib/${s.unit}";
+      LD_LIBRARY_PATH = "/run/opengl-driver/lib";
+      CUDA_VISIBLE_DEVICES = toString server.cudaDevice;
+    };
+    serviceConfig = sandbox { writable = [ "/var/lib/${s.unit}" ]; gpu = true; } // {
+      User = "vllm";
+      Group = "vllm";
+      StateDirectory = s.unit;
+      ReadOnlyPaths = [ server.model ];
+      LoadCredential = optional (cfg.modelApiKeyFile != null) "model-api-key:${cfg.modelApiKeyFile}";
+      ExecStart = pkgs.writeShellScript "${s.unit}" ''
+        set -eu
+        if [ -f "''${CREDENTIALS_DIRECTORY:-/nonexistent}/model-api-key" ]; then
+          export VLLM_API_KEY="$(cat "$CREDENTIALS_DIRECTORY/model-api-key")"
+        fi
+        exec ${lib.escapeShellArgs ([
+          "${server.package}/bin/python" "-m" "vllm.entrypoints.openai.api_server"
+          "--model" server.model "--served-model-name" server.servedName "--task" s.task
+          "--host" server.host "--port" (toString server.port)
+          "--gpu-memory-utilization" server.gpuMemoryUtilization "--max-model-len" (toString server.maxModelLen)
+        ] ++ server.extraArgs)}
+      '';
+      Restart = "always";
+      RestartSec = 10;
+    };
+  };
+
+  serverOptions = { what, port, task, example }: {
+    enable = mkEnableOption "a vLLM ${what} server on this node (vLLM `--task ${task}`), shared by every evolve process of the cluster";
+    package = mkOption {
+      type = types.package;
+      description = "Python environment with vLLM (the flake's `vllm`); its `python -m vllm.entrypoints.openai.api_server` runs.";
+    };
+    model = mkOption {
+      type = types.str;
+      example = example;
+      description = "Directory of the model's weights on this node (copied there by an admin; nothing is downloaded).";
+    };
+    servedName = mkOption {
+      type = types.str;
+      example = builtins.baseNameOf example;
+      description = "The model id vLLM serves it as (--served-model-name) and the registry entry sends with each request.";
+    };
+    registryName = mkOption {
+      type = types.str;
+      example = "${builtins.baseNameOf example}@gpu";
+      description = "The name configs, search spaces and the proposer use for it (its entry in the generated models.yaml).";
+    };
+    advertiseUrl = mkOption {
+      type = types.str;
+      example = "http://gpu-node-2.cluster.internal:${toString port}/v1";
+      description = "The URL evolve on every node reaches this server at (written into the registry entry).";
+    };
+    host = mkOption {
+      type = types.str;
+      default = "0.0.0.0";
+      description = "Bind address of the server (the cluster network; set modelApiKeyFile when it is not loopback).";
+    };
+    port = mkOption {
+      type = types.port;
+      default = port;
+      description = "Port of the server's OpenAI-compatible API.";
+    };
+    cudaDevice = mkOption {
+      type = types.int;
+      default = 0;
+      description = "GPU the server runs on (CUDA_VISIBLE_DEVICES).";
+    };
+    gpuMemoryUtilization = mkOption {
+      type = types.str;
+      default = "0.30";
+      description = "Share of the GPU's memory vLLM may take (--gpu-memory-utilization); leave room for the worker and the LLM.";
+    };
+    maxModelLen = mkOption {
+      type = types.ints.positive;
+      default = 8192;
+      description = "Longest input in tokens (--max-model-len); longer inputs are refused by the server.";
+    };
+    licence = mkOption {
+      type = types.str;
+      example = "MIT";
+      description = "Licence of the served weights: the guardrails' licence rule reads it from the registry entry.";
+    };
+    languages = mkOption {
+      type = types.str;
+      default = "multilingual";
+      description = "Languages the model serves well; the heuristic proposer offers it for sets in those languages.";
+    };
+    dim = mkOption {
+      type = types.nullOr types.int;
+      default = null;
+      description = "Vector dimension (embedders; informational, checked by the fingerprint probe).";
+    };
+    batchSize = mkOption {
+      type = types.ints.positive;
+      default = 32;
+      description = "Texts (or documents to score) per request from one evolve process.";
+    };
+    concurrency = mkOption {
+      type = types.ints.positive;
+      default = 4;
+      description = "Requests in flight at once from one evolve process (vLLM batches them on the GPU).";
+    };
+    revision = mkOption {
+      type = types.ints.positive;
+      default = 1;
+      description = "Raise it when other weights are deliberately deployed under servedName: evolve then takes a new fingerprint instead of refusing the server.";
+    };
+    extraArgs = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "--dtype" "float16" ];
+      description = "More arguments for vLLM (newer vLLM versions take `--runner pooling` instead of `--task`).";
+    };
+  };
 
   # the sandbox of every unit here (evolve's and mlflow's): read-only system, only `writable` writable,
   # no capabilities, no devices except the NVIDIA ones for GPU units
@@ -180,6 +325,36 @@ in
       description = ''
         The human-set guardrails policy (guardrails/policy.yaml format). The units can read it, never write
         it: keep it in the Nix store or a root-owned path. null: the packaged default policy.
+      '';
+    };
+
+    embeddingServer = serverOptions {
+      what = "embedding"; port = 8001; task = "embed"; example = "/var/lib/models/bge-m3";
+    };
+
+    rerankerServer = serverOptions {
+      what = "reranker"; port = 8002; task = "score"; example = "/var/lib/models/bge-reranker-v2-m3";
+    };
+
+    models = mkOption {
+      type = types.listOf types.attrs;
+      default = [ ];
+      example = [ { name = "bge-m3@gpu2"; kind = "embedder"; protocol = "openai"; base_url = "http://gpu-node-2:8001/v1";
+                    model = "bge-m3"; licence = "MIT"; languages = "multilingual"; } ];
+      description = ''
+        Entries of the model registry (models.yaml; fields as in evolve's README) for models served on other
+        nodes. With this node's embeddingServer / rerankerServer they are written to /etc/evolve/models.yaml,
+        which every evolve unit reads (EVOLVE_MODEL_REGISTRY).
+      '';
+    };
+
+    modelApiKeyFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/run/secrets/model-api-key";
+      description = ''
+        File with the bearer token of the cluster's model servers: the vLLM servers here require it (VLLM_API_KEY)
+        and evolve sends it (EVOLVE_MODEL_API_KEY; registry entries name the variable, never the key).
       '';
     };
 
@@ -323,6 +498,18 @@ in
       environment.systemPackages = [ cfg.package ];
       environment.variables = removeAttrs environment [ "HOME" ];
     }
+
+    (mkIf (registryEntries != [ ]) {
+      # JSON is YAML: evolve validates it like a hand-written models.yaml
+      environment.etc."evolve/models.yaml".text = builtins.toJSON { models = registryEntries; };
+    })
+
+    (mkIf (enabledServers != [ ]) {
+      users.users.vllm = { isSystemUser = true; group = "vllm"; extraGroups = [ "video" ]; };
+      users.groups.vllm = { };
+      systemd.services = builtins.listToAttrs (map (s: { name = s.unit; value = vllmUnit s; }) enabledServers);
+      networking.firewall.allowedTCPPorts = map (s: cfg.${s.part}.port) enabledServers;
+    })
 
     (mkIf cfg.serve.enable {
       systemd.services.evolve-serve = {

@@ -6,7 +6,7 @@ let
   isType = t: v: builtins.isAttrs v && (v._type or null) == t;
   mkOption = attrs: attrs // { _type = "option"; };
   types = {
-    str = "str"; bool = "bool"; int = "int"; port = "port"; path = "path"; package = "package";
+    str = "str"; bool = "bool"; int = "int"; port = "port"; path = "path"; package = "package"; attrs = "attribute set";
     nullOr = t: "null or ${t}"; listOf = t: "list of ${t}"; ints = { positive = "positive int"; };
   };
   lib = {

@@ -1,5 +1,6 @@
 # A GPU node (RTX 5080): vLLM's OpenAI server, an evolve worker, and on node 1 also `evolve serve` and the
-# scheduled `evolve start`. The kernel driver comes from the stable channel (this system); vLLM, PyTorch
+# scheduled `evolve start`; node 2 serves the embedding model and node 3 the reranker to every evolve process of
+# the cluster (nix/README.md, "Shared model servers"). The kernel driver comes from the stable channel (this system); vLLM, PyTorch
 # and the CUDA user space from nixpkgs-unstable's Python 3.12 (the flake's `vllm` and `evolve-cuda`).
 { config, lib, pkgs, self, gpuIndex, ... }:
 
@@ -9,6 +10,25 @@ let
   vllmPort = 8000;
   servedModel = "qwen2.5-7b-instruct";
   storage = "storage.cluster.internal";
+  # the cluster's shared model servers: registry entries (evolve's models.yaml fields) every node gets
+  embedding = { node = 2; port = 8001; name = "bge-m3@gpu2"; served = "bge-m3"; };
+  reranker = { node = 3; port = 8002; name = "bge-reranker-v2-m3@gpu3"; served = "bge-reranker-v2-m3"; };
+  url = server: "http://gpu-node-${toString server.node}.cluster.internal:${toString server.port}/v1";
+  entry = server: kind: protocol: {
+    name = server.name; inherit kind protocol; base_url = url server; model = server.served; licence = "MIT";
+    languages = "multilingual"; api_key_env = "EVOLVE_MODEL_API_KEY";
+  };
+  sharedServer = server: options: {
+    enable = true;
+    package = self.packages.${system}.vllm;
+    model = "/var/lib/models/${server.served}"; # copied by an admin; nothing is downloaded
+    servedName = server.served;
+    registryName = server.name;
+    advertiseUrl = url server;
+    port = server.port;
+    licence = "MIT";
+    gpuMemoryUtilization = "0.20"; # beside the node's LLM (0.55) and its worker
+  } // options;
 in
 {
   networking.hostName = "gpu-node-${toString gpuIndex}";
@@ -77,6 +97,13 @@ in
     readOnlyPaths = [ "/srv/knowledge" ]; # evaluation sets and the served corpus, synced to every node
 
     worker = { enable = true; cudaDevice = 0; };
+
+    # one embedding server (node 2) and one reranker server (node 3), shared by every node's evolve processes
+    modelApiKeyFile = "/run/secrets/model-api-key";
+    embeddingServer = lib.mkIf (gpuIndex == embedding.node) (sharedServer embedding { dim = 1024; });
+    rerankerServer = lib.mkIf (gpuIndex == reranker.node) (sharedServer reranker { });
+    models = lib.optional (gpuIndex != embedding.node) (entry embedding "embedder" "openai")
+      ++ lib.optional (gpuIndex != reranker.node) (entry reranker "reranker" "rerank");
 
     serve = lib.mkIf head {
       enable = true;

@@ -82,3 +82,33 @@ def test_the_mlflow_unit_has_the_same_sandbox_with_its_own_state(module):
     assert service["ProtectSystem"] == "strict" and service["PrivateDevices"] is True
     assert service["ReadWritePaths"] == ["/var/lib/mlflow/artifacts", "/var/lib/mlflow"]
     assert service["CapabilityBoundingSet"] == "" and service["ProtectKernelModules"] is True
+
+
+def test_model_servers_run_vllm_in_the_sandbox_and_the_registry_points_evolve_at_them(module):
+    """The embedding and reranker servers are hardened vLLM units; the registry file they write is one evolve's own
+    validator accepts, with the key named, never written, and every evolve unit reads it."""
+    from pipelines.remote import ModelRegistryFile
+
+    config = module["config"]
+    services = config["systemd"]["services"]
+    for unit, task, port in (("vllm-embedding", "embed", "8001"), ("vllm-reranker", "score", "8002")):
+        service = services[unit]["serviceConfig"]
+        command = service["ExecStart"]
+        assert "'vllm.entrypoints.openai.api_server'" in command and f"'--task' '{task}'" in command
+        assert f"'--port' '{port}'" in command and "'--gpu-memory-utilization' '0.30'" in command
+        assert 'export VLLM_API_KEY="$(cat "$CREDENTIALS_DIRECTORY/model-api-key")"' in command
+        assert service["LoadCredential"] == ["model-api-key:/run/secrets/model-api-key"]
+        assert service["User"] == "vllm" and service["NoNewPrivileges"] is True and service["PrivateDevices"] is False
+        assert all(d.startswith("char-nvidia") for d in service["DeviceAllow"])
+        assert service["CapabilityBoundingSet"] == "" and service["ProtectSystem"] == "strict"
+    registry = ModelRegistryFile.model_validate_json(config["environment"]["etc"]["evolve/models.yaml"]["text"])
+    served = {m.name: m for m in registry.models}
+    assert served["bge-m3@gpu"].kind == "embedder" and served["bge-m3@gpu"].protocol == "openai"
+    assert served["bge-reranker-v2-m3@gpu"].protocol == "rerank"
+    assert served["bge-m3@gpu"].base_url == "http://gpu-node-2.cluster.internal:8001/v1"
+    assert served["bge-m3@gpu"].api_key_env == "EVOLVE_MODEL_API_KEY" and served["bge-m3@gpu2"].api_key_env is None
+    for name, unit in services.items():
+        if name.startswith("evolve-"):
+            assert unit["environment"]["EVOLVE_MODEL_REGISTRY"] == "/etc/evolve/models.yaml", name
+            assert "model-api-key:/run/secrets/model-api-key" in unit["serviceConfig"]["LoadCredential"], name
+    assert set(config["networking"]["firewall"]["allowedTCPPorts"]) >= {8001, 8002}
