@@ -210,3 +210,61 @@ def test_evolve_models_check_probes_each_served_model_of_the_project(servers, tm
     lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 5}
     assert "up, weights" in lines["minilm@llamacpp"] and "up, weights" in lines["reranker@llamacpp"]
     assert "ConnectError" in lines["gone@nowhere"] and "Apache-2.0" in lines["gone@nowhere"]
+
+
+@pytest.mark.parametrize("protocol, kind, route", [("ollama", "embedder", "/api/embed"), ("tei", "embedder", "/embed"),
+                                                   ("score", "reranker", "/score"), ("tei", "reranker", "/rerank")])
+def test_protocols_without_a_package_here_send_and_read_their_documented_shapes(protocol, kind, route, tmp_path):
+    """Ollama, TEI and vLLM's /score have no offline package to start: a real HTTP server answers in each one's
+    documented shape (answers out of order, as servers may), so the request and response mapping is checked."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from pipelines.remote import RemoteClient, RemoteModel
+
+    seen: list[tuple[str, dict, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, body, self.headers.get("Authorization", "")))
+            if self.path == "/api/embed":
+                answer = {"model": body["model"], "embeddings": [[len(t), 1.0] for t in body["input"]]}
+            elif self.path == "/embed":
+                answer = [[len(t), 1.0] for t in body["inputs"]]
+            elif self.path == "/score":
+                answer = {"data": [{"index": i, "score": len(t) / 10} for i, t in enumerate(body["text_2"])][::-1]}
+            else:
+                answer = [{"index": i, "score": len(t) / 10} for i, t in enumerate(body["texts"])][::-1]
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "key").write_text("s3cret\n")
+    client = RemoteClient(RemoteModel(name="m", kind=kind, protocol=protocol, model="served-id", batch_size=2,
+                                      base_url=f"http://127.0.0.1:{server.server_address[1]}",
+                                      api_key_file=tmp_path / "key"))
+    try:
+        texts = ["a", "bbb", "cc"]
+        if kind == "embedder":
+            assert client.embed(texts).tolist() == [[1, 1], [3, 1], [2, 1]]
+        else:
+            assert client.rerank("q", texts).tolist() == [0.1, 0.3, 0.2]
+    finally:
+        server.shutdown()
+    assert {path for path, _, _ in seen} == {route} and len(seen) == 2  # batches of 2
+    assert all(auth == "Bearer s3cret" for _, _, auth in seen)
+    bodies = [body for _, body, _ in seen]
+    if protocol == "ollama":
+        assert {"model": "served-id", "input": ["a", "bbb"]} in bodies
+    elif protocol == "score":
+        assert {"model": "served-id", "text_1": "q", "text_2": ["a", "bbb"]} in bodies
