@@ -237,9 +237,12 @@ class SearchSpace(_Strict):
         for model in models:
             if model != "none":
                 try:
-                    resolve_model(model)
+                    spec = resolve_model(model)
                 except KeyError as err:
                     raise ValueError(err.args[0]) from None
+                if spec.loader == "remote-reranker":
+                    raise ValueError(f"{model} is a served reranker, not an embedding model: offer it as "
+                                     f"rerankers: [{{kind: remote, model: {model}}}]")
         if len(set(models)) != len(models):
             raise ValueError("dense_models lists a model twice")
         return models
