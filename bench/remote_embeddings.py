@@ -2,8 +2,8 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/remote_embeddings.py [--threads 2] [--vllm-python PATH]
 
-MiniLM (the packaged all-MiniLM-L6-v2) embeds the demo set's chunks (paragraphs of 1,200 characters, cut to 1,000
-so they fit a 512-token context) and its 100 queries:
+MiniLM (the packaged all-MiniLM-L6-v2) embeds the demo set's chunks (paragraphs of 1,200 characters, cut to 500,
+under the 256 tokens sentence-transformers keeps, so every side embeds the same tokens) and its 100 queries:
 
 - in-process: sentence-transformers on torch (what `evolve` does without a registry entry);
 - llama.cpp: the same weights exported to GGUF (float32) behind xllamacpp's `/v1/embeddings`, reached through
@@ -43,7 +43,7 @@ from pipelines.remote import RemoteClient, RemoteModel, export_bert_gguf  # noqa
 DEMO = ROOT / "evalsets" / "data" / "claude-docs-qa"
 RESULTS = ROOT / "bench" / "results"
 MINILM = "all-MiniLM-L6-v2"
-CUT = 1000
+CUT = 500
 
 
 def texts() -> tuple[list[str], list[str]]:
@@ -96,7 +96,7 @@ def served(base_url: str, model: str, passages: list[str], queries: list[str], r
 def vllm_server(python: str, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"}
     return subprocess.Popen([python, "-m", "vllm.entrypoints.openai.api_server", "--model",
-                             model_location(resolve_model(MINILM)), "--served-model-name", "minilm", "--task", "embed",
+                             model_location(resolve_model(MINILM)), "--served-model-name", "minilm", "--runner", "pooling",
                              "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "512", "-O0",
                              "--enforce-eager"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
@@ -160,6 +160,8 @@ def main() -> None:
             startup = wait_for(f"http://127.0.0.1:{port}/v1/models", process, 1200)
             out["vllm-cpu"] = served(f"http://127.0.0.1:{port}/v1", "minilm", passages, queries, reference, (1, 4))
             out["vllm-cpu"]["startup_seconds"] = round(startup, 1)
+        except SystemExit as err:  # keep what was measured; say why vLLM is missing
+            out["vllm-cpu-error"] = f"{err}: {(work / 'vllm.log').read_text()[-500:]}"
         finally:
             process.terminate()
             process.wait(timeout=60)

@@ -32,8 +32,8 @@ let
 
   # --- model servers (vLLM's pooling/score APIs) and the registry entries that point evolve at them ---
   servers = [
-    { part = "embeddingServer"; unit = "vllm-embedding"; kind = "embedder"; protocol = "openai"; task = "embed"; }
-    { part = "rerankerServer"; unit = "vllm-reranker"; kind = "reranker"; protocol = "rerank"; task = "score"; }
+    { part = "embeddingServer"; unit = "vllm-embedding"; kind = "embedder"; protocol = "openai"; task = "/v1/embeddings"; }
+    { part = "rerankerServer"; unit = "vllm-reranker"; kind = "reranker"; protocol = "rerank"; task = "/v1/rerank and /score"; }
   ];
   enabledServers = builtins.filter (s: cfg.${s.part}.enable) servers;
   # one registry entry (pipelines/remote/registry.py's fields) per model server on this node, then cfg.models
@@ -88,7 +88,7 @@ let
         fi
         exec ${lib.escapeShellArgs ([
           "${server.package}/bin/python" "-m" "vllm.entrypoints.openai.api_server"
-          "--model" server.model "--served-model-name" server.servedName "--task" s.task
+          "--model" server.model "--served-model-name" server.servedName "--runner" "pooling"
           "--host" server.host "--port" (toString server.port)
           "--gpu-memory-utilization" server.gpuMemoryUtilization "--max-model-len" (toString server.maxModelLen)
         ] ++ server.extraArgs)}
@@ -99,7 +99,7 @@ let
   };
 
   serverOptions = { what, port, task, example }: {
-    enable = mkEnableOption "a vLLM ${what} server on this node (vLLM `--task ${task}`), shared by every evolve process of the cluster";
+    enable = mkEnableOption "a vLLM ${what} server on this node (vLLM `--runner pooling`: ${task}), shared by every evolve process of the cluster";
     package = mkOption {
       type = types.package;
       description = "Python environment with vLLM (the flake's `vllm`); its `python -m vllm.entrypoints.openai.api_server` runs.";
@@ -183,7 +183,7 @@ let
       type = types.listOf types.str;
       default = [ ];
       example = [ "--dtype" "float16" ];
-      description = "More arguments for vLLM (newer vLLM versions take `--runner pooling` instead of `--task`).";
+      description = "More arguments for vLLM (its OpenAI server; e.g. --dtype, --max-num-seqs).";
     };
   };
 
@@ -329,11 +329,11 @@ in
     };
 
     embeddingServer = serverOptions {
-      what = "embedding"; port = 8001; task = "embed"; example = "/var/lib/models/bge-m3";
+      what = "embedding"; port = 8001; task = "/v1/embeddings"; example = "/var/lib/models/bge-m3";
     };
 
     rerankerServer = serverOptions {
-      what = "reranker"; port = 8002; task = "score"; example = "/var/lib/models/bge-reranker-v2-m3";
+      what = "reranker"; port = 8002; task = "/v1/rerank and /score"; example = "/var/lib/models/bge-reranker-v2-m3";
     };
 
     models = mkOption {

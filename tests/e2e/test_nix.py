@@ -91,10 +91,10 @@ def test_model_servers_run_vllm_in_the_sandbox_and_the_registry_points_evolve_at
 
     config = module["config"]
     services = config["systemd"]["services"]
-    for unit, task, port in (("vllm-embedding", "embed", "8001"), ("vllm-reranker", "score", "8002")):
+    for unit, port in (("vllm-embedding", "8001"), ("vllm-reranker", "8002")):
         service = services[unit]["serviceConfig"]
         command = service["ExecStart"]
-        assert "'vllm.entrypoints.openai.api_server'" in command and f"'--task' '{task}'" in command
+        assert "'vllm.entrypoints.openai.api_server'" in command and "'--runner' 'pooling'" in command
         assert f"'--port' '{port}'" in command and "'--gpu-memory-utilization' '0.30'" in command
         assert 'export VLLM_API_KEY="$(cat "$CREDENTIALS_DIRECTORY/model-api-key")"' in command
         assert service["LoadCredential"] == ["model-api-key:/run/secrets/model-api-key"]

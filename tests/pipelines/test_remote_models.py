@@ -288,8 +288,8 @@ def test_vllm_on_cpu_serves_the_packaged_minilm_directory_like_the_in_process_mo
     port = free_port()
     log = (tmp_path / "vllm.log").open("w")
     process = subprocess.Popen([python, "-m", "vllm.entrypoints.openai.api_server", "--model",
-                                model_location(resolve_model(MINILM)), "--served-model-name", "minilm", "--task",
-                                "embed", "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "512", "-O0",
+                                model_location(resolve_model(MINILM)), "--served-model-name", "minilm", "--runner",
+                                "pooling", "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "512", "-O0",
                                 "--enforce-eager"], stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"})
     try:
