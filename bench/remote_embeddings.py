@@ -97,7 +97,7 @@ def vllm_server(python: str, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"}
     return subprocess.Popen([python, "-m", "vllm.entrypoints.openai.api_server", "--model",
                              model_location(resolve_model(MINILM)), "--served-model-name", "minilm", "--runner", "pooling",
-                             "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "512", "-O0",
+                             "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "256", "-O0",
                              "--enforce-eager"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
@@ -140,19 +140,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads (torch uses the machine's)")
     parser.add_argument("--vllm-python", help="a Python with vllm-cpu installed, to measure vLLM too")
     parser.add_argument("--out", default="remote_embeddings")
+    parser.add_argument("--vllm-only", action="store_true", help="keep the in-process and llama.cpp figures of the "
+                                                                  "last run, measure vLLM again")
     args = parser.parse_args()
     passages, queries = texts()
     out: dict = {"passages": len(passages), "queries": len(queries), "threads": args.threads}
     local = load_embedder(resolve_model(MINILM))
     local.encode(passages[:32], "passage")  # warm
     seconds, reference = timed(local.encode, passages, "passage")
-    out["in_process"] = {"seconds": round(seconds, 2), "texts_per_second": round(len(passages) / seconds, 1),
-                         "ms_per_single_query_call": overhead(lambda q: local.encode([q], "query"), queries)}
-    print(json.dumps(out), flush=True)
     work = Path(tempfile.mkdtemp())
-    gguf = export_bert_gguf(model_location(resolve_model(MINILM)), work / "minilm.gguf")
-    with LocalLLMServer("minilm", threads=args.threads, ctx=512, parallel=2, gguf=gguf, mode="embedding") as llm:
-        out["llama.cpp"] = served(llm.base_url, "minilm", passages, queries, reference, (1, 2, 4))
+    if args.vllm_only:
+        out.update({k: v for k, v in json.loads((RESULTS / f"{args.out}.json").read_text()).items()
+                    if k in ("in_process", "llama.cpp")})
+    else:
+        out["in_process"] = {"seconds": round(seconds, 2), "texts_per_second": round(len(passages) / seconds, 1),
+                             "ms_per_single_query_call": overhead(lambda q: local.encode([q], "query"), queries)}
+        print(json.dumps(out), flush=True)
+        gguf = export_bert_gguf(model_location(resolve_model(MINILM)), work / "minilm.gguf")
+        with LocalLLMServer("minilm", threads=args.threads, ctx=512, parallel=2, gguf=gguf, mode="embedding") as llm:
+            out["llama.cpp"] = served(llm.base_url, "minilm", passages, queries, reference, (1, 2, 4))
     if args.vllm_python:
         port = free_port()
         process = vllm_server(args.vllm_python, port, work / "vllm.log")

@@ -8,7 +8,7 @@ import numpy as np
 
 from pipelines.embedders.base import Embedder, Kind, l2_normalize
 from pipelines.embedders.registry import ModelSpec
-from pipelines.remote import PROBE_TEXTS, RemoteClient, check, fingerprint_of, identity
+from pipelines.remote import PROBE_TEXTS, RemoteClient, RemoteError, check, fingerprint_of, identity
 
 
 class RemoteEmbedder(Embedder):
@@ -33,6 +33,9 @@ class RemoteEmbedder(Embedder):
         with self._lock:
             if self._fingerprint is None:
                 fresh = np.asarray(self.client.embed(list(PROBE_TEXTS)), dtype=np.float64)
+                if self.endpoint.dim and fresh.shape[1] != self.endpoint.dim:
+                    raise RemoteError(f"{self.endpoint.endpoint} serves {fresh.shape[1]}-dimensional vectors; its "
+                                      f"registry entry says dim {self.endpoint.dim}")
                 known = store.probe(identity(self.endpoint))
                 check(self.endpoint, known[1] if known else None, fresh)
                 self._fingerprint = known[0] if known else \

@@ -109,7 +109,8 @@ class RemoteClient:
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         protocol, model, texts = self.model.protocol, self.model.model, self._fit(texts)
         if protocol == "openai":
-            body = self.post("/embeddings", {"model": model, "input": texts})
+            extra = {"truncate_prompt_tokens": self.model.truncate_tokens} if self.model.truncate_tokens else {}
+            body = self.post("/embeddings", {"model": model, "input": texts, **extra})
             rows = [d["embedding"] for d in sorted(_field(body, "data", self), key=lambda d: d["index"])]
         elif protocol == "ollama":
             rows = _field(self.post("/api/embed", {"model": model, "input": texts}), "embeddings", self)

@@ -68,6 +68,9 @@ class RemoteModel(BaseModel):
                                                                  "is sent: for servers that refuse an input longer "
                                                                  "than their context (llama.cpp) instead of "
                                                                  "truncating it (vLLM, TEI)")
+    truncate_tokens: int | None = Field(None, ge=1, description="openai protocol: ask the server to keep only the "
+                                                                 "first this many tokens of each input (vLLM's "
+                                                                 "truncate_prompt_tokens; sent only when set)")
     batch_size: int = Field(32, ge=1, le=4096, description="texts (or documents) per request")
     concurrency: int = Field(4, ge=1, le=256, description="requests in flight at once from one process")
     timeout_s: float = Field(60.0, gt=0, le=3600)

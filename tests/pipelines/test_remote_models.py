@@ -130,6 +130,9 @@ def test_other_weights_behind_the_same_name_are_refused_until_the_revision_chang
         assert bumped.stats.misses == 2  # new weights, new cache keys: nothing of the old model is reused
         assert bumped.cache_model != first.cache_model
         assert np.sum(before * after, axis=1).min() < 0.9999
+        monkeypatch.setenv(REGISTRY_ENV, str(_registry(tmp_path / "d.yaml", {**entry, "revision": 3, "dim": 768})))
+        with pytest.raises(RemoteError, match="serves 384-dimensional vectors; its registry entry says dim 768"):
+            Components(cache).embedder("minilm@llamacpp").embed(texts, "passage")
 
 
 def test_served_reranker_scores_like_the_cross_encoder_and_caches_pairs(registry, ggufs, tmp_path):
@@ -289,7 +292,7 @@ def test_vllm_on_cpu_serves_the_packaged_minilm_directory_like_the_in_process_mo
     log = (tmp_path / "vllm.log").open("w")
     process = subprocess.Popen([python, "-m", "vllm.entrypoints.openai.api_server", "--model",
                                 model_location(resolve_model(MINILM)), "--served-model-name", "minilm", "--runner",
-                                "pooling", "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "512", "-O0",
+                                "pooling", "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "256", "-O0",
                                 "--enforce-eager"], stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"})
     try:
@@ -303,8 +306,9 @@ def test_vllm_on_cpu_serves_the_packaged_minilm_directory_like_the_in_process_mo
                 pass
             assert time.time() < deadline, "vLLM did not start in 20 minutes"
             time.sleep(3)
-        monkeypatch.setenv(REGISTRY_ENV, str(_registry(tmp_path / "models.yaml", _entry(
-            "minilm@vllm", "embedder", "openai", f"http://127.0.0.1:{port}/v1", model="minilm"))))
+        entry = {**_entry("minilm@vllm", "embedder", "openai", f"http://127.0.0.1:{port}/v1", model="minilm"),
+                 "truncate_chars": None, "truncate_tokens": 256}  # vLLM cuts at 256 tokens, as in-process does
+        monkeypatch.setenv(REGISTRY_ENV, str(_registry(tmp_path / "models.yaml", entry)))
         demo = load_evalset(DEMO_SET)
         components = Components(tmp_path / "cache.sqlite")
 
