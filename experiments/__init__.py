@@ -21,7 +21,7 @@ from experiments.judge import Judge, mean_score
 from experiments.metrics import (DEFAULT_METRICS, mean_scores, mrr_at_k, ndcg_at_k, parse_metric, recall_at_k,
                                  score_query)
 from experiments.serving_cost import latency_ms, p95
-from experiments.space import SpaceError, describe_space, load_space, space_from_dict
+from experiments.space import SpaceError, describe_space, load_space, space_from_dict, space_json_schema
 from experiments.splits import DecisionSplit, decision_folds, decision_split, tune_and_heldout
 from experiments.tracking import StudyTracker, artifact_location, flatten, metric_key, sqlite_tracking_uri
 
@@ -44,7 +44,7 @@ __all__ = ["ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSE
            "calibrate", "judge_items", "read_labels", "DEFAULT_METRICS", "DecisionSplit",
            "EvalResult", "FINISHED", "HeartbeatStorage", "Judge", "SPEC_ATTR", "SpaceError", "StudyPlaces",
            "StudyRunner", "StudySpec", "StudyTracker", "answer_queries", "artifact_location", "decision_folds",
-           "decision_split", "describe_space", "evaluate", "finished_trials", "flatten", "latency_ms", "load_space",
+           "decision_split", "describe_space", "space_json_schema", "evaluate", "finished_trials", "flatten", "latency_ms", "load_space",
            "mean_score", "mean_scores", "metric_key", "mrr_at_k", "ndcg_at_k", "open_storage", "open_studies", "p95",
            "parse_duration", "parse_metric", "recall_at_k", "score_queries", "score_query", "space_from_dict",
            "sqlite_storage", "sqlite_tracking_uri", "stored_spec", "tune_and_heldout"]

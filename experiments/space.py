@@ -389,3 +389,74 @@ def describe_space(models: list[str]) -> str:
         'A number may be a number, a list of numbers or a range {"low": .., "high": ..}; a quoted or true/false '
         "value may be a value or a list; a key left out keeps its default. Values outside these limits are refused.",
     ])
+
+
+def _value_schema(info: FieldInfo) -> dict[str, Any]:
+    """The JSON schema of one value of a config field, within the limits its validation enforces."""
+    if get_origin(info.annotation) is Literal:
+        return {"enum": list(get_args(info.annotation))}
+    if info.annotation is bool:
+        return {"type": "boolean"}
+    schema: dict[str, Any] = {"type": "integer" if info.annotation is int else "number"}
+    for rule in info.metadata:
+        for name, key in (("ge", "minimum"), ("le", "maximum"), ("gt", "exclusiveMinimum"), ("lt", "exclusiveMaximum")):
+            if getattr(rule, name, None) is not None:
+                schema[key] = getattr(rule, name)
+    return schema
+
+
+def _param_schema(info: FieldInfo) -> dict[str, Any]:
+    """A drawn field as a space gives it: one value, a list of values, or (numbers) a range {low, high}."""
+    value = _value_schema(info)
+    shapes = [value, {"type": "array", "items": value, "minItems": 1, "maxItems": 8}]
+    if "type" in value and value["type"] != "boolean":
+        shapes.append({"type": "object", "properties": {"low": value, "high": value}, "required": ["low", "high"],
+                       "additionalProperties": False})
+    return {"anyOf": shapes}
+
+
+def _kind_schema(config: type[KindConfig], models: list[str] | None = None) -> dict[str, Any]:
+    properties: dict[str, Any] = {"kind": {"enum": [config.kind_name()]}}
+    if models is not None:
+        properties["model"] = {"enum": models}
+    properties.update({name: _param_schema(config.model_fields[name]) for name in tuned_fields(config)})
+    return {"type": "object", "properties": properties, "required": ["kind", *(["model"] if models else [])],
+            "additionalProperties": False}
+
+
+def space_json_schema(models: list[str]) -> dict[str, Any]:
+    """The JSON schema of a space a proposer may send, from the same registries and limits as validation: models
+    and kinds as enums, numbers within their ranges, no other keys. Sent as the structured-output format, a server
+    that enforces schemas (llama.cpp, vLLM) can only produce spaces of this shape (validation still checks)."""
+    served = [n for n, m in remote_models().items() if m.kind == "reranker"]
+    offered = {None: None, "embedding": models, **({"remote-reranker": served} if served else {})}
+    rerankers = [_kind_schema(config, offered[config.model_kind])
+                 for config in RERANKERS.configs() if config.model_kind in offered]
+
+    def listed(items: dict[str, Any], most: int) -> dict[str, Any]:
+        return {"type": "array", "items": items, "minItems": 1, "maxItems": most}
+
+    fusion = {"kinds": listed({"enum": sorted(FUSIONS.classes)}, len(FUSIONS.classes))}
+    fusion.update({name: _param_schema(info) for name, info in _fusion_fields(tuple(FUSIONS.configs())).items()})
+    lexical = {"tokenizers": {"type": "array", "prefixItems": [{"enum": TOKENIZERS.kinds()}],
+                              "items": {"enum": [*TOKENIZERS.kinds(), "none"]}, "minItems": 1,
+                              "maxItems": len(TOKENIZERS.kinds()) + 1},
+               **{name: _param_schema(LexicalConfig.model_fields[name]) for name in ("k1", "b")}}
+    properties = {
+        "name": {"type": "string", "maxLength": 60},
+        # the first entry a real model and (lexical) a real tokenizer: 'none' in one list needs a real choice in the
+        # other, which a schema cannot say across lists; trials still draw BM25 only or dense only through 'none'
+        "dense_models": {"type": "array", "prefixItems": [{"enum": models}], "items": {"enum": [*models, "none"]},
+                         "minItems": 1, "maxItems": len(models) + 1},
+        "chunkers": listed({"anyOf": [_kind_schema(c) for c in CHUNKERS.configs()]}, len(CHUNKERS.kinds())),
+        "lexical": {"type": "object", "properties": lexical, "required": ["tokenizers"],
+                    "additionalProperties": False},
+        "fusion": {"type": "object", "properties": fusion, "required": ["kinds"], "additionalProperties": False},
+        "rerankers": listed({"anyOf": rerankers}, len(rerankers) + 2),
+        "generation": {"type": "object", "properties": {name: _param_schema(info) for name, info in
+                                                         GenerationConfig.model_fields.items()},
+                       "additionalProperties": False},
+    }
+    return {"type": "object", "properties": properties,
+            "required": ["name", "dense_models", "chunkers", "lexical", "fusion", "rerankers"],
+            "additionalProperties": False}

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from experiments import SpaceError, describe_space, space_from_dict
+from experiments import SpaceError, describe_space, space_from_dict, space_json_schema
 from pipelines import TrainedModelError, TrainedModelStore, is_trained
 from pipelines.embedders import REGISTRY
 from pipelines.remote import remote_models
@@ -214,6 +214,18 @@ def _own_model(name: str) -> bool:
         return False
 
 
+def proposal_json_schema(language: str, offer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the LLM is asked to produce, as a JSON schema a schema-enforcing server (llama.cpp, vLLM) decodes by:
+    the space with this project's models and every kind's limits as enums and ranges, and only the offered training
+    kinds. ``LLMProposal`` leaves ``space`` an open object, so a grammar built from it could not help."""
+    kinds = list((offer or {}).get("kinds", []))
+    train = {"type": "array", "items": {"enum": kinds}, "maxItems": len(kinds)} if kinds else \
+        {"type": "array", "maxItems": 0}
+    return {"type": "object", "properties": {"rationale": {"type": "string", "maxLength": 600},
+                                             "space": space_json_schema(models_for(language)), "train": train},
+            "required": ["rationale", "space", "train"], "additionalProperties": False}
+
+
 def llm_proposal(client: Any, observation: str, language: str, history: str, iteration: int,
                  seconds: float | None = None, offer: dict[str, Any] | None = None
                  ) -> tuple[Proposal | None, list[str]]:
@@ -236,6 +248,7 @@ def llm_proposal(client: Any, observation: str, language: str, history: str, ite
             break
         try:
             reply = client.structured(messages, LLMProposal, max_tokens=900,
+                                      json_schema=proposal_json_schema(language, offer),
                                       **({"timeout": left} if left is not None else {}))
             space = validate_proposal(reply.space, f"llm-{iteration}")
             offered = (offer or {}).get("kinds", [])

@@ -30,11 +30,13 @@ class FixedChunking(ChunkingConfig):
 
     @classmethod
     def clamp(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """Keeps windows moving forward: overlap at most half the size."""
-        if "overlap" not in params:
+        """Keeps windows moving forward: overlap at most half the size (the default overlap too, when only the size
+        was drawn: a size below twice the default overlap is then still a valid window)."""
+        if "overlap" not in params and "size" not in params:
             return params
         size = params.get("size", cls.model_fields["size"].default)
-        return {**params, "overlap": min(params["overlap"], size // 2)}
+        overlap = params.get("overlap", cls.model_fields["overlap"].default)
+        return {**params, "overlap": min(overlap, size // 2)}
 
 
 @CHUNKERS.register

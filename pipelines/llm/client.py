@@ -134,10 +134,13 @@ class LLMClient:
                                  f"{self.settings.max_retries + 1} tries ({last})") from None
         raise LLMError(f"LLM call failed after {self.settings.max_retries + 1} tries: {last}") from None
 
-    def structured(self, messages: list[dict[str, Any]], schema: type[T], **params: Any) -> T:
-        """A reply that validates against ``schema``; one repair round shows the model its error."""
+    def structured(self, messages: list[dict[str, Any]], schema: type[T], json_schema: dict[str, Any] | None = None,
+                   **params: Any) -> T:
+        """A reply that validates against ``schema``; one repair round shows the model its error. ``json_schema``:
+        a tighter schema for the server to decode by than ``schema``'s own (enums where the model has open
+        fields); the reply is still validated by ``schema``."""
         response_format = {"type": "json_schema",
-                           "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(),
+                           "json_schema": {"name": schema.__name__, "schema": json_schema or schema.model_json_schema(),
                                            "strict": True}}
         text = self.chat(messages, response_format=response_format, **params)
         try:
