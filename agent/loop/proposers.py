@@ -190,6 +190,7 @@ def validate_proposal(data: dict[str, Any], name: str) -> dict[str, Any]:
     (content-addressed in its model folder, verified). A person may point a space at a local directory or a
     cached hub model; a proposal (text that documents could have influenced) may not.
     """
+    data = without_repeats(data)
     space = space_from_dict({**data, "name": data.get("name") or name}, "LLM proposal")
     served = remote_models()
     embedders = [m for m in space.dense_models if m != "none"] + \
@@ -212,6 +213,34 @@ def _own_model(name: str) -> bool:
         return True
     except TrainedModelError:
         return False
+
+
+def without_repeats(data: dict[str, Any]) -> dict[str, Any]:
+    """A proposal with each list entry once: the first of repeated models, tokenizers and fusion kinds, the first
+    choice of each chunker kind and of each reranker (kind, model). A JSON schema cannot ask a decoder for unique
+    items, so a schema-bound model may repeat one; read as listed once, the space means what it said."""
+    def first(items: Any, key: Any = lambda item: json.dumps(item, sort_keys=True)) -> Any:
+        if not isinstance(items, list):
+            return items
+        seen, out = set(), []
+        for item in items:
+            mark = key(item)
+            if mark not in seen:
+                seen.add(mark)
+                out.append(item)
+        return out
+
+    def kind_of(item: Any) -> Any:
+        return (item.get("kind"), item.get("model")) if isinstance(item, dict) else json.dumps(item)
+
+    out = dict(data)
+    out["dense_models"] = first(data.get("dense_models"))
+    out["chunkers"] = first(data.get("chunkers"), lambda c: c.get("kind") if isinstance(c, dict) else json.dumps(c))
+    out["rerankers"] = first(data.get("rerankers"), kind_of)
+    for part, listed in (("lexical", "tokenizers"), ("fusion", "kinds")):
+        if isinstance(data.get(part), dict):
+            out[part] = {**data[part], listed: first(data[part].get(listed))}
+    return {k: v for k, v in out.items() if k in data}
 
 
 def proposal_json_schema(language: str, offer: dict[str, Any] | None = None) -> dict[str, Any]:

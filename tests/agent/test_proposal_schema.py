@@ -29,13 +29,9 @@ def draw(schema: dict[str, Any], rng: random.Random) -> Any:
             value["low"], value["high"] = sorted((value["low"], value["high"]))
         return value
     if kind == "array":
-        count = rng.randint(schema.get("minItems", 0), min(schema.get("maxItems", 3), 3))
+        count = rng.randint(schema.get("minItems", 0), min(schema.get("maxItems", 4), 4))  # repeats included
         prefix = schema.get("prefixItems", [])
-        items = [draw(prefix[i] if i < len(prefix) else schema["items"], rng) for i in range(count)]
-        kinds = [i.get("kind") for i in items if isinstance(i, dict)]
-        if items and all(isinstance(i, dict) for i in items) and len(set(kinds)) < len(kinds):
-            items = list({i["kind"]: i for i in items}.values())  # a kind at most once (chunkers)
-        return items if all(isinstance(i, dict) for i in items) else list(dict.fromkeys(items))
+        return [draw(prefix[i] if i < len(prefix) else schema["items"], rng) for i in range(count)]
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0) + (1 if kind == "integer" else 1e-3))
         high = schema.get("maximum", schema.get("exclusiveMaximum", low + 1000) - (1 if kind == "integer" else 1e-3))
@@ -49,6 +45,7 @@ def draw(schema: dict[str, Any], rng: random.Random) -> Any:
 
 @pytest.mark.parametrize("language", ["en", "ko"])
 def test_every_space_the_schema_allows_is_valid(language):
+    """Repeated entries included: a schema cannot ask for unique items, so the proposer reads them as one."""
     schema = proposal_json_schema(language, {"kinds": ["adapter"]})
     rng = random.Random(7)
     for _ in range(300):
@@ -79,3 +76,16 @@ def test_a_real_llama_cpp_server_decodes_by_the_schema_and_its_proposal_is_valid
         reply = client.structured(messages, LLMProposal, max_tokens=900, json_schema=proposal_json_schema("en"))
     space = validate_proposal(reply.space, "llm-1")
     assert space["dense_models"][0] in models_for("en") and reply.train == []
+
+
+def test_a_repeated_entry_is_read_once():
+    """What SmolLM2 sent in the demo loop: a model twice and a chunker kind twice."""
+    repeated = {"dense_models": ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2", "none"],
+                "chunkers": [{"kind": "paragraph", "size": 800}, {"kind": "paragraph", "size": 1200}],
+                "lexical": {"tokenizers": ["english", "english"]}, "fusion": {"kinds": ["rrf", "rrf"]},
+                "rerankers": [{"kind": "none"}, {"kind": "none"}]}
+    space = validate_proposal(repeated, "llm-1")
+    assert space["dense_models"] == ["all-MiniLM-L6-v2", "none"]
+    assert [(c["kind"], c["size"]) for c in space["chunkers"]] == [("paragraph", 800)]
+    assert space["lexical"]["tokenizers"] == ["english"] and space["fusion"]["kinds"] == ["rrf"]
+    assert len(space["rerankers"]) == 1
