@@ -42,7 +42,7 @@ class ModelSpec:
         """Identifies the weights: the model part of embedding-cache keys (a served model's cache adds the
         fingerprint of the weights its endpoint answers with, see ``CachedEmbedder.cache_model``)."""
         if self.endpoint is not None:
-            return f"remote:{self.name}|{self.endpoint.model}|r{self.endpoint.revision}"
+            return self.endpoint.cache_name
         if self.digest:
             return f"{self.name}|{self.digest}"
         return f"{self.name}|{self.package or self.location}"

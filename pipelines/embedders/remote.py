@@ -8,7 +8,7 @@ import numpy as np
 
 from pipelines.embedders.base import Embedder, Kind, l2_normalize
 from pipelines.embedders.registry import ModelSpec
-from pipelines.remote import PROBE_TEXTS, RemoteClient, RemoteError, check, fingerprint_of, identity
+from pipelines.remote import PROBE_TEXTS, RemoteClient, RemoteError, verified
 
 
 class RemoteEmbedder(Embedder):
@@ -36,8 +36,5 @@ class RemoteEmbedder(Embedder):
                 if self.endpoint.dim and fresh.shape[1] != self.endpoint.dim:
                     raise RemoteError(f"{self.endpoint.endpoint} serves {fresh.shape[1]}-dimensional vectors; its "
                                       f"registry entry says dim {self.endpoint.dim}")
-                known = store.probe(identity(self.endpoint))
-                check(self.endpoint, known[1] if known else None, fresh)
-                self._fingerprint = known[0] if known else \
-                    store.put_probe(identity(self.endpoint), fingerprint_of(self.endpoint, fresh), fresh)
+                self._fingerprint = verified(self.endpoint, fresh, store)
             return self._fingerprint

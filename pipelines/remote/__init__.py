@@ -11,7 +11,8 @@ Served embedders load through ``pipelines.embedders`` (loader ``remote``), serve
 """
 
 from pipelines.remote.client import RemoteClient, RemoteError
-from pipelines.remote.fingerprint import PROBE_QUERY, PROBE_TEXTS, RemoteModelChanged, check, fingerprint_of, identity
+from pipelines.remote.fingerprint import (PROBE_QUERY, PROBE_TEXTS, RemoteModelChanged, check, fingerprint_of,
+                                         identity, verified)
 from pipelines.remote.gguf_export import export_bert_gguf
 from pipelines.remote.registry import (EMBEDDING_PROTOCOLS, REGISTRY_ENV, REGISTRY_FILE, RERANK_PROTOCOLS,
                                        ModelRegistryFile, RegistryError, RemoteModel, load_registry, registry_path,
@@ -20,4 +21,4 @@ from pipelines.remote.registry import (EMBEDDING_PROTOCOLS, REGISTRY_ENV, REGIST
 __all__ = ["EMBEDDING_PROTOCOLS", "PROBE_QUERY", "PROBE_TEXTS", "REGISTRY_ENV", "REGISTRY_FILE", "RERANK_PROTOCOLS",
            "ModelRegistryFile", "RegistryError", "RemoteClient", "RemoteError", "RemoteModel", "RemoteModelChanged",
            "check", "export_bert_gguf", "fingerprint_of", "identity", "load_registry", "registry_path",
-           "remote_model", "remote_models", "use_registry"]
+           "remote_model", "remote_models", "use_registry", "verified"]

@@ -11,6 +11,7 @@ same weights (their fingerprint, part of every cache key, is reused); anything e
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -62,3 +63,15 @@ def check(model: RemoteModel, stored: np.ndarray | None, fresh: np.ndarray) -> N
             f"under this name. Its cached {'vectors' if model.kind == 'embedder' else 'scores'} are kept apart and "
             f"nothing new is mixed in. If the change is intended, raise 'revision' of {model.name} in the model "
             f"registry (now {model.revision}); otherwise restore the model the server served before.")
+
+
+def verified(model: RemoteModel, fresh: np.ndarray, store: Any = None) -> str:
+    """The fingerprint of the weights that produced ``fresh`` probe outputs: the one stored at first contact when
+    they match it (RemoteModelChanged when not), else a new one, stored. ``store``: an ``EmbeddingStore`` (its
+    ``probe`` / ``put_probe``), None to check nothing and store nothing."""
+    known = store.probe(identity(model)) if store is not None else None
+    check(model, known[1] if known else None, fresh)
+    if known:
+        return known[0]
+    fingerprint = fingerprint_of(model, fresh)
+    return store.put_probe(identity(model), fingerprint, fresh) if store is not None else fingerprint

@@ -108,6 +108,11 @@ class RemoteModel(BaseModel):
         return self
 
     @property
+    def cache_name(self) -> str:
+        """The model part of its cache keys before the weights' fingerprint: name, served model id, revision."""
+        return f"remote:{self.name}|{self.model}|r{self.revision}"
+
+    @property
     def endpoint(self) -> str:
         """What error messages name: the model at its URL."""
         return f"{self.name} ({self.model or 'default model'} at {self.base_url})"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipelines.remote import PROBE_QUERY, PROBE_TEXTS, RemoteClient, check, fingerprint_of, identity, remote_model
+from pipelines.remote import PROBE_QUERY, PROBE_TEXTS, RemoteClient, remote_model, verified
 from pipelines.rerankers.base import RERANKERS, Embedders, Reranker, RerankerConfig
 
 
@@ -57,12 +57,7 @@ class RemoteReranker(Reranker):
         with self._lock:
             if self._model_key is None:
                 fresh = self.client.rerank(PROBE_QUERY, list(PROBE_TEXTS))
-                known = self.store.probe(identity(self.entry)) if self.store is not None else None
-                check(self.entry, known[1] if known else None, fresh)
-                fingerprint = known[0] if known else fingerprint_of(self.entry, fresh)
-                if self.store is not None and not known:
-                    fingerprint = self.store.put_probe(identity(self.entry), fingerprint, fresh)
-                self._model_key = f"remote:{self.entry.name}|{self.entry.model}|r{self.entry.revision}|{fingerprint}"
+                self._model_key = f"{self.entry.cache_name}|{verified(self.entry, fresh, self.store)}"
             return self._model_key
 
     def score(self, queries: list[str], candidates: list[list[str]]) -> list[np.ndarray]:
