@@ -20,7 +20,7 @@ from agent.app import app, err_console
 from agent.commands import start, tune  # noqa: E402,F401,I001
 from agent.commands import eval as eval_command  # noqa: E402,F401
 from agent.commands import promote, review, approve, audit  # noqa: E402,F401
-from agent.commands import serve, feedback, llm, evalset  # noqa: E402,F401
+from agent.commands import ingest, serve, feedback, llm, evalset  # noqa: E402,F401
 from agent.commands import judge, train  # noqa: E402,F401
 
 USER_ERRORS = (

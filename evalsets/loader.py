@@ -100,7 +100,9 @@ def read_queries(path: Path) -> list[Query]:
     return queries
 
 
-def read_qrels(path: Path, doc_ids: set[str], query_ids: set[str]) -> Qrels:
+def read_qrels(path: Path, doc_ids: set[str], query_ids: set[str], drop_missing_docs: bool = False) -> Qrels:
+    """``drop_missing_docs``: a judgement of a document the corpus no longer has is left out (a living corpus,
+    where documents get removed), instead of being an error (a fixed set, where it is a mistake)."""
     qrels: Qrels = {}
     lines = read_lines(path)
     header = next(lines, None)
@@ -118,6 +120,8 @@ def read_qrels(path: Path, doc_ids: set[str], query_ids: set[str]) -> Qrels:
         except ValueError:
             raise EvalSetError(f"relevance {relevance!r} is not an integer", path, number) from None
         if doc_id not in doc_ids:
+            if drop_missing_docs:
+                continue
             raise EvalSetError(f"doc_id {doc_id!r} is not in the corpus", path, number)
         if query_id not in query_ids:
             raise EvalSetError(f"query_id {query_id!r} is not in the queries file", path, number)
@@ -140,10 +144,18 @@ def load_evalset(path: Path | str, split: str = "default", name: str | None = No
         raise EvalSetError(f"no split {split!r} here (splits found: {known})", queries_path)
     corpus = read_corpus(folder / "corpus.jsonl")
     queries = read_queries(queries_path)
-    qrels = read_qrels(qrels_path, {d.doc_id for d in corpus}, {q.query_id for q in queries})
+    living = (folder / "manifest.json").is_file()  # written by `evolve ingest`: documents come and go
+    qrels = read_qrels(qrels_path, {d.doc_id for d in corpus}, {q.query_id for q in queries}, living)
+    dropped = 0
+    if living:
+        judged = [q for q in queries if any(g > 0 for g in qrels.get(q.query_id, {}).values())]
+        dropped, queries = len(queries) - len(judged), judged
+        if not queries:
+            raise EvalSetError(f"all {dropped} queries lost their relevant documents: the corpus no longer has "
+                               "them (`evolve evalset synthesize` writes questions for it)", queries_path)
     unjudged = [q.query_id for q in queries if not any(g > 0 for g in qrels.get(q.query_id, {}).values())]
     if unjudged:
         shown = ", ".join(unjudged[:5]) + (" ..." if len(unjudged) > 5 else "")
         raise EvalSetError(f"{len(unjudged)} queries have no relevant document in {qrels_path.name}: {shown}",
                            queries_path)
-    return EvalSet(name or folder.name, corpus, queries, qrels, split=split, path=folder)
+    return EvalSet(name or folder.name, corpus, queries, qrels, split=split, path=folder, dropped_queries=dropped)

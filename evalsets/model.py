@@ -40,6 +40,8 @@ class EvalSet:
     qrels: Qrels
     split: str = "default"
     path: Path | None = None
+    dropped_queries: int = 0
+    """Queries of a living corpus (`evolve ingest`) left out because their relevant documents were removed."""
 
     def __post_init__(self) -> None:
         self._doc_index = {d.doc_id: d for d in self.corpus}
@@ -52,7 +54,7 @@ class EvalSet:
         wanted = set(query_ids)
         queries = [q for q in self.queries if q.query_id in wanted]
         qrels = {q.query_id: self.qrels[q.query_id] for q in queries}
-        return EvalSet(self.name, self.corpus, queries, qrels, split or self.split, self.path)
+        return EvalSet(self.name, self.corpus, queries, qrels, split or self.split, self.path, self.dropped_queries)
 
     def sample(self, n: int, seed: int = 0) -> "EvalSet":
         """A seeded random subset of n queries (all of them when n >= the number of queries)."""

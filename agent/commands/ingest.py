@@ -1,0 +1,90 @@
+"""`evolve ingest`: a folder of company files -> the corpus layout every other command reads, incrementally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from agent.app import app, console, fail
+
+SHOWN_SKIPPED = 25
+
+
+def _ticket_fields(path: Optional[Path]) -> object:
+    """TicketFields from a YAML file of lists (id, title, text, metadata); a field left out keeps its default."""
+    from evalsets.ingest import TicketFields
+
+    if path is None:
+        return TicketFields()
+    import yaml
+
+    try:
+        given = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        fail(f"{path}: cannot read the ticket field mapping ({str(err).splitlines()[0]})")
+    known = {"id", "title", "text", "metadata"}
+    if not isinstance(given, dict) or set(given) - known:
+        fail(f"{path}: the ticket field mapping takes only {', '.join(sorted(known))} (each a list of field names)")
+    fields = {}
+    for name, value in given.items():
+        value = [value] if isinstance(value, str) else value
+        if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+            fail(f"{path}: '{name}' must be a field name or a list of them")
+        fields[name] = tuple(value)
+    return TicketFields(**fields)
+
+
+@app.command("ingest")
+def ingest_command(
+    sources: Annotated[list[Path], typer.Argument(help="Folders and files to read (Notion exports, ticket exports, "
+                                                       "shared drives).", show_default=False)],
+    corpus: Annotated[Path, typer.Option(help="Corpus folder to bring up to date (created on the first run): "
+                                              "corpus.jsonl, manifest.json, versions/. Give it to `evolve start "
+                                              "--evalset`, `evolve serve --corpus` and `evolve evalset synthesize`.")],
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes reading files (default: one per core).")] = None,
+    rehash: Annotated[bool, typer.Option("--rehash", help="Hash every file, even those whose size and modification "
+                                                          "time did not change.")] = False,
+    max_file_mb: Annotated[float, typer.Option(help="Skip (and report) files larger than this.")] = 200.0,
+    ticket_fields: Annotated[Optional[Path], typer.Option(
+        help="YAML mapping for ticket exports (CSV, JSON, JSONL): lists 'id', 'title', 'text', 'metadata' of field "
+             "names (matched case-insensitively); defaults fit Zendesk, Jira and Freshdesk exports.")] = None,
+) -> None:
+    """Read documents into a versioned corpus. Only new and changed files are read again (by content hash); files
+    that are gone take their documents with them; unreadable files are listed with the reason.
+
+    Formats: PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), HTML, Markdown and Notion exports, text, HWP and
+    HWPX, ticket exports (CSV, JSON, JSONL).
+
+    Nothing leaves this machine: ingest reads files and writes the corpus folder, and calls no server."""
+    from agent.progress import stage_progress
+    from evalsets import EvalSetError
+    from evalsets.ingest import ReadOptions, ingest
+
+    options = ReadOptions(tickets=_ticket_fields(ticket_fields))
+    try:
+        with stage_progress(console) as report:
+            result = ingest(sources, corpus, options=options, workers=workers, rehash=rehash,
+                            max_file_mb=max_file_mb, progress=report)
+    except EvalSetError as err:
+        fail(str(err))
+    table = Table(title=f"corpus {corpus}: version {result.version}"
+                        + (f" (was {result.previous_version})" if result.previous_version else ""))
+    for column in ("files", "read", "unchanged", "skipped", "ignored", "documents", "added", "changed", "removed"):
+        table.add_column(column, justify="right")
+    table.add_row(str(result.files), str(result.read), str(result.unchanged), str(len(result.skipped)),
+                  str(result.ignored), str(result.documents), str(result.added_documents),
+                  str(result.changed_documents), str(result.removed_documents))
+    console.print(table)
+    console.print("formats: " + ", ".join(f"{k} {v}" for k, v in sorted(result.formats.items())), highlight=False)
+    if result.skipped:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(result.skipped_by_kind().items()))
+        console.print(f"[yellow]skipped {len(result.skipped)} files[/] ({kinds}):")
+        for item in result.skipped[:SHOWN_SKIPPED]:
+            console.print(f"  {escape(item.path)}: {item.kind}: {escape(item.reason)}", highlight=False)
+        if len(result.skipped) > SHOWN_SKIPPED:
+            console.print(f"  ... and {len(result.skipped) - SHOWN_SKIPPED} more in {corpus}/ingest-report.json")
+    console.print(f"{result.seconds:.1f} s; {result.removed_files} files gone since the last version")

@@ -1,0 +1,141 @@
+"""What a format reader gives back, how it fails, and the registry that picks a reader by file name.
+
+A format is one module in :mod:`evalsets.ingest.formats`::
+
+    @READERS.register
+    class DocxReader(Reader):
+        format = "docx"
+        suffixes = (".docx",)
+
+        def read(self, path: Path, options: ReadOptions) -> list[Extracted]: ...
+
+Registered, the format is walked, extracted, listed in `evolve ingest --help` and reported by name; nothing else
+lists it. Readers return text that the chunkers can use: headings as Markdown ``#`` lines, table rows as
+``| a | b |`` lines, pages or slides separated by blank lines with their start offsets in ``metadata["pages"]``.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass
+class Extracted:
+    """One document read from a file. A file gives one, or several (a ticket export: one per ticket)."""
+
+    title: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Format-specific facts: ``pages`` ([[offset, page number], ...]), ``sections`` ([[offset, heading], ...]),
+    ``sheet``, ``ticket_id``, ... (the walker adds source, format, modified time and content hash)."""
+    key: str = ""
+    """Tells documents of one file apart (a ticket's id, a sheet's name); empty for a file's only document."""
+
+
+class ExtractionError(Exception):
+    """A file that cannot be read, with a reason a person can act on. ``kind`` sorts the report:
+    corrupt, encrypted, scanned (no text layer), empty, unsupported, too-large."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TicketFields:
+    """Which fields of a ticket export (CSV, JSON, JSONL) make a document; the defaults fit Zendesk, Jira, Freshdesk
+    and most helpdesk exports. The first of ``id`` / ``title`` present names the ticket; every ``text`` field
+    present is joined into the body (a list of comments included); ``metadata`` fields are kept beside it."""
+
+    id: tuple[str, ...] = ("ticket_id", "id", "key", "number", "issue_key")
+    title: tuple[str, ...] = ("subject", "title", "summary", "name")
+    text: tuple[str, ...] = ("description", "body", "content", "text", "question", "answer", "resolution",
+                             "comments", "conversation")
+    metadata: tuple[str, ...] = ("status", "priority", "type", "category", "tags", "created_at", "updated_at",
+                                 "created", "updated", "requester", "assignee", "product")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a reader may be told: the ticket field mapping (``evolve ingest --ticket-fields``)."""
+
+    tickets: TicketFields = field(default_factory=TicketFields)
+
+
+class Reader(ABC):
+    """Reads one format. :meth:`read` is pure (same bytes, same documents) and runs in a worker process, so a
+    reader keeps no state and raises :class:`ExtractionError` for a file it cannot read (any other exception
+    is reported as corrupt with its message)."""
+
+    format: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def read(self, path: Path, options: ReadOptions) -> list[Extracted]:
+        """The documents of one file; an empty list when it holds no text (reported as empty)."""
+
+
+class ReaderRegistry:
+    def __init__(self) -> None:
+        self._by_format: dict[str, Reader] = {}
+        self._by_suffix: dict[str, Reader] = {}
+
+    def register(self, cls: type[Reader]) -> type[Reader]:
+        reader = cls()
+        if cls.format in self._by_format:
+            raise ValueError(f"format {cls.format!r} is registered twice")
+        self._by_format[cls.format] = reader
+        for suffix in cls.suffixes:
+            if suffix in self._by_suffix:
+                raise ValueError(f"suffix {suffix} is claimed by {self._by_suffix[suffix].format} and {cls.format}")
+            self._by_suffix[suffix.lower()] = reader
+        return cls
+
+    def for_path(self, path: Path) -> Reader | None:
+        return self._by_suffix.get(path.suffix.lower())
+
+    def get(self, format: str) -> Reader:
+        return self._by_format[format]
+
+    @property
+    def formats(self) -> list[str]:
+        return sorted(self._by_format)
+
+    @property
+    def suffixes(self) -> list[str]:
+        return sorted(self._by_suffix)
+
+
+READERS = ReaderRegistry()
+
+
+def tidy(text: str) -> str:
+    """Whitespace as chunkers want it: no trailing spaces, at most one blank line in a row, no NULs."""
+    text = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def table_row(cells: list[Any]) -> str:
+    """A table row as one Markdown line, so a row stays one unit of meaning for the chunker."""
+    return "| " + " | ".join(re.sub(r"\s+", " ", "" if c is None else str(c)).strip() for c in cells) + " |"
+
+
+def join_pages(pages: list[str], start: int = 1) -> tuple[str, list[list[int]]]:
+    """Pages (or slides) joined by blank lines, with [offset, page number] of each non-empty page."""
+    parts, offsets, position = [], [], 0
+    for number, page in enumerate(pages, start=start):
+        page = tidy(page)
+        if not page:
+            continue
+        if parts:
+            position += 2
+        offsets.append([position, number])
+        parts.append(page)
+        position += len(page)
+    return "\n\n".join(parts), offsets

@@ -1,0 +1,138 @@
+"""A living corpus folder: the standard layout (``corpus.jsonl``), plus what makes it incremental and versioned.
+
+    <corpus>/corpus.jsonl            the documents (doc_id, title, text, metadata), what every command reads
+    <corpus>/manifest.json           the current version, and per source file: size, mtime, sha256, format, doc_ids
+    <corpus>/versions/<version>.json each version's documents and their content hashes (for `--since VERSION`)
+    <corpus>/ingest-report.json      the last run: what was added, changed, removed and skipped (with reasons)
+
+A version is the hash of the sorted (doc_id, content hash) pairs, so the same documents give the same version
+whatever order or machine read them. Files are replaced atomically, the manifest last: a crash leaves the previous
+version whole (the next run reads the files it was reading again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from evalsets.errors import EvalSetError
+from evalsets.loader import read_corpus
+from evalsets.model import Document
+
+MANIFEST = "manifest.json"
+VERSIONS = "versions"
+
+
+def document_hash(doc: Document) -> str:
+    digest = hashlib.sha256()
+    for part in (doc.title, doc.text):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+def corpus_version_of(hashes: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for doc_id in sorted(hashes):
+        digest.update(f"{doc_id}\x00{hashes[doc_id]}\n".encode("utf-8"))
+    return digest.hexdigest()[:12]
+
+
+def write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def document_line(doc: Document) -> str:
+    return json.dumps({"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "metadata": doc.metadata},
+                      ensure_ascii=False) + "\n"
+
+
+@dataclass
+class CorpusFolder:
+    """The folder `evolve ingest --corpus` writes and the loop, `evolve serve` and `evolve evalset synthesize`
+    read. A folder without a manifest is a hand-written corpus: it has no version and is never changed here."""
+
+    root: Path
+
+    @property
+    def corpus_file(self) -> Path:
+        return self.root / "corpus.jsonl"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / MANIFEST
+
+    def manifest(self) -> dict[str, Any]:
+        """The current manifest ({} before the first ingest)."""
+        if not self.manifest_file.is_file():
+            return {}
+        try:
+            return json.loads(self.manifest_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise EvalSetError(f"manifest is not valid JSON ({err.msg}); run `evolve ingest` again", self.manifest_file)
+
+    def version(self) -> str | None:
+        return self.manifest().get("version")
+
+    def documents(self) -> list[Document]:
+        return read_corpus(self.corpus_file) if self.corpus_file.is_file() else []
+
+    def version_hashes(self, version: str) -> dict[str, str]:
+        """doc_id -> content hash of a past version; an unknown version is a clear error naming the known ones."""
+        path = self.root / VERSIONS / f"{version}.json"
+        if not path.is_file():
+            known = sorted(p.stem for p in (self.root / VERSIONS).glob("*.json"))
+            raise EvalSetError(f"no corpus version {version!r} here (versions: {', '.join(known) or 'none'})",
+                               self.root)
+        return json.loads(path.read_text(encoding="utf-8"))["documents"]
+
+    def changed_since(self, version: str) -> list[str]:
+        """Documents of the current version that are new or changed since ``version``."""
+        before = self.version_hashes(version)
+        now = {doc.doc_id: document_hash(doc) for doc in self.documents()}
+        return sorted(doc_id for doc_id, digest in now.items() if before.get(doc_id) != digest)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every version written here, oldest first: version, parent, created, counts."""
+        rows = []
+        for path in (self.root / VERSIONS).glob("*.json"):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            rows.append({k: data.get(k) for k in ("version", "parent", "created", "counts")})
+        return sorted(rows, key=lambda row: row["created"] or "")
+
+    def write(self, documents: list[Document], files: dict[str, dict[str, Any]], sources: list[str],
+              counts: dict[str, int]) -> str:
+        """Write a new version (documents sorted by id) and its manifest; returns the version."""
+        if not documents:
+            raise EvalSetError("no documents were extracted: nothing to write (see the skipped files)", self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / VERSIONS).mkdir(exist_ok=True)
+        documents = sorted(documents, key=lambda d: d.doc_id)
+        hashes = {doc.doc_id: document_hash(doc) for doc in documents}
+        version = corpus_version_of(hashes)
+        parent = self.version()
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_atomically(self.root / VERSIONS / f"{version}.json",
+                         json.dumps({"version": version, "parent": parent, "created": created, "counts": counts,
+                                     "documents": hashes}, ensure_ascii=False))
+        write_atomically(self.corpus_file, "".join(document_line(doc) for doc in documents))
+        write_atomically(self.manifest_file, json.dumps({"version": version, "parent": parent, "created": created,
+                                                         "sources": sources, "documents": len(documents),
+                                                         "files": files}, ensure_ascii=False, indent=1))
+        return version
+
+
+def corpus_version(folder: Path | str) -> str | None:
+    """The version of an ingested corpus folder (or of the folder holding a corpus.jsonl); None when hand-written."""
+    path = Path(folder)
+    return CorpusFolder(path.parent if path.is_file() else path).version()

@@ -1,0 +1,76 @@
+"""PDF: the text layer, page by page (pypdf), so a passage can be cited by page. A PDF has no paragraphs or
+headings to recover reliably, so pages are the structure kept; a PDF whose pages hold images but no text is a scan
+and is reported as one rather than as empty, since OCR would make it readable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, join_pages
+
+
+@READERS.register
+class PdfReader(Reader):
+    format = "pdf"
+    suffixes = (".pdf",)
+
+    def read(self, path: Path, options: ReadOptions) -> list[Extracted]:
+        import logging
+
+        from pypdf import PasswordType
+        from pypdf import PdfReader as Pdf
+        from pypdf.errors import DependencyError, FileNotDecryptedError
+
+        with path.open("rb") as handle:
+            head = handle.read(1024)
+        if not head:
+            return []
+        if b"%PDF-" not in head:
+            raise ExtractionError("corrupt", "not a PDF (no %PDF- header at its start)")
+        logging.getLogger("pypdf").setLevel(logging.ERROR)  # its recovery warnings would flood a worker's stderr
+        try:
+            pdf = Pdf(path)
+            if pdf.is_encrypted and pdf.decrypt("") == PasswordType.NOT_DECRYPTED:
+                raise ExtractionError("encrypted", "password-protected PDF (it does not open without a password; "
+                                                   "save an unprotected copy)")
+            pages = [page.extract_text() or "" for page in pdf.pages]
+            title = _title(pdf)
+        except ExtractionError:
+            raise
+        except DependencyError as error:  # AES without the cryptography package
+            raise ExtractionError("encrypted", f"encrypted PDF that needs a missing library to open ({error})") \
+                from error
+        except FileNotDecryptedError as error:
+            raise ExtractionError("encrypted", f"password-protected PDF ({error})") from error
+        except Exception as error:  # pypdf raises many kinds on damaged files; each is one line for the report
+            detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            raise ExtractionError("corrupt", f"damaged or truncated PDF ({detail})") from error
+
+        text, offsets = join_pages(pages)
+        image_only = [number for number, page in enumerate(pdf.pages, start=1)
+                      if not pages[number - 1].strip() and _has_images(page)]
+        if not text:
+            if image_only:
+                raise ExtractionError("scanned", f"no text layer on any of its {len(pages)} pages "
+                                                 "(a scan? run OCR first)")
+            return []
+        metadata: dict[str, Any] = {"pages": offsets}
+        if image_only:
+            metadata["image_only_pages"] = image_only  # scanned pages inside a PDF that has text elsewhere
+        return [Extracted(title=title or path.stem, text=text, metadata=metadata)]
+
+
+def _title(pdf) -> str:
+    try:
+        title = pdf.metadata.title if pdf.metadata else None
+    except Exception:  # noqa: BLE001 - a damaged info dictionary is no reason to lose the text
+        return ""
+    return str(title).strip() if title else ""
+
+
+def _has_images(page) -> bool:
+    try:
+        return len(page.images) > 0
+    except Exception:  # noqa: BLE001 - an unreadable image is still no text
+        return False

@@ -1,0 +1,247 @@
+"""`evolve ingest`: walk sources, read new and changed files in parallel, write the next corpus version.
+
+A file is read again only when its content changed: a file whose size and modification time match the manifest
+is taken as it was (``rehash=True`` hashes every file anyway), one whose sha256 matches keeps its documents, and
+a file gone from the sources takes its documents with it. Every file that gives no document is in the report
+with its reason; hidden and system files (``.git/``, ``~$`` lock files, ``Thumbs.db``) are counted as ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from evalsets.errors import EvalSetError
+from evalsets.ingest import formats  # noqa: F401  (registers every format)
+from evalsets.ingest.base import READERS, ExtractionError, Extracted, ReadOptions
+from evalsets.ingest.corpus import CorpusFolder, write_atomically
+from evalsets.model import Document
+
+Progress = Callable[[str, int, int], None]
+SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
+LEGACY = {".doc": "Word 97-2003", ".xls": "Excel 97-2003", ".ppt": "PowerPoint 97-2003", ".rtf": "RTF"}
+DEFAULT_MAX_MB = 200.0
+
+
+@dataclass
+class Skipped:
+    path: str
+    kind: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    corpus: str
+    version: str | None = None
+    previous_version: str | None = None
+    files: int = 0
+    read: int = 0
+    unchanged: int = 0
+    added_files: int = 0
+    changed_files: int = 0
+    removed_files: int = 0
+    documents: int = 0
+    added_documents: int = 0
+    changed_documents: int = 0
+    removed_documents: int = 0
+    ignored: int = 0
+    seconds: float = 0.0
+    formats: dict[str, int] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def skipped_by_kind(self) -> dict[str, int]:
+        return dict(Counter(s.kind for s in self.skipped))
+
+
+def _ignored(path: Path, root: Path) -> bool:
+    parts = path.relative_to(root).parts if path != root else (path.name,)
+    return any(p.startswith(".") for p in parts) or path.name.startswith("~$") or path.name.lower() in SYSTEM_FILES
+
+
+def walk(source: Path) -> Iterator[tuple[Path, bool]]:
+    """(file, ignored) under a folder, sorted so runs are repeatable; a single file yields itself."""
+    if source.is_file():
+        yield source, False
+        return
+    for folder, dirs, names in os.walk(source):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(folder) / name
+            yield path, _ignored(path, source)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_file(path: str, options: ReadOptions) -> tuple[list[Extracted] | None, str, str]:
+    """(documents, format, "") or (None, kind, reason): what a worker process sends back for one file."""
+    reader = READERS.for_path(Path(path))
+    if reader is None:
+        return None, "unsupported", "no reader"
+    try:
+        return reader.read(Path(path), options), reader.format, ""
+    except ExtractionError as err:
+        return None, err.kind, err.reason
+    except Exception as err:  # noqa: BLE001 - a library's failure on one bad file must not stop the walk
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return None, "corrupt", f"{type(err).__name__}: {message}"[:300]
+
+
+def _label(source: Path) -> str:
+    return source.resolve().name or "root"
+
+
+def _documents(key: str, extracted: list[Extracted], fmt: str, stat: os.stat_result, digest: str,
+               path: Path) -> list[Document]:
+    docs = []
+    seen: Counter[str] = Counter()
+    modified = datetime.fromtimestamp(stat.st_mtime, timezone.utc).isoformat(timespec="seconds")
+    for item in extracted:
+        if not item.text.strip():
+            continue
+        doc_id = f"{key}#{item.key}" if item.key else key
+        seen[doc_id] += 1
+        if seen[doc_id] > 1:
+            doc_id = f"{doc_id}~{seen[doc_id]}"
+        metadata = {**item.metadata, "source": key, "path": str(path), "format": fmt, "modified": modified,
+                    "sha256": digest}
+        docs.append(Document(doc_id, item.title, item.text, metadata))
+    return docs
+
+
+def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOptions = ReadOptions(),
+           workers: int | None = None, rehash: bool = False, max_file_mb: float = DEFAULT_MAX_MB,
+           progress: Progress | None = None) -> IngestReport:
+    """Bring ``corpus`` up to date with ``sources`` and write its next version (the same version when nothing
+    changed). Raises EvalSetError for a source that does not exist or two sources with one name."""
+    started = time.perf_counter()
+    folder = CorpusFolder(Path(corpus))
+    sources = [Path(s) for s in sources]
+    labels: dict[str, Path] = {}
+    for source in sources:
+        if not source.exists():
+            raise EvalSetError("source not found", source)
+        label = _label(source)
+        if label in labels and labels[label].resolve() != source.resolve():
+            raise EvalSetError(f"two sources are named {label!r} ({labels[label]} and {source}); document ids start "
+                               "with the source's name, so rename or link one", source)
+        labels[label] = source
+    if folder.root.resolve() in {s.resolve() for s in sources}:
+        raise EvalSetError("the corpus folder cannot be one of its own sources", folder.root)
+    manifest = folder.manifest()
+    old_files: dict[str, dict[str, Any]] = manifest.get("files", {})
+    old_docs = {doc.doc_id: doc for doc in folder.documents()} if old_files else {}
+    report = IngestReport(corpus=str(folder.root), previous_version=manifest.get("version"))
+    files: dict[str, dict[str, Any]] = {}
+    kept: list[Document] = []
+    to_read: list[tuple[str, Path, os.stat_result, str]] = []
+    corpus_root = folder.root.resolve()
+    for label, source in labels.items():
+        for path, ignored in walk(source):
+            if ignored or corpus_root in path.resolve().parents:
+                report.ignored += ignored
+                continue
+            key = label if source.is_file() else f"{label}/{path.relative_to(source).as_posix()}"
+            report.files += 1
+            stat = path.stat()
+            if path.suffix.lower() in LEGACY:
+                report.skipped.append(Skipped(key, "unsupported", f"{LEGACY[path.suffix.lower()]} binary format: "
+                                              f"save it as {path.suffix.lower()}x (or PDF) to ingest it"))
+                continue
+            if READERS.for_path(path) is None:
+                report.skipped.append(Skipped(key, "unsupported", f"no reader for '{path.suffix or path.name}' "
+                                              f"(reads {', '.join(READERS.suffixes)})"))
+                continue
+            if stat.st_size > max_file_mb * 1e6:
+                report.skipped.append(Skipped(key, "too-large", f"{stat.st_size / 1e6:.0f} MB is over "
+                                              f"--max-file-mb {max_file_mb:g}"))
+                continue
+            before = old_files.get(key)
+            same_stat = before is not None and before["size"] == stat.st_size and before["mtime_ns"] == stat.st_mtime_ns
+            digest = before["sha256"] if same_stat and not rehash else sha256_file(path)
+            if before is not None and before["sha256"] == digest and all(d in old_docs for d in before["doc_ids"]):
+                report.unchanged += 1
+                kept.extend(old_docs[d] for d in before["doc_ids"])
+                files[key] = {**before, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+                report.formats[before["format"]] = report.formats.get(before["format"], 0) + 1
+                continue
+            to_read.append((key, path, stat, digest))
+    new_docs: list[Document] = []
+    for key, path, stat, digest, result in _read_all(to_read, options, workers, progress):
+        extracted, kind, reason = result
+        if extracted is None:
+            report.skipped.append(Skipped(key, kind, reason))
+            continue
+        docs = _documents(key, extracted, kind, stat, digest, path)
+        if not docs:
+            report.skipped.append(Skipped(key, "empty", "no text in it"))
+            continue
+        report.read += 1
+        report.formats[kind] = report.formats.get(kind, 0) + 1
+        if key in old_files:
+            report.changed_files += 1
+        else:
+            report.added_files += 1
+        new_docs.extend(docs)
+        files[key] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                      "sha256": digest, "format": kind, "doc_ids": [d.doc_id for d in docs]}
+    report.removed_files = len(set(old_files) - set(files))
+    documents = kept + new_docs
+    now_ids = {d.doc_id for d in documents}
+    report.documents = len(documents)
+    report.removed_documents = len(set(old_docs) - now_ids)
+    report.added_documents = sum(d.doc_id not in old_docs for d in new_docs)
+    report.changed_documents = sum(d.doc_id in old_docs and (d.title, d.text) != (old_docs[d.doc_id].title,
+                                                                                    old_docs[d.doc_id].text)
+                                   for d in new_docs)
+    if not documents:
+        shown = "; ".join(f"{s.path}: {s.kind}: {s.reason}" for s in report.skipped[:3])
+        raise EvalSetError(f"no documents in {report.files} files (skipped: {report.skipped_by_kind() or 'none'})"
+                           + (f": {shown}" if shown else ""), folder.root)
+    counts = {k: getattr(report, k) for k in ("documents", "added_documents", "changed_documents",
+                                              "removed_documents")}
+    report.version = folder.write(documents, files, [str(s.resolve()) for s in sources], counts)
+    report.seconds = time.perf_counter() - started
+    write_atomically(folder.root / "ingest-report.json", json.dumps(asdict(report), ensure_ascii=False, indent=1))
+    return report
+
+
+def _read_all(to_read: list[tuple[str, Path, os.stat_result, str]], options: ReadOptions, workers: int | None,
+              progress: Progress | None) -> Iterator[tuple[str, Path, os.stat_result, str, tuple]]:
+    """Each file's result in input order; in worker processes when there is more than a handful of files."""
+    total = len(to_read)
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or total < 8:
+        for done, (key, path, stat, digest) in enumerate(to_read, start=1):
+            result = read_file(str(path), options)
+            if progress:
+                progress("reading files", done, total)
+            yield key, path, stat, digest, result
+        return
+    results: dict[int, tuple] = {}
+    # spawn, not fork: the caller may run threads (a progress display), and a forked lock can hang a child
+    with ProcessPoolExecutor(max_workers=min(workers, total), mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(read_file, str(path), options): index
+                   for index, (_, path, _, _) in enumerate(to_read)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            results[futures[future]] = future.result()
+            if progress:
+                progress("reading files", done, total)
+    for index, (key, path, stat, digest) in enumerate(to_read):
+        yield key, path, stat, digest, results[index]
