@@ -73,13 +73,35 @@ def _answerable_messages(passage: str, qa: QA) -> list[dict[str, str]]:
             {"role": "user", "content": f"Passage:\n{passage}\n\nQuestion: {qa.question}\nAnswer: {qa.answer}"}]
 
 
+def _existing(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The questions a set already has (a living corpus's set grows with `--since`): lines kept as written."""
+    queries = out / "queries.jsonl"
+    if not queries.is_file():
+        return [], []
+    lines = [line for line in queries.read_text(encoding="utf-8").splitlines() if line.strip()]
+    qrels = out / "qrels.tsv"
+    rows = qrels.read_text(encoding="utf-8").splitlines()[1:] if qrels.is_file() else []
+    return [json.loads(line) for line in lines], [row for row in rows if row.strip()]
+
+
 def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: int = 0,
-               check_answerable: bool = True) -> SynthesisReport:
-    docs = read_corpus(corpus_path)
+               check_answerable: bool = True, only: set[str] | None = None,
+               corpus_version: str | None = None) -> SynthesisReport:
+    """Questions for ``n`` sampled documents (of ``only``, when given: the new and changed documents of a living
+    corpus), added to the set in ``out``. When ``out`` holds the corpus (a folder `evolve ingest` keeps), the set
+    lives beside it and follows it; otherwise the corpus is copied in and the set is fixed."""
+    corpus_file = corpus_path / "corpus.jsonl" if corpus_path.is_dir() else corpus_path
+    docs = read_corpus(corpus_file)
+    if only is not None:
+        docs = [d for d in docs if d.doc_id in only]
+        if not docs:
+            raise EvalSetError("no new or changed documents to write questions for", corpus_file)
     rng = random.Random(seed)
     chosen = rng.sample(docs, min(n, len(docs))) if n <= len(docs) else [rng.choice(docs) for _ in range(n)]
     report = SynthesisReport(sampled=len(chosen), model=llm.model)
-    seen: set[str] = set()
+    old_queries, old_qrels = _existing(out)
+    seen: set[str] = {normalise_query(q["text"]) for q in old_queries}
+    taken = {q["query_id"] for q in old_queries}
     queries, qrels = [], []
     for doc in chosen:
         passage = sample_passage(doc, rng)
@@ -104,9 +126,15 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
                 report.rejected.append({"doc_id": doc.doc_id, "question": qa.question, "why": verdict.reason})
                 continue
         seen.add(key)
-        query_id = f"syn-{len(queries):05d}"
-        queries.append({"query_id": query_id, "text": qa.question, "answers": [qa.answer],
-                        "metadata": {"source_doc": doc.doc_id, "generator": llm.model}})
+        number = len(taken)
+        while f"syn-{number:05d}" in taken:
+            number += 1
+        query_id = f"syn-{number:05d}"
+        taken.add(query_id)
+        metadata = {"source_doc": doc.doc_id, "generator": llm.model}
+        if corpus_version:
+            metadata["corpus_version"] = corpus_version
+        queries.append({"query_id": query_id, "text": qa.question, "answers": [qa.answer], "metadata": metadata})
         qrels.append((query_id, doc.doc_id))
     report.kept = len(queries)
     if not queries:
@@ -114,12 +142,20 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
                            f"{report.unanswerable} unanswerable, {report.duplicates} duplicates) with {llm.model}",
                            corpus_path)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "corpus.jsonl").write_text(corpus_path.read_text(encoding="utf-8"), encoding="utf-8")
-    (out / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries), "utf-8")
-    (out / "qrels.tsv").write_text("query_id\tdoc_id\trelevance\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels),
-                                   "utf-8")
-    (out / "README.md").write_text(f"# synthesized evaluation set\n\n{report.kept} questions written by {llm.model} "
-                                   f"from {report.sampled} sampled passages of `{corpus_path}` (seed {seed}); "
-                                   f"{report.unanswerable} judged unanswerable, {report.duplicates} duplicates, "
-                                   f"{report.invalid} invalid replies dropped.\n", "utf-8")
+    if (out / "corpus.jsonl").resolve() != corpus_file.resolve():
+        (out / "corpus.jsonl").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-8")
+    lines = [json.dumps(q, ensure_ascii=False) for q in old_queries + queries]
+    (out / "queries.jsonl").write_text("".join(line + "\n" for line in lines), "utf-8")
+    (out / "qrels.tsv").write_text("query_id\tdoc_id\trelevance\n" + "".join(row + "\n" for row in old_qrels)
+                                   + "".join(f"{q}\t{d}\t1\n" for q, d in qrels), "utf-8")
+    scope = f"{len(docs)} new or changed documents" if only is not None else f"`{corpus_file}`"
+    line = (f"{report.kept} questions written by {llm.model} from {report.sampled} sampled passages of {scope} "
+            f"(seed {seed}{f', corpus version {corpus_version}' if corpus_version else ''}); "
+            f"{report.unanswerable} judged unanswerable, {report.duplicates} duplicates, "
+            f"{report.invalid} invalid replies dropped.\n")
+    readme = out / "README.md"
+    if old_queries and readme.is_file():
+        readme.write_text(readme.read_text(encoding="utf-8") + "\n" + line, "utf-8")
+    else:
+        readme.write_text("# synthesized evaluation set\n\n" + line, "utf-8")
     return report

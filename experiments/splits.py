@@ -7,6 +7,7 @@ same tune / held-back partition.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ def tune_and_heldout(path: Path | str, holdout_fraction: float = HOLDOUT_FRACTIO
     if use_train_split and "train" in available_splits(path):
         return load_evalset(path, "train"), load_evalset(path, "default")
     full = load_evalset(path)
+    if (Path(path) / "manifest.json").is_file():
+        return _stable_split(full, holdout_fraction, seed, fold, folds)
     ids = sorted(q.query_id for q in full.queries)
     random.Random(seed).shuffle(ids)
     if fold is not None:
@@ -39,6 +42,30 @@ def tune_and_heldout(path: Path | str, holdout_fraction: float = HOLDOUT_FRACTIO
                 full.subset(held_ids, split=f"crossfit{folds}-fold{fold}@{seed}"))
     held = max(1, round(len(ids) * holdout_fraction)) if len(ids) > 1 else 0
     return full.subset(ids[held:], split=f"tune@{seed}"), full.subset(ids[:held], split=f"heldout@{seed}")
+
+
+def _place(seed: int, query_id: str) -> float:
+    """A query's fixed place in [0, 1): from its id alone, so it never moves when other queries come or go."""
+    return int(hashlib.sha256(f"{seed}:{query_id}".encode()).hexdigest()[:13], 16) / 16 ** 13
+
+
+def _stable_split(full: EvalSet, holdout_fraction: float, seed: int, fold: int | None,
+                  folds: int) -> tuple[EvalSet, EvalSet]:
+    """The split of a living set (`evolve ingest` keeps its corpus, `evolve evalset synthesize --since` adds
+    questions): a shuffle would move held-back queries into tuning as the set grows, so each query's side is
+    fixed by its id."""
+    places = {q.query_id: _place(seed, q.query_id) for q in full.queries}
+    if fold is not None:
+        if not 0 <= fold < folds:
+            raise ValueError(f"fold {fold} is not one of 0..{folds - 1}")
+        held_ids = {i for i, place in places.items() if int(place * folds) == fold}
+        return (full.subset([i for i in places if i not in held_ids], split=f"crossfit{folds}-tune{fold}@{seed}"),
+                full.subset(held_ids, split=f"crossfit{folds}-fold{fold}@{seed}"))
+    held_ids = {i for i, place in places.items() if place < holdout_fraction}
+    if not held_ids and len(places) > 1:  # a tiny set: hold back at least the query placed first
+        held_ids = {min(places, key=places.__getitem__)}
+    return (full.subset([i for i in places if i not in held_ids], split=f"tune@{seed}"),
+            full.subset(held_ids, split=f"heldout@{seed}"))
 
 
 def decision_folds(path: Path | str, mode: str = "auto", folds: int = 5) -> int | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -16,8 +16,13 @@ app.add_typer(evalset_app, name="evalset")
 
 @evalset_app.command("synthesize")
 def synthesize_command(
-    corpus: Annotated[Path, typer.Option(help="Documents (corpus.jsonl: doc_id, title, text).")],
-    out: Annotated[Path, typer.Option(help="Folder for the new evaluation set.")],
+    corpus: Annotated[Path, typer.Option(help="Documents: a corpus folder `evolve ingest` keeps, or a corpus.jsonl "
+                                              "(doc_id, title, text).")],
+    out: Annotated[Optional[Path], typer.Option(help="Folder of the evaluation set; questions are added to the ones "
+                                                     "it has. Default: the corpus folder itself, where the set "
+                                                     "follows the corpus (required for a corpus.jsonl).")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Corpus version (`evolve ingest` prints it): write questions "
+                                                      "only for documents new or changed since then.")] = None,
     n: Annotated[int, typer.Option(help="Passages to sample (one question each, before filtering).")] = 200,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     no_answerability_check: Annotated[bool, typer.Option("--no-answerability-check",
@@ -25,15 +30,30 @@ def synthesize_command(
     base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
-    """Ask the LLM to write questions (+ reference answers) for sampled passages; filter; write the layout."""
+    """Ask the LLM to write questions (+ reference answers) for sampled passages; filter; write the layout.
+
+    Document text goes only to the LLM named here (--llm-base-url, else a local llama.cpp server)."""
     from evalsets import EvalSetError
     from evalsets import synthesize
+    from evalsets.ingest import CorpusFolder
     from pipelines.llm import LLMUnavailable
 
+    living = CorpusFolder(corpus) if corpus.is_dir() else None
+    version = living.version() if living is not None else None
+    if out is None:
+        if living is None:
+            fail("--out is required for a corpus.jsonl (a corpus folder keeps its questions itself)")
+        out = corpus
+    only = None
     try:
+        if since is not None:
+            if version is None:
+                fail(f"{corpus} has no versions: --since needs a corpus folder that `evolve ingest` keeps")
+            only = set(living.changed_since(since))
+            console.print(f"{len(only)} documents new or changed since version {since} (now {version})")
         with llm_client(project_dir, base_url, model, local_model) as client:
             with console.status(f"writing questions with {client.model}..."):
-                report = synthesize(corpus, out, client, n, seed, not no_answerability_check)
+                report = synthesize(corpus, out, client, n, seed, not no_answerability_check, only, version)
     except (EvalSetError, LLMUnavailable) as err:
         fail(str(err))
     console.print(f"{report.kept} questions kept of {report.sampled} passages ({report.invalid} invalid replies, "

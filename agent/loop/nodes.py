@@ -50,6 +50,18 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
     """The champion's worst tuning queries, for the proposer. Held-back queries are scored by the guard step only:
     what it measured for this champion is carried in the state, and never shown to the proposer."""
     report_status(ctx, state, "observe_champion")
+    version = ctx.corpus_version()
+    changed = "corpus_version" in state and state["corpus_version"] != version  # ingested again since the last look
+    if changed:
+        ctx.reload_evalset()
+    dropped = max(part.dropped_queries for part in (ctx.split.tune, *ctx.split.heldout))
+    if changed:
+        ctx.say(f"corpus changed: version {state['corpus_version']} -> {version}, {len(ctx.split.tune.corpus)} "
+                f"documents; {dropped} evaluation queries dropped (their relevant documents were removed); the "
+                "champion is scored again on it before anything is proposed")
+    elif "corpus_version" not in state and dropped:
+        ctx.say(f"corpus version {version}: {dropped} evaluation queries dropped (their relevant documents were "
+                "removed)")
     champion = ctx.project.champion_config()
     tune, metric = ctx.split.tune, ctx.metric
     retriever = Retriever(champion, ctx.components).build(tune.corpus, stage_lines(ctx.say, "  "))
@@ -66,13 +78,14 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
                        f'"{right.text[:160] if right else ""}"')
     if ctx.failure_set is not None:
         lines.append(f"failure set from user feedback: {len(ctx.failure_set.queries)} queries")
-    measured = state.get("champion_heldout_sha256") == champion.sha256()
+    measured = state.get("champion_heldout_sha256") == champion.sha256() and not changed
     heldout = state.get("champion_heldout") if measured else None
     ctx.say(f"iteration {state['iteration']}: champion {champion.name}, held-back {metric} "
             + (f"{heldout:.4f} (at the last guard step)" if heldout is not None else "not measured yet (the guard "
                "step measures it)") + f"; {ctx.remaining() / 60:.1f} min of budget left")
     return {"champion": json.loads(champion.model_dump_json()), "observation": "\n".join(lines),
-            "champion_heldout": heldout}
+            "champion_heldout": heldout, "corpus_version": version,
+            **({"champion_heldout_sha256": None} if changed else {})}
 
 
 def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:

@@ -33,6 +33,8 @@ class AgentState(TypedDict, total=False):
     """The champion's held-back score (the policy's metric) as the last guard step measured it; None when it has
     not measured the current champion."""
     champion_heldout_sha256: str | None
+    corpus_version: str | None
+    """The corpus version (`evolve ingest`) the champion was last observed on; a new one re-scores it."""
     """sha256 of the config ``champion_heldout`` belongs to (a human may approve another champion meanwhile)."""
     observation: str
     proposal: dict[str, Any]
@@ -136,6 +138,17 @@ class AgentContext:
     def split(self) -> DecisionSplit:
         """What studies tune on and hold back, as experiments splits it for this decision mode."""
         return decision_split(self.evalset_path, self.folds)
+
+    def corpus_version(self) -> str | None:
+        """The version of the set's corpus when `evolve ingest` keeps it (None: a fixed, hand-written set)."""
+        from evalsets.ingest import corpus_version
+
+        return corpus_version(self.evalset_path)
+
+    def reload_evalset(self) -> None:
+        """Read the set again (its corpus changed): the next use of the split loads the new documents."""
+        for name in ("split", "language"):
+            self.__dict__.pop(name, None)
 
     @cached_property
     def language(self) -> str:
