@@ -19,12 +19,12 @@ from pipelines.trained import (ROOT_ENV as TRAINED_ROOT_ENV, TrainedModel, Train
                                is_trained)
 
 __all__ = ["Answer", "Components", "ConfigError", "ConfigRegistry", "GenerationConfig", "Generator", "KindConfig",
-           "LexicalConfig", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Registry", "Retriever",
+           "LexicalConfig", "LiveRetriever", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Registry", "Retriever",
            "ServeLimits", "StageLog", "TRAINED_ROOT_ENV", "TrainedModel", "TrainedModelError", "TrainedModelStore",
            "context_block", "create_app", "import_kinds", "is_trained", "load_config", "load_model", "problems_of",
            "save_config", "torch_device", "validate_as"]
 
-_LAZY = {"ServeLimits": "pipelines.serving", "create_app": "pipelines.serving", "Answer": "pipelines.generator",
+_LAZY = {"ServeLimits": "pipelines.serving", "LiveRetriever": "pipelines.serving", "create_app": "pipelines.serving", "Answer": "pipelines.generator",
          "Generator": "pipelines.generator", "PASSAGES_SYSTEM": "pipelines.generator",
          "context_block": "pipelines.generator"}
 """Heavy modules (a web framework) load on first use, so importing the package stays light."""

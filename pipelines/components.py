@@ -121,6 +121,10 @@ class Components:
             log.timed("index_bm25", started)
         return self._bm25[key]
 
+    def tokens(self, config: LexicalConfig, chunking: ChunkingConfig, corpus_key: str) -> list[list[str]] | None:
+        """The BM25 tokens of a corpus's chunks, when an index built here made them."""
+        return self._tokens.get((config.tokenizer, chunking, corpus_key))
+
     def reranker(self, config: RerankerConfig) -> Reranker | None:
         """The reranker a config names, built once per process (None for kind 'none')."""
         if config not in self._rerankers:

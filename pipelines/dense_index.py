@@ -32,6 +32,26 @@ class DenseIndex:
         self.size = len(vectors)
         return self
 
+    def updated(self, keep: np.ndarray, added: np.ndarray) -> "DenseIndex | None":
+        """A new index holding the kept rows (in order) then ``added``, from a copy of this one: ids stay positions,
+        and this index keeps serving meanwhile. None where the kind cannot delete (HNSW with removals): rebuild."""
+        import faiss
+
+        removed = np.flatnonzero(~keep)
+        if self.kind == "hnsw" and len(removed):
+            return None
+        index = faiss.clone_index(faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index)
+        if len(removed):
+            index.remove_ids(faiss.IDSelectorBatch(removed.astype(np.int64)))  # flat: the rest moves up, in order
+        if len(added):
+            index.add(np.ascontiguousarray(added, dtype=np.float32))
+        copy = DenseIndex(self.kind, self.hnsw_m, self.ef_search)
+        if self.on_gpu:
+            index = faiss.index_cpu_to_all_gpus(index)
+            copy.on_gpu = True
+        copy._index, copy.size = index, int(keep.sum()) + len(added)
+        return copy
+
     def search(self, query_vectors: np.ndarray, k: int) -> ScoredLists:
         k = min(k, self.size)
         scores, ids = self._index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)

@@ -32,6 +32,7 @@ class Retriever:
         self.components = components
         self.build_log = StageLog()
         self.chunks: list[Chunk] = []
+        self.tokens: list[list[str]] | None = None
 
     def build(self, corpus: list[Document], progress: Progress | None = None) -> "Retriever":
         cfg, log = self.config, self.build_log
@@ -43,7 +44,53 @@ class Retriever:
                                                      progress)
         if cfg.lexical:
             self.lexical = self.components.bm25_index(cfg.lexical, cfg.chunking, self.chunks, self.corpus_key, log)
+            self.tokens = self.components.tokens(cfg.lexical, cfg.chunking, self.corpus_key)
         return self
+
+    def refreshed(self, corpus: list[Document], progress: Progress | None = None) -> "Retriever":
+        """This pipeline over a new version of its corpus, updated rather than rebuilt: chunks whose text did not
+        change keep their vectors (no embedding, no cache lookup) and a flat index drops the removed rows and
+        appends the new ones (HNSW only appends; with removals it is built again). BM25 has no update: it is
+        built again from the kept chunks' tokens plus the new ones'. This retriever is left as it was, so a server
+        keeps answering with it until the new one is swapped in. ``build_log.counts`` says what was kept."""
+        cfg = self.config
+        new = Retriever(cfg, self.components)
+        log = new.build_log
+        new.corpus_key = corpus_fingerprint(corpus)
+        fresh = self.components.chunks(cfg.chunking, corpus, new.corpus_key, log)
+        old_rows = {(c.chunk_id, c.text): row for row, c in enumerate(self.chunks)}
+        kept_rows = {old_rows[(c.chunk_id, c.text)] for c in fresh if (c.chunk_id, c.text) in old_rows}
+        keep = np.zeros(len(self.chunks), dtype=bool)
+        keep[list(kept_rows)] = True
+        added = [c for c in fresh if (c.chunk_id, c.text) not in old_rows]
+        new.chunks = [c for row, c in enumerate(self.chunks) if keep[row]] + added
+        log.counts.update(chunks_kept=int(keep.sum()), chunks_added=len(added), chunks_removed=int((~keep).sum()))
+        new.dense = new.lexical = None
+        if self.dense is not None and cfg.dense is not None:
+            started = time.perf_counter()
+            report = (lambda done, total: progress(f"embedding new chunks ({cfg.dense.model})", done, total)) \
+                if progress else None
+            vectors = self.components.embedder(cfg.dense.model).embed([c.text for c in added], "passage", report) \
+                if added else np.zeros((0, 1), dtype=np.float32)
+            log.timed("embed_chunks", started)
+            started = time.perf_counter()
+            new.dense = self.dense.updated(keep, vectors)
+            log.reused["dense_index_updated"] = new.dense is not None
+            if new.dense is None:
+                new.dense = self.components.dense_index(cfg.dense, cfg.chunking, new.chunks, new.corpus_key + "+",
+                                                        log, progress)
+            log.timed("index_dense", started)
+        if self.lexical is not None and cfg.lexical is not None:
+            started = time.perf_counter()
+            tokenizer = self.lexical.tokenizer
+            old_tokens = getattr(self, "tokens", None)
+            kept_tokens = [t for row, t in enumerate(old_tokens) if keep[row]] if old_tokens is not None else \
+                tokenizer.tokenize([c.text for row, c in enumerate(self.chunks) if keep[row]])
+            new.tokens = kept_tokens + tokenizer.tokenize([c.text for c in added])
+            lexical = cfg.lexical
+            new.lexical = type(self.lexical)(tokenizer, lexical.k1, lexical.b, lexical.method).build(new.tokens)
+            log.timed("index_bm25", started)
+        return new
 
     def searchable(self, query: str) -> bool:
         """Whether a query has anything to search with: a term the BM25 tokenizer keeps (not only stopwords or

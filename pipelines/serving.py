@@ -214,7 +214,22 @@ class RequestGuard:
         await self.app(scope, replay, send)
 
 
-def create_app(retriever: Retriever, config: PipelineConfig, config_version: str, store: FeedbackStore,
+class LiveRetriever:
+    """The retriever a server answers with, swapped whole when the corpus gets a new version: a request reads
+    ``current`` once and finishes on it, so nothing is dropped or answered from half of each version."""
+
+    def __init__(self, retriever: Retriever, corpus_version: str | None = None):
+        self.swap(retriever, corpus_version)
+
+    def swap(self, retriever: Retriever, corpus_version: str | None = None) -> None:
+        self.current = (retriever, {c.doc_id for c in retriever.chunks}, corpus_version)  # one assignment: atomic
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.current[0]
+
+
+def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, config_version: str, store: FeedbackStore,
                token: str | None = None, answerer: Answerer | None = None,
                registry_mirror: Callable[[], str] | None = None, nonce: str | None = None,
                limits: ServeLimits = ServeLimits(), answers_off: str = NO_LLM) -> FastAPI:
@@ -229,7 +244,7 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
     app = FastAPI(title="evolve search", version="1", description=f"Champion pipeline {config.name} "
                                                                  f"(version {config_version}).")
     app.add_middleware(RequestGuard, token=token, limits=limits)
-    doc_ids = {c.doc_id for c in retriever.chunks}
+    live = retriever if isinstance(retriever, LiveRetriever) else LiveRetriever(retriever)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
@@ -239,6 +254,7 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
         if len(body.query) > limits.max_query_chars:
             raise HTTPException(422, f"query: at most {limits.max_query_chars} characters "
                                      f"(`evolve serve --max-query-chars`)")
+        retriever = live.retriever
         if not retriever.searchable(body.query):
             raise HTTPException(422, "no searchable words in the query (only stopwords, punctuation or spaces)")
         started = time.perf_counter()
@@ -263,7 +279,8 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
         if not request.scope.get(AUTHENTICATED):
             return {"status": status, "nonce": nonce}
         return {"status": status, "config": config.name, "config_version": config_version,
-                "config_sha256": config.sha256(), "documents": len(doc_ids), "chunks": len(retriever.chunks),
+                "config_sha256": config.sha256(), "documents": len(live.current[1]),
+                "chunks": len(live.retriever.chunks), "corpus_version": live.current[2],
                 "answers": answers_health(answerer, answers_off),
                 "registry_mirror": registry_mirror() if registry_mirror else "not watched", "snapshot": snapshot,
                 "nonce": nonce}
@@ -305,7 +322,7 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
             raise HTTPException(422, "POST /feedback rates a served request: give its request_id "
                                      "(feedback from elsewhere goes to /feedback/import)")
         try:
-            event = store.vouch(body, doc_ids)
+            event = store.vouch(body, live.current[1])
         except UnknownRequest as err:
             raise HTTPException(404, str(err)) from None
         except FeedbackRefused as err:
@@ -320,7 +337,7 @@ def create_app(retriever: Retriever, config: PipelineConfig, config_version: str
         if len(body) > limits.max_import_batch:
             raise HTTPException(413, f"{len(body)} events is more than this server takes in one import "
                                      f"({limits.max_import_batch}; `evolve serve --max-import-batch`)")
-        events, refused = store.vouch_all(body, doc_ids)
+        events, refused = store.vouch_all(body, live.current[1])
         if refused:
             raise HTTPException(422, {"message": f"{len(refused)} of {len(body)} events refused, nothing stored",
                                       "errors": [{"index": index, "error": error} for index, error in refused]})

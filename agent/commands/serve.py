@@ -6,12 +6,14 @@ import os
 import secrets
 import signal
 import socket
+import time
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from agent.app import ProjectDir, app, at_least, cache_path, check_models, console, err_console, fail, load_pipeline
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
@@ -74,6 +76,51 @@ class MirrorWatch:
                 self.state = f"not checked: {type(err).__name__}: {err}"
             if self._stop.wait(self.every_s):
                 return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class CorpusWatch:
+    """Follows a corpus folder `evolve ingest` keeps: on a new version, the served retriever is updated beside the
+    one answering (:meth:`Retriever.refreshed`: only new and changed chunks are embedded) and swapped in whole, so
+    no request is dropped or sees half of each version. A failed reload keeps the old version and says why."""
+
+    def __init__(self, corpus: Path, live: Any, say: Any, every_s: float = 10.0):
+        import threading
+
+        self.corpus, self.live, self.say, self.every_s = corpus, live, say, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="corpus-watch")
+
+    def start(self) -> "CorpusWatch":
+        self._thread.start()
+        return self
+
+    def check(self) -> bool:
+        """Reload when the corpus has a new version; True when it swapped one in."""
+        from evalsets import read_corpus
+        from evalsets.ingest import corpus_version
+
+        version = corpus_version(self.corpus)
+        if version is None or version == self.live.current[2]:
+            return False
+        started = time.perf_counter()
+        new = self.live.retriever.refreshed(read_corpus(corpus_file(self.corpus)))
+        new.search(["warm-up"], use_query_cache=False)
+        self.live.swap(new, version)
+        counts = new.build_log.counts
+        self.say(f"corpus version {version}: {counts['chunks_added']} chunks added, {counts['chunks_removed']} "
+                 f"removed, {counts['chunks_kept']} kept; swapped in after {time.perf_counter() - started:.1f} s")
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.check()
+            except Exception as err:  # noqa: BLE001 - the old version keeps serving; the log says why
+                self.say(f"corpus reload failed, still serving version {self.live.current[2]}: "
+                         f"{type(err).__name__}: {err}")
 
     def stop(self) -> None:
         self._stop.set()
@@ -174,6 +221,9 @@ def serve_command(
                                                                  "whole file at once).")] = None,
     max_query_chars: Annotated[Optional[int], typer.Option(help="Longest query /search and /answer take (default "
                                                                 "and most 4000, the feedback model's limit).")] = None,
+    reload_every: Annotated[float, typer.Option(help="Seconds between checks for a new corpus version (a folder "
+                                                     "`evolve ingest` keeps); the new one is swapped in without "
+                                                     "dropping requests.")] = 10.0,
     tracking_uri: Annotated[Optional[str], typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
@@ -186,7 +236,7 @@ def serve_command(
     from evalsets import EvalSetError
     from evalsets import FeedbackStore, SnapshotExporter, StoreLocked
     from evalsets import read_corpus
-    from pipelines import Components, ConfigError, Retriever
+    from pipelines import Components, ConfigError, LiveRetriever, Retriever
     from pipelines import create_app
 
     if host not in LOCAL_HOSTS and not token:
@@ -233,6 +283,15 @@ def serve_command(
                 retriever.search(["warm-up"], use_query_cache=False)  # load the query model before the first user
             except OSError as err:  # a model that is not on this machine (offline), a cache that cannot be written
                 fail(f"cannot build {pipeline.name}: {err}")
+            from evalsets.ingest import corpus_version
+
+            live = LiveRetriever(retriever, corpus_version(corpus))
+            if live.current[2] is not None:
+                watch = CorpusWatch(corpus, live, lambda line: console.print(escape(line), highlight=False),
+                                    reload_every).start()
+                stack.callback(watch.stop)
+                console.print(f"corpus version {live.current[2]}: a new version is served when `evolve ingest` "
+                              f"writes one (checked every {reload_every:g} s)")
             exporter = SnapshotExporter(store, snapshot_every)
             exporter.start()
             stack.callback(exporter.stop)
@@ -253,7 +312,7 @@ def serve_command(
                     if self.started:
                         started()
 
-            api = create_app(retriever, pipeline, version, store, token, answerer=generator,
+            api = create_app(live, pipeline, version, store, token, answerer=generator,
                              registry_mirror=lambda: mirror.state, nonce=nonce, limits=limits,
                              answers_off=answers_off)
             Server(uvicorn.Config(api, log_level="warning")).run(sockets=[listener])
