@@ -96,6 +96,7 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
         docs = [d for d in docs if d.doc_id in only]
         if not docs:
             raise EvalSetError("no new or changed documents to write questions for", corpus_file)
+        n = min(n, len(docs))  # one question per new or changed document at most
     rng = random.Random(seed)
     chosen = rng.sample(docs, min(n, len(docs))) if n <= len(docs) else [rng.choice(docs) for _ in range(n)]
     report = SynthesisReport(sampled=len(chosen), model=llm.model)

@@ -1,0 +1,119 @@
+"""The loop follows a living corpus: a new version re-scores the champion before anything is proposed, queries of
+removed documents are dropped with a count, held-back queries stay held back, and synthesis adds questions for new
+and changed documents only."""
+
+import json
+
+from agent.loop import nodes
+from agent.loop.runtime import AgentPaths, BudgetClock
+from agent.loop.state import AgentContext
+from agent.project import open_project
+from evalsets import load_evalset
+from evalsets.ingest import CorpusFolder, ingest
+from evalsets.synthesize import synthesize
+from experiments import tune_and_heldout
+from pipelines import Components, PipelineConfig
+from pipelines.llm import LLMClient, LLMSettings
+
+
+class Scripted(LLMClient):
+    """The real client (structured output, validation) answering with scripted replies; records what it was sent."""
+
+    def __init__(self, replies):
+        super().__init__(LLMSettings(base_url="http://127.0.0.1:9/v1", model="scripted"))
+        self.replies, self.seen = list(replies), []
+
+    def _call(self, messages, params, timeout=None):
+        self.seen.append(messages)
+        return self.replies.pop(0)
+
+TOPICS = ["vacation days", "payroll date", "vpn port", "printer setup", "parking permit", "lunch hours",
+          "expense claims", "laptop refresh", "badge access", "guest wifi", "travel booking", "security training"]
+
+
+def living_set(tmp_path):
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for number, topic in enumerate(TOPICS):
+        (drive / f"{number:02d}.md").write_text(f"# {topic}\n\nThe policy on {topic} changed in week {number}; "
+                                                f"ask desk {number} about {topic}.\n", "utf-8")
+    corpus = tmp_path / "corpus"
+    version = ingest([drive], corpus, workers=1).version
+    (corpus / "queries.jsonl").write_text("".join(json.dumps({"query_id": f"q{n:02d}", "text": f"who knows about "
+                                                              f"{topic}"}) + "\n" for n, topic in enumerate(TOPICS)))
+    (corpus / "qrels.tsv").write_text("query_id\tdoc_id\trelevance\n"
+                                      + "".join(f"q{n:02d}\tdrive/{n:02d}.md\t1\n" for n in range(len(TOPICS))))
+    return drive, corpus, version
+
+
+def test_a_new_corpus_version_rescores_the_champion_and_drops_queries_of_removed_documents(tmp_path):
+    drive, corpus, first = living_set(tmp_path)
+    champion = PipelineConfig.model_validate({"name": "bm25", "lexical": {"tokenizer": "english"},
+                                              "fusion": {"kind": "none"}})
+    (tmp_path / "start.yaml").write_text(champion.to_yaml())
+    project = open_project(tmp_path / "project", None, tmp_path / "start.yaml")
+    run_file = tmp_path / "run.json"
+    run_file.write_text(json.dumps({"spent_seconds": 0.0}))
+    said = []
+    from guardrails import load_policy
+
+    ctx = AgentContext(project, AgentPaths(tmp_path / "project"), BudgetClock(run_file, 600), corpus, load_policy(None),
+                       Components(tmp_path / "cache.sqlite"), None, say=said.append)
+    state = {"run_id": "r", "iteration": 0}
+    state |= nodes.observe_champion(ctx, state)
+    assert state["corpus_version"] == first and not any("corpus changed" in line for line in said)
+    held_before = {q.query_id for q in ctx.split.heldout[0].queries}
+    state |= {"champion_heldout": 0.9, "champion_heldout_sha256": champion.sha256()}  # as the guard step leaves it
+    state |= nodes.observe_champion(ctx, {**state, "iteration": 1})
+    assert state["champion_heldout"] == 0.9, "the same corpus: the measurement stands"
+
+    (drive / "03.md").unlink()
+    (drive / "07.md").unlink()
+    second = ingest([drive], corpus, workers=1).version
+    state |= nodes.observe_champion(ctx, {**state, "iteration": 2})
+    assert state["corpus_version"] == second != first
+    assert state["champion_heldout"] is None and state["champion_heldout_sha256"] is None  # the guard measures again
+    assert any(f"corpus changed: version {first} -> {second}, 10 documents; 2 evaluation queries dropped" in line
+               for line in said)
+    assert "mean ndcg@10" in state["observation"]
+    kept = {q.query_id for part in (ctx.split.tune, *ctx.split.heldout) for q in part.queries}
+    assert kept == {f"q{n:02d}" for n in range(len(TOPICS))} - {"q03", "q07"}
+    assert {q.query_id for q in ctx.split.heldout[0].queries} == held_before - {"q03", "q07"}
+
+
+def test_a_growing_living_set_keeps_its_held_back_queries_held_back(tmp_path):
+    _, corpus, _ = living_set(tmp_path)
+    tune, held = tune_and_heldout(corpus)
+    assert held.queries and tune.queries
+    lines = (corpus / "queries.jsonl").read_text()
+    (corpus / "queries.jsonl").write_text(lines + "".join(json.dumps({"query_id": f"new{n}", "text": f"desk {n}"})
+                                                          + "\n" for n in range(30)))
+    (corpus / "qrels.tsv").write_text((corpus / "qrels.tsv").read_text()
+                                      + "".join(f"new{n}\tdrive/00.md\t1\n" for n in range(30)))
+    tune_after, held_after = tune_and_heldout(corpus)
+    old = {q.query_id for q in held.queries}
+    assert old <= {q.query_id for q in held_after.queries}
+    assert not old & {q.query_id for q in tune_after.queries}
+
+
+def test_synthesis_since_a_version_asks_only_about_new_and_changed_documents(tmp_path):
+    drive, corpus, first = living_set(tmp_path)
+    (drive / "05.md").write_text("# lunch hours\n\nLunch is now served from 11:00 to 14:00.\n", "utf-8")
+    (drive / "20.md").write_text("# bike storage\n\nBikes go to the basement rack B2.\n", "utf-8")
+    second = ingest([drive], corpus, workers=1).version
+    only = set(CorpusFolder(corpus).changed_since(first))
+    assert only == {"drive/05.md", "drive/20.md"}
+    replies = ['{"question": "When is lunch served now?", "answer": "11:00 to 14:00"}',
+               '{"reason": "stated", "answerable": 1}',
+               '{"question": "Where do bikes go?", "answer": "basement rack B2"}',
+               '{"reason": "stated", "answerable": 1}']
+    llm = Scripted(replies)
+    report = synthesize(corpus, corpus, llm, n=10, only=only, corpus_version=second)
+    assert report.sampled == 2 and report.kept == 2
+    asked = " ".join(m["content"] for call in llm.seen for m in call)
+    assert "basement rack" in asked and "week 3" not in asked  # unchanged documents were not sent
+    evalset = load_evalset(corpus)
+    assert len(evalset.queries) == len(TOPICS) + 2  # the questions the set had are kept
+    new = [q for q in evalset.queries if q.query_id.startswith("syn-")]
+    assert {q.metadata["source_doc"] for q in new} == only and all(q.metadata["corpus_version"] == second for q in new)
+    assert (corpus / "corpus.jsonl").read_text().count("\n") == 13  # the corpus itself was not copied or changed
