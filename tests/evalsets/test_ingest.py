@@ -136,3 +136,26 @@ def test_cli_reports_and_refuses_bad_input(drive: Path, tmp_path: Path) -> None:
     mapping.write_text("ticket_id: [x]\n")
     bad = evolve(str(drive), "--corpus", str(tmp_path / "c3"), "--ticket-fields", str(mapping))
     assert bad.returncode == 2 and "takes only id, metadata, text, title" in bad.stderr
+
+
+def test_a_notion_export_folder_gives_pages_with_clean_titles_and_skips_database_indexes(tmp_path: Path) -> None:
+    ids = [f"{n:x}" * 32 for n in range(1, 6)]
+    export = tmp_path / "notion-export"
+    wiki = export / f"Team Wiki {ids[0]}"
+    tasks = wiki / f"Tasks {ids[2]}"
+    tasks.mkdir(parents=True)
+    (export / f"Team Wiki {ids[0]}.md").write_text("# Team Wiki\n\n팀 위키의 첫 페이지입니다.\n", "utf-8")
+    (wiki / f"Onboarding {ids[1]}.md").write_text("# Onboarding\n\n첫 주에는 노트북을 받습니다. You get a laptop.\n",
+                                                  "utf-8")
+    (wiki / f"Tasks {ids[2]}.csv").write_text("Name,Status,Assignee\nFix VPN,Done,민지\nOrder laptops,Open,Joon\n",
+                                              "utf-8")
+    (tasks / f"Fix VPN {ids[3]}.md").write_text("# Fix VPN\n\nStatus: Done\nAssignee: 민지\n\n인증서를 갱신했습니다.\n",
+                                                "utf-8")
+    (tasks / f"Order laptops {ids[4]}.md").write_text("# Order laptops\n\nStatus: Open\n", "utf-8")
+    report = ingest([export], tmp_path / "corpus", workers=1)
+    docs = {d.title: d for d in read_corpus(tmp_path / "corpus" / "corpus.jsonl")}
+    assert set(docs) == {"Team Wiki", "Onboarding", "Fix VPN", "Order laptops"}
+    assert docs["Onboarding"].metadata["notion_id"] == ids[1]
+    assert "인증서를 갱신했습니다." in docs["Fix VPN"].text
+    [skipped] = report.skipped
+    assert skipped.kind == "skipped" and "Notion database index" in skipped.reason and skipped.path.endswith(".csv")
