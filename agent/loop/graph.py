@@ -26,9 +26,13 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
     for node in (*ITERATION, nodes.summarize):
         graph.add_node(node.__name__, partial(node, ctx))
     graph.add_edge(START, ITERATION[0].__name__)
-    for before, after in pairwise(ITERATION):
-        graph.add_edge(before.__name__, after.__name__)
     again, done = ITERATION[0].__name__, nodes.summarize.__name__
+    for before, after in pairwise(ITERATION):
+        if before is nodes.observe_champion:  # a first observation stopped by `evolve stop` or the budget ends the run
+            graph.add_conditional_edges(before.__name__, lambda state: done if state.get("observation_abandoned")
+                                        else after.__name__, {done: done, after.__name__: after.__name__})
+        else:
+            graph.add_edge(before.__name__, after.__name__)
     graph.add_conditional_edges(ITERATION[-1].__name__,
                                 lambda state: again if nodes.next_step(ctx, state) == "continue" else done,
                                 {again: again, done: done})

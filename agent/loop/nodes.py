@@ -21,6 +21,7 @@ from agent.progress import stage_lines
 from experiments import ANSWER_METRICS, AnswerJudging, StudyRunner, StudySpec
 from experiments import score_queries
 from pipelines import PipelineConfig, Retriever, StageLog
+from pipelines.embedders import WorkAbandoned
 
 FINALIST_MIN_SECONDS = 120.0
 """An iteration's answer allowance below this all goes to the guard step (a finalist stage needs minutes on CPU)."""
@@ -64,7 +65,18 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
                 "removed)")
     champion = ctx.project.champion_config()
     tune, metric = ctx.split.tune, ctx.metric
-    retriever = Retriever(champion, ctx.components).build(tune.corpus, stage_lines(ctx.say, "  "))
+    # on a cold cache this embeds the whole corpus (minutes to hours): like a trial, it stops between batches on
+    # `evolve stop` or when the budget is down to the reserve, and the batches done stay cached for the next run
+    ctx.components.stop_check = lambda: ctx.stop_requested() or ctx.remaining() < ctx.reserve
+    try:
+        retriever = Retriever(champion, ctx.components).build(tune.corpus, stage_lines(ctx.say, "  "))
+    except WorkAbandoned as err:
+        why = "a stop was requested" if ctx.stop_requested() else "the budget is spent"
+        ctx.say(f"observing the champion stopped ({why}): {err}; the embedded batches are cached, so the next run "
+                "goes on from them")
+        return {"observation_abandoned": f"{why}: {err}", "corpus_version": version}
+    finally:
+        ctx.components.stop_check = None
     rows = score_queries(retriever, tune.queries[:OBSERVED_QUERIES], tune.qrels, StageLog(), (metric,))
     by_id = {q.query_id: q for q in tune.queries}
     lines = [f"champion {champion.name}: mean {metric} {sum(r[metric] for r in rows) / len(rows):.4f} on "

@@ -34,6 +34,8 @@ class AgentState(TypedDict, total=False):
     not measured the current champion."""
     champion_heldout_sha256: str | None
     corpus_version: str | None
+    observation_abandoned: str
+    """Why observing the champion stopped before it finished (a stop request, the budget): the run ends."""
     """The corpus version (`evolve ingest`) the champion was last observed on; a new one re-scores it."""
     """sha256 of the config ``champion_heldout`` belongs to (a human may approve another champion meanwhile)."""
     observation: str

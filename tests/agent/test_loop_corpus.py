@@ -117,3 +117,48 @@ def test_synthesis_since_a_version_asks_only_about_new_and_changed_documents(tmp
     new = [q for q in evalset.queries if q.query_id.startswith("syn-")]
     assert {q.metadata["source_doc"] for q in new} == only and all(q.metadata["corpus_version"] == second for q in new)
     assert (corpus / "corpus.jsonl").read_text().count("\n") == 13  # the corpus itself was not copied or changed
+
+
+def test_a_cold_first_observation_stops_between_batches_on_evolve_stop_and_keeps_them(tmp_path):
+    """Observing the champion on a cold cache embeds the corpus: `evolve stop` ends it between batches, the run
+    goes to its summary, and the batches done are in the cache."""
+    from agent.loop.graph import build_graph
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for number in range(300):
+        (drive / f"{number:03d}.md").write_text(f"# note {number}\n\nroom {number} is booked for team {number % 7}.\n")
+    corpus = tmp_path / "corpus"
+    ingest([drive], corpus, workers=1)
+    (corpus / "queries.jsonl").write_text(json.dumps({"query_id": "q", "text": "room 5"}) + "\n")
+    (corpus / "qrels.tsv").write_text("query_id\tdoc_id\trelevance\nq\tdrive/005.md\t1\n")
+    champion = PipelineConfig.model_validate({"name": "dense", "dense": {"model": "all-MiniLM-L6-v2"}})
+    (tmp_path / "start.yaml").write_text(champion.to_yaml())
+    project = open_project(tmp_path / "project", None, tmp_path / "start.yaml")
+    run_file = tmp_path / "run.json"
+    run_file.write_text(json.dumps({"spent_seconds": 0.0}))
+    from guardrails import load_policy
+
+    paths = AgentPaths(tmp_path / "project")
+    said = []
+
+    def say(line):
+        said.append(line)
+        if "embedding chunks" in line and not line.endswith(" 0/300"):  # the first batch is in: `evolve stop`
+            paths.stop.write_text("now")
+
+    components = Components(tmp_path / "cache.sqlite")
+    ctx = AgentContext(project, paths, BudgetClock(run_file, 3600), corpus, load_policy(None), components, None,
+                       say=say)
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    graph = build_graph(ctx, SqliteSaver(sqlite3.connect(tmp_path / "checkpoints.sqlite", check_same_thread=False)))
+    final = graph.invoke({"run_id": "r", "iteration": 0, "history": [], "proposals": {}, "trials_run": 0,
+                          "budget_seconds": 3600}, {"configurable": {"thread_id": "r"}})
+    assert final["stop_reason"] == "stop" and "a stop was requested" in final["observation_abandoned"]
+    assert not final.get("proposal"), "nothing was proposed"
+    stored = components.store.count()
+    assert 0 < stored < 300 and stored % (4 * 32) == 0  # whole batches of 4 x batch_size, each kept
+    assert any("the embedded batches are cached" in line for line in said)
