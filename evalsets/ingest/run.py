@@ -1,8 +1,9 @@
 """`evolve ingest`: walk sources, read new and changed files in parallel, write the next corpus version.
 
 A file is read again only when its content changed: a file whose size and modification time match the manifest
-is taken as it was (``rehash=True`` hashes every file anyway), one whose sha256 matches keeps its documents, and
-a file gone from the sources takes its documents with it. Every file that gives no document is in the report
+is taken as it was (``rehash=True`` hashes every file anyway), one whose sha256 matches keeps its documents (or
+the reason it gave none: a corrupt file is not read again until it changes), and a file gone from the sources takes
+its documents with it. Every file that gives no document is in the report
 with its reason; hidden and system files (``.git/``, ``~$`` lock files, ``Thumbs.db``) are counted as ignored.
 """
 
@@ -31,6 +32,9 @@ Progress = Callable[[str, int, int], None]
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
 LEGACY = {".doc": "Word 97-2003", ".xls": "Excel 97-2003", ".ppt": "PowerPoint 97-2003", ".rtf": "RTF"}
 DEFAULT_MAX_MB = 200.0
+POOL_MIN_FILES = 64
+"""Fewer files are read in this process: starting worker processes costs about a second each (imports), more than
+reading a few dozen files."""
 
 
 @dataclass
@@ -175,6 +179,11 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
             before = old_files.get(key)
             same_stat = before is not None and before["size"] == stat.st_size and before["mtime_ns"] == stat.st_mtime_ns
             digest = before["sha256"] if same_stat and not rehash else sha256_file(path)
+            if before is not None and before["sha256"] == digest and before.get("skipped"):
+                # read before and found unreadable (corrupt, encrypted, ...): the same bytes give the same answer
+                report.skipped.append(Skipped(key, before["skipped"]["kind"], before["skipped"]["reason"]))
+                files[key] = {**before, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+                continue
             if before is not None and before["sha256"] == digest and all(d in old_docs for d in before["doc_ids"]):
                 report.unchanged += 1
                 kept.extend(old_docs[d] for d in before["doc_ids"])
@@ -185,12 +194,13 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
     new_docs: list[Document] = []
     for key, path, stat, digest, result in _read_all(to_read, options, workers, progress):
         extracted, kind, reason = result
-        if extracted is None:
-            report.skipped.append(Skipped(key, kind, reason))
-            continue
-        docs = _documents(key, extracted, kind, stat, digest, path)
+        docs = _documents(key, extracted, kind, stat, digest, path) if extracted is not None else []
         if not docs:
-            report.skipped.append(Skipped(key, "empty", "no text in it"))
+            if extracted is not None:
+                kind, reason = "empty", "no text in it"
+            report.skipped.append(Skipped(key, kind, reason))
+            files[key] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                          "sha256": digest, "format": None, "doc_ids": [], "skipped": {"kind": kind, "reason": reason}}
             continue
         report.read += 1
         report.formats[kind] = report.formats.get(kind, 0) + 1
@@ -201,7 +211,7 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
         new_docs.extend(docs)
         files[key] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                       "sha256": digest, "format": kind, "doc_ids": [d.doc_id for d in docs]}
-    report.removed_files = len(set(old_files) - set(files))
+    report.removed_files = sum(bool(old_files[k]["doc_ids"]) for k in set(old_files) - set(files))
     documents = kept + new_docs
     now_ids = {d.doc_id for d in documents}
     report.documents = len(documents)
@@ -224,10 +234,10 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
 
 def _read_all(to_read: list[tuple[str, Path, os.stat_result, str]], options: ReadOptions, workers: int | None,
               progress: Progress | None) -> Iterator[tuple[str, Path, os.stat_result, str, tuple]]:
-    """Each file's result in input order; in worker processes when there is more than a handful of files."""
+    """Each file's result in input order; in worker processes when there are enough files to pay for them."""
     total = len(to_read)
     workers = workers or os.cpu_count() or 1
-    if workers <= 1 or total < 8:
+    if workers <= 1 or total < POOL_MIN_FILES:
         for done, (key, path, stat, digest) in enumerate(to_read, start=1):
             result = read_file(str(path), options)
             if progress:

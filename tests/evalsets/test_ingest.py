@@ -93,8 +93,12 @@ def test_second_run_reads_only_new_and_changed_files_and_drops_removed_ones(driv
         folder.changed_since("nope")
 
 
-def test_workers_in_parallel_give_the_same_version(drive: Path, tmp_path: Path) -> None:
-    for number in range(10):  # enough files for the process pool
+def test_workers_in_parallel_give_the_same_version(drive: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsets.ingest import run
+
+    monkeypatch.setattr(run, "POOL_MIN_FILES", 2)  # worker processes even for these few files
+    for number in range(10):
         (drive / "hr" / f"memo-{number}.md").write_text(f"# 메모 {number}\n\n회의 내용 {number}: 예산 검토.\n", "utf-8")
     serial = ingest([drive], tmp_path / "one", workers=1)
     parallel = ingest([drive], tmp_path / "two", workers=2)
@@ -159,3 +163,19 @@ def test_a_notion_export_folder_gives_pages_with_clean_titles_and_skips_database
     assert "인증서를 갱신했습니다." in docs["Fix VPN"].text
     [skipped] = report.skipped
     assert skipped.kind == "skipped" and "Notion database index" in skipped.reason and skipped.path.endswith(".csv")
+
+
+def test_a_file_that_gave_no_document_is_not_read_again_until_it_changes(drive: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsets.ingest import run
+
+    corpus = tmp_path / "corpus"
+    ingest([drive], corpus, workers=1)
+    read = []
+    original = run.read_file
+    monkeypatch.setattr(run, "read_file", lambda path, options: read.append(Path(path).name) or original(path, options))
+    again = ingest([drive], corpus, workers=1)
+    assert read == [] and {s.path: s.kind for s in again.skipped}["drive/it/broken.pdf"] == "corrupt"
+    (drive / "it" / "broken.pdf").write_bytes(b"%PDF-1.7\n2 0 obj <<")
+    third = ingest([drive], corpus, workers=1)
+    assert read == ["broken.pdf"] and third.removed_files == 0 and third.version == again.version

@@ -4,6 +4,7 @@ and is reported as one rather than as empty, since OCR would make it readable.""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ class PdfReader(Reader):
             if pdf.is_encrypted and pdf.decrypt("") == PasswordType.NOT_DECRYPTED:
                 raise ExtractionError("encrypted", "password-protected PDF (it does not open without a password; "
                                                    "save an unprotected copy)")
-            pages = [page.extract_text() or "" for page in pdf.pages]
+            # justified lines come out with runs of spaces between words: one space is what was written
+            pages = [re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", page.extract_text() or "") for page in pdf.pages]
             title = _title(pdf)
         except ExtractionError:
             raise
