@@ -15,6 +15,7 @@ from typing import Any
 from experiments.answers import ANSWER_METRICS, AnswerJudging, AnswerSpend, answer_queries
 from experiments.calibration import (Agreement, Calibration, CalibrationReport, CalibrationStore, CalibrationStoreBusy,
                                      JudgedItem, LabelledItem, agreement, calibrate, judge_items, read_labels)
+from experiments.costs import EmbeddingCost, cost_table, embedding_cost
 from experiments.durations import parse_duration
 from experiments.evaluate import EvalResult, evaluate, score_queries
 from experiments.judge import Judge, mean_score
@@ -42,6 +43,7 @@ def __getattr__(name: str) -> Any:
 __all__ = ["ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "Calibration",
            "CalibrationReport", "CalibrationStore", "CalibrationStoreBusy", "JudgedItem", "LabelledItem", "agreement",
            "calibrate", "judge_items", "read_labels", "DEFAULT_METRICS", "DecisionSplit",
+           "EmbeddingCost", "cost_table", "embedding_cost",
            "EvalResult", "FINISHED", "HeartbeatStorage", "Judge", "SPEC_ATTR", "SpaceError", "StudyPlaces",
            "StudyRunner", "StudySpec", "StudyTracker", "answer_queries", "artifact_location", "decision_folds",
            "decision_split", "describe_space", "space_json_schema", "evaluate", "finished_trials", "flatten", "latency_ms", "load_space",

@@ -13,12 +13,14 @@ from typing import Any
 import optuna
 
 from evalsets import EvalSet, Query
+from experiments.costs import embedding_cost
 from experiments.evaluate import score_queries
 from experiments.metrics import mean_scores
 from experiments.sampler import suggest_config
 from experiments.space import SearchSpace
 from pipelines import Components, PipelineConfig, Retriever, StageLog
 from pipelines import Progress
+from pipelines.components import corpus_fingerprint
 from pipelines.embedders import WorkAbandoned
 
 
@@ -57,6 +59,7 @@ class Objective:
         config = suggest_config(trial, self.space)
         trial.set_user_attr("config", json.loads(config.model_dump_json()))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        self.refuse_unaffordable(trial, config)
         embeddings_before = self.components.embedding_counts()
         retriever = Retriever(config, self.components).build(self.tune.corpus, self.stage_progress)
         log = StageLog()
@@ -77,6 +80,22 @@ class Objective:
                 raise optuna.TrialPruned(f"{self.metric}={value:.4f} on {bound} queries")
         latency = self.record(trial, config, retriever, log, rows, embeddings_before)
         return (value, latency) if self.multi_objective else value
+
+    def refuse_unaffordable(self, trial: optuna.Trial, config: PipelineConfig) -> None:
+        """Under a time budget, a cold embedding starts only when the time left can pay for it: a trial whose model
+        would need longer to embed what the cache lacks (at this machine's measured rate) is pruned at once, with
+        the estimate, instead of being abandoned after spending the rest of the budget on part of the corpus."""
+        if self.abandon_at is None or config.dense is None:
+            return
+        if not hasattr(self, "_corpus_key"):
+            self._corpus_key = corpus_fingerprint(self.tune.corpus)
+        chunks = self.components.chunks(config.chunking, self.tune.corpus, self._corpus_key, StageLog())
+        cost = embedding_cost(config.dense.model, [c.text for c in chunks], self.components)
+        left = self.abandon_at - time.time()
+        if cost.cold_chars and cost.expected_seconds > left:
+            reason = (f"cold embedding not started: {cost.line()}, {max(left, 0):.0f} s left")
+            trial.set_user_attr("abandoned", reason)
+            raise optuna.TrialPruned(reason)
 
     def record(self, trial: optuna.Trial, config: PipelineConfig, retriever: Retriever, log: StageLog,
                rows: list[dict[str, Any]], embeddings_before: tuple[int, int]) -> float:

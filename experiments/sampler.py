@@ -33,6 +33,20 @@ def suggest_choice(trial: optuna.Trial, choice: Choice, prefix: str) -> dict[str
     return choice.config.clamp({"kind": choice.kind, **choice.fixed(), **drawn})
 
 
+def first_value(param: Any) -> Any:
+    """A parameter's first value (a range's low end): what a cost estimate assumes before anything is drawn."""
+    if isinstance(param, (IntRange, FloatRange)):
+        return param.low
+    return param[0] if isinstance(param, list) else param
+
+
+def first_chunking(space: SearchSpace) -> Any:
+    """The first chunker of a space with its first values, as a config."""
+    choice = space.chunkers[0]
+    return choice.config.model_validate(choice.config.clamp(
+        {"kind": choice.kind, **choice.fixed(), **{name: first_value(v) for name, v in choice.params().items()}}))
+
+
 def suggest_config(trial: optuna.Trial, space: SearchSpace) -> PipelineConfig:
     dense_model = suggest(trial, "dense_model", space.dense_models)
     tokenizers = space.lexical.tokenizers if space.lexical else ["none"]

@@ -168,6 +168,25 @@ class StudyRunner:
         """Log every finished trial that MLflow lacks (after a crash, say). Returns how many."""
         return self.trial_log.sync()
 
+    def enqueue_cheap_first(self) -> list[dict[str, Any]]:
+        """A new study starts with what costs least: BM25 alone (when the space allows it), then each dense model
+        the cache already holds for this corpus, cheapest first; the sampler draws the rest. Only the first
+        process of a study does this (a resumed study or a worker finds trials and leaves the order alone)."""
+        space = self.objective.space
+        if self.study.trials or len(space.dense_models) < 2:
+            return []
+        from experiments.costs import cost_table
+        from experiments.sampler import first_chunking
+
+        first: list[dict[str, Any]] = []
+        if "none" in space.dense_models and space.lexical is not None:
+            first.append({"dense_model": "none"})
+        costs = cost_table(space.dense_models, self.tune.corpus, first_chunking(space), self.components)
+        first += [{"dense_model": c.model} for c in costs if c.cold_chars == 0]
+        for params in first:
+            self.study.enqueue_trial(params, skip_if_exists=True)
+        return first
+
     def run(self, n_trials: int | None = None, timeout: float | None = None,
             callbacks: list[TrialCallback] | None = None) -> optuna.Study:
         """Run until the study holds ``n_trials`` finished trials (all processes together) or time is up."""
@@ -188,6 +207,7 @@ class StudyRunner:
                              MAX_CONSECUTIVE_FAILURES)
                 study.stop()
 
+        self.enqueue_cheap_first()
         abandon_at = self.abandon_at
         if abandon_at is not None:  # embedding also stops between batches when time is up
             self.components.stop_check = lambda: time.time() > abandon_at

@@ -13,13 +13,13 @@ from typing import Any
 
 import guardrails
 from agent.loop import train_move
-from agent.loop.proposers import heuristic_proposal, llm_proposal
+from agent.loop.proposers import heuristic_proposal, llm_proposal, models_for
 from agent.loop.runtime import write_status
 from agent.paths import ProjectPaths
 from agent.loop.state import AgentContext, AgentState, best_candidate, heldout_value, study_prefix
 from agent.progress import stage_lines
 from experiments import ANSWER_METRICS, AnswerJudging, StudyRunner, StudySpec
-from experiments import score_queries
+from experiments import cost_table, score_queries
 from pipelines import PipelineConfig, Retriever, StageLog
 from pipelines.embedders import WorkAbandoned
 
@@ -90,6 +90,10 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
                        f'"{right.text[:160] if right else ""}"')
     if ctx.failure_set is not None:
         lines.append(f"failure set from user feedback: {len(ctx.failure_set.queries)} queries")
+    costs = cost_table(models_for(ctx.language), tune.corpus, champion.chunking, ctx.components)
+    lines.append(f"cost of embedding this corpus ({champion.chunking.kind} chunks) with each model on this machine; "
+                 f"BM25, fusion and cached models cost seconds; {ctx.remaining() / 60:.0f} min of budget left:")
+    lines += [f"- {cost.line()}" for cost in costs]
     measured = state.get("champion_heldout_sha256") == champion.sha256() and not changed
     heldout = state.get("champion_heldout") if measured else None
     ctx.say(f"iteration {state['iteration']}: champion {champion.name}, held-back {metric} "
@@ -97,6 +101,7 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
                "step measures it)") + f"; {ctx.remaining() / 60:.1f} min of budget left")
     return {"champion": json.loads(champion.model_dump_json()), "observation": "\n".join(lines),
             "champion_heldout": heldout, "corpus_version": version,
+            "model_costs": {cost.model: round(cost.expected_seconds, 1) for cost in costs},
             **({"champion_heldout_sha256": None} if changed else {})}
 
 
@@ -122,7 +127,8 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
     if proposal is None:
         improved = history[-1]["outcome"] == "promoted" if history else None
         proposal = heuristic_proposal(state["iteration"], ctx.language, state["champion"], state.get("best_overall"),
-                                      improved, history, offer["kinds"] if offer else ())
+                                      improved, history, offer["kinds"] if offer else (), state.get("model_costs"),
+                                      ctx.remaining())
         if ctx.llm is not None:
             notes.append("LLM proposal unusable: the heuristic proposer takes over")
     counts = dict(state.get("proposals", {}))

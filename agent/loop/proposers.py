@@ -53,6 +53,15 @@ def models_for(language: str) -> list[str]:
     return english + sorted(multilingual, key=lambda n: n == "multilingual-e5-small") + served
 
 
+def affordable(models: list[str], costs: dict[str, float] | None, seconds_left: float | None) -> list[str]:
+    """The models whose cold embedding of this corpus (``costs``: expected seconds, 0 when cached) fits in half the
+    time left, in their order; the cheapest one when none does. Without costs, all of them."""
+    if not costs or seconds_left is None:
+        return models
+    fitting = [m for m in models if costs.get(m, 0.0) <= seconds_left / 2]
+    return fitting or sorted(models, key=lambda m: costs.get(m, 0.0))[:1]
+
+
 def tokenizers_for(language: str) -> list[str]:
     return ["kiwi", "regex"] if language == "ko" else ["english", "regex"]
 
@@ -82,12 +91,15 @@ def _around(value: float, width: float, low: float, high: float) -> dict[str, fl
 
 def heuristic_proposal(iteration: int, language: str, champion: dict[str, Any], best: dict[str, Any] | None,
                        improved_last: bool | None, tried: list[dict[str, Any]],
-                       train: Sequence[str] = ()) -> Proposal:
+                       train: Sequence[str] = (), costs: dict[str, float] | None = None,
+                       seconds_left: float | None = None) -> Proposal:
     """No LLM needed. When ``train`` offers kinds (the training data has grown): train them and try them in a
     space around the best config so far (or the champion). Iteration 0: a wide space. After a promotion: narrow
     around the best config. Otherwise the next move in turn, each changing one stage of the best config so far:
-    rerankers on, other chunkers, other embedding models, then a narrow look at BM25/fusion settings."""
-    models = models_for(language)
+    rerankers on, other chunkers, other embedding models, then a narrow look at BM25/fusion settings. With
+    ``costs`` (seconds to embed the corpus with each model, from the cost table) only models whose cold embedding
+    fits in half of ``seconds_left`` are proposed."""
+    models = affordable(models_for(language), costs, seconds_left)
     tokenizers = tokenizers_for(language)
     wide = {
         "name": f"heuristic-wide-{iteration}", "metric": "ndcg@10",

@@ -35,6 +35,8 @@ class AgentState(TypedDict, total=False):
     champion_heldout_sha256: str | None
     corpus_version: str | None
     observation_abandoned: str
+    model_costs: dict[str, float]
+    """Seconds to embed the corpus with each model the proposers may offer (0 when cached): the cost table."""
     """Why observing the champion stopped before it finished (a stop request, the budget): the run ends."""
     """The corpus version (`evolve ingest`) the champion was last observed on; a new one re-scores it."""
     """sha256 of the config ``champion_heldout`` belongs to (a human may approve another champion meanwhile)."""

@@ -2,9 +2,9 @@
 
 from pipelines.embedders.adapter import AdaptedEmbedder, load_adapter, save_adapter
 from pipelines.embedders.base import Embedder, load_embedder, model_location, transformer_subfolder
-from pipelines.embedders.cache import CachedEmbedder, CacheStats, EmbeddingStore, WorkAbandoned
+from pipelines.embedders.cache import CachedEmbedder, CacheStats, EmbeddingStore, WorkAbandoned, text_key
 from pipelines.embedders.registry import REGISTRY, ModelSpec, resolve_model
 
 __all__ = ["REGISTRY", "AdaptedEmbedder", "CacheStats", "CachedEmbedder", "Embedder", "EmbeddingStore", "ModelSpec",
            "WorkAbandoned", "load_adapter", "load_embedder", "model_location", "resolve_model", "save_adapter",
-           "transformer_subfolder"]
+           "text_key", "transformer_subfolder"]

@@ -49,6 +49,9 @@ class EmbeddingStore:
     _PROBES = ("CREATE TABLE IF NOT EXISTS probes (identity TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
                "shape TEXT NOT NULL, probe BLOB NOT NULL, taken TEXT NOT NULL)")
     """A remote model's probe outputs at first contact (pipelines.remote.fingerprint)."""
+    _RATES = ("CREATE TABLE IF NOT EXISTS rates (model TEXT NOT NULL, kind TEXT NOT NULL, texts INTEGER NOT NULL, "
+              "chars INTEGER NOT NULL, seconds REAL NOT NULL, PRIMARY KEY (model, kind))")
+    """What embedding cost on this machine, per model: what a cost table predicts a cold embedding from."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -57,7 +60,7 @@ class EmbeddingStore:
         self._db = sqlite3.connect(self.path, timeout=120, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        for schema in (self._SCHEMA, self._SCORES, self._PROBES):
+        for schema in (self._SCHEMA, self._SCORES, self._PROBES, self._RATES):
             self._db.execute(schema)
         self._db.commit()
 
@@ -118,6 +121,23 @@ class EmbeddingStore:
                               datetime.now(timezone.utc).isoformat(timespec="seconds")])
             self._db.commit()
             return self._db.execute("SELECT fingerprint FROM probes WHERE identity=?", [identity]).fetchone()[0]
+
+    def record_rate(self, model: str, kind: str, texts: int, chars: int, seconds: float) -> None:
+        """Adds one embedding call's work to the model's running totals."""
+        with self._lock:
+            self._db.execute("INSERT INTO rates VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, kind) DO UPDATE SET "
+                             "texts = texts + excluded.texts, chars = chars + excluded.chars, "
+                             "seconds = seconds + excluded.seconds", [model, kind, texts, chars, seconds])
+            self._db.commit()
+
+    def rate(self, model: str, kind: str = "passage") -> tuple[float, float] | None:
+        """(seconds per text, seconds per 1,000 characters) measured for a model here, or None if never run."""
+        with self._lock:
+            row = self._db.execute("SELECT texts, chars, seconds FROM rates WHERE model=? AND kind=?",
+                                   [model, kind]).fetchone()
+        if row is None or not row[0]:
+            return None
+        return row[2] / row[0], 1000 * row[2] / max(row[1], 1)
 
     def count(self, model: str | None = None) -> int:
         with self._lock:
@@ -195,6 +215,9 @@ class CachedEmbedder:
             if progress:
                 progress(min(start + step, len(pending)), len(pending))
         self.stats.seconds_embedding += time.perf_counter() - started
+        if pending:
+            self.store.record_rate(self.spec.name, kind, len(pending), sum(len(t) for _, t in pending),
+                                   time.perf_counter() - started)
         if not texts:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         return np.vstack([found[key] for key in keys]).astype(np.float32, copy=False)

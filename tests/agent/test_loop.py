@@ -176,3 +176,18 @@ time.sleep(60)  # a step that would overrun
     assert time.time() - began < 15
     assert (tmp_path / "summary.json").read_text() == "hard stop"
     assert 1.5 <= json.loads(run_file.read_text())["spent_seconds"] <= 3.5
+
+
+def test_the_heuristic_proposes_only_models_whose_cold_embedding_fits_the_time_left():
+    from agent.loop.proposers import models_for
+
+    first, second, third = models_for("en")[:3]
+    costs = {first: 900.0, second: 0.0, third: 50.0}  # seconds to embed this corpus; 0: cached
+    assert heuristic_proposal(0, "en", {}, None, None, []).space["dense_models"] == [first, second, "none"]
+    roomy = heuristic_proposal(0, "en", {}, None, None, [], costs=costs, seconds_left=3600)
+    assert roomy.space["dense_models"] == [first, second, "none"]
+    tight = heuristic_proposal(0, "en", {}, None, None, [], costs=costs, seconds_left=600)
+    assert tight.space["dense_models"] == [second, third, "none"]
+    nothing_fits = heuristic_proposal(0, "en", {}, None, None, [], costs={first: 900.0, second: 800.0, third: 700.0},
+                                      seconds_left=60)
+    assert nothing_fits.space["dense_models"] == [third, "none"]  # the cheapest, rather than no dense model

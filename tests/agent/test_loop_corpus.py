@@ -76,6 +76,10 @@ def test_a_new_corpus_version_rescores_the_champion_and_drops_queries_of_removed
     assert any(f"corpus changed: version {first} -> {second}, 10 documents; 2 evaluation queries dropped" in line
                for line in said)
     assert "mean ndcg@10" in state["observation"]
+    # the proposers see what each model costs to embed this corpus here, and the budget left
+    assert "cost of embedding this corpus (whole chunks)" in state["observation"] and "min of budget left" in \
+        state["observation"]
+    assert set(state["model_costs"]) >= {"all-MiniLM-L6-v2"} and all(v > 0 for v in state["model_costs"].values())
     kept = {q.query_id for part in (ctx.split.tune, *ctx.split.heldout) for q in part.queries}
     assert kept == {f"q{n:02d}" for n in range(len(TOPICS))} - {"q03", "q07"}
     assert {q.query_id for q in ctx.split.heldout[0].queries} == held_before - {"q03", "q07"}
