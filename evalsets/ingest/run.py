@@ -102,6 +102,8 @@ def read_file(path: str, options: ReadOptions) -> tuple[list[Extracted] | None, 
         return reader.read(Path(path), options), reader.format, ""
     except ExtractionError as err:
         return None, err.kind, err.reason
+    except OSError as err:  # not the file's content: the file system (permissions, a file removed meanwhile)
+        return None, "unreadable", err.strerror or str(err)
     except Exception as err:  # noqa: BLE001 - a library's failure on one bad file must not stop the walk
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return None, "corrupt", f"{type(err).__name__}: {message}"[:300]
@@ -163,7 +165,11 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
                 continue
             key = label if source.is_file() else f"{label}/{path.relative_to(source).as_posix()}"
             report.files += 1
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except OSError as err:  # a broken link, a file removed while walking
+                report.skipped.append(Skipped(key, "unreadable", err.strerror or type(err).__name__))
+                continue
             if path.suffix.lower() in LEGACY:
                 report.skipped.append(Skipped(key, "unsupported", f"{LEGACY[path.suffix.lower()]} binary format: "
                                               f"save it as {path.suffix.lower()}x (or PDF) to ingest it"))
@@ -178,7 +184,11 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
                 continue
             before = old_files.get(key)
             same_stat = before is not None and before["size"] == stat.st_size and before["mtime_ns"] == stat.st_mtime_ns
-            digest = before["sha256"] if same_stat and not rehash else sha256_file(path)
+            try:
+                digest = before["sha256"] if same_stat and not rehash else sha256_file(path)
+            except OSError as err:  # no permission to read it
+                report.skipped.append(Skipped(key, "unreadable", err.strerror or type(err).__name__))
+                continue
             if before is not None and before["sha256"] == digest and before.get("skipped"):
                 # read before and found unreadable (corrupt, encrypted, ...): the same bytes give the same answer
                 report.skipped.append(Skipped(key, before["skipped"]["kind"], before["skipped"]["reason"]))

@@ -179,3 +179,19 @@ def test_a_file_that_gave_no_document_is_not_read_again_until_it_changes(drive: 
     (drive / "it" / "broken.pdf").write_bytes(b"%PDF-1.7\n2 0 obj <<")
     third = ingest([drive], corpus, workers=1)
     assert read == ["broken.pdf"] and third.removed_files == 0 and third.version == again.version
+
+
+def test_files_the_file_system_refuses_are_reported_not_fatal(drive: Path, tmp_path: Path) -> None:
+    (drive / "hr" / "gone.md").symlink_to(drive / "hr" / "nowhere.md")
+    locked = drive / "hr" / "locked.md"
+    locked.write_text("# 비밀\n\n잠긴 파일입니다.\n", "utf-8")
+    locked.chmod(0)
+    try:
+        report = ingest([drive], tmp_path / "corpus", workers=1)
+    finally:
+        locked.chmod(0o644)
+    skipped = {s.path: s.kind for s in report.skipped}
+    assert skipped["drive/hr/gone.md"] == "unreadable"
+    if os.geteuid() != 0:  # root reads any file
+        assert skipped["drive/hr/locked.md"] == "unreadable"
+    assert report.documents >= 4
