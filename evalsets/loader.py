@@ -140,6 +140,9 @@ def load_evalset(path: Path | str, split: str = "default", name: str | None = No
         raise EvalSetError("evaluation set folder not found", folder)
     queries_path, qrels_path = _split_files(folder, split)
     if not queries_path.exists():
+        if (folder / "manifest.json").is_file() and not available_splits(folder):
+            raise EvalSetError("this corpus (`evolve ingest`) has no questions yet: write some with `evolve evalset "
+                               f"synthesize --corpus {folder}`", queries_path)
         known = ", ".join(available_splits(folder)) or "none"
         raise EvalSetError(f"no split {split!r} here (splits found: {known})", queries_path)
     corpus = read_corpus(folder / "corpus.jsonl")

@@ -115,6 +115,8 @@ def test_queries_whose_documents_were_removed_are_dropped_with_a_count(drive: Pa
     (corpus / "qrels.tsv").write_text("query_id\tdoc_id\trelevance\nq1\tdrive/hr/leave.md\t1\n"
                                       "q2\tdrive/it/wifi.html\t1\n", "utf-8")
     assert load_evalset(corpus).dropped_queries == 0
+    with pytest.raises(Exception, match="has no questions yet: write some with `evolve evalset synthesize"):
+        load_evalset(tmp_path / "fresh") if ingest([drive], tmp_path / "fresh", workers=1) else None
     (drive / "it" / "wifi.html").unlink()
     ingest([drive], corpus, workers=1)
     evalset = load_evalset(corpus)
