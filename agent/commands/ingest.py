@@ -56,8 +56,7 @@ def ingest_command(
     """Read documents into a versioned corpus. Only new and changed files are read again (by content hash); files
     that are gone take their documents with them; unreadable files are listed with the reason.
 
-    Formats: PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), HTML, Markdown and Notion exports, text, HWP and
-    HWPX, ticket exports (CSV, JSON, JSONL).
+    Formats: PDF, Word, PowerPoint, Excel, HTML, Markdown and Notion exports, text, HWP, HWPX, ticket exports.
 
     Nothing leaves this machine: ingest reads files and writes the corpus folder, and calls no server."""
     from agent.progress import stage_progress
