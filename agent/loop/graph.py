@@ -19,6 +19,10 @@ ITERATION = (nodes.observe_champion, nodes.propose_space, nodes.train_models, no
 """The nodes of one iteration, in order; each node is named as its function."""
 
 
+def _after_observing(done: str, proceed: str, state: AgentState) -> str:
+    return done if state.get("observation_abandoned") else proceed
+
+
 def build_graph(ctx: AgentContext, checkpointer: Any):
     from langgraph.graph import END, START, StateGraph
 
@@ -28,9 +32,9 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
     graph.add_edge(START, ITERATION[0].__name__)
     again, done = ITERATION[0].__name__, nodes.summarize.__name__
     for before, after in pairwise(ITERATION):
-        if before is nodes.observe_champion:  # a first observation stopped by `evolve stop` or the budget ends the run
-            graph.add_conditional_edges(before.__name__, lambda state: done if state.get("observation_abandoned")
-                                        else after.__name__, {done: done, after.__name__: after.__name__})
+        if before is nodes.observe_champion:  # an observation stopped by `evolve stop` or the budget ends the run
+            graph.add_conditional_edges(before.__name__, partial(_after_observing, done, after.__name__),
+                                        {done: done, after.__name__: after.__name__})
         else:
             graph.add_edge(before.__name__, after.__name__)
     graph.add_conditional_edges(ITERATION[-1].__name__,
