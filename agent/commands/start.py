@@ -56,7 +56,7 @@ def start_command(
     """
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    from agent.loop.graph import build_graph
+    from agent.loop.graph import ITERATION, build_graph
     from agent.loop.runtime import AgentPaths, BudgetClock, Watchdog, read_status, write_status
     from agent.loop.state import AgentContext
     from agent.loop.tracking import AgentTracker
@@ -153,6 +153,12 @@ def start_command(
         stack.callback(watchdog.stop)
         with decision_errors():  # a champion changed outside the decision log stops the loop with one line
             if saver.get_tuple(config) is not None:
+                snapshot = graph.get_state(config)
+                if not snapshot.next and "summary" not in snapshot.values:
+                    # a crash inside the graph itself (not a node) left no step to resume: go on at the next iteration
+                    console.print("the run's checkpoint has no step left to resume (it crashed between two steps): "
+                                  "it goes on with its next observation")
+                    graph.update_state(config, {}, as_node=ITERATION[-1].__name__)
                 final = graph.invoke(None, config)
             else:
                 final = graph.invoke({"run_id": run_id, "budget_seconds": resume["budget_seconds"], "iteration": 0,
