@@ -19,8 +19,7 @@ from experiments.metrics import mean_scores
 from experiments.sampler import suggest_config
 from experiments.space import SearchSpace
 from pipelines import Components, PipelineConfig, Retriever, StageLog
-from pipelines import Progress
-from pipelines.components import corpus_fingerprint
+from pipelines import Progress, corpus_fingerprint
 from pipelines.embedders import WorkAbandoned
 
 

@@ -9,7 +9,7 @@ Each kind of component is a subpackage with its own front (``pipelines.chunking`
 their modules. The server app (FastAPI) loads on first use.
 """
 
-from pipelines.components import Components, Progress, StageLog
+from pipelines.components import Components, Progress, StageLog, corpus_fingerprint
 from pipelines.config import ConfigError, GenerationConfig, LexicalConfig, PipelineConfig, load_config, save_config
 from pipelines.device import torch_device
 from pipelines.registry import ConfigRegistry, KindConfig, Registry, import_kinds
@@ -21,7 +21,7 @@ from pipelines.trained import (ROOT_ENV as TRAINED_ROOT_ENV, TrainedModel, Train
 __all__ = ["Answer", "Components", "ConfigError", "ConfigRegistry", "GenerationConfig", "Generator", "KindConfig",
            "LexicalConfig", "LiveRetriever", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Registry", "Retriever",
            "ServeLimits", "StageLog", "TRAINED_ROOT_ENV", "TrainedModel", "TrainedModelError", "TrainedModelStore",
-           "context_block", "create_app", "import_kinds", "is_trained", "load_config", "load_model", "problems_of",
+           "context_block", "corpus_fingerprint", "create_app", "import_kinds", "is_trained", "load_config", "load_model", "problems_of",
            "save_config", "torch_device", "validate_as"]
 
 _LAZY = {"ServeLimits": "pipelines.serving", "LiveRetriever": "pipelines.serving", "create_app": "pipelines.serving", "Answer": "pipelines.generator",
