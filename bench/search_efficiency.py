@@ -6,9 +6,10 @@ Each method is replayed against the grid's table (bench/search_methods.py): a co
 (chunking, embedding the corpus with a model, a BM25 index) paid the first time, every new config's scoring paid,
 selection on the tuning queries only, the selected config's held-back score reported. Methods: random search,
 Optuna TPE over the five factors, greedy stage-by-stage search (AutoRAG's order: chunker, then retriever, fusion,
-reranker) and the cost-aware rule (cheap configs first, a cold embedding only when it fits the budget and its
-estimate is promising). Writes bench/results/search-efficiency.json and .md, a plot per set
-(search-efficiency-<set>.png), and logs them to MLflow (experiment `evolve-bench`, mlruns/ of this checkout).
+reranker), the cost-aware rule (cheap configs first, a cold embedding only when it fits the budget and its
+estimate is promising) and evolve's loop with its heuristic proposer (bench/loop_replay.py). Writes
+bench/results/search-efficiency.json and .md, a plot per set (search-efficiency-<set>.png), and logs them to
+MLflow (experiment `evolve-bench`, mlruns/ of this checkout).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.loop_replay import evolve_loop  # noqa: E402
 from bench.search_methods import METHODS, plot, summarize  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -31,7 +33,10 @@ def table_lines(summary: dict) -> list[str]:
     grid = summary["grid"]
     lines = [f"### {summary['set']}: {grid['configs']} configs, {grid['compute_s']:.0f} s of compute for the whole grid "
              f"(cold); the grid selects {json.dumps(grid['selected_factors'])}: tune {grid['selected_tune']:.4f}, "
-             f"held-back {grid['selected_heldout']:.4f} (best held-back in the grid {grid['oracle_heldout']:.4f})", "",
+             f"held-back {grid['selected_heldout']:.4f} (best held-back in the grid {grid['oracle_heldout']:.4f}). "
+             f"Floor: no method can come within 1% of that held-back for less than "
+             f"{summary['floor']['fraction']:.3f} of the grid's compute (the cheapest such config cold, "
+             f"{json.dumps(summary['floor']['factors'])})", "",
              "| method | budget (share of the grid's compute) | held-back reached: mean [min, max] over seeds | "
              "configs scored | compute to stay within 1% of the grid's pick: median [min, max] (seeds) |",
              "| --- | --- | --- | --- | --- |"]
@@ -66,7 +71,7 @@ def main() -> None:
             print(f"{path} missing: run bench/search_grid.py --set {name} first")
             continue
         table = json.loads(path.read_text())
-        summary = summarize(table, list(METHODS), BUDGETS, range(args.seeds))
+        summary = summarize(table, {**METHODS, "evolve_heuristic": evolve_loop}, BUDGETS, range(args.seeds))
         out[name] = summary
         picture = RESULTS / f"search-efficiency-{name}.png"
         plot(summary, str(picture), title=f"{name}: best held-back {table['metric']} vs compute")

@@ -1,0 +1,89 @@
+"""Issue-21 benchmark: does the LLM proposer earn its place? evolve's loop replayed on the search grids with the
+heuristic proposer and with the LLM proposer, at the same budgets and seeds (bench/loop_replay.py).
+
+    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python bench/loop_llm.py [--sets korquad scifact] [--seeds 3]
+        [--budgets 0.2 0.4] [--model qwen2.5-coder-1.5b | --base-url URL]
+
+The LLM sees what the replayed loop knows (the best config's tuning score, the cost table, the budget left, the
+spaces tried with their outcome), is asked with the whole search-space JSON schema as its response format (a
+llama.cpp or vLLM server decodes by it) and is shown a schema error once; when it gives nothing usable the
+heuristic proposes (as in the loop). The LLM's calls are cached in ~/.cache/evolve/bench-loop-llm.duckdb, so a
+killed run resumes. Writes bench/results/loop-llm.json and .md: held-back reached per budget (mean and range over
+seeds) for each proposer, the compute to come within 1% of the grid's pick, and how many LLM replies were valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.llm_args import add_llm_arguments, bench_client  # noqa: E402
+from bench.loop_replay import LLMProposer, evolve_loop  # noqa: E402
+from bench.search_methods import Grid, summarize  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+CACHE = Path.home() / ".cache" / "evolve" / "bench-loop-llm.duckdb"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=["korquad", "scifact"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budgets", nargs="+", type=float, default=[0.2, 0.4])
+    add_llm_arguments(parser)
+    args = parser.parse_args()
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    out: dict = {"model": args.base_url or args.model, "sets": {}}
+    lines = ["# The LLM proposer against the heuristic one, in evolve's loop replayed on the search grids", "",
+             f"LLM: {out['model']}; seeds {args.seeds}; budgets as shares of each grid's compute. Selection on tuning "
+             "queries only; held-back scores reported (bench/loop_llm.py).", "",
+             "| set | budget | proposer | held-back reached: mean [min, max] | configs scored | compute to within 1% "
+             "of the grid's pick: median (seeds) | LLM replies valid at once / after one retry / asked | LLM s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    with bench_client(args, CACHE) as client:
+        for name in args.sets:
+            grid = Grid(json.loads((RESULTS / f"search-grid-{name}.json").read_text()))
+            total = grid.compute_s()
+            runs: dict = {"evolve_heuristic": {}, "evolve_llm": {}}
+            counts = {"asked": 0, "valid_first": 0, "valid": 0, "seconds": 0.0}
+            for budget in args.budgets:
+                runs["evolve_heuristic"][budget] = [evolve_loop(grid, budget * total, seed)
+                                                    for seed in range(args.seeds)]
+                runs["evolve_llm"][budget] = []
+                for seed in range(args.seeds):
+                    proposer = LLMProposer(client)
+                    started = time.perf_counter()
+                    runs["evolve_llm"][budget].append(evolve_loop(grid, budget * total, seed, proposer=proposer,
+                                                                  method="evolve_llm"))
+                    counts["seconds"] += time.perf_counter() - started
+                    for key in ("asked", "valid_first", "valid"):
+                        counts[key] += getattr(proposer, key)
+                    print(f"{name} budget {budget} seed {seed}: LLM {proposer.valid_first}/{proposer.valid}/"
+                          f"{proposer.asked} valid; notes: {proposer.notes[:3]}", flush=True)
+            summary = summarize(grid, list(runs), args.budgets, range(args.seeds), runs=runs)
+            out["sets"][name] = {"summary": summary, "llm": counts}
+            for method, data in summary["methods"].items():
+                for row in data["budgets"]:
+                    held = "-" if row["heldout_mean"] is None else \
+                        f"{row['heldout_mean']:.4f} [{row['heldout_min']:.4f}, {row['heldout_max']:.4f}]"
+                    within = row["to_within"]
+                    reach = "-" if within["median"] is None else f"{within['median']:.3f}"
+                    llm = (f"{counts['valid_first']} / {counts['valid']} / {counts['asked']}"
+                           if method == "evolve_llm" else "")
+                    seconds = f"{counts['seconds']:.0f}" if method == "evolve_llm" else ""
+                    lines.append(f"| {name} | {row['fraction']:g} | {method.removeprefix('evolve_')} | {held} | "
+                                 f"{row['evaluated_mean']:.1f} | {reach} ({within['reached']}/{within['of']}) | "
+                                 f"{llm} | {seconds} |")
+            (RESULTS / "loop-llm.json").write_text(json.dumps(out, indent=1))
+            (RESULTS / "loop-llm.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
