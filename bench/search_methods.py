@@ -80,6 +80,10 @@ class Grid:
     def lookup(self, factors: Mapping[str, str]) -> int | None:
         return self.by_key.get(self.key(factors))
 
+    def cold_cost(self, config: Mapping[str, Any]) -> float:
+        """What scoring this one config costs from a cold cache: its resources, then its evaluation."""
+        return sum(self.resources[r] for r in set(config.get("needs", []))) + float(config["evaluate_s"])
+
     def compute_s(self) -> float:
         """What the exhaustive grid pays: every resource some config needs, once, plus every evaluation."""
         needed = {r for c in self.configs for r in c.get("needs", [])}
@@ -111,8 +115,8 @@ def least_compute_to_within(table: Table, share: float = 0.01) -> dict:
     grid = _grid(table)
     target = (1 - share) * grid_best(grid)["selected_heldout"]
     good = [c for c in grid.configs if float(c["heldout"]) >= target - _EPS]
-    cheapest = min(good, key=lambda c: sum(grid.resources[r] for r in set(c.get("needs", []))) + float(c["evaluate_s"]))
-    seconds = sum(grid.resources[r] for r in set(cheapest.get("needs", []))) + float(cheapest["evaluate_s"])
+    cheapest = min(good, key=grid.cold_cost)
+    seconds = grid.cold_cost(cheapest)
     return {"seconds": seconds, "fraction": seconds / grid.compute_s(), "factors": dict(cheapest["factors"])}
 
 
@@ -380,10 +384,7 @@ def _default_config(grid: Grid, default: Mapping[str, str] | None) -> int:
 
 def start_config(grid: Grid) -> int:
     """The config that costs least from a cold cache (its resources + its evaluation); ties: table order."""
-    def cold_cost(config: dict) -> float:
-        return sum(grid.resources[r] for r in set(config.get("needs", []))) + float(config["evaluate_s"])
-
-    return int(min(grid.configs, key=cold_cost)["id"])
+    return int(min(grid.configs, key=grid.cold_cost)["id"])
 
 
 def _stage_options(grid: Grid, factors: Mapping[str, str], stage: str, preferred: str) -> list[int]:
