@@ -2,7 +2,12 @@
 heuristic proposer and with the LLM proposer, at the same budgets and seeds (bench/loop_replay.py).
 
     HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python bench/loop_llm.py [--sets korquad scifact] [--seeds 3]
-        [--budgets 0.4] [--model qwen2.5-coder-1.5b | --base-url URL]
+        [--budgets 0.4] [--proposers heuristic llm auto] [--out loop-llm]
+        [--model qwen2.5-coder-1.5b | --base-url URL]
+
+``auto`` is `evolve start --proposer auto` (agent.loop.proposer_choice): the two take turns, then the one whose
+iterations raised the best tuning score faster per compute second proposes, the other getting a look every few
+iterations.
 
 The LLM sees what the replayed loop knows (the best config's tuning score, the cost table, the budget left, the
 spaces tried with their outcome), is asked with the whole search-space JSON schema as its response format (a
@@ -24,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.llm_args import add_llm_arguments, bench_client  # noqa: E402
-from bench.loop_replay import LLMProposer, evolve_loop  # noqa: E402
+from bench.loop_replay import AutoProposer, LLMProposer, evolve_loop  # noqa: E402
 from bench.search_methods import Grid, summarize  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -40,16 +45,16 @@ def report(out: dict, seeds: int) -> list[str]:
              "of the grid's pick: median (seeds) | LLM replies valid at once / after one retry / asked | LLM s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, data in out["sets"].items():
-        counts = data["llm"]
         for method, by_method in data["summary"]["methods"].items():
+            counts = data["llm"].get(method.removeprefix("evolve_"), data["llm"])
             for row in by_method["budgets"]:
                 held = "-" if row["heldout_mean"] is None else \
                     f"{row['heldout_mean']:.4f} [{row['heldout_min']:.4f}, {row['heldout_max']:.4f}]"
                 within = row["to_within"]
                 reach = "-" if within["median"] is None else f"{within['median']:.3f}"
                 llm = (f"{counts['valid_first']} / {counts['valid']} / {counts['asked']}"
-                       if method == "evolve_llm" else "")
-                seconds = f"{counts['seconds']:.0f}" if method == "evolve_llm" else ""
+                       if method != "evolve_heuristic" else "")
+                seconds = f"{counts['seconds']:.0f}" if method != "evolve_heuristic" else ""
                 lines.append(f"| {name} | {row['fraction']:g} | {method.removeprefix('evolve_')} | {held} | "
                              f"{row['evaluated_mean']:.1f} | {reach} ({within['reached']}/{within['of']}) | "
                              f"{llm} | {seconds} |")
@@ -61,11 +66,13 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["korquad", "scifact"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.4])
+    parser.add_argument("--proposers", nargs="+", default=["heuristic", "llm"], choices=["heuristic", "llm", "auto"])
+    parser.add_argument("--out", default="loop-llm", help="results file stem in bench/results")
     add_llm_arguments(parser)
     args = parser.parse_args()
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     model = args.base_url or args.model
-    path = RESULTS / "loop-llm.json"
+    path = RESULTS / f"{args.out}.json"
     out: dict = json.loads(path.read_text()) if path.is_file() else {}
     if out.get("model") != model:
         out = {"model": model, "sets": {}}  # another LLM's results are not mixed in
@@ -73,27 +80,36 @@ def main() -> None:
         for name in args.sets:
             grid = Grid(json.loads((RESULTS / f"search-grid-{name}.json").read_text()))
             total = grid.compute_s()
-            runs: dict = {"evolve_heuristic": {}, "evolve_llm": {}}
-            counts = {"asked": 0, "valid_first": 0, "valid": 0, "seconds": 0.0}
+            runs: dict = {f"evolve_{who}": {} for who in args.proposers}
+            counts = {who: {"asked": 0, "valid_first": 0, "valid": 0, "seconds": 0.0} for who in ("llm", "auto")}
+            asked: list[list[str]] = []
             for budget in args.budgets:
-                runs["evolve_heuristic"][budget] = [evolve_loop(grid, budget * total, seed)
-                                                    for seed in range(args.seeds)]
-                runs["evolve_llm"][budget] = []
-                for seed in range(args.seeds):
-                    proposer = LLMProposer(client)
-                    started = time.perf_counter()
-                    runs["evolve_llm"][budget].append(evolve_loop(grid, budget * total, seed, proposer=proposer,
-                                                                  method="evolve_llm"))
-                    counts["seconds"] += time.perf_counter() - started
-                    for key in ("asked", "valid_first", "valid"):
-                        counts[key] += getattr(proposer, key)
-                    print(f"{name} budget {budget} seed {seed}: LLM {proposer.valid_first}/{proposer.valid}/"
-                          f"{proposer.asked} valid; notes: {proposer.notes[:3]}", flush=True)
+                if "heuristic" in args.proposers:
+                    runs["evolve_heuristic"][budget] = [evolve_loop(grid, budget * total, seed)
+                                                        for seed in range(args.seeds)]
+                for who in ("llm", "auto"):
+                    if who not in args.proposers:
+                        continue
+                    runs[f"evolve_{who}"][budget] = []
+                    for seed in range(args.seeds):
+                        llm = LLMProposer(client)
+                        proposer = AutoProposer(llm) if who == "auto" else llm
+                        started = time.perf_counter()
+                        runs[f"evolve_{who}"][budget].append(evolve_loop(grid, budget * total, seed,
+                                                                         proposer=proposer, method=f"evolve_{who}"))
+                        counts[who]["seconds"] += time.perf_counter() - started
+                        for key in ("asked", "valid_first", "valid"):
+                            counts[who][key] += getattr(llm, key)
+                        if who == "auto":
+                            asked.append(proposer.asked)
+                        print(f"{name} budget {budget} seed {seed} ({who}): LLM {llm.valid_first}/{llm.valid}/"
+                              f"{llm.asked} valid; " + (f"asked in turn: {proposer.asked}; " if who == "auto" else "")
+                              + f"notes: {llm.notes[:3]}", flush=True)
             summary = summarize(grid, list(runs), args.budgets, range(args.seeds), runs=runs)
-            out["sets"][name] = {"summary": summary, "llm": counts}
+            out["sets"][name] = {"summary": summary, "llm": counts, "auto_asked": asked}
             path.write_text(json.dumps(out, indent=1))
             lines = report(out, args.seeds)
-            (RESULTS / "loop-llm.md").write_text("\n".join(lines) + "\n")
+            (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(report(out, args.seeds)))
 
 

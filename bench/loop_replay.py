@@ -92,6 +92,28 @@ class LLMProposer:
         return heuristic(iteration, language, champion, best, improved_last, tried, costs, seconds_left)
 
 
+class AutoProposer:
+    """``evolve start --proposer auto`` (agent.loop.proposer_choice): the LLM and the heuristic take turns, then
+    the one whose iterations raised the best tuning score faster per compute second proposes. An iteration's
+    seconds are the grid compute its study spent (the LLM's own time is not charged, as for ``LLMProposer``)."""
+
+    def __init__(self, llm: LLMProposer) -> None:
+        self.llm = llm
+        self.asked: list[str] = []
+
+    def __call__(self, iteration: int, language: str, champion: dict, best: dict | None, improved_last: bool | None,
+                 tried: list[dict], costs: dict[str, float], seconds_left: float) -> dict[str, Any]:
+        from agent.loop.proposer_choice import choose_proposer, iteration_credit
+
+        history = [{"asked": who, **iteration_credit(tried[i - 1]["best_tune"] if i else None, entry["best_tune"],
+                                                     entry["seconds"])}
+                   for i, (who, entry) in enumerate(zip(self.asked, tried))]
+        who, _ = choose_proposer(history, iteration, True)
+        self.asked.append(who)
+        chosen = self.llm if who == "llm" else heuristic
+        return chosen(iteration, language, champion, best, improved_last, tried, costs, seconds_left)
+
+
 def _admits(allowed: Any, value: Any) -> bool:
     """A space value (a range dict, a list of choices, a single value, or absent) admits a grid value."""
     if allowed is None:
@@ -240,6 +262,7 @@ def evolve_loop(table: Table, budget_s: float, seed: int, *, proposer: Proposer 
         known = len(run.scores)
         best_factors = grid.by_id[best_id]["factors"]
         costs = _costs(run, levels, best_factors["chunker"], language)
+        started = run.spent
         space = proposer(iteration, language, config(champion_id), config(best_id) if iteration else None,
                          improved, tried, costs, run.budget_s - run.spent)
         scored = _study(run, subgrid(grid, space, levels, best_factors), trials, seed * 1000 + iteration)
@@ -248,7 +271,7 @@ def evolve_loop(table: Table, budget_s: float, seed: int, *, proposer: Proposer 
         if improved:
             best_id = champion_id = study_best
         tried.append({"space": space.get("name"), "outcome": "promoted" if improved else "kept",
-                      "best_tune": run.scores[best_id]})
+                      "best_tune": run.scores[best_id], "seconds": run.spent - started})
         idle = 0 if len(run.scores) > known else idle + 1
     return run.finish("stalled" if idle >= stall else "budget")
 

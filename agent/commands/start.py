@@ -6,6 +6,7 @@ import json
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
+from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
@@ -18,6 +19,15 @@ from agent.paths import ProjectPaths
 from agent.project import PolicyOption, TrackingOption, decision_errors, open_project, say_recovered
 
 
+
+class ProposerChoice(str, Enum):
+    """--proposer (agent.loop.proposer_choice)."""
+
+    auto = "auto"
+    llm = "llm"
+    heuristic = "heuristic"
+
+
 @app.command("start")
 def start_command(
     budget: Annotated[str, typer.Option(help="Wall time for the whole loop: 10m, 2h, 48h.")] = "48h",
@@ -27,6 +37,10 @@ def start_command(
     trials_per_iteration: Annotated[int, typer.Option(help="Trials of each proposed study.")] = 20,
     max_iterations: Annotated[int, typer.Option(help="Stop after this many proposals.")] = 1000,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="No LLM: the heuristic proposes, and answers are not judged.")] = False,
+    proposer: Annotated[ProposerChoice, typer.Option(case_sensitive=False, help=(
+        "Who proposes search spaces when an LLM is connected: 'auto' lets the two take turns, then asks the LLM "
+        "only while its iterations raise the best tuning score faster per hour than the heuristic's (the LLM "
+        "still judges answers); 'llm' or 'heuristic' always asks that one."))] = ProposerChoice.auto,
     base_url: BaseUrlOption = None, model: ModelOption = None,
     local_model: LocalModelOption = None,
     storage: Annotated[Optional[str], typer.Option(envvar="EVOLVE_OPTUNA_STORAGE",
@@ -122,7 +136,7 @@ def start_command(
         console.print(f"proposer: {'LLM ' + llm.model if llm else 'heuristic (' + reason + ')'}")
         ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, Components(cache_path(project_dir)),
                            llm, trials_per_iteration, failures, tracker, reason, storage, resume.get("folds"),
-                           say=lambda line: console.print(escape(line), highlight=False))
+                           say=lambda line: console.print(escape(line), highlight=False), proposer_mode=proposer.value)
         ctx.training = _training_sources(Path(resume["evalset"]), resume)
         if ctx.training:
             console.print(f"training data for the train move: {ctx.training.describe()}", highlight=False)

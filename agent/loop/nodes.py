@@ -14,6 +14,7 @@ from typing import Any
 import guardrails
 from agent.loop import train_move
 from agent.loop.proposers import heuristic_proposal, llm_proposal, models_for
+from agent.loop.proposer_choice import choose_proposer, iteration_credit
 from agent.loop.runtime import write_status
 from agent.paths import ProjectPaths
 from agent.loop.state import AgentContext, AgentState, best_candidate, heldout_value, study_prefix
@@ -117,19 +118,22 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
                       for h in history) or "- nothing yet"
     proposal, notes = None, []
     offer = train_move.training_offer(ctx, state)
+    asked, why_asked = choose_proposer(history, state["iteration"], ctx.llm is not None, ctx.proposer_mode)
     if ctx.llm is not None:
+        ctx.say(f"  asking the {'LLM' if asked == 'llm' else 'heuristic'}: {why_asked}")
+    if asked == "llm":
         # the LLM gets at most a third of what is left (the study needs the rest) and never past the reserve
         seconds = min(600.0, (ctx.remaining() - 2 * ctx.reserve) / 3)
         proposal, notes = llm_proposal(ctx.llm, state["observation"], ctx.language, tried, state["iteration"],
                                        seconds=seconds, offer=offer)
-    else:
+    elif ctx.llm is None:
         notes = [f"no LLM: {ctx.llm_unavailable_reason or 'not configured'}; the heuristic proposer takes over"]
     if proposal is None:
         improved = history[-1]["outcome"] == "promoted" if history else None
         proposal = heuristic_proposal(state["iteration"], ctx.language, state["champion"], state.get("best_overall"),
                                       improved, history, offer["kinds"] if offer else (), state.get("model_costs"),
                                       ctx.remaining())
-        if ctx.llm is not None:
+        if asked == "llm":
             notes.append("LLM proposal unusable: the heuristic proposer takes over")
     counts = dict(state.get("proposals", {}))
     counts[proposal.proposer] = counts.get(proposal.proposer, 0) + 1
@@ -137,7 +141,8 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
         ctx.say(f"  note: {note[:300]}")
     ctx.say(f"  {proposal.proposer} proposes {proposal.space.get('name')}: {proposal.rationale[:300]}")
     return {"proposal": proposal.space, "rationale": proposal.rationale, "proposer": proposal.proposer,
-            "proposal_notes": notes + proposal.notes, "proposals": counts, "proposal_train": proposal.train}
+            "proposal_notes": notes + proposal.notes, "proposals": counts, "proposal_train": proposal.train,
+            "asked": asked, "best_before": state.get("best_overall_value"), "remaining_at_proposal": ctx.remaining()}
 
 
 def train_models(ctx: AgentContext, state: AgentState) -> AgentState:
@@ -307,7 +312,9 @@ def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
              "champion_heldout_sets": (state["guard"].get("champion") or {}).get("sets"),
              "answers": (state["guard"].get("candidate") or {}).get("answers"), "finalists": state.get("finalists"),
              "answer_seconds": state.get("answer_seconds", 0.0), "trained": [t["id"] for t in state.get("trained", []) if t["iteration"] == state["iteration"]],
-             "outcome": outcome, "promoted_version": version}
+             "outcome": outcome, "promoted_version": version, "asked": state.get("asked", state["proposer"]),
+             **iteration_credit(state.get("best_before"), state.get("best_tune_value"),
+                                state.get("remaining_at_proposal", ctx.remaining()) - ctx.remaining())}
     ctx.say(f"  {outcome}" + (f": registered version {version} as candidate" if version else ""))
     if ctx.tracker is not None:
         ctx.tracker(state, entry)

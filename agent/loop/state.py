@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypedDict
 
+from agent.loop.proposer_choice import credit
 from agent.loop.runtime import AgentPaths, BudgetClock
 from agent.llm_session import judge_agreement
 from agent.paths import ProjectPaths
@@ -68,6 +69,11 @@ class AgentState(TypedDict, total=False):
     finalists: list[dict[str, Any]] | None
     """This iteration's finalists with their judged answer means (None: no answer stage ran)."""
     proposals: dict[str, int]
+    asked: str
+    """Which proposer this iteration asked (agent.loop.proposer_choice); ``proposer`` is who answered."""
+    best_before: float | None
+    """The run's best tuning score before this iteration's study (its gain is measured from it)."""
+    remaining_at_proposal: float
     proposal_train: list[str]
     """Model kinds the proposal asked to train before its study (the train move)."""
     trained: list[dict[str, Any]]
@@ -124,6 +130,8 @@ class AgentContext:
     """Cross-fitting folds for the decision (None: one fixed hold-back; see experiments.splits.decision_folds)."""
     training: Any = None
     """Where training data comes from (agent.training.TrainingSources); None or empty: no train move."""
+    proposer_mode: str = "auto"
+    """'auto' (the LLM only where this run's record says it helps), 'llm' or 'heuristic'."""
     say: Callable[[str], None] = print
     """Where progress lines go (the terminal of `evolve start`)."""
     last_state: dict[str, Any] = field(default_factory=dict)
@@ -200,6 +208,8 @@ class AgentContext:
                    "champion_heldout": state.get("champion_heldout"),
                    "budget_seconds": self.clock.budget_seconds, "spent_seconds": round(self.clock.spent(), 1),
                    "best_candidate": best_candidate(state.get("history", []), self.metric),
+                   "proposer_credit": {who: credit(state.get("history", []), who).to_dict()
+                                       for who in ("llm", "heuristic")},
                    "history": state.get("history", [])}
         path = self.paths.folder / f"summary-{state.get('run_id')}.json"
         path.write_text(json.dumps(summary, indent=2, default=str))

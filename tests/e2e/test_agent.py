@@ -142,6 +142,10 @@ def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer
     assert first["proposer"] == "llm" or any(("rejected by the schema" in n or "failed to propose" in n
                                               or "unusable" in n) for n in first["notes"]), first["notes"]
     assert not any(n.startswith("no LLM") for n in first["notes"])
+    # --proposer auto: the LLM is asked first, then the two take turns; each iteration's time is on the record
+    assert first["asked"] == "llm" and first["gain"] is None and first["seconds"] > 0
+    assert [h["asked"] for h in summary["history"][:2]] == ["llm", "heuristic"][:len(summary["history"])]
+    assert set(summary["proposer_credit"]) == {"llm", "heuristic"}
     # the same LLM answers held-back queries and judges them at the guard step, within its share of the budget
     flat = " ".join(output.split())  # the terminal wraps long lines at spaces
     assert re.search(r" answers: \d+ queries answered and judged, .*? of the 3[78] s answers may take", flat), output
