@@ -195,6 +195,8 @@ def worker_command(
     timeout: Annotated[Optional[str], typer.Option(help="Stop this worker after this long.")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
     wait: Annotated[str, typer.Option(help="Wait this long for the study to be created (e.g. 10m).")] = "0s",
+    poll: Annotated[str, typer.Option(help="With --follow: how long to idle before looking for an open study again "
+                                           "(e.g. 5s, 1m).")] = "30s",
     project_dir: ProjectDir = Path("."),
 ) -> None:
     """Pull trials of a shared study until it holds its target (or, with --follow, of every open study).
@@ -208,8 +210,14 @@ def worker_command(
     if follow == (study is not None):
         fail("give either --study NAME or --follow")
     if follow:
+        try:
+            poll_seconds = parse_duration(poll)
+        except ValueError as err:
+            fail(f"--poll: {err}")
+        if poll_seconds <= 0:
+            fail(f"--poll must be longer than 0s (got {poll!r}): the worker would query the storage without pause")
         with storage_errors(storage):
-            _follow(storage, project_dir, tracking_uri, evalset)
+            _follow(storage, project_dir, tracking_uri, evalset, poll_seconds)
         return
     safe_name(study, "study name")  # it names the study's folder under .evolve/studies
     try:

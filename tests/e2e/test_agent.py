@@ -35,12 +35,13 @@ def start_process(project: Path, evalset: Path, *args: str, llm: bool = False) -
 
 def wait_for(predicate, process: subprocess.Popen, timeout: float, what: str) -> None:
     deadline = time.time() + timeout
+    output = lambda: process.stdout.read() if process.stdout else ""  # noqa: E731
     while not predicate():
         if process.poll() is not None:
-            raise AssertionError(f"evolve start ended before {what}:\n{process.stdout.read()}")
+            raise AssertionError(f"the process ended before {what}:\n{output()}")
         if time.time() > deadline:
             process.kill()
-            raise AssertionError(f"timed out waiting for {what}:\n{process.stdout.read()}")
+            raise AssertionError(f"timed out waiting for {what}:\n{output()}")
         time.sleep(0.3)
 
 
@@ -260,13 +261,17 @@ def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scif
     project = tmp_path / "project"
     project.mkdir()
     env = {**os.environ, "EVOLVE_OPTUNA_HEARTBEAT": "1", "EVOLVE_OPTUNA_GRACE": "3"}
-    worker = subprocess.Popen([sys.executable, "-m", "agent.cli", "worker", "--follow", "--storage", url,
-                               "--project-dir", str(project)], cwd=project, env=env, stdout=subprocess.PIPE,
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen([sys.executable, "-m", "agent.cli", "worker", "--follow", "--poll", "1s",
+                               "--storage", url, "--project-dir", str(project)], cwd=project, env=env, stdout=log,
                               stderr=subprocess.STDOUT, text=True)
     try:
-        loop = start_process(project, tiny_scifact, "--budget", "100s", "--trials-per-iteration", "8",
-                             "--storage", url)
-        output, _ = loop.communicate(timeout=300)
+        # the loop starts once the worker is listening: on a slow machine its imports alone outlast a short study
+        wait_for(lambda: "following" in (tmp_path / "worker.log").read_text(), worker, 180, "the worker to listen")
+        # bounded by iterations, not by wall time, so a slow machine runs the same studies (only slower)
+        loop = start_process(project, tiny_scifact, "--budget", "15m", "--max-iterations", "2",
+                             "--trials-per-iteration", "8", "--storage", url)
+        output, _ = loop.communicate(timeout=900)
         assert loop.returncode == 0, output
         summary = summary_of(project)
         studies = [s for s in optuna.get_all_study_summaries(url) if s.study_name.startswith(summary["run_id"])]
@@ -274,7 +279,8 @@ def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scif
         trials = [t for s in studies for t in optuna.load_study(study_name=s.study_name, storage=url)
                   .get_trials(deepcopy=False, states=FINISHED)]
         workers = {t.user_attrs["worker"].split(":")[-1] for t in trials}
-        assert str(worker.pid) in workers and str(loop.pid) in workers  # both processes ran trials
+        # both processes ran trials
+        assert str(worker.pid) in workers and str(loop.pid) in workers, (tmp_path / "worker.log").read_text() + output
         for study in studies:  # every trial recorded once; the loop closed each study it left
             numbers = [t.number for t in optuna.load_study(study_name=study.study_name, storage=url).trials]
             assert len(numbers) == len(set(numbers))
@@ -282,4 +288,5 @@ def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scif
     finally:
         worker.kill()
         worker.wait()
+        log.close()
         server.stop()
