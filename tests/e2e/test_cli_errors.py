@@ -61,3 +61,12 @@ def test_an_unreachable_study_database_is_one_line(tmp_path, kind):
     said = one_line_error(result)
     assert "cannot open the Optuna storage" in said and "hunter2" not in said
     assert kind == "sqlite" or "postgresql://evolve:***@127.0.0.1" in said
+
+
+@pytest.mark.parametrize(("poll", "said"), [("0s", "--poll must be longer than 0s"), ("soon", "--poll: not a duration")])
+def test_a_following_worker_refuses_a_poll_it_cannot_wait(tmp_path, poll, said):
+    storage = tmp_path / "optuna.db"
+    result = evolve("worker", "--follow", "--poll", poll, "--storage", f"sqlite:///{storage}", "--project-dir",
+                    str(tmp_path), cwd=tmp_path)
+    assert said in one_line_error(result)
+    assert not storage.exists()  # refused before the storage is opened
