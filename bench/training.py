@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -48,7 +49,6 @@ def unseen_subset(folder: Path) -> set[str]:
 def train(kind: str, base: str, project: Path, env: dict[str, str], *extra: str) -> dict:
     """`evolve train` as a user runs it; returns the stored model's manifest."""
     store = TrainedModelStore(project / ".evolve" / "models")
-    before = {m.model_id for m in store.list()}
     command = [sys.executable, "-m", "agent.cli", "train", "--kind", kind, "--base", base, "--train-split",
                str(SCIFACT), "--negatives-from", str(FIXED), "--project-dir", str(project), *extra]
     print("$", " ".join(command[2:]), flush=True)
@@ -57,9 +57,10 @@ def train(kind: str, base: str, project: Path, env: dict[str, str], *extra: str)
     print(result.stdout[-3000:], result.stderr[-2000:], flush=True)
     if result.returncode != 0:
         raise SystemExit(f"evolve train --kind {kind} failed ({result.returncode})")
-    after = [m for m in store.list() if m.model_id not in before] or \
-        [m for m in store.list() if m.kind == kind and m.base == base]
-    manifest = after[-1].manifest
+    named = re.findall(r"trained:[a-z-]+-[0-9a-f]{12}", result.stdout)  # the id the command says to use
+    if not named:
+        raise SystemExit(f"evolve train --kind {kind} named no model")
+    manifest = store.get(named[-1]).manifest  # (a rerun with the same inputs names the stored model again)
     manifest["command_seconds"] = round(time.perf_counter() - started, 1)
     return manifest
 
