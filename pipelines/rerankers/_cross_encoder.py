@@ -34,11 +34,15 @@ class CrossEncoderReranker(Reranker):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import CrossEncoder
 
+        max_length = None  # the tokenizer's own limit (512 for MiniLM)
         if is_trained(model):
-            location = str(TrainedModelStore().get(model).weights)
+            trained = TrainedModelStore().get(model)
+            location = str(trained.weights)
+            # score with the text length it was trained on: longer inputs cost quadratically and it never saw them
+            max_length = trained.manifest.get("settings", {}).get("max_seq_length")
         else:
             location = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
-        self.model = CrossEncoder(location, device=torch_device())
+        self.model = CrossEncoder(location, device=torch_device(), max_length=max_length)
         self.batch_size = batch_size
 
     @classmethod

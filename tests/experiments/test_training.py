@@ -220,6 +220,9 @@ def test_embedder_and_reranker_train_on_cpu_and_load_as_pipeline_parts(scifact_w
     assert 0.0 <= result.means["ndcg@10"] <= 1.0
     assert components.store.count(f"{embedder.model_id}|{embedder.sha256}") >= len(test.corpus)
     assert models_of(config) == {embedder.model_id: "Apache-2.0", reranker.model_id: "Apache-2.0"}
+    from sentence_transformers import SentenceTransformer
+
+    assert SentenceTransformer(str(embedder.weights), device="cpu").max_seq_length == 64
 
 
 def test_the_rerankers_new_head_trains_at_its_own_rate(data, components):
@@ -232,6 +235,17 @@ def test_the_rerankers_new_head_trains_at_its_own_rate(data, components):
     assert trainer.fresh == {"classifier.weight", "classifier.bias"}
     assert [g["initial_lr"] for g in groups] == [3e-5, 1e-3]
     assert [p.shape for p in groups[1]["params"]] == [(1, 384), (1,)]
+
+
+def test_a_trained_reranker_scores_texts_as_long_as_it_trained_on(data, components, tmp_path, monkeypatch):
+    """MiniLM's tokenizer would take 512 tokens: 4x the cost of 128 and lengths the head never saw."""
+    from pipelines.rerankers import CrossEncoderReranker
+
+    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
+    settings = TrainSettings(max_steps=1, batch_size=2, negatives=1, max_seq_length=48)
+    reranker = train_model("reranker", BASE, data, settings, components).model
+    assert CrossEncoderReranker(reranker.model_id).model.max_seq_length == 48
+    assert CrossEncoderReranker(str(reranker.weights)).model.max_seq_length == 512  # a plain folder: its own
 
 
 def test_a_node_without_the_model_fetches_it_from_its_mlflow_training_run(data, components, tmp_path):
