@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from evalsets import load_evalset  # noqa: E402
 from experiments import score_queries  # noqa: E402
 from guardrails import permutation_p  # noqa: E402
 from pipelines import Components, PipelineConfig, Retriever, StageLog, TrainedModelStore  # noqa: E402
+from pipelines.trained import ID_PATTERN  # noqa: E402
 
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 RESULTS = ROOT / "bench" / "results"
@@ -39,11 +39,15 @@ FIXED = ROOT / "bench" / "configs" / "scifact" / "hybrid-weighted.yaml"
 MINILM = "all-MiniLM-L6-v2"
 
 
+def uncited(qrels: dict[str, dict[str, int]], cited: set[str]) -> set[str]:
+    """Queries of ``qrels`` none of whose positives is in ``cited``."""
+    return {q for q, rels in qrels.items() if not {d for d, g in rels.items() if g > 0} & cited}
+
+
 def unseen_subset(folder: Path) -> set[str]:
     """Test queries none of whose positives is a positive of any train query."""
     train, test = load_evalset(folder, "train"), load_evalset(folder, "default")
-    seen = {d for rels in train.qrels.values() for d, g in rels.items() if g > 0}
-    return {q for q, rels in test.qrels.items() if not {d for d, g in rels.items() if g > 0} & seen}
+    return uncited(test.qrels, {d for rels in train.qrels.values() for d, g in rels.items() if g > 0})
 
 
 def train(kind: str, base: str, project: Path, env: dict[str, str], *extra: str) -> dict:
@@ -57,7 +61,7 @@ def train(kind: str, base: str, project: Path, env: dict[str, str], *extra: str)
     print(result.stdout[-3000:], result.stderr[-2000:], flush=True)
     if result.returncode != 0:
         raise SystemExit(f"evolve train --kind {kind} failed ({result.returncode})")
-    named = re.findall(r"trained:[a-z-]+-[0-9a-f]{12}", result.stdout)  # the id the command says to use
+    named = [m.group(0) for m in ID_PATTERN.finditer(result.stdout)]  # the id the command says to use
     if not named:
         raise SystemExit(f"evolve train --kind {kind} named no model")
     manifest = store.get(named[-1]).manifest  # (a rerun with the same inputs names the stored model again)

@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.training import FIXED, MINILM, RESULTS, SCIFACT, compare, config, score, train, unseen_subset  # noqa: E402
+from bench.training import (FIXED, MINILM, RESULTS, SCIFACT, compare, config, score, train,  # noqa: E402
+                            uncited, unseen_subset)
 from evalsets import EvalSet, load_evalset  # noqa: E402
 from experiments.training import LeakGuard, TrainSettings, assemble, from_split, mine_negatives, train_model  # noqa: E402,E501
 from pipelines import Components, Retriever, TrainedModelStore, load_config  # noqa: E402
@@ -71,7 +72,7 @@ def epoch_curves(args: argparse.Namespace, components: Components, store: Traine
         data = assemble([(fit, corpus)], LeakGuard.for_evalsets([SCIFACT]))
         data.examples = mine_negatives(data.examples, miner, per_query=7)
         cited = {d for e in fit for d in e.positives}
-        new = {q for q, rels in held.qrels.items() if not {d for d, g in rels.items() if g > 0} & cited}
+        new = uncited(held.qrels, cited)
         fixed = score(config("fixed", MINILM), components, held, new)
         points = [{"epochs": 0, "ndcg@10": fixed["ndcg@10"], "unseen_ndcg@10": fixed["unseen_ndcg@10"]}]
         for epochs in args.epochs:
