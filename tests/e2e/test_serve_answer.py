@@ -6,9 +6,7 @@ what /health says, the LLM server's lifetime), not answer quality.
 """
 
 import json
-import os
 import signal
-import time
 from pathlib import Path
 
 import httpx

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import yaml
 
-from evalsets import load_evalset
 from experiments.splits import tune_and_heldout
 from experiments.tracking import default_tracking_uri
 from guardrails import (
