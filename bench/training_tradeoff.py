@@ -107,11 +107,29 @@ def test_rows(args: argparse.Namespace, components: Components, env: dict[str, s
                       vs_fixed=compare(result, fixed, unseen))
         rows.append(result)
         print(json.dumps({k: result[k] for k in ("config", "ndcg@10", "unseen_ndcg@10", "vs_fixed")}), flush=True)
+    return with_holm(rows)
+
+
+def with_holm(rows: list[dict]) -> list[dict]:
+    """``rows`` (the fixed config first) with Holm-adjusted p-values over the others, per subset."""
     for subset in ("overall", "unseen"):
         adjusted = holm([r["vs_fixed"][subset]["p_better_than_fixed"] for r in rows[1:]])
         for row, p in zip(rows[1:], adjusted):
             row["vs_fixed"][subset]["p_holm"] = round(p, 4)
     return rows
+
+
+def test_table(rows: list[dict]) -> list[str]:
+    """The markdown table of test rows against the first (the fixed config): p and Holm-adjusted p per subset."""
+    lines = ["| config | nDCG@10 | p | p (Holm) | unseen nDCG@10 | p | p (Holm) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    fixed = rows[0]
+    lines.append(f"| {fixed['config']} | {fixed['ndcg@10']:.3f} | - | - | {fixed['unseen_ndcg@10']:.3f} | - | - |")
+    for r in rows[1:]:
+        o, u = r["vs_fixed"]["overall"], r["vs_fixed"]["unseen"]
+        lines.append(f"| {r['config']} | {r['ndcg@10']:.3f} | {o['p_better_than_fixed']} | {o['p_holm']} | "
+                     f"{r['unseen_ndcg@10']:.3f} | {u['p_better_than_fixed']} | {u['p_holm']} |")
+    return lines
 
 
 def plot(cuts: list[dict], path: Path) -> None:
@@ -151,24 +169,14 @@ def markdown(out: dict) -> str:
         lines.append(f"| {point['epochs']:g} | " + " | ".join(cells) + " |")
     lines += ["", f"## Test (300 queries; unseen-positive subset {out['unseen_queries']})", "",
               "Against the fixed config (MiniLM + BM25 english, weighted 0.5): one-sided paired permutation p, and "
-              "Holm-adjusted over the rows below for each subset.", "",
-              "| config | nDCG@10 | p | p (Holm) | unseen nDCG@10 | p | p (Holm) |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    fixed = out["test"][0]
-    lines.append(f"| {fixed['config']} | {fixed['ndcg@10']:.3f} | - | - | {fixed['unseen_ndcg@10']:.3f} | - | - |")
-    for r in out["test"][1:]:
-        o, u = r["vs_fixed"]["overall"], r["vs_fixed"]["unseen"]
-        lines.append(f"| {r['config']} | {r['ndcg@10']:.3f} | {o['p_better_than_fixed']} | {o['p_holm']} | "
-                     f"{r['unseen_ndcg@10']:.3f} | {u['p_better_than_fixed']} | {u['p_holm']} |")
+              "Holm-adjusted over the rows below for each subset.", "", *test_table(out["test"])]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--splits", type=int, default=3, help="random 80/20 cuts of the train split")
-    parser.add_argument("--epochs", type=float, nargs="+", default=[1, 2, 3, 5, 10, 20])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds per rank in the test part")
-    parser.add_argument("--ranks", type=int, nargs="+", default=[0, 8], help="adapter ranks (0: full matrix)")
+def bench_setup(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, dict[str, str], Components,
+                                                          TrainedModelStore]:
+    """The training benches' shared options (project, embedding cache, MLflow) parsed, and this process and the
+    `evolve train` it starts pointed at them: (args, the children's environment, components, model store)."""
     parser.add_argument("--project", type=Path, default=Path.home() / ".cache" / "evolve" / "bench-training")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "evolve" / "bench-embeddings.sqlite")
     parser.add_argument("--tracking-uri", default=f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}")
@@ -177,27 +185,47 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "EVOLVE_EMBEDDING_CACHE": str(args.cache),
            "EVOLVE_TRAINED_MODELS": str(args.project / ".evolve" / "models"), "MLFLOW_DISABLE_TELEMETRY": "true"}
     os.environ.update(env)
-    components = Components(args.cache)
-    store = TrainedModelStore(args.project / ".evolve" / "models")
+    return args, env, Components(args.cache), TrainedModelStore(args.project / ".evolve" / "models")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--splits", type=int, default=3, help="random 80/20 cuts of the train split")
+    parser.add_argument("--epochs", type=float, nargs="+", default=[1, 2, 3, 5, 10, 20])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per rank in the test part")
+    parser.add_argument("--ranks", type=int, nargs="+", default=[0, 8], help="adapter ranks (0: full matrix)")
+    args, env, components, store = bench_setup(parser)
     out: dict = {"fixed": "MiniLM + BM25 english, weighted 0.5", "unseen_queries": len(unseen_subset(SCIFACT)),
                  "cuts": epoch_curves(args, components, store)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot(out["cuts"], RESULTS / f"{STEM}.png")
     out["test"] = test_rows(args, components, env)
+    metrics = {}
+    for r in out["test"][1:]:
+        key = f"{'rank' + str(r['rank']) if r['rank'] else 'full'}.seed{r['seed']}.e{r['epochs']:g}"
+        metrics.update({f"{key}.ndcg10": r["ndcg@10"], f"{key}.unseen_ndcg10": r["unseen_ndcg@10"]})
+    publish(out, STEM, markdown(out), args.tracking_uri, metrics)
+
+
+def publish(out: dict, stem: str, text: str, tracking_uri: str, metrics: dict[str, float],
+            params: dict | None = None) -> None:
+    """Writes ``bench/results/<stem>.{json,md}`` (per-query scores left out) and logs them, the metrics, the params
+    and a ``<stem>.png`` when there is one to MLflow (experiment evolve-bench)."""
     slim = {**out, "test": [{k: v for k, v in r.items() if k != "per_query"} for r in out["test"]]}
-    (RESULTS / f"{STEM}.json").write_text(json.dumps(slim, indent=2) + "\n")
-    (RESULTS / f"{STEM}.md").write_text(markdown(out))
-    print(markdown(out))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(slim, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(text)
+    print(text)
     import mlflow
 
-    mlflow.set_tracking_uri(args.tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("evolve-bench")
-    with mlflow.start_run(run_name=STEM):
-        for r in out["test"][1:]:
-            key = f"{'rank' + str(r['rank']) if r['rank'] else 'full'}.seed{r['seed']}.e{r['epochs']:g}"
-            mlflow.log_metrics({f"{key}.ndcg10": r["ndcg@10"], f"{key}.unseen_ndcg10": r["unseen_ndcg@10"]})
-        for suffix in ("png", "md", "json"):
-            mlflow.log_artifact(str(RESULTS / f"{STEM}.{suffix}"))
+    with mlflow.start_run(run_name=stem):
+        mlflow.log_params(params or {})
+        mlflow.log_metrics(metrics)
+        for path in (RESULTS / f"{stem}.{suffix}" for suffix in ("png", "md", "json")):
+            if path.is_file():
+                mlflow.log_artifact(str(path))
 
 
 if __name__ == "__main__":

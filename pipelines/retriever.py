@@ -136,8 +136,13 @@ class Retriever:
         started = time.perf_counter()
         top_n = self.config.reranker.top_n
         heads = [row[:top_n] for row in rows]
-        new_scores = reranker.rerank(queries, [[self.chunks[i].text for i, _ in head] for head in heads],
-                                     [np.array([s for _, s in head]) for head in heads])
+        texts = [[self.chunks[i].text for i, _ in head] for head in heads]
+        first = [np.array([s for _, s in head]) for head in heads]
+        if reranker.uses_doc_ids:
+            new_scores = reranker.rerank(queries, texts, first,
+                                         doc_ids=[[self.chunks[i].doc_id for i, _ in head] for head in heads])
+        else:
+            new_scores = reranker.rerank(queries, texts, first)
         reranked = []
         for head, scores, row in zip(heads, new_scores, rows):
             order = sorted(zip((i for i, _ in head), scores), key=lambda p: -p[1])

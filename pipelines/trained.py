@@ -27,9 +27,9 @@ PREFIX = "trained:"
 ROOT_ENV = "EVOLVE_TRAINED_MODELS"
 MANIFEST = "manifest.json"
 WEIGHTS = "model"
-TrainedKind = Literal["adapter", "embedder", "reranker"]
-KINDS: tuple[str, ...] = ("adapter", "embedder", "reranker")
-ID_PATTERN = re.compile(r"trained:(adapter|embedder|reranker)-([0-9a-f]{12})")
+TrainedKind = Literal["adapter", "embedder", "reranker", "memory"]
+KINDS: tuple[str, ...] = ("adapter", "embedder", "reranker", "memory")
+ID_PATTERN = re.compile(r"trained:(adapter|embedder|reranker|memory)-([0-9a-f]{12})")
 
 
 class TrainedModelError(KeyError):
@@ -125,7 +125,7 @@ class TrainedModelStore:
     def folder_name(model_id: str) -> str:
         match = ID_PATTERN.fullmatch(model_id)
         if not match:
-            raise TrainedModelError(f"{model_id!r} is not a trained model id (trained:<adapter|embedder|reranker>-"
+            raise TrainedModelError(f"{model_id!r} is not a trained model id (trained:<{'|'.join(KINDS)}>-"
                                     f"<12 hex digits>)")
         return f"{match.group(1)}-{match.group(2)}"
 

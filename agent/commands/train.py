@@ -16,7 +16,9 @@ from agent.project import TrackingOption
 
 KIND_HELP = ("adapter: a linear map on a frozen model's query vectors (any embedder, seconds, no re-embedding); "
              "embedder: fine-tune a sentence-transformers model (the corpus is embedded again); "
-             "reranker: a cross-encoder from transformer weights (best started from a trained embedder)")
+             "reranker: a cross-encoder from transformer weights (best started from a trained embedder); "
+             "memory: the training questions' vectors under a frozen embedder with their answers, a reranker that "
+             "lifts what answered close questions before (seconds, nothing else moves)")
 
 
 @app.command("train")
@@ -122,6 +124,7 @@ def train_command(
     console.print(f"use it in a config or a search space as [bold]{model.model_id}[/]"
                   + (f" (dense.model, or dense_models in a space; passages keep {model.base}'s cached vectors)"
                      if kind == "adapter" else " (dense.model / dense_models)" if kind == "embedder"
+                     else " (reranker: {kind: memory, model: ..., threshold: 0.8, blend: 0.3})" if kind == "memory"
                      else " (reranker: {kind: cross-encoder, model: ...})"), highlight=False)
 
 

@@ -3,7 +3,7 @@ next study's space, paid for from the loop's budget like any trial.
 
 When: at least :data:`MIN_EXAMPLES` guarded examples, and :data:`GROWTH` times as many as the last training used
 (the first time: any amount over the minimum). What: a query adapter on the best dense model so far (seconds on a
-CPU, no re-embedding); with a GPU, or on a CPU with :data:`SLOW_KINDS_AFTER_S` of budget left, also a fine-tuned
+CPU, no re-embedding) and a memory of the training questions under that model (seconds); with a GPU, or on a CPU with :data:`SLOW_KINDS_AFTER_S` of budget left, also a fine-tuned
 embedder and a cross-encoder started from it (minutes, and the corpus is embedded again). Each kind gets a share
 of the time the iteration may spend training and stops at a checkpoint when it runs out (a later train move, or
 a resumed run, goes on from there).
@@ -43,7 +43,7 @@ def training_offer(ctx: Any, state: dict[str, Any]) -> dict[str, Any] | None:
     count, last = len(data.examples), state.get("trained_on", 0)
     if count < MIN_EXAMPLES or (last and count < GROWTH * last):
         return None
-    kinds = ["adapter"]
+    kinds = ["adapter", "memory"]
     if torch_device() == "cuda" or ctx.remaining() >= SLOW_KINDS_AFTER_S:
         kinds += ["embedder", "reranker"] if _fine_tunable(ctx, state) else []
     return {"examples": count, "per_source": data.summary()["per_source"], "kinds": kinds}
@@ -88,8 +88,8 @@ def train_models(ctx: Any, state: dict[str, Any], kinds: list[str]) -> dict[str,
         if left < 5 or ctx.stop_requested():
             ctx.say(f"    {kind}: no training time left")
             break
-        base = {"adapter": _dense_base(ctx, state), "embedder": _fine_tunable(ctx, state),
-                "reranker": base_embedder or _fine_tunable(ctx, state)}[kind]
+        base = {"adapter": _dense_base(ctx, state), "memory": _dense_base(ctx, state),
+                "embedder": _fine_tunable(ctx, state), "reranker": base_embedder or _fine_tunable(ctx, state)}[kind]
         if base is None:
             continue
         deadline = time.time() + left / (len(kinds) - index)
@@ -124,10 +124,13 @@ def _champion_config(state: dict[str, Any]) -> Any:
 
 def with_trained(space: dict[str, Any], trained: list[dict[str, Any]]) -> dict[str, Any]:
     """The space with the new models as choices beside what it had: dense ids among its dense models, a reranker
-    as a cross-encoder choice beside 'none'."""
+    as a cross-encoder choice and a memory as a memory choice beside 'none' (its threshold and blend around the
+    defaults SciFact's train split chose, bench/results/training-memory.md)."""
     dense = [t["id"] for t in trained if t["kind"] in ("adapter", "embedder")]
     rerankers = [{"kind": "cross-encoder", "model": t["id"], "top_n": [20, 50], "blend": {"low": 0.3, "high": 0.7}}
                  for t in trained if t["kind"] == "reranker"]
+    rerankers += [{"kind": "memory", "model": t["id"], "top_n": [100], "blend": {"low": 0.2, "high": 0.5},
+                   "threshold": {"low": 0.6, "high": 0.9}} for t in trained if t["kind"] == "memory"]
     out = dict(space)
     if dense:
         out["dense_models"] = list(dict.fromkeys([*space.get("dense_models", []), *dense]))

@@ -130,5 +130,7 @@ def load_embedder(spec: ModelSpec) -> Embedder:
                          f"reranker: {{kind: remote, model: {spec.name}}}, not as an embedding model")
     if spec.loader not in LOADERS:
         raise ValueError(f"model {spec.name!r} ({spec.loader}) is not an embedder that loads on its own"
-                         + (": an adapter is used through pipelines.Components" if spec.loader == "adapter" else ""))
+                         + (": an adapter is used through pipelines.Components" if spec.loader == "adapter" else
+                            f": a memory of past queries re-scores candidates, use it as reranker: {{kind: memory, "
+                            f"model: {spec.name}}}" if spec.loader == "memory" else ""))
     return LOADERS[spec.loader](spec)

@@ -142,7 +142,8 @@ def remote_spec(model: RemoteModel) -> ModelSpec:
                      location=model.base_url, endpoint=model)
 
 
-TRAINED_LOADERS = {"adapter": "adapter", "embedder": "sentence-transformers", "reranker": "cross-encoder"}
+TRAINED_LOADERS = {"adapter": "adapter", "embedder": "sentence-transformers", "reranker": "cross-encoder",
+                   "memory": "memory"}
 """Trained kind -> the loader of its weights (an adapter wraps its base embedder, see pipelines.components)."""
 
 

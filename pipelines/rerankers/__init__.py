@@ -1,4 +1,5 @@
-"""Rerankers: re-score the top-n candidates (embedding model or cross-encoder).
+"""Rerankers: re-score the top-n candidates (embedding model, cross-encoder, served reranker, or a
+memory of past questions).
 
 Each kind is one private module that registers itself in :data:`RERANKERS`; :func:`make_reranker` builds one
 from its config.
@@ -7,10 +8,12 @@ from its config.
 from pipelines.registry import import_kinds
 from pipelines.rerankers._cross_encoder import CrossEncoderReranker, CrossEncoderRerankerConfig
 from pipelines.rerankers._embedding import EmbeddingReranker, EmbeddingRerankerConfig
+from pipelines.rerankers._memory import MemoryReranker, MemoryRerankerConfig, save_memory
 from pipelines.rerankers._remote import RemoteReranker, RemoteRerankerConfig
 from pipelines.rerankers.base import RERANKERS, NoRerankerConfig, Reranker, RerankerConfig, make_reranker
 
 import_kinds(__name__, __path__)
 
 __all__ = ["RERANKERS", "CrossEncoderReranker", "CrossEncoderRerankerConfig", "EmbeddingReranker",
-           "EmbeddingRerankerConfig", "NoRerankerConfig", "RemoteReranker", "RemoteRerankerConfig", "Reranker", "RerankerConfig", "make_reranker"]
+           "EmbeddingRerankerConfig", "MemoryReranker", "MemoryRerankerConfig", "NoRerankerConfig", "RemoteReranker", "RemoteRerankerConfig", "Reranker", "RerankerConfig", "make_reranker",
+           "save_memory"]

@@ -75,6 +75,9 @@ class Reranker(ABC):
         self.blend = blend
         """Weight of the (min-max normalised) first-stage score in the final score, 0 = reranker only."""
 
+    uses_doc_ids: ClassVar[bool] = False
+    """True: :meth:`rerank` also takes ``doc_ids`` (the candidates' document ids, one list per query)."""
+
     uses_store: ClassVar[bool] = False
     """True: :meth:`from_config` also takes ``store``, the process's ``EmbeddingStore`` (``get_scores`` /
     ``put_scores`` cache pair scores, ``probe`` / ``put_probe`` keep a served model's fingerprint)."""

@@ -19,10 +19,12 @@ def test_the_heuristic_trains_when_offered_and_the_models_join_its_space():
     proposal = heuristic_proposal(0, "en", champion, None, None, [], train=["adapter", "embedder"])
     assert proposal.train == ["adapter", "embedder"] and "train" in proposal.space["name"]
     trained = [{"id": "trained:adapter-0123456789ab", "kind": "adapter"},
-               {"id": "trained:reranker-0123456789ab", "kind": "reranker"}]
+               {"id": "trained:reranker-0123456789ab", "kind": "reranker"},
+               {"id": "trained:memory-0123456789ab", "kind": "memory"}]
     space = with_trained(proposal.space, trained)
     assert space["dense_models"] == ["all-MiniLM-L6-v2", "trained:adapter-0123456789ab"]
-    assert [r["kind"] for r in space["rerankers"]] == ["none", "cross-encoder"]
+    assert [r["kind"] for r in space["rerankers"]] == ["none", "cross-encoder", "memory"]
+    assert space["rerankers"][-1]["threshold"] == {"low": 0.6, "high": 0.9}
     assert heuristic_proposal(0, "en", champion, None, None, []).train == []
 
 

@@ -44,7 +44,7 @@ def scifact_train_set(tmp_path_factory) -> Path:
     return folder
 
 
-def test_a_loop_with_a_train_split_trains_an_adapter_and_tries_it(scifact_train_set, tmp_path, monkeypatch):
+def test_a_loop_with_a_train_split_trains_an_adapter_and_a_memory_and_tries_them(scifact_train_set, tmp_path, monkeypatch):
     default = tmp_path / "default.yaml"
     default.write_text("name: minilm\ndense: {model: all-MiniLM-L6-v2}\nfusion: {kind: none}\n")
     process = start_process(tmp_path, scifact_train_set, "--budget", "6m", "--max-iterations", "1",
@@ -55,9 +55,10 @@ def test_a_loop_with_a_train_split_trains_an_adapter_and_tries_it(scifact_train_
     assert "train move: 60 examples {'train-split': 60}" in output
     summary = summary_of(tmp_path)
     entry = summary["history"][0]
-    assert entry["notes"][-1] == "move: train" and len(entry["trained"]) == 1
-    model_id = entry["trained"][0]
+    assert entry["notes"][-1] == "move: train" and len(entry["trained"]) == 2
+    model_id, memory_id = entry["trained"]
     assert model_id.startswith("trained:adapter-") and f"trained {model_id}" in output
+    assert memory_id.startswith("trained:memory-") and f"trained {memory_id}" in output
     manifest = TrainedModelStore(tmp_path / ".evolve" / "models").get(model_id).manifest
     assert manifest["data"]["per_source"] == {"train-split": 60} and manifest["base_model"] == "all-MiniLM-L6-v2"
     monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / ".evolve" / "models"))
@@ -65,4 +66,6 @@ def test_a_loop_with_a_train_split_trains_an_adapter_and_tries_it(scifact_train_
     [summary_row] = optuna.get_all_study_summaries(storage)
     spec = optuna.load_study(study_name=summary_row.study_name, storage=storage).user_attrs[SPEC_ATTR]
     spec = json.loads(spec) if isinstance(spec, str) else spec
-    assert model_id in space_from_dict(spec["space"]).dense_models  # the study's space offered the adapter
+    space = space_from_dict(spec["space"])
+    assert model_id in space.dense_models  # the study's space offered the adapter, and the memory as a reranker
+    assert [r.label for r in space.rerankers if r.kind == "memory"] == [f"memory:{memory_id}"]

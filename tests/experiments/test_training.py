@@ -265,3 +265,45 @@ def test_a_node_without_the_model_fetches_it_from_its_mlflow_training_run(data, 
     assert fetch_trained_models([model.model_id], uri, elsewhere) == []  # there now: nothing to fetch
     with pytest.raises(TrainedModelError, match="no MLflow training run"):
         fetch_trained_models(["trained:embedder-0123456789ab"], uri, elsewhere)
+
+
+def test_a_memory_lifts_what_answered_a_close_question_and_moves_nothing_else(scifact_with_train, data, components,
+                                                                              tmp_path, monkeypatch):
+    """A remembered question asked again finds its answer first; a question like none remembered keeps the first
+    stage's order exactly; the memory holds the guarded training questions only, and the same data gives the same id."""
+    from pipelines.rerankers import MemoryReranker
+
+    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
+    outcome = train_model("memory", BASE, data, TrainSettings(), components)
+    model = outcome.model
+    assert model.model_id.startswith("trained:memory-") and model.licence == "Apache-2.0"
+    assert train_model("memory", BASE, data, TrainSettings(batch_size=7), components).model.model_id == model.model_id
+    remembered = MemoryReranker(model.model_id, components.embedder(BASE))
+    assert len(remembered.vectors) == len({e.query for e in data.examples}) == len(remembered.answers)
+
+    corpus = list(data.documents.values())
+    plain = PipelineConfig.model_validate({"name": "hybrid", "dense": {"model": BASE}, "lexical": {"tokenizer": "english"},
+                                           "fusion": {"kind": "weighted", "dense_weight": 0.5}})
+    with_memory = PipelineConfig.model_validate({**plain.model_dump(mode="json"),
+                                                 "reranker": {"kind": "memory", "model": model.model_id}})
+    assert with_memory.reranker.threshold == 0.8 and with_memory.reranker.blend == 0.3
+    before, after = Retriever(plain, components).build(corpus), Retriever(with_memory, components).build(corpus)
+    asked = [e for e in data.examples if before.search([e.query.lower() + "?"])[0][0][0] not in e.positives]
+    assert len(asked) >= 5, "the first stage ranks most training questions' answers first: too little to lift"
+    for example, ranked in zip(asked, after.search([e.query.lower() + "?" for e in asked])):
+        assert ranked[0][0] in example.positives  # the same question, asked again a little differently
+
+    unlike = ["quarterly bakery revenue in Seoul", "how do I reset my VPN password"]
+    assert [[d for d, _ in row] for row in after.search(unlike)] == [[d for d, _ in row] for row in before.search(unlike)]
+    test = load_evalset(scifact_with_train, "default")
+    test_vectors = components.embedder(BASE).embed([q.text for q in test.queries], "query")
+    test_vectors /= np.linalg.norm(test_vectors, axis=1, keepdims=True)
+    assert (test_vectors @ remembered.vectors.T).max() < 0.999  # no test question is remembered
+
+
+def test_a_memory_is_refused_as_an_embedding_model_with_where_it_goes(data, components, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
+    model = train_model("memory", BASE, data, TrainSettings(), components).model
+    dense = PipelineConfig.model_validate({"name": "m", "dense": {"model": model.model_id}, "fusion": {"kind": "none"}})
+    with pytest.raises(ValueError, match=r"reranker: \{kind: memory, model: trained:memory-"):
+        Retriever(dense, components).build(list(data.documents.values()))

@@ -70,7 +70,7 @@ def test_a_space_naming_an_unknown_kind_is_refused_with_the_known_ones_named(cha
 
 def test_every_registry_knows_its_kinds():
     assert CHUNKERS.kinds() == ["fixed", "markdown", "paragraph", "sentence", "whole"]
-    assert RERANKERS.kinds() == ["none", "cross-encoder", "embedding", "remote"]
+    assert RERANKERS.kinds() == ["none", "cross-encoder", "embedding", "memory", "remote"]
     assert FUSIONS.kinds() == ["none", "rrf", "weighted"]
     assert TOKENIZERS.kinds() == ["english", "kiwi", "regex"]
 

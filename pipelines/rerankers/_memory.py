@@ -1,0 +1,93 @@
+"""Re-scoring by a memory of past questions (a trained model of kind ``memory``, see experiments.training).
+
+A candidate document answered a remembered question whose vector is within ``threshold`` cosine of the query's:
+it gains ``(similarity - threshold) / (1 - threshold)`` (the closest such question counts), blended with the
+first-stage score. Documents no close question names keep their first-stage order, so queries about documents
+nobody asked for before lose nothing (measured on SciFact, bench/training_memory.py). Only candidates are re-scored:
+an answer the first stage did not bring into its ``top_n`` is not added.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from pipelines.rerankers.base import RERANKERS, Embedders, Reranker, RerankerConfig, min_max
+from pipelines.trained import TrainedModelStore
+
+VECTORS = "queries.npy"
+ANSWERS = "answers.json"
+
+
+def save_memory(folder: Path, vectors: np.ndarray, answers: list[list[str]]) -> None:
+    """Writes a memory: unit query vectors (one row per remembered question) and each one's document ids."""
+    if len(vectors) != len(answers):
+        raise ValueError(f"{len(vectors)} query vectors for {len(answers)} answer lists")
+    folder.mkdir(parents=True, exist_ok=True)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.save(folder / VECTORS, (vectors / np.where(norms > 0, norms, 1)).astype(np.float32))
+    (folder / ANSWERS).write_text(json.dumps(answers, ensure_ascii=False), encoding="utf-8")
+
+
+class MemoryRerankerConfig(RerankerConfig):
+    kind: Literal["memory"] = "memory"
+    model_kind = "memory"
+    threshold: float = Field(0.8, ge=0.0, lt=1.0, description="cosine a remembered question must reach to count")
+    blend: float = Field(0.3, ge=0.0, le=1.0, description="weight of the first-stage score kept")
+    top_n: int = Field(100, ge=1, le=1000, description="candidates re-scored per query")
+    tuned = ("top_n", "blend", "threshold")
+
+
+@RERANKERS.register
+class MemoryReranker(Reranker):
+    """Lifts the documents that answered questions close to this one. The defaults (threshold 0.8, blend 0.3) were
+    chosen on three random 80/20 cuts of SciFact's train split: the highest held-out nDCG@10 (0.812 against 0.731)
+    that kept the queries about uncited documents level (0.760 both); lower thresholds gain more and start to cost
+    those queries (bench/results/training-memory.md). A search space can tune both."""
+
+    config = MemoryRerankerConfig
+    uses_doc_ids = True
+
+    def __init__(self, model: str, embedder, threshold: float = 0.8, blend: float = 0.3):  # type: ignore[no-untyped-def]
+        super().__init__(blend)
+        trained = TrainedModelStore().get(model)
+        self.vectors = np.load(trained.weights / VECTORS)
+        self.answers = [set(a) for a in json.loads((trained.weights / ANSWERS).read_text(encoding="utf-8"))]
+        self.embedder = embedder
+        self.threshold = threshold
+
+    @classmethod
+    def from_config(cls, config: RerankerConfig, embedders: Embedders) -> "MemoryReranker":
+        base = TrainedModelStore().get(config.model or "").base
+        return cls(config.model or "", embedders(base), getattr(config, "threshold", 0.8), config.blend)
+
+    def lifts(self, queries: list[str], doc_ids: list[list[str]]) -> list[np.ndarray]:
+        """Each candidate's lift in [0, 1]: from the closest remembered question that it answered."""
+        vectors = np.asarray(self.embedder.embed(queries, "query"), dtype=np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        out = []
+        for similarities, ids in zip(vectors @ self.vectors.T if len(self.vectors) else
+                                     np.zeros((len(queries), 0)), doc_ids):
+            lift: dict[str, float] = {}
+            for row in np.flatnonzero(similarities >= self.threshold):
+                gain = (float(similarities[row]) - self.threshold) / (1.0 - self.threshold)
+                for doc in self.answers[row]:
+                    lift[doc] = max(lift.get(doc, 0.0), gain)
+            out.append(np.array([lift.get(d, 0.0) for d in ids]))
+        return out
+
+    def score(self, queries: list[str], candidates: list[list[str]]) -> list[np.ndarray]:
+        raise TypeError("a memory scores documents by id: the retriever calls rerank with doc_ids")
+
+    def rerank(self, queries: list[str], candidates: list[list[str]], first_stage: list[np.ndarray],
+               doc_ids: list[list[str]] | None = None) -> list[np.ndarray]:
+        """``blend`` x the min-max first-stage score + (1 - ``blend``) x the lift; the lift is not rescaled, so a
+        query no remembered question is close to keeps its order."""
+        if doc_ids is None:
+            raise TypeError("a memory reranker needs the candidates' doc_ids")
+        return [self.blend * min_max(f) + (1 - self.blend) * lift if len(f) else f
+                for f, lift in zip(first_stage, self.lifts(queries, doc_ids))]
