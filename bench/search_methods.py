@@ -120,6 +120,35 @@ def least_compute_to_within(table: Table, share: float = 0.01) -> dict:
     return {"seconds": seconds, "fraction": seconds / grid.compute_s(), "factors": dict(cheapest["factors"])}
 
 
+def honest_floor(table: Table, share: float = 0.01) -> dict:
+    """The floor for a method that selects on tune queries and scores whole groups (every config a set of dense
+    embeddings allows): over every set of embedding resources, what scoring all configs needing no others costs and
+    whether their best-tune config is within `share` of the grid pick's heldout. The cheapest such set (None: only
+    the whole grid), with the best-tune heldout each cheaper set reaches. A lucky method that skips the group's
+    best-tune config can do better; one that searches a group fully cannot."""
+    grid = _grid(table)
+    target = (1 - share) * grid_best(grid)["selected_heldout"]
+    embeds = sorted({r for c in grid.configs for r in c.get("needs", []) if r.startswith("embed|")})
+    options = []
+    for size in range(len(embeds) + 1):
+        for chosen in itertools.combinations(embeds, size):
+            group = [c for c in grid.configs
+                     if {r for r in c.get("needs", []) if r.startswith("embed|")} <= set(chosen)]
+            if not group:
+                continue
+            needed = {r for c in group for r in c.get("needs", [])}
+            seconds = sum(grid.resources[r] for r in needed) + sum(float(c["evaluate_s"]) for c in group)
+            pick = max(group, key=lambda c: float(c["tune"]))
+            options.append({"embeddings": list(chosen), "fraction": seconds / grid.compute_s(),
+                            "heldout": float(pick["heldout"]), "within": float(pick["heldout"]) >= target - _EPS})
+    options.sort(key=lambda o: o["fraction"])
+    first = next((o for o in options if o["within"]), None)
+    cheaper = [o for o in options if first is None or o["fraction"] < first["fraction"]]
+    return {"target": target, "fraction": first["fraction"] if first else None,
+            "embeddings": first["embeddings"] if first else None,
+            "best_cheaper_heldout": max((o["heldout"] for o in cheaper), default=None)}
+
+
 # --------------------------------------------------------------------------------------------- runs
 
 
@@ -592,6 +621,7 @@ def summarize(table: Table, methods: Mapping[str, Callable[..., Trajectory]] | I
     runs = runs if runs is not None else run_all(grid, methods, budgets, list(seeds))
     summary: dict[str, Any] = {"set": grid.table.get("set"), "metric": grid.table.get("metric"), "grid": best,
                                "floor": least_compute_to_within(grid, share),
+                               "honest_floor": honest_floor(grid, share),
                                "budgets": [float(b) for b in budgets], "seeds": list(seeds), "share": share,
                                "methods": {}}
     for name, by_budget in runs.items():
