@@ -136,6 +136,8 @@ class Retriever:
         started = time.perf_counter()
         top_n = self.config.reranker.top_n
         heads = [row[:top_n] for row in rows]
+        if reranker.uses_doc_ids:
+            heads = self._with_recalled(heads, reranker.recalled(queries))
         texts = [[self.chunks[i].text for i, _ in head] for head in heads]
         first = [np.array([s for _, s in head]) for head in heads]
         if reranker.uses_doc_ids:
@@ -148,10 +150,28 @@ class Retriever:
             order = sorted(zip((i for i, _ in head), scores), key=lambda p: -p[1])
             # reranked head first; the tail keeps first-stage order below the lowest reranked score
             floor = min((float(s) for _, s in order), default=0.0)
-            tail = [(i, floor - 1.0 - rank) for rank, (i, _) in enumerate(row[top_n:])]
+            in_head = {i for i, _ in head}
+            rest = [i for i, _ in row[top_n:] if i not in in_head]
+            tail = [(i, floor - 1.0 - rank) for rank, i in enumerate(rest)]
             reranked.append([(i, float(s)) for i, s in order] + tail)
         log.timed("rerank", started)
         return reranked
+
+    def _with_recalled(self, heads: list[list[tuple[int, float]]], recalled: list[list[str]]
+                       ) -> list[list[tuple[int, float]]]:
+        """Each head with the first chunk of every recalled document it lacks, at the head's lowest first-stage
+        score (so the first stage's say about it is the least it says about any candidate)."""
+        if not hasattr(self, "_first_chunk"):
+            self._first_chunk: dict[str, int] = {}
+            for index, chunk in enumerate(self.chunks):
+                self._first_chunk.setdefault(chunk.doc_id, index)
+        out = []
+        for head, docs in zip(heads, recalled):
+            present = {self.chunks[i].doc_id for i, _ in head}
+            low = min((s for _, s in head), default=0.0)
+            out.append(head + [(self._first_chunk[d], low) for d in dict.fromkeys(docs)
+                               if d not in present and d in self._first_chunk])
+        return out
 
     def search_chunks(self, queries: list[str], log: StageLog | None = None,
                       use_query_cache: bool = True) -> list[list[RankedChunk]]:

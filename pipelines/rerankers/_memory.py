@@ -3,8 +3,8 @@
 A candidate document answered a remembered question whose vector is within ``threshold`` cosine of the query's:
 it gains ``(similarity - threshold) / (1 - threshold)`` (the closest such question counts), blended with the
 first-stage score. Documents no close question names keep their first-stage order, so queries about documents
-nobody asked for before lose nothing (measured on SciFact, bench/training_memory.py). Only candidates are re-scored:
-an answer the first stage did not bring into its ``top_n`` is not added.
+nobody asked for before lose nothing (measured on SciFact, bench/training_memory.py). A remembered answer the first
+stage did not return at all is added to the candidates (its first chunk, at the lowest first-stage score).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class MemoryRerankerConfig(RerankerConfig):
 @RERANKERS.register
 class MemoryReranker(Reranker):
     """Lifts the documents that answered questions close to this one. The defaults (threshold 0.8, blend 0.3) were
-    chosen on three random 80/20 cuts of SciFact's train split: the highest held-out nDCG@10 (0.812 against 0.731)
+    chosen on three random 80/20 cuts of SciFact's train split: the highest held-out nDCG@10 (0.834 against 0.731)
     that kept the queries about uncited documents level (0.760 both); lower thresholds gain more and start to cost
     those queries (bench/results/training-memory.md). A search space can tune both."""
 
@@ -65,20 +65,31 @@ class MemoryReranker(Reranker):
         base = TrainedModelStore().get(config.model or "").base
         return cls(config.model or "", embedders(base), getattr(config, "threshold", 0.8), config.blend)
 
-    def lifts(self, queries: list[str], doc_ids: list[list[str]]) -> list[np.ndarray]:
-        """Each candidate's lift in [0, 1]: from the closest remembered question that it answered."""
+    RECALLED = 20
+    """At most this many remembered answers are added to a query's candidates when the first stage missed them."""
+
+    def _lift(self, queries: list[str]) -> list[dict[str, float]]:
+        """Per query, document -> lift in (0, 1]: from the closest remembered question that it answered."""
         vectors = np.asarray(self.embedder.embed(queries, "query"), dtype=np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         out = []
-        for similarities, ids in zip(vectors @ self.vectors.T if len(self.vectors) else
-                                     np.zeros((len(queries), 0)), doc_ids):
+        for similarities in (vectors @ self.vectors.T if len(self.vectors) else np.zeros((len(queries), 0))):
             lift: dict[str, float] = {}
-            for row in np.flatnonzero(similarities >= self.threshold):
+            for row in np.flatnonzero(similarities > self.threshold):
                 gain = (float(similarities[row]) - self.threshold) / (1.0 - self.threshold)
                 for doc in self.answers[row]:
                     lift[doc] = max(lift.get(doc, 0.0), gain)
-            out.append(np.array([lift.get(d, 0.0) for d in ids]))
+            out.append(lift)
         return out
+
+    def lifts(self, queries: list[str], doc_ids: list[list[str]]) -> list[np.ndarray]:
+        """Each candidate's lift in [0, 1] (0: no remembered question within the threshold answered it)."""
+        return [np.array([lift.get(d, 0.0) for d in ids]) for lift, ids in zip(self._lift(queries), doc_ids)]
+
+    def recalled(self, queries: list[str]) -> list[list[str]]:
+        """The answers of remembered questions within the threshold, most lifted first: re-scored even when the
+        first stage did not return them."""
+        return [sorted(lift, key=lambda d: -lift[d])[:self.RECALLED] for lift in self._lift(queries)]
 
     def score(self, queries: list[str], candidates: list[list[str]]) -> list[np.ndarray]:
         raise TypeError("a memory scores documents by id: the retriever calls rerank with doc_ids")

@@ -91,6 +91,11 @@ class Reranker(ABC):
     def score(self, queries: list[str], candidates: list[list[str]]) -> list[np.ndarray]:
         """Relevance of each candidate text to its query, one array per query."""
 
+    def recalled(self, queries: list[str]) -> list[list[str]]:
+        """Documents (by id) to re-score although the first stage did not return them, per query; asked only of
+        kinds that set ``uses_doc_ids`` (a memory knows answers a first stage can miss). None by default."""
+        return [[] for _ in queries]
+
     def rerank(self, queries: list[str], candidates: list[list[str]],
                first_stage: list[np.ndarray]) -> list[np.ndarray]:
         scores = self.score(queries, candidates)
