@@ -37,13 +37,18 @@ from experiments.training import LeakGuard, TrainSettings, assemble, from_split,
 from pipelines import Components, TrainedModelStore  # noqa: E402
 
 STEM = "training-memory"
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
+THRESHOLDS = (None, 0.5, 0.6, 0.7, 0.8)
+"""None: the memory's own threshold, calibrated on held-out training questions when it was trained."""
 BLENDS = (0.3, 0.5, 0.7)
 UNCITED_TOLERANCE = 0.002
 
 
-def memory(model: str, threshold: float, blend: float) -> dict:
+def memory(model: str, threshold: float | None, blend: float) -> dict:
     return {"kind": "memory", "model": model, "threshold": threshold, "blend": blend, "top_n": 100}
+
+
+def label(threshold: float | None, blend: float) -> str:
+    return f"{'calibrated' if threshold is None else threshold}/{blend}"
 
 
 def validation(args: argparse.Namespace, components: Components, store: TrainedModelStore) -> dict:
@@ -62,9 +67,11 @@ def validation(args: argparse.Namespace, components: Components, store: TrainedM
         cells = {"fixed": score(config("fixed", MINILM), components, held, subset)}
         for threshold in THRESHOLDS:
             for blend in BLENDS:
-                cells[f"{threshold}/{blend}"] = score(config("memory", MINILM, 0.5, memory(model, threshold, blend)),
+                cells[label(threshold, blend)] = score(config("memory", MINILM, 0.5, memory(model, threshold, blend)),
                                                       components, held, subset)
+        calibrated = json.loads((store.get(model).weights / "calibration.json").read_text())
         cuts.append({"cut": cut, "held_out": len(held.queries), "uncited": len(subset), "memory": model,
+                     "calibration": calibrated,
                      "cells": {k: {"ndcg@10": round(v["ndcg@10"], 4), "unseen_ndcg@10": round(v["unseen_ndcg@10"], 4)}
                                for k, v in cells.items()}})
         print(json.dumps(cuts[-1]["cells"]), flush=True)
@@ -73,8 +80,9 @@ def validation(args: argparse.Namespace, components: Components, store: TrainedM
     floor = mean["fixed"]["unseen_ndcg@10"] - UNCITED_TOLERANCE
     chosen = max((k for k in mean if k != "fixed" and mean[k]["unseen_ndcg@10"] >= floor),
                  key=lambda k: mean[k]["ndcg@10"])
-    threshold, blend = (float(x) for x in chosen.split("/"))
-    return {"cuts": cuts, "mean": mean, "chosen": {"threshold": threshold, "blend": blend}}
+    threshold, blend = chosen.split("/")
+    return {"cuts": cuts, "mean": mean,
+            "chosen": {"threshold": None if threshold == "calibrated" else float(threshold), "blend": float(blend)}}
 
 
 def test_rows(args: argparse.Namespace, components: Components, env: dict[str, str], chosen: dict) -> list[dict]:
@@ -82,6 +90,7 @@ def test_rows(args: argparse.Namespace, components: Components, env: dict[str, s
     test, unseen = load_evalset(SCIFACT, "default"), unseen_subset(SCIFACT)
     fixed = score(config("fixed: MiniLM + BM25 weighted", MINILM), components, test, unseen)
     mem = train("memory", MINILM, args.project, env)["id"]
+    args.calibration = json.loads((TrainedModelStore().get(mem).weights / "calibration.json").read_text())
     rerank = memory(mem, chosen["threshold"], chosen["blend"])
     rows = [fixed]
 
@@ -108,16 +117,19 @@ def markdown(out: dict) -> str:
              "## Validation (random 80/20 cuts of the train split; no test query)", "",
              "Fixed config + memory of the 80%, scored on the 20%: nDCG@10 all / on queries whose positives no "
              "remembered query cites, per cut and the mean. Chosen: the best mean overall whose uncited mean is within "
-             f"{UNCITED_TOLERANCE} of the fixed config's.", "",
+             f"{UNCITED_TOLERANCE} of the fixed config's. Calibrated thresholds (each cut's memory, on its own "
+             "held-out questions): " + ", ".join(f"cut {c['cut']} {c['calibration']['threshold']}" for c in v["cuts"])
+             + ".", "",
              "| threshold / blend | " + " | ".join(f"cut {c['cut']} ({c['held_out']} / {c['uncited']})"
                                                     for c in v["cuts"]) + " | mean |",
              "| --- |" + " --- |" * (len(v["cuts"]) + 1)]
     for key, m in v["mean"].items():
         cells = [f"{c['cells'][key]['ndcg@10']:.3f} / {c['cells'][key]['unseen_ndcg@10']:.3f}" for c in v["cuts"]]
-        mark = " **chosen**" if key == f"{v['chosen']['threshold']}/{v['chosen']['blend']}" else ""
+        mark = " **chosen**" if key == label(v["chosen"]["threshold"], v["chosen"]["blend"]) else ""
         lines.append(f"| {key}{mark} | " + " | ".join(cells) + f" | {m['ndcg@10']:.3f} / {m['unseen_ndcg@10']:.3f} |")
     lines += ["", f"## Test (300 queries; unseen-positive subset {out['unseen_queries']})", "",
-              f"Memory of the whole train split ({out['test'][1]['memory']}), threshold {v['chosen']['threshold']}, "
+              f"Memory of the whole train split ({out['test'][1]['memory']}), threshold "
+              f"{v['chosen']['threshold'] or 'calibrated (' + str(out['calibration']['threshold']) + ')'}, "
               f"blend {v['chosen']['blend']}, top 100. Against the fixed config (MiniLM + BM25 english, weighted 0.5): "
               "one-sided paired permutation p, and Holm-adjusted over the rows below for each subset.", "",
               *test_table(out["test"])]
@@ -132,9 +144,11 @@ def main() -> None:
     out: dict = {"fixed": "MiniLM + BM25 english, weighted 0.5", "unseen_queries": len(unseen_subset(SCIFACT)),
                  "validation": validation(args, components, store)}
     out["test"] = test_rows(args, components, env, out["validation"]["chosen"])
+    out["calibration"] = args.calibration
     metrics = {f"row{i}.{key}": r[metric] for i, r in enumerate(out["test"])
                for key, metric in (("ndcg10", "ndcg@10"), ("unseen_ndcg10", "unseen_ndcg@10"))}
-    publish(out, STEM, markdown(out), args.tracking_uri, metrics, out["validation"]["chosen"])
+    publish(out, STEM, markdown(out), args.tracking_uri, metrics,
+            {k: v if v is not None else "calibrated" for k, v in out["validation"]["chosen"].items()})
 
 if __name__ == "__main__":
     main()

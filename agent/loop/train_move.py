@@ -124,13 +124,13 @@ def _champion_config(state: dict[str, Any]) -> Any:
 
 def with_trained(space: dict[str, Any], trained: list[dict[str, Any]]) -> dict[str, Any]:
     """The space with the new models as choices beside what it had: dense ids among its dense models, a reranker
-    as a cross-encoder choice and a memory as a memory choice beside 'none' (its threshold and blend around the
-    defaults SciFact's train split chose, bench/results/training-memory.md)."""
+    as a cross-encoder choice and a memory as a memory choice beside 'none' (its blend around the default SciFact's
+    train split chose, bench/results/training-memory.md; its threshold the one it calibrated for its embedder)."""
     dense = [t["id"] for t in trained if t["kind"] in ("adapter", "embedder")]
     rerankers = [{"kind": "cross-encoder", "model": t["id"], "top_n": [20, 50], "blend": {"low": 0.3, "high": 0.7}}
                  for t in trained if t["kind"] == "reranker"]
-    rerankers += [{"kind": "memory", "model": t["id"], "top_n": [100], "blend": {"low": 0.2, "high": 0.5},
-                   "threshold": {"low": 0.6, "high": 0.9}} for t in trained if t["kind"] == "memory"]
+    rerankers += [{"kind": "memory", "model": t["id"], "top_n": [100], "blend": {"low": 0.2, "high": 0.5}}
+                  for t in trained if t["kind"] == "memory"]  # the threshold: the memory's calibrated one
     out = dict(space)
     if dense:
         out["dense_models"] = list(dict.fromkeys([*space.get("dense_models", []), *dense]))

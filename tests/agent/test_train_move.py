@@ -24,7 +24,7 @@ def test_the_heuristic_trains_when_offered_and_the_models_join_its_space():
     space = with_trained(proposal.space, trained)
     assert space["dense_models"] == ["all-MiniLM-L6-v2", "trained:adapter-0123456789ab"]
     assert [r["kind"] for r in space["rerankers"]] == ["none", "cross-encoder", "memory"]
-    assert space["rerankers"][-1]["threshold"] == {"low": 0.6, "high": 0.9}
+    assert space["rerankers"][-1]["blend"] == {"low": 0.2, "high": 0.5} and "threshold" not in space["rerankers"][-1]
     assert heuristic_proposal(0, "en", champion, None, None, []).train == []
 
 

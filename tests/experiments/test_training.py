@@ -290,7 +290,7 @@ def test_a_memory_lifts_what_answered_a_close_question_and_moves_nothing_else(sc
         plain = PipelineConfig.model_validate(first_stage)
         with_memory = PipelineConfig.model_validate({**first_stage, "reranker": {"kind": "memory", "top_n": top_n,
                                                                                  "model": model.model_id}})
-        assert with_memory.reranker.threshold == 0.8 and with_memory.reranker.blend == 0.3
+        assert with_memory.reranker.threshold is None and with_memory.reranker.blend == 0.3  # 30 questions: 0.8
         before, after = Retriever(plain, components).build(corpus), Retriever(with_memory, components).build(corpus)
         again = [e.query.lower() + "?" for e in data.examples]  # the same questions, asked a little differently
         missed = [(e, q, [d for d, _ in row]) for e, q, row in zip(data.examples, again, before.search(again))
@@ -314,3 +314,24 @@ def test_a_memory_is_refused_as_an_embedding_model_with_where_it_goes(data, comp
     dense = PipelineConfig.model_validate({"name": "m", "dense": {"model": model.model_id}, "fusion": {"kind": "none"}})
     with pytest.raises(ValueError, match=r"reranker: \{kind: memory, model: trained:memory-"):
         Retriever(dense, components).build(list(data.documents.values()))
+
+
+def test_a_memory_calibrates_its_threshold_to_where_close_questions_share_answers():
+    """Twin questions (the same document) sit at cosine ~0.99, sibling questions (close, another document) at ~0.86:
+    the threshold lands above the siblings and below the twins; with too few questions to hold out it stays at the
+    default."""
+    from experiments.training._memory import DEFAULT_THRESHOLD, PRECISION, calibrate
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 32))
+    twins = centres + 0.15 * rng.normal(size=centres.shape)
+    siblings = centres + 0.6 * rng.normal(size=centres.shape)
+    vectors = np.vstack([centres, twins, siblings])
+    answers = [[f"doc{i}"] for i in range(60)] * 2 + [[f"other{i}"] for i in range(60)]
+    calibration = calibrate(vectors, answers, seed=1)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    twin_cosines = np.sum(unit[:60] * unit[60:120], axis=1)
+    sibling_cosines = np.sum(unit[:60] * unit[120:], axis=1)
+    assert calibration["precision"] >= PRECISION and calibration["held_out"] == 36
+    assert np.median(sibling_cosines) < calibration["threshold"] < np.percentile(twin_cosines, 5)
+    assert calibrate(vectors[:40], answers[:40])["threshold"] == DEFAULT_THRESHOLD  # 8 to hold out: too few
