@@ -128,12 +128,12 @@ def honest_floor(table: Table, share: float = 0.01) -> dict:
     best-tune config can do better; one that searches a group fully cannot."""
     grid = _grid(table)
     target = (1 - share) * grid_best(grid)["selected_heldout"]
-    embeds = sorted({r for c in grid.configs for r in c.get("needs", []) if r.startswith("embed|")})
+    embeds_of = [(c, {r for r in c.get("needs", []) if r.startswith("embed|")}) for c in grid.configs]
+    embeds = sorted(set().union(*(e for _, e in embeds_of)))
     options = []
     for size in range(len(embeds) + 1):
         for chosen in itertools.combinations(embeds, size):
-            group = [c for c in grid.configs
-                     if {r for r in c.get("needs", []) if r.startswith("embed|")} <= set(chosen)]
+            group = [c for c, needs in embeds_of if needs <= set(chosen)]
             if not group:
                 continue
             needed = {r for c in group for r in c.get("needs", [])}

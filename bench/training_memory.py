@@ -39,6 +39,7 @@ from bench.training_tradeoff import bench_setup, publish, test_table, validation
 from evalsets import load_evalset  # noqa: E402
 from experiments.training import LeakGuard, TrainSettings, assemble, from_split, train_model  # noqa: E402
 from pipelines import Components, TrainedModelStore  # noqa: E402
+from pipelines.rerankers import memory_calibration  # noqa: E402
 
 STEM = "training-memory"
 THRESHOLDS = (None, 0.5, 0.6, 0.7, 0.8)
@@ -73,9 +74,8 @@ def validation(args: argparse.Namespace, components: Components, store: TrainedM
             for blend in BLENDS:
                 cells[label(threshold, blend)] = score(config("memory", MINILM, 0.5, memory(model, threshold, blend)),
                                                       components, held, subset)
-        calibrated = json.loads((store.get(model).weights / "calibration.json").read_text())
         cuts.append({"cut": cut, "held_out": len(held.queries), "uncited": len(subset), "memory": model,
-                     "calibration": calibrated,
+                     "calibration": memory_calibration(model),
                      "cells": {k: {"ndcg@10": round(v["ndcg@10"], 4), "unseen_ndcg@10": round(v["unseen_ndcg@10"], 4)}
                                for k, v in cells.items()}})
         print(json.dumps(cuts[-1]["cells"]), flush=True)
@@ -94,7 +94,6 @@ def test_rows(args: argparse.Namespace, components: Components, env: dict[str, s
     test, unseen = load_evalset(SCIFACT, "default"), unseen_subset(SCIFACT)
     fixed = score(config("fixed: MiniLM + BM25 weighted", MINILM), components, test, unseen)
     mem = train("memory", MINILM, args.project, env)["id"]
-    args.calibration = json.loads((TrainedModelStore().get(mem).weights / "calibration.json").read_text())
     rerank = memory(mem, chosen["threshold"], chosen["blend"])
     rows = [fixed]
 
@@ -128,7 +127,6 @@ def korquad_rows(components: Components, store: TrainedModelStore) -> dict:
                 for q in tune.queries]
     data = TrainingData([e for e in examples if e.positives], {d.doc_id: d for d in tune.corpus})
     model = train_model("memory", E5, data, TrainSettings(), components, store).model
-    calibration = json.loads((model.weights / "calibration.json").read_text())
     champion = load_config(CHAMPION)
     every = set(held.qrels)
     base = score(champion, components, held, every)
@@ -142,7 +140,7 @@ def korquad_rows(components: Components, store: TrainedModelStore) -> dict:
                      "ndcg@10": result["ndcg@10"], **compare(result, base, every)["overall"]})
         print(json.dumps(rows[-1]), flush=True)
     return {"memory": model.model_id, "remembered": len(data.examples), "held_out": len(held.queries),
-            "calibration": calibration, "rows": rows}
+            "calibration": memory_calibration(model.model_id), "rows": rows}
 
 
 def markdown(out: dict) -> str:
@@ -190,7 +188,7 @@ def main() -> None:
     out: dict = {"fixed": "MiniLM + BM25 english, weighted 0.5", "unseen_queries": len(unseen_subset(SCIFACT)),
                  "validation": validation(args, components, store)}
     out["test"] = test_rows(args, components, env, out["validation"]["chosen"])
-    out["calibration"] = args.calibration
+    out["calibration"] = memory_calibration(out["test"][1]["memory"])
     if args.korquad:
         out["korquad"] = korquad_rows(components, store)
     metrics = {f"row{i}.{key}": r[metric] for i, r in enumerate(out["test"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -38,6 +39,7 @@ class Retriever:
         cfg, log = self.config, self.build_log
         self.corpus_key = corpus_fingerprint(corpus)
         self.chunks = self.components.chunks(cfg.chunking, corpus, self.corpus_key, log)
+        self.__dict__.pop("_first_chunk", None)  # derived from the chunks: built again when next asked for
         self.dense = self.lexical = None
         if cfg.dense:
             self.dense = self.components.dense_index(cfg.dense, cfg.chunking, self.chunks, self.corpus_key, log,
@@ -136,15 +138,12 @@ class Retriever:
         started = time.perf_counter()
         top_n = self.config.reranker.top_n
         heads = [row[:top_n] for row in rows]
+        by_id: dict = {}
         if reranker.uses_doc_ids:
             heads = self._with_recalled(heads, reranker.recalled(queries))
-        texts = [[self.chunks[i].text for i, _ in head] for head in heads]
-        first = [np.array([s for _, s in head]) for head in heads]
-        if reranker.uses_doc_ids:
-            new_scores = reranker.rerank(queries, texts, first,
-                                         doc_ids=[[self.chunks[i].doc_id for i, _ in head] for head in heads])
-        else:
-            new_scores = reranker.rerank(queries, texts, first)
+            by_id["doc_ids"] = [[self.chunks[i].doc_id for i, _ in head] for head in heads]
+        new_scores = reranker.rerank(queries, [[self.chunks[i].text for i, _ in head] for head in heads],
+                                     [np.array([s for _, s in head]) for head in heads], **by_id)
         reranked = []
         for head, scores, row in zip(heads, new_scores, rows):
             order = sorted(zip((i for i, _ in head), scores), key=lambda p: -p[1])
@@ -161,10 +160,6 @@ class Retriever:
                        ) -> list[list[tuple[int, float]]]:
         """Each head with the first chunk of every recalled document it lacks, at the head's lowest first-stage
         score (so the first stage's say about it is the least it says about any candidate)."""
-        if not hasattr(self, "_first_chunk"):
-            self._first_chunk: dict[str, int] = {}
-            for index, chunk in enumerate(self.chunks):
-                self._first_chunk.setdefault(chunk.doc_id, index)
         out = []
         for head, docs in zip(heads, recalled):
             present = {self.chunks[i].doc_id for i, _ in head}
@@ -172,6 +167,14 @@ class Retriever:
             out.append(head + [(self._first_chunk[d], low) for d in dict.fromkeys(docs)
                                if d not in present and d in self._first_chunk])
         return out
+
+    @cached_property
+    def _first_chunk(self) -> dict[str, int]:
+        """Document id -> the row of its first chunk (chunks never change after build: a refresh is a new object)."""
+        first: dict[str, int] = {}
+        for index, chunk in enumerate(self.chunks):
+            first.setdefault(chunk.doc_id, index)
+        return first
 
     def search_chunks(self, queries: list[str], log: StageLog | None = None,
                       use_query_cache: bool = True) -> list[list[RankedChunk]]:

@@ -124,7 +124,8 @@ def train_command(
     console.print(f"use it in a config or a search space as [bold]{model.model_id}[/]"
                   + (f" (dense.model, or dense_models in a space; passages keep {model.base}'s cached vectors)"
                      if kind == "adapter" else " (dense.model / dense_models)" if kind == "embedder"
-                     else " (reranker: {kind: memory, model: ..., blend: 0.3}; its threshold is calibrated)" if kind == "memory"
+                     else " (reranker: {kind: memory, model: ..., blend: 0.3}; its threshold is calibrated)"
+                     if kind == "memory"
                      else " (reranker: {kind: cross-encoder, model: ...})"), highlight=False)
 
 

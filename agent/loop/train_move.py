@@ -3,10 +3,10 @@ next study's space, paid for from the loop's budget like any trial.
 
 When: at least :data:`MIN_EXAMPLES` guarded examples, and :data:`GROWTH` times as many as the last training used
 (the first time: any amount over the minimum). What: a query adapter on the best dense model so far (seconds on a
-CPU, no re-embedding) and a memory of the training questions under that model (seconds); with a GPU, or on a CPU with :data:`SLOW_KINDS_AFTER_S` of budget left, also a fine-tuned
-embedder and a cross-encoder started from it (minutes, and the corpus is embedded again). Each kind gets a share
-of the time the iteration may spend training and stops at a checkpoint when it runs out (a later train move, or
-a resumed run, goes on from there).
+CPU, no re-embedding) and a memory of the training questions under that model (seconds); with a GPU, or on a CPU
+with :data:`SLOW_KINDS_AFTER_S` of budget left, also a fine-tuned embedder and a cross-encoder started from it
+(minutes, and the corpus is embedded again). Each kind gets a share of the time the iteration may spend training
+and stops at a checkpoint when it runs out (a later train move, or a resumed run, goes on from there).
 """
 
 from __future__ import annotations
