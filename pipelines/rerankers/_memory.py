@@ -78,7 +78,9 @@ class MemoryReranker(Reranker):
         super().__init__(blend)
         weights = TrainedModelStore().get(model).weights
         self.vectors = np.load(weights / VECTORS)
-        self.answers = [set(a) for a in json.loads((weights / ANSWERS).read_text(encoding="utf-8"))]
+        # tuples in stored order, not sets: string-set order changes with the process's hash seed, and the order
+        # documents are recalled in breaks ties between equally lifted ones
+        self.answers = [tuple(a) for a in json.loads((weights / ANSWERS).read_text(encoding="utf-8"))]
         self.embedder = embedder
         self.calibration = memory_calibration(model)
         self.threshold = threshold if threshold is not None else float(self.calibration["threshold"])
@@ -114,9 +116,9 @@ class MemoryReranker(Reranker):
                 for lift, ids in zip(self._lift_of(tuple(queries)), doc_ids)]
 
     def recalled(self, queries: list[str]) -> list[list[str]]:
-        """The answers of remembered questions within the threshold, most lifted first: re-scored even when the
-        first stage did not return them."""
-        return [sorted(lift, key=lambda d: -lift[d])[:self.RECALLED] for lift in self._lift_of(tuple(queries))]
+        """The answers of remembered questions within the threshold, most lifted first (then by id): re-scored even
+        when the first stage did not return them."""
+        return [sorted(lift, key=lambda d: (-lift[d], d))[:self.RECALLED] for lift in self._lift_of(tuple(queries))]
 
     def score(self, queries: list[str], candidates: list[list[str]]) -> list[np.ndarray]:
         raise TypeError("a memory scores documents by id: the retriever calls rerank with doc_ids")
