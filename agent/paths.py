@@ -74,6 +74,11 @@ class ProjectPaths:
         return Path(override) if override else self.state / "cache" / "embeddings.sqlite"
 
     @property
+    def score_cache(self) -> Path:
+        """Per-query scores of every pipeline this project scored (a repeat reads them back, searches nothing)."""
+        return self.state / "cache" / "scores.sqlite"
+
+    @property
     def trained_models(self) -> Path:
         """Models evolve trained (`evolve train`), content-addressed; $EVOLVE_TRAINED_MODELS overrides."""
         override = os.environ.get("EVOLVE_TRAINED_MODELS")
@@ -99,10 +104,11 @@ class ProjectPaths:
         return self.state / "studies"
 
     def study_places(self, tracking_uri: str | None = None) -> Any:
-        """Where this project's studies write: their folders, MLflow, the embedding cache."""
+        """Where this project's studies write: their folders, MLflow, the embedding and score caches."""
         from experiments import StudyPlaces
 
-        return StudyPlaces(self.studies, self.tracking_uri(tracking_uri), self.mlflow_artifacts, self.embedding_cache)
+        return StudyPlaces(self.studies, self.tracking_uri(tracking_uri), self.mlflow_artifacts, self.embedding_cache,
+                           self.score_cache)
 
     @property
     def results(self) -> Path:

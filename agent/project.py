@@ -59,6 +59,15 @@ def say_recovered(project: Any) -> None:
         console.print(f"[yellow]{escape(line)}[/]")
 
 
+def looks_line(rows: list[Any]) -> str:
+    """Looks spent and candidates kept from the guard since the last human decision (the look gate), one line."""
+    from guardrails import looks_and_skips
+
+    spent, skipped = looks_and_skips(rows)
+    return (f"since the last human decision: {spent} looks spent (alpha spent over them), {skipped} candidates not "
+            "looked at (the look gate; `evolve audit` gives each reason)")
+
+
 def say_mirror(problems: list[str]) -> None:
     for line in problems:
         console.print(f"[yellow]registry mirror:[/] {escape(line)}")

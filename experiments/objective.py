@@ -15,7 +15,8 @@ import optuna
 from evalsets import EvalSet, Query
 from experiments.costs import embedding_cost
 from experiments.evaluate import score_queries
-from experiments.metrics import mean_scores
+from experiments.metrics import DEFAULT_METRICS, mean_scores
+from experiments.score_cache import ScoreCache, reusable, retrieval_address
 from experiments.sampler import suggest_config
 from experiments.space import SearchSpace
 from pipelines import Components, PipelineConfig, Retriever, StageLog
@@ -23,6 +24,12 @@ from pipelines import Progress, corpus_fingerprint
 from pipelines.embedders import WorkAbandoned
 
 
+FIXED_CONFIG_ATTR = "evolve.fixed_config"
+"""User attribute of an enqueued trial that scores this config as it is instead of sampling (the champion)."""
+PER_QUERY_ATTR = "per_query"
+"""User attribute: the primary metric of each query the trial scored, in the study's query order."""
+REUSED_ATTR = "reused_scores"
+"""User attribute, True when every query's scores came from the score cache (no retrieval ran)."""
 FAIL_REASON = "fail_reason"
 """User attribute of a failed trial: the exception, as one line (a model server that stayed down names itself)."""
 
@@ -43,6 +50,10 @@ class Objective:
         """Wall-clock time (time.time()) after which a running trial is abandoned at its next step (budgets)."""
         self.stage_progress: Progress | None = None
         """(stage, done, total) while a trial builds its indexes: a cold embedding can take many minutes."""
+        self.score_cache: ScoreCache | None = None
+        """Per-query rows of pipelines already scored (None: every trial searches)."""
+        self.corpus_key = corpus_fingerprint(tune.corpus)
+        self.scored_metrics = tuple(dict.fromkeys((*DEFAULT_METRICS, metric)))
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:
@@ -55,29 +66,27 @@ class Objective:
             raise
 
     def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        config = suggest_config(trial, self.space)
+        fixed = trial.user_attrs.get(FIXED_CONFIG_ATTR)
+        config = PipelineConfig.model_validate(fixed) if fixed else suggest_config(trial, self.space)
         trial.set_user_attr("config", json.loads(config.model_dump_json()))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        self.refuse_unaffordable(trial, config)
-        embeddings_before = self.components.embedding_counts()
-        retriever = Retriever(config, self.components).build(self.tune.corpus, self.stage_progress)
-        log = StageLog()
+        scorer = _TrialScorer(self, config, trial)
         rows: list[dict[str, Any]] = []
         done = 0
         for step, bound in enumerate(self.bounds):
             if self.abandon_at is not None and time.time() > self.abandon_at:
                 trial.set_user_attr("abandoned", "out of time budget")
                 raise optuna.TrialPruned(f"abandoned after {done} queries: out of time budget")
-            rows += score_queries(retriever, self.queries[done:bound], self.tune.qrels, log)
+            rows += scorer.rows(self.queries[done:bound])
             done = bound
             value = mean_scores({self.metric: r[self.metric]} for r in rows)[self.metric]
             if self.multi_objective:
                 continue
             trial.report(value, step)
             if bound < len(self.queries) and trial.should_prune():
-                self.record(trial, config, retriever, log, rows, embeddings_before)
+                self.record(trial, config, scorer, rows)
                 raise optuna.TrialPruned(f"{self.metric}={value:.4f} on {bound} queries")
-        latency = self.record(trial, config, retriever, log, rows, embeddings_before)
+        latency = self.record(trial, config, scorer, rows)
         return (value, latency) if self.multi_objective else value
 
     def refuse_unaffordable(self, trial: optuna.Trial, config: PipelineConfig) -> None:
@@ -86,9 +95,7 @@ class Objective:
         the estimate, instead of being abandoned after spending the rest of the budget on part of the corpus."""
         if self.abandon_at is None or config.dense is None:
             return
-        if not hasattr(self, "_corpus_key"):
-            self._corpus_key = corpus_fingerprint(self.tune.corpus)
-        chunks = self.components.chunks(config.chunking, self.tune.corpus, self._corpus_key, StageLog())
+        chunks = self.components.chunks(config.chunking, self.tune.corpus, self.corpus_key, StageLog())
         cost = embedding_cost(config.dense.model, [c.text for c in chunks], self.components)
         left = self.abandon_at - time.time()
         if cost.cold_chars and cost.expected_seconds > left:
@@ -96,21 +103,28 @@ class Objective:
             trial.set_user_attr("abandoned", reason)
             raise optuna.TrialPruned(reason)
 
-    def record(self, trial: optuna.Trial, config: PipelineConfig, retriever: Retriever, log: StageLog,
-               rows: list[dict[str, Any]], embeddings_before: tuple[int, int]) -> float:
-        """Trial facts into the storage (user attrs) and artifacts into the trial folder; returns search ms/query."""
+    def record(self, trial: optuna.Trial, config: PipelineConfig, scorer: "_TrialScorer",
+               rows: list[dict[str, Any]]) -> float:
+        """Trial facts into the storage (user attrs) and artifacts into the trial folder; returns search ms/query.
+
+        The primary metric's per-query values (in query order) go to the storage too: the loop's look gate
+        compares a candidate with the champion (trial 0) query by query, wherever the trials ran."""
         hits, misses = self.components.embedding_counts()
+        build = scorer.retriever.build_log if scorer.retriever is not None else StageLog()
         metric_names = [k for k in rows[0] if "@" in k]
         means = mean_scores({m: r[m] for m in metric_names} for r in rows)
-        latency_ms = 1000 * sum(log.seconds.values()) / max(len(rows), 1)
+        latency_ms = scorer.search_ms(rows)
         trial.set_user_attr("metrics", {**means, "search_ms_per_query": latency_ms, "queries": len(rows)})
-        trial.set_user_attr("seconds", {**{f"build.{k}": v for k, v in retriever.build_log.seconds.items()},
-                                        **{f"search.{k}": v for k, v in log.seconds.items()}})
-        trial.set_user_attr("counts", {"embeddings_cached": hits - embeddings_before[0],
-                                       "embeddings_computed": misses - embeddings_before[1],
-                                       "reused_stages": sum(retriever.build_log.reused.values()),
-                                       **retriever.build_log.counts})
-        trial.set_user_attr("reused", retriever.build_log.reused)
+        trial.set_user_attr(PER_QUERY_ATTR, [round(float(r[self.metric]), 6) for r in rows])
+        trial.set_user_attr("seconds", {**{f"build.{k}": v for k, v in build.seconds.items()},
+                                        **{f"search.{k}": v for k, v in scorer.log.seconds.items()}})
+        trial.set_user_attr("counts", {"embeddings_cached": hits - scorer.embeddings_before[0],
+                                       "embeddings_computed": misses - scorer.embeddings_before[1],
+                                       "reused_stages": sum(build.reused.values()),
+                                       "reused_query_scores": scorer.reused, **build.counts})
+        trial.set_user_attr("reused", build.reused)
+        if scorer.retriever is None:  # every row came from the score cache: no retrieval ran
+            trial.set_user_attr(REUSED_ATTR, True)
         folder = trial_folder(self.folder, trial.number)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
@@ -118,6 +132,51 @@ class Objective:
             for row in rows:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         return latency_ms
+
+
+class _TrialScorer:
+    """One trial's rows: kept rows from the score cache, the rest searched with a retriever built on first need
+    (a trial whose every row is kept builds nothing: no embedding, no index, no search)."""
+
+    def __init__(self, objective: Objective, config: PipelineConfig, trial: optuna.Trial):
+        self.objective, self.config, self.trial = objective, config, trial
+        self.retriever: Retriever | None = None
+        self.log = StageLog()
+        self.reused = 0
+        self.kept_ms: dict[str, float] = {}
+        self.embeddings_before = objective.components.embedding_counts()
+        cache = objective.score_cache if reusable(config) else None
+        self.cache = cache
+        self.address = retrieval_address(config)
+        self.corpus = objective.corpus_key
+
+    def rows(self, queries: list[Query]) -> list[dict[str, Any]]:
+        objective = self.objective
+        kept = self.cache.get(self.address, self.corpus, queries, objective.tune.qrels, objective.scored_metrics) \
+            if self.cache is not None else {}
+        missing = [q for q in queries if q.query_id not in kept]
+        fresh: dict[str, dict[str, Any]] = {}
+        if missing:
+            if self.retriever is None:
+                objective.refuse_unaffordable(self.trial, self.config)
+                self.retriever = Retriever(self.config, objective.components).build(objective.tune.corpus,
+                                                                                    objective.stage_progress)
+            before = sum(self.log.seconds.values())
+            scored = score_queries(self.retriever, missing, objective.tune.qrels, self.log, objective.scored_metrics)
+            ms = 1000 * (sum(self.log.seconds.values()) - before) / len(missing)
+            if self.cache is not None:
+                self.cache.put(self.address, self.corpus, missing, objective.tune.qrels, objective.scored_metrics,
+                               scored, ms)
+            fresh = {row["query_id"]: row for row in scored}
+        self.reused += len(kept)
+        self.kept_ms.update({q: ms for q, (_, ms) in kept.items()})
+        return [kept[q.query_id][0] if q.query_id in kept else fresh[q.query_id] for q in queries]
+
+    def search_ms(self, rows: list[dict[str, Any]]) -> float:
+        """Mean search ms per query: measured now for the rows searched, as measured then for the kept ones."""
+        searched = len(rows) - sum(1 for r in rows if r["query_id"] in self.kept_ms)
+        total = 1000 * sum(self.log.seconds.values()) + sum(self.kept_ms.get(r["query_id"], 0.0) for r in rows)
+        return total / max(searched + len(self.kept_ms), 1)
 
 
 def trial_folder(study_folder: Path, number: int) -> Path:

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evalsets import EvalSet
 from experiments.evaluate import evaluate
-from experiments.objective import Objective
+from experiments.objective import FIXED_CONFIG_ATTR, PER_QUERY_ATTR, REUSED_ATTR, Objective
+from experiments.score_cache import ScoreCache
 from experiments.report import study_summary, write_report
 from experiments.space import SearchSpace, space_from_dict
 from experiments.splits import HOLDOUT_FRACTION, seeded_order, tune_and_heldout
@@ -42,6 +43,8 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)
 logger = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 10
+ROLE_ATTR = "evolve.role"
+"""User attribute of trials enqueued for a reason: 'champion' for the champion's trial 0."""
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
@@ -105,12 +108,14 @@ class StudyPlaces:
     tracking_uri: str
     artifact_root: Path | None
     embedding_cache: Path
+    score_cache: Path | None = None
+    """Per-query scores of pipelines already scored (experiments.score_cache); None: trials always search."""
 
     @classmethod
     def under(cls, folder: Path, tracking_uri: str | None = None) -> "StudyPlaces":
-        """Everything below one folder (tests, benchmarks): studies/, mlruns/, embeddings.sqlite."""
+        """Everything below one folder (tests, benchmarks): studies/, mlruns/, embeddings.sqlite, scores.sqlite."""
         return cls(folder / "studies", tracking_uri or default_tracking_uri(folder), folder / "mlruns" / "artifacts",
-                   folder / "embeddings.sqlite")
+                   folder / "embeddings.sqlite", folder / "scores.sqlite")
 
 
 class StudyRunner:
@@ -136,6 +141,8 @@ class StudyRunner:
         self.query_order = [by_id[i] for i in seeded_order(self.tune, spec.seed)[:spec.max_tune_queries]]
         self.objective = Objective(spec.search_space(), self.tune, self.query_order, self.components, self.folder,
                                    spec.metric, spec.prune_fractions, spec.multi_objective)
+        if places.score_cache is not None:
+            self.objective.score_cache = ScoreCache(places.score_cache)
         self.study = open_study(spec, self.storage, worker_seed)
         self.parent_run_id = self.tracker.parent_run(
             spec.study_name, {"spec": spec.model_dump(exclude={"space"}), "space": spec.space},
@@ -168,12 +175,19 @@ class StudyRunner:
         """Log every finished trial that MLflow lacks (after a crash, say). Returns how many."""
         return self.trial_log.sync()
 
-    def enqueue_cheap_first(self) -> list[dict[str, Any]]:
-        """A new study starts with what costs least: BM25 alone (when the space allows it), then each dense model
-        the cache already holds for this corpus, cheapest first; the sampler draws the rest. Only the first
-        process of a study does this (a resumed study or a worker finds trials and leaves the order alone)."""
+    def enqueue_first(self, champion: PipelineConfig | None = None) -> list[dict[str, Any]]:
+        """A new study starts with the champion as it is (trial 0: every candidate is compared with it on the same
+        tuning queries, and the best so far starts from it), then what costs least: BM25 alone (when the space
+        allows it), then each dense model the cache already holds for this corpus, cheapest first; the sampler
+        draws the rest. Only the first process of a study does this (a resumed study or a worker finds trials
+        and leaves the order alone). Returns the params enqueued after the champion."""
+        if self.study.trials:
+            return []
+        if champion is not None:
+            self.study.enqueue_trial({}, user_attrs={FIXED_CONFIG_ATTR: json.loads(champion.model_dump_json()),
+                                                     ROLE_ATTR: "champion"})
         space = self.objective.space
-        if self.study.trials or len(space.dense_models) < 2:
+        if len(space.dense_models) < 2:
             return []
         from experiments.costs import cost_table
         from experiments.sampler import first_chunking
@@ -188,8 +202,9 @@ class StudyRunner:
         return first
 
     def run(self, n_trials: int | None = None, timeout: float | None = None,
-            callbacks: list[TrialCallback] | None = None) -> optuna.Study:
-        """Run until the study holds ``n_trials`` finished trials (all processes together) or time is up."""
+            callbacks: list[TrialCallback] | None = None, champion: PipelineConfig | None = None) -> optuna.Study:
+        """Run until the study holds ``n_trials`` finished trials (all processes together) or time is up.
+        ``champion``: scored first, as trial 0 of a new study (:meth:`enqueue_first`)."""
         from optuna.study import MaxTrialsCallback
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -207,7 +222,7 @@ class StudyRunner:
                              MAX_CONSECUTIVE_FAILURES)
                 study.stop()
 
-        self.enqueue_cheap_first()
+        self.enqueue_first(champion)
         abandon_at = self.abandon_at
         if abandon_at is not None:  # embedding also stops between batches when time is up
             self.components.stop_check = lambda: time.time() > abandon_at
@@ -242,13 +257,40 @@ class StudyRunner:
         for trial in trials:
             config = PipelineConfig.model_validate({**trial.user_attrs["config"],
                                                     "name": f"{self.spec.study_name}-trial-{trial.number}"})
-            address = config.model_copy(update={"name": ""}).sha256()
+            address = config.behaviour_sha256()
             if address not in seen:
                 seen.add(address)
                 out.append((config, trial.values[0], trial.number))
             if len(out) == n:
                 break
         return out
+
+    def champion_trial(self) -> optuna.trial.FrozenTrial | None:
+        """The champion's trial (trial 0 of a study the loop started), when it completed."""
+        return next((t for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                     if t.user_attrs.get(ROLE_ATTR) == "champion"), None)
+
+    def tuning_differences(self, config: PipelineConfig) -> list[float] | None:
+        """Per-query differences (``config`` minus the champion) of the primary metric on the study's tuning queries,
+        from the complete trials that scored each (the same queries, in the same order); None when either has no
+        complete trial here."""
+        champion = self.champion_trial()
+        address = config.behaviour_sha256()
+        trial = next((t for t in sorted(self.study.get_trials(deepcopy=False,
+                                                               states=(optuna.trial.TrialState.COMPLETE,)),
+                                        key=lambda t: -t.values[0])
+                      if PipelineConfig.model_validate({**t.user_attrs["config"], "name": ""}).behaviour_sha256()
+                      == address), None)
+        if champion is None or trial is None:
+            return None
+        mine, theirs = trial.user_attrs.get(PER_QUERY_ATTR), champion.user_attrs.get(PER_QUERY_ATTR)
+        if not mine or not theirs or len(mine) != len(theirs):
+            return None
+        return [a - b for a, b in zip(mine, theirs)]
+
+    def reused_count(self) -> int:
+        """Trials of this study whose every query score came from the score cache (no retrieval ran)."""
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(REUSED_ATTR))
 
     def log_trial_metrics(self, trial_number: int, metrics: dict[str, float]) -> None:
         """Metrics measured after a trial finished (a finalist's judged answers) onto its MLflow run."""

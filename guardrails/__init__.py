@@ -15,10 +15,12 @@ from guardrails.decisions import (
     logged_decision,
     materialise,
     record_decision,
+    record_not_looked,
     recover,
     reject,
     rollback,
 )
+from guardrails.gate import LookVerdict, TuningEvidence, look_verdict, looks_and_skips, tuning_details
 from guardrails.evidence import Evidence, collect_evidence
 from guardrails.ledger import (
     ChainBroken,
@@ -37,9 +39,11 @@ from guardrails.registry import PipelineRegistry
 from guardrails.stats import alpha_for_look, minimum_detectable_effect, paired_bootstrap_p, permutation_p, resamples_for
 
 __all__ = ["ChainBroken", "ChampionRecord", "DEFAULT_POLICY", "DecisionError", "DecisionLog", "Evidence",
-           "GuardReport", "LogError", "LogLocked", "PACKAGED_DEFAULT", "PipelineRegistry", "Policy", "PolicyError",
-           "Project", "RuleResult", "alpha_for_look", "approve", "champion_file_header", "check_candidate",
-           "collect_evidence", "ensure_trained_models", "evaluate_against_champion", "first_bad_row", "guard_and_register", "load_policy",
-           "logged_decision", "materialise", "minimum_detectable_effect", "mirror_differences", "paired_bootstrap_p",
-           "pending_intents", "permutation_p", "policy_sha256", "record_decision", "recover", "reject",
-           "resamples_for", "rollback", "sync_mirror", "version_states"]
+           "GuardReport", "LogError", "LogLocked", "LookVerdict", "PACKAGED_DEFAULT", "PipelineRegistry", "Policy",
+           "PolicyError", "Project", "RuleResult", "TuningEvidence", "alpha_for_look", "approve",
+           "champion_file_header", "check_candidate", "collect_evidence", "ensure_trained_models",
+           "evaluate_against_champion", "first_bad_row", "guard_and_register", "load_policy", "logged_decision",
+           "look_verdict", "looks_and_skips", "materialise", "minimum_detectable_effect", "mirror_differences",
+           "paired_bootstrap_p", "pending_intents", "permutation_p", "policy_sha256", "record_decision",
+           "record_not_looked", "recover", "reject", "resamples_for", "rollback", "sync_mirror", "tuning_details",
+           "version_states"]

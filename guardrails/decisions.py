@@ -18,6 +18,7 @@ from guardrails.checks import GuardReport, check_candidate
 from guardrails.evidence import Evidence, collect_evidence
 from guardrails.ledger import (
     GUARD_ACTIONS,
+    LOOK_SKIPPED,
     Row,
     champion_history,
     explicit_actor,
@@ -86,8 +87,10 @@ def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldo
 
 
 def record_decision(project: Project, candidate: PipelineConfig, report: GuardReport, evidence: Evidence,
-                    study: str | None = None) -> str | None:
-    """Register a passing candidate (alias `candidate`) or log the refusal; a row of the decision log either way."""
+                    study: str | None = None, tuning: dict[str, Any] | None = None) -> str | None:
+    """Register a passing candidate (alias `candidate`) or log the refusal; a row of the decision log either way.
+    ``tuning``: the candidate's tuning evidence against the champion (guardrails.gate.tuning_details), which the
+    look gate compares the next candidates with."""
     per_query = {s.name: [{"query_id": q, **m} for q, m in s.per_query.items()] for s in evidence.sets}
     config_hash, policy_hash = report.decision["config_sha256"], report.decision["policy_sha256"]
     registry = project.registry
@@ -99,15 +102,27 @@ def record_decision(project: Project, candidate: PipelineConfig, report: GuardRe
                        version=version, config_sha256=config_hash, policy_sha256=policy_hash,
                        reason="passed the policy" if version else f"failed: {', '.join(report.failed_rules)}",
                        details={"run_id": run_id, "study": study, "config": candidate.model_dump(mode="json"),
+                                "behaviour_sha256": candidate.behaviour_sha256(), "tuning": tuning,
                                 "report": report_dict, "look": report.decision.get("look")})
     return version
+
+
+def record_not_looked(project: Project, candidate: PipelineConfig, policy: Policy, reason: str,
+                      study: str | None = None, tuning: dict[str, Any] | None = None) -> Row:
+    """Log a candidate the look gate kept from the guard (guardrails.gate): no held-back query read, no alpha
+    spent; the row says why, so a reviewer sees every candidate the loop found, looked at or not."""
+    return project.log.append(LOOK_SKIPPED, "done", actor=MACHINE_ACTOR, model=project.registry.name,
+                              config_sha256=candidate.sha256(), policy_sha256=policy_sha256(policy),
+                              reason=f"not looked: {reason}",
+                              details={"study": study, "config": candidate.model_dump(mode="json"),
+                                       "behaviour_sha256": candidate.behaviour_sha256(), "tuning": tuning})
 
 
 def logged_decision(project: Project, study: str, config_sha256: str) -> Row | None:
     """The guard decision the log already holds for this config from this study, if any: a caller that can be
     interrupted between recording and remembering that it did (a loop killed and resumed) records it once."""
-    return next((r for r in project.log.rows() if r.action in GUARD_ACTIONS and r.info.get("study") == study
-                 and r.config_sha256 == config_sha256), None)
+    return next((r for r in project.log.rows() if r.action in (*GUARD_ACTIONS, LOOK_SKIPPED)
+                 and r.info.get("study") == study and r.config_sha256 == config_sha256), None)
 
 
 def guard_and_register(project: Project, candidate: PipelineConfig, heldout_sets: list[EvalSet],

@@ -33,6 +33,9 @@ from typing import Any
 GENESIS = "0" * 64
 HUMAN_ACTIONS = ("approve", "reject", "rollback")
 GUARD_ACTIONS = ("register", "guard-reject")
+"""Looks: guard decisions made on the held-back queries (each spends alpha)."""
+LOOK_SKIPPED = "not-looked"
+"""A candidate the look gate kept from the guard (guardrails.gate): no held-back query was read, no alpha spent."""
 FIELDS = ("seq", "ts", "action", "phase", "decision_id", "actor", "os_user", "model", "version",
           "previous_version", "config_sha256", "policy_sha256", "reason", "details", "prev_hash", "row_hash")
 SCHEMA = """CREATE TABLE IF NOT EXISTS decisions (
@@ -270,7 +273,12 @@ def register_row(rows: list[Row], version: str) -> Row | None:
     return next((r for r in rows if r.action == "register" and r.version == version), None)
 
 
+def since_human_decision(rows: list[Row]) -> list[Row]:
+    """The rows after the last committed human decision (the stretch alpha is spent over)."""
+    last_human = max((r.seq for r in rows if r.phase == "commit"), default=0)
+    return [r for r in rows if r.seq > last_human]
+
+
 def looks_since_human_decision(rows: list[Row]) -> int:
     """Guard decisions (looks at the held-back queries) since the last committed human decision."""
-    last_human = max((r.seq for r in rows if r.phase == "commit"), default=0)
-    return sum(1 for r in rows if r.action in GUARD_ACTIONS and r.seq > last_human)
+    return sum(1 for r in since_human_decision(rows) if r.action in GUARD_ACTIONS)

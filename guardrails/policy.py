@@ -42,6 +42,17 @@ class Significance(_Strict):
     seed: int = 0
 
 
+class LookGate(_Strict):
+    """Which candidates spend a look (guardrails.gate), from tuning evidence alone: a pipeline not looked at since
+    the last human decision, ahead of the champion by ``min_gain`` on the same tuning queries, and ahead of every
+    earlier look's tuning gain by ``record_margin`` (in ``record_units``). Off: every candidate is looked at."""
+
+    enabled: bool = True
+    record_margin: float = Field(0.002, ge=0, description="how far a candidate's tuning gain must exceed the best "
+                                                          "tuning gain of the looks since the last human decision")
+    record_units: Literal["absolute", "standard_errors"] = "absolute"
+
+
 class MaxRegression(_Strict):
     default: float = Field(0.01, ge=0, le=1)
     per_set: dict[str, float] = Field(default_factory=dict)
@@ -85,6 +96,7 @@ class Policy(_Strict):
     allowed_models: list[str] = Field(default_factory=list)
     min_queries: int = Field(30, ge=1)
     answers: Answers = Field(default_factory=Answers)
+    looks_gate: LookGate = Field(default_factory=LookGate)
     failure_set_sources: list[Literal["api", "import", "unknown"]] = Field(
         default_factory=lambda: ["api"],
         description="feedback sources whose failure queries may gate promotion (imports only when a human lists them)")
@@ -96,7 +108,7 @@ class Policy(_Strict):
         return value.lower()
 
 
-LATER_FIELDS = {"answers": Answers}
+LATER_FIELDS = {"answers": Answers, "looks_gate": LookGate}
 """Sections added after the first decisions were recorded: at their defaults they do not enter the policy's
 address, so a candidate judged before they existed still matches an unchanged policy."""
 

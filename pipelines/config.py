@@ -89,7 +89,21 @@ class PipelineConfig(_Strict):
 
         Decisions name configs by this hash, so what was evaluated is provably what gets approved and served.
         """
+        return self._address(self.model_dump(mode="json"))
+
+    def behaviour_sha256(self) -> str:
+        """The address of what the pipeline does: the config without its name.
+
+        A config's identity for reuse (per-query scores already measured) and for looks (a config looked at
+        once is not looked at again before a human decision): two studies that find the same pipeline under
+        two names found one pipeline.
+        """
         data = self.model_dump(mode="json")
+        del data["name"]
+        return self._address(data)
+
+    @staticmethod
+    def _address(data: dict) -> str:
         for name in LATER_FIELDS:  # added after configs were first addressed: at its default, left out
             if data[name] == LATER_FIELDS[name]().model_dump(mode="json"):
                 del data[name]

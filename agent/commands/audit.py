@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.app import ProjectDir, app, console, fail
-from agent.project import TrackingOption, decision_errors, open_project, say_mirror, say_recovered
+from agent.project import TrackingOption, decision_errors, looks_line, open_project, say_mirror, say_recovered
 
 
 @app.command("audit")
@@ -70,3 +70,4 @@ def audit_command(
                       r.previous_version or "-", (r.config_sha256 or "-")[:12], escape(r.actor or "-"),
                       escape(r.os_user), escape(r.reason or ""))
     console.print(table)
+    console.print(looks_line(rows))

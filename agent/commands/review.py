@@ -16,6 +16,7 @@ from agent.project import (
     artifact_check,
     decision_errors,
     load_policy_of,
+    looks_line,
     open_project,
     answer_lines,
     report_table,
@@ -51,6 +52,7 @@ def review_command(
     console.print(f"champion: {'version ' + record.version if record.version else 'default config'} "
                   f"({config.name}, config sha256 {config.sha256()[:16]})")
     say_mirror(mirror_differences(project, rows))
+    console.print(looks_line(rows))
     states = version_states(rows)
     cutoff = datetime.now(timezone.utc) - window if window else None
     waiting = [r for r in rows if r.action == "register" and states.get(r.version) == "candidate"

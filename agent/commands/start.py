@@ -16,7 +16,7 @@ from rich.table import Table
 from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, try_connect_llm
 from agent.paths import ProjectPaths
-from agent.project import PolicyOption, TrackingOption, decision_errors, open_project, say_recovered
+from agent.project import PolicyOption, TrackingOption, decision_errors, looks_line, open_project, say_recovered
 
 
 
@@ -197,7 +197,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
     trained = [model for h in summary["history"] for model in h.get("trained") or []]
     if trained:
         console.print(f"trained: {', '.join(trained)} (`evolve models` lists them)", highlight=False)
-    console.print(f"{summary['iterations']} iterations, {summary['trials_run']} trials, proposals {summary['proposals']}, "
+    looks = summary.get("looks") or {}
+    console.print(f"{summary['iterations']} iterations, {summary['trials_run']} trials "
+                  f"({summary.get('trials_reused', 0)} from kept scores), proposals {summary['proposals']}, "
+                  f"looks: {looks.get('spent', 0)} spent, {looks.get('skipped', 0)} not looked "
+                  f"({looks.get('since_human_decision', 0)} since the last human decision), "
+                  f"repeated looks: {looks.get('repeated', 0)}; "
                   f"{summary.get('spent_seconds', 0) / 60:.1f} of {summary.get('budget_seconds', 0) / 60:.0f} min; "
                   f"champion {summary['champion']} held-back {metric} {f'{held:.4f}' if held is not None else '-'}; "
                   f"promoted candidates: {', '.join(promoted) or 'none'}. Review them with `evolve review`.")
@@ -224,6 +229,8 @@ def status_command(
         console.print(f"[yellow]registry mirror differs:[/] {escape(line)} (`evolve audit --repair` puts it back)")
     if not problems:
         console.print("registry mirror: in sync with the decision log")
+    with decision_errors():
+        console.print(looks_line(project.log.rows()))
     status = read_status(AgentPaths(project_dir.resolve()))
     if status is None:
         fail("no evolve run in this project yet (`evolve start`)", code=1)

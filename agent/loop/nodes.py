@@ -13,7 +13,7 @@ from typing import Any
 
 import guardrails
 from agent.loop import train_move
-from agent.loop.proposers import heuristic_proposal, llm_proposal, models_for
+from agent.loop.proposers import coverage, heuristic_proposal, llm_proposal, models_for
 from agent.loop.proposer_choice import choose_proposer, iteration_credit
 from agent.loop.runtime import write_status
 from agent.paths import ProjectPaths
@@ -42,6 +42,8 @@ def report_status(ctx: AgentContext, state: AgentState, node: str, **extra: Any)
                              "best_tune_value": state.get("best_overall_value"),
                              f"best_candidate_heldout_{metric}": (best_candidate(history, metric) or {}).get("heldout"),
                              "proposals": state.get("proposals", {}), "trials_run": state.get("trials_run", 0),
+                             "trials_reused": state.get("trials_reused", 0),
+                             "looks": ctx.looks(history),
                              "llm": (f"{ctx.llm.model} at {ctx.llm.settings.base_url}" if ctx.llm is not None
                                      else f"none ({ctx.llm_unavailable_reason or 'not configured'})"),
                              "promoted": [h.get("promoted_version") for h in history if h.get("promoted_version")],
@@ -113,9 +115,14 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
     history = state.get("history", [])
     # the proposer learns one bit per look at the held-back queries (promoted or not), never their scores
     # or which rule failed: that keeps alpha spending over looks valid (see guardrails.stats)
-    tried = "\n".join(f"- iteration {h['iteration']}: space {h['space_name']} ({h['proposer']}), best tune "
-                      f"{h.get('best_tune_value')}, " + ("promoted" if h["outcome"] == "promoted" else "not promoted")
-                      for h in history) or "- nothing yet"
+    tried = "\n".join(f"- iteration {h['iteration']}: space {h['space_name']} ({h['proposer']}) covering "
+                      f"{_covered_line(h.get('covered'))}; best tune {h.get('best_tune_value')}, "
+                      + ("promoted" if h["outcome"] == "promoted" else "not promoted")
+                      for h in history[-12:]) or "- nothing yet"
+    if len(history) > 12:
+        tried = f"- {len(history) - 12} earlier iterations left out\n" + tried
+    tried += ("\nDo not propose a space these already covered: change a stage they did not, or try models, "
+              "chunkers or rerankers none of them offered." if history else "")
     proposal, notes = None, []
     offer = train_move.training_offer(ctx, state)
     asked, why_asked = choose_proposer(history, state["iteration"], ctx.llm is not None, ctx.proposer_mode)
@@ -141,8 +148,16 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
         ctx.say(f"  note: {note[:300]}")
     ctx.say(f"  {proposal.proposer} proposes {proposal.space.get('name')}: {proposal.rationale[:300]}")
     return {"proposal": proposal.space, "rationale": proposal.rationale, "proposer": proposal.proposer,
+            "proposal_move": proposal.move, "proposal_base": proposal.base,
             "proposal_notes": notes + proposal.notes, "proposals": counts, "proposal_train": proposal.train,
             "asked": asked, "best_before": state.get("best_overall_value"), "remaining_at_proposal": ctx.remaining()}
+
+
+def _covered_line(covered: dict[str, list[str]] | None) -> str:
+    """A space's coverage in one line for the LLM's history."""
+    if not covered:
+        return "?"
+    return "; ".join(f"{part} {', '.join(values)}" for part, values in covered.items() if values)
 
 
 def train_models(ctx: AgentContext, state: AgentState) -> AgentState:
@@ -170,32 +185,43 @@ def run_studies(ctx: AgentContext, state: AgentState) -> AgentState:
     # enough for both (FINALIST_MIN_SECONDS), else the guard step gets it all
     allowance = ctx.answer_allowance(state)
     finalist_share = allowance / 2 if ctx.policy.answers.finalists > 1 and allowance >= FINALIST_MIN_SECONDS else 0.0
+    champion = ctx.project.champion_config()
     results = []
     for index, fold in enumerate(folds):
         timeout = (ctx.remaining() - ctx.reserve - allowance + finalist_share * index / len(folds)) \
             / (len(folds) - index)
         results.append(_run_study(ctx, state["proposal"], name if fold is None else f"{name}-f{fold}", trials, fold,
-                                  timeout, finalist_share / len(folds)))
+                                  timeout, finalist_share / len(folds), champion))
     ran = state.get("trials_run", 0) + sum(r["ran"] for r in results)
+    reused_now = sum(r.get("reused", 0) for r in results)
+    reused = state.get("trials_reused", 0) + reused_now
     spent = state.get("answer_seconds", 0.0) + sum(r.get("answer_seconds", 0.0) for r in results)
     finalists = [f for r in results for f in r.get("finalists") or []] or None
     answers = {"answer_seconds": spent, "finalists": finalists,  # the guard step gets the rest of the allowance
                "answer_allowance": allowance - (spent - state.get("answer_seconds", 0.0))}
     if any(r["best"] is None for r in results):
-        return {"study": name, "best": None, "fold_best": None, "best_tune_value": None, "trials_run": ran, **answers}
+        return {"study": name, "best": None, "fold_best": None, "best_tune_value": None, "trials_run": ran,
+                "trials_reused": reused, "iteration_reused": reused_now, "tuning": None, **answers}
     chosen = max(results, key=lambda r: r["value"])
+    # the gate's evidence: each fold's winner against the champion on that study's tuning queries, pooled
+    pooled = None if any(r["differences"] is None for r in results) else \
+        [d for r in results for d in r["differences"]]
+    tuning = {"behaviour_sha256": PipelineConfig.model_validate(chosen["best"]).behaviour_sha256(),
+              "differences": pooled, "champion_tune_value": chosen.get("champion_value")}
     update: AgentState = {"study": name, "best": chosen["best"], "best_tune_value": chosen["value"],
-                          "trials_run": ran, "fold_best": [r["best"] for r in results] if ctx.folds else None,
-                          **answers}
+                          "trials_run": ran, "trials_reused": reused, "iteration_reused": reused_now, "tuning": tuning,
+                          "fold_best": [r["best"] for r in results] if ctx.folds else None, **answers}
     if state.get("best_overall_value") is None or chosen["value"] > state["best_overall_value"]:
         update.update(best_overall=chosen["best"], best_overall_value=chosen["value"])
     return update
 
 
 def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int, fold: int | None,
-               timeout: float, answer_seconds: float = 0.0) -> dict[str, Any]:
-    """One study (tuning without ``fold`` when cross-fitting): {ran: finished trials, best: config, value}, and
-    when ``answer_seconds`` allow, its finalists judged on their answers (the best answers win)."""
+               timeout: float, answer_seconds: float = 0.0, champion: PipelineConfig | None = None) -> dict[str, Any]:
+    """One study (tuning without ``fold`` when cross-fitting) with ``champion`` as its trial 0: {ran: finished
+    trials, reused: trials scored from the score cache, best: config, value, differences: the best's per-query
+    tuning differences from the champion}, and when ``answer_seconds`` allow, its finalists judged on their
+    answers (the best answers win)."""
     spec = StudySpec(study_name=name, evalset=str(ctx.evalset_path), space=space, metric=ctx.metric,
                      n_trials=trials, fold=fold, folds=ctx.folds or 5)
     places = ProjectPaths.of(ctx.project.root).study_places(ctx.project.registry.tracking_uri)
@@ -214,18 +240,22 @@ def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int,
             study.stop()
 
     if ctx.remaining() > ctx.reserve and not ctx.stop_requested():
-        runner.run(timeout=max(1.0, timeout), callbacks=[stop_if_asked])
+        runner.run(timeout=max(1.0, timeout), callbacks=[stop_if_asked], champion=champion)
     runner.close("the agent moved on")
     ran = runner.finished_count()  # the study's own count: trials finished before a crash and resume count once
+    reused = runner.reused_count()
     best = runner.best()
-    ctx.say(f"  study {name}: {ran} trials finished"
+    held = runner.champion_trial()
+    ctx.say(f"  study {name}: {ran} trials finished ({reused} from kept scores, no retrieval)"
+            + (f", champion (trial 0) {ctx.metric} {held.values[0]:.4f}" if held is not None else "")
             + (f", best tuning {ctx.metric} {best[1]:.4f}" if best else ", none complete"))
     if best is None:
-        return {"ran": ran, "best": None, "value": None}
+        return {"ran": ran, "reused": reused, "best": None, "value": None}
     chosen, finalists, spent = _judge_finalists(ctx, runner, answer_seconds)
     config, value = chosen or best
-    return {"ran": ran, "best": json.loads(config.model_dump_json()), "value": value, "finalists": finalists,
-            "answer_seconds": spent}
+    return {"ran": ran, "reused": reused, "best": json.loads(config.model_dump_json()), "value": value,
+            "finalists": finalists, "answer_seconds": spent, "differences": runner.tuning_differences(config),
+            "champion_value": held.values[0] if held is not None else None}
 
 
 def _judge_finalists(ctx: AgentContext, runner: StudyRunner, seconds: float
@@ -273,6 +303,12 @@ def guard_candidate(ctx: AgentContext, state: AgentState) -> AgentState:
     if not state.get("best"):
         return {"guard": {"passed": False, "failed_rules": ["no complete trial"], "rules": []}, "evidence": None}
     candidate = PipelineConfig.model_validate(state["best"])
+    verdict = guardrails.look_verdict(ctx.project.log.rows(), tuning_evidence(state), ctx.policy)
+    if not verdict.look:  # decided on tuning evidence alone: no held-back query is read, no alpha is spent
+        ctx.say(f"  not looked at: {verdict.reason}")
+        return {"guard": {"passed": False, "not_looked": verdict.reason, "failed_rules": [], "rules": []},
+                "evidence": None}
+    ctx.say(f"  look: {verdict.reason}")
     winners = [PipelineConfig.model_validate(c) for c in state["fold_best"]] if state.get("fold_best") else None
     # what run_studies left of this iteration's answer allowance (it kept that time free), within the time left
     allowance = min(state.get("answer_allowance", ctx.answer_allowance(state)), ctx.remaining() - 10)
@@ -299,7 +335,10 @@ def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
     report_status(ctx, state, "record_decision")
     version = None
     outcome = "rejected: " + ", ".join(state["guard"].get("failed_rules", []))
-    if state.get("best"):
+    if state["guard"].get("not_looked"):
+        outcome = f"not looked: {state['guard']['not_looked']}"
+        _record_not_looked_once(ctx, state)
+    elif state.get("best"):
         version = _record_once(ctx, state)
         if version:
             outcome = "promoted"
@@ -313,6 +352,11 @@ def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
              "answers": (state["guard"].get("candidate") or {}).get("answers"), "finalists": state.get("finalists"),
              "answer_seconds": state.get("answer_seconds", 0.0), "trained": [t["id"] for t in state.get("trained", []) if t["iteration"] == state["iteration"]],
              "outcome": outcome, "promoted_version": version, "asked": state.get("asked", state["proposer"]),
+             "looked": not state["guard"].get("not_looked") and bool(state.get("best")),
+             "tuning": guardrails.tuning_details(tuning_evidence(state), ctx.policy),
+             "champion_tune_value": (state.get("tuning") or {}).get("champion_tune_value"),
+             "trials_reused": state.get("iteration_reused", 0), "move": state.get("proposal_move"),
+             "base": state.get("proposal_base"), "covered": coverage(state["proposal"]),
              **iteration_credit(state.get("best_before"), state.get("best_tune_value"),
                                 state.get("remaining_at_proposal", ctx.remaining()) - ctx.remaining())}
     ctx.say(f"  {outcome}" + (f": registered version {version} as candidate" if version else ""))
@@ -332,9 +376,29 @@ def _record_once(ctx: AgentContext, state: AgentState) -> str | None:
         return logged.version if logged.action == "register" else None
     if not state.get("evidence"):  # a state checkpointed without it (never after guard_candidate): measure again
         state = {**state, **guard_candidate(ctx, state)}
+        if state["guard"].get("not_looked"):
+            _record_not_looked_once(ctx, state)
+            return None
     report = guardrails.GuardReport.from_dict(state["guard"])
     evidence = guardrails.Evidence.from_dict(state["evidence"])
-    return guardrails.record_decision(ctx.project, candidate, report, evidence, state["study"])
+    return guardrails.record_decision(ctx.project, candidate, report, evidence, state["study"],
+                                      guardrails.tuning_details(tuning_evidence(state), ctx.policy))
+
+
+def _record_not_looked_once(ctx: AgentContext, state: AgentState) -> None:
+    """The ``not-looked`` row for this iteration's candidate, written once (a resumed run finds it)."""
+    candidate = PipelineConfig.model_validate(state["best"])
+    if guardrails.logged_decision(ctx.project, state["study"], candidate.sha256()) is None:
+        guardrails.record_not_looked(ctx.project, candidate, ctx.policy, state["guard"]["not_looked"],
+                                     state["study"], guardrails.tuning_details(tuning_evidence(state), ctx.policy))
+
+
+def tuning_evidence(state: AgentState) -> guardrails.TuningEvidence | None:
+    """The candidate's per-query tuning differences from the champion that run_studies left (None: none)."""
+    tuning = state.get("tuning") or {}
+    if not tuning.get("differences"):
+        return None
+    return guardrails.TuningEvidence(tuning["behaviour_sha256"], tuple(tuning["differences"]))
 
 
 def next_step(ctx: AgentContext, state: AgentState) -> str:

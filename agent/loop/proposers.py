@@ -7,7 +7,9 @@ queries (which appear in the prompt as quoted failure examples) cannot take the 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +31,10 @@ class Proposal:
     notes: list[str]
     train: list[str] = field(default_factory=list)
     """Model kinds to train before the study (agent.loop.train_move adds them to ``space``)."""
+    move: str | None = None
+    """The heuristic's move (None: the LLM proposed)."""
+    base: str | None = None
+    """The address of the config the move was made around (:func:`base_key`)."""
 
 
 class LLMProposal(BaseModel):
@@ -67,7 +73,10 @@ def tokenizers_for(language: str) -> list[str]:
 
 
 MOVES = ("rerank", "chunking", "models", "narrow")
-"""What the heuristic tries, in turn, while studies fail to beat the champion."""
+"""What the heuristic tries around the best config so far, in turn, while studies fail to beat the champion."""
+WIDENING = ("unseen-models", "unseen-chunkers", "restart")
+"""What it tries when every move around the base was made: models and chunkers no space of the run offered yet,
+then a random restart (a wide space drawn by the iteration's seed)."""
 
 
 def _base(config: dict[str, Any], models: list[str], tokenizers: list[str]) -> dict[str, Any]:
@@ -85,37 +94,96 @@ def _base(config: dict[str, Any], models: list[str], tokenizers: list[str]) -> d
     }
 
 
+def base_key(base: dict[str, Any]) -> str:
+    """The address of a base (what a move keeps fixed): a move made around it is not made again."""
+    return hashlib.sha256(json.dumps(base, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def covered(tried: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """(dense models, chunker kinds) some space of the run offered already (history entries' ``covered``)."""
+    models = {m for t in tried for m in (t.get("covered") or {}).get("models", [])}
+    chunkers = {c for t in tried for c in (t.get("covered") or {}).get("chunkers", [])}
+    return models, chunkers
+
+
+def coverage(space: dict[str, Any]) -> dict[str, list[str]]:
+    """What a space offers, in short: its dense models, chunker kinds, tokenizers and reranker kinds (what the
+    history remembers and the LLM is told, so neither proposes a covered space again)."""
+    return {"models": list(space.get("dense_models") or []),
+            "chunkers": [c.get("kind") for c in space.get("chunkers") or [] if isinstance(c, dict)],
+            "tokenizers": list((space.get("lexical") or {}).get("tokenizers") or []),
+            "rerankers": [f"{r.get('kind')}:{r.get('model')}" if r.get("model") else str(r.get("kind"))
+                          for r in space.get("rerankers") or [] if isinstance(r, dict)]}
+
+
 def _around(value: float, width: float, low: float, high: float) -> dict[str, float]:
     return {"low": round(max(low, value - width), 3), "high": round(min(high, value + width), 3)}
+
+
+CHUNKERS = [{"kind": "fixed", "unit": "chars", "size": [300, 600, 1000], "overlap": [0, 50, 150]},
+            {"kind": "sentence", "size": [300, 600, 1000], "overlap": [0, 1]},
+            {"kind": "markdown", "size": [800, 1600]}, {"kind": "paragraph", "size": [600, 1200, 2000]},
+            {"kind": "whole"}]
+"""Every chunker the heuristic may offer (a move or a widening picks among them)."""
+
+
+def _wide(iteration: int, models: list[str], tokenizers: list[str], seed: int | None = None) -> dict[str, Any]:
+    """A wide space: two models, several chunkers, every BM25 tokenizer and fusion. ``seed``: a random restart
+    (two models and three chunkers drawn by it) instead of the first two models and the usual chunkers."""
+    chunkers = [{"kind": "whole"}, {"kind": "paragraph", "size": [800, 1200]},
+                {"kind": "sentence", "size": [400, 800], "overlap": [0, 1]}]
+    picked = models[:2]
+    if seed is not None:
+        rng = random.Random(seed)
+        picked = rng.sample(models, min(2, len(models)))
+        chunkers = rng.sample(CHUNKERS, 3)
+    return {
+        "name": f"heuristic-{'restart' if seed is not None else 'wide'}-{iteration}", "metric": "ndcg@10",
+        "dense_models": picked + ["none"], "chunkers": chunkers,
+        "lexical": {"tokenizers": tokenizers, "k1": {"low": 0.6, "high": 2.0}, "b": {"low": 0.3, "high": 0.95}},
+        "fusion": {"kinds": ["rrf", "weighted"], "rrf_k": [20, 60], "dense_weight": {"low": 0.1, "high": 0.9}},
+        "rerankers": [{"kind": "none"}],
+    }
+
+
+def _next_move(tried: list[dict[str, Any]], key: str, improved_last: bool | None) -> str:
+    """The move to make around base ``key``: in turn while studies fail (narrow first after a promotion), never
+    one made around this base before; a widening once they are all spent."""
+    done = {t.get("move") for t in tried if t.get("base") == key}
+    if improved_last:
+        order = ["narrow", *[m for m in MOVES if m != "narrow"]]
+    else:
+        since = 0
+        for entry in reversed(tried):
+            if entry.get("outcome") == "promoted":
+                break
+            since += 1
+        start = (since - 1) % len(MOVES) if since else MOVES.index("narrow")
+        order = [MOVES[(start + i) % len(MOVES)] for i in range(len(MOVES))]
+    return next((m for m in [*order, *WIDENING[:-1]] if m not in done), WIDENING[-1])
 
 
 def heuristic_proposal(iteration: int, language: str, champion: dict[str, Any], best: dict[str, Any] | None,
                        improved_last: bool | None, tried: list[dict[str, Any]],
                        train: Sequence[str] = (), costs: dict[str, float] | None = None,
                        seconds_left: float | None = None) -> Proposal:
-    """No LLM needed. When ``train`` offers kinds (the training data has grown): train them and try them in a
-    space around the best config so far (or the champion). Iteration 0: a wide space. After a promotion: narrow
-    around the best config. Otherwise the next move in turn, each changing one stage of the best config so far:
-    rerankers on, other chunkers, other embedding models, then a narrow look at BM25/fusion settings. With
-    ``costs`` (seconds to embed the corpus with each model, from the cost table) only models whose cold embedding
-    fits in half of ``seconds_left`` are proposed."""
+    """No LLM needed. Moves are made around a base: the best config so far (the champion, trial 0 of every study,
+    until something beats it on tuning queries). When ``train`` offers kinds (the training data has grown):
+    train them and try them around the base. Otherwise one move that changes one stage of the base: a narrow
+    look at BM25/fusion settings, rerankers on, other chunkers, other embedding models; in turn while studies
+    fail, narrow first after a promotion. A move made around a base is never made around it again (``tried``
+    holds each iteration's ``move`` and ``base``); when all are spent the heuristic widens: models and chunkers no
+    space offered yet, then a random restart, and its rationale says so. With no base at all (no champion given):
+    a wide first space. With ``costs`` (seconds to embed the corpus with each model) only models whose cold
+    embedding fits in half of ``seconds_left`` are proposed."""
     models = affordable(models_for(language), costs, seconds_left)
     tokenizers = tokenizers_for(language)
-    wide = {
-        "name": f"heuristic-wide-{iteration}", "metric": "ndcg@10",
-        "dense_models": models[:2] + ["none"],
-        "chunkers": [{"kind": "whole"}, {"kind": "paragraph", "size": [800, 1200]},
-                     {"kind": "sentence", "size": [400, 800], "overlap": [0, 1]}],
-        "lexical": {"tokenizers": tokenizers, "k1": {"low": 0.6, "high": 2.0}, "b": {"low": 0.3, "high": 0.95}},
-        "fusion": {"kinds": ["rrf", "weighted"], "rrf_k": [20, 60], "dense_weight": {"low": 0.1, "high": 0.9}},
-        "rerankers": [{"kind": "none"}],
-    }
-    if train:
-        best = best or champion
-    elif iteration == 0 or best is None:
-        return Proposal(wide, "first look: a wide space over models, chunkers, BM25 tokenizers and fusions",
-                        "heuristic", [])
-    base = _base(best, models, tokenizers)
+    current = best or (champion if champion else None)
+    if current is None:
+        return Proposal(_wide(iteration, models, tokenizers), "first look: a wide space over models, chunkers, "
+                        "BM25 tokenizers and fusions", "heuristic", ["move: wide"], move="wide")
+    base = _base(current, models, tokenizers)
+    key = base_key(base)
     dense, tokenizer = base["dense"], base["tokenizer"]
     fixed = {
         "metric": "ndcg@10", "dense_models": [dense], "chunkers": [base["chunker"]],
@@ -125,46 +193,56 @@ def heuristic_proposal(iteration: int, language: str, champion: dict[str, Any], 
         "rerankers": [{"kind": "none"}],
     }
     described = f"{base['dense']}, {base['chunker'].get('kind')} chunks, bm25 {base['tokenizer']}"
-    if train:
-        move = "train"
-    elif improved_last:
-        move = "narrow"
-    else:
-        since = 0
-        for entry in reversed(tried):
-            if entry.get("outcome") == "promoted":
-                break
-            since += 1
-        move = MOVES[(since - 1) % len(MOVES)]
+    origin = "the best so far" if best else "the champion"
+    move = "train" if train else _next_move(tried, key, improved_last)
+    seen_models, seen_chunkers = covered(tried)
+    if move == "unseen-models" and not [m for m in models if m not in seen_models and m != dense]:
+        move = "unseen-chunkers"
+    if move == "unseen-chunkers" and not [c for c in CHUNKERS if c["kind"] not in seen_chunkers]:
+        move = "restart"
     if move == "train":
         space = {**fixed, "rerankers": [{"kind": "none"}]}
-        why = (f"the training data has grown: train {', '.join(train)} on it and try the trained models against the "
-               f"best so far ({described})")
+        why = (f"the training data has grown: train {', '.join(train)} on it and try the trained models against "
+               f"{origin} ({described})")
         return Proposal({**space, "name": f"heuristic-train-{iteration}"}, why, "heuristic", ["move: train"],
-                        list(train))
+                        list(train), move=move, base=key)
     if move == "rerank":
         space = {**fixed, "rerankers": [{"kind": "none"}] + [
             {"kind": "embedding", "model": m, "top_n": [10, 20, 50], "blend": {"low": 0.2, "high": 0.9}}
             for m in models[:2]]}
-        why = f"keep the best so far ({described}) and try a second-stage reranker over its top results"
+        why = f"keep {origin} ({described}) and try a second-stage reranker over its top results"
     elif move == "chunking":
-        space = {**fixed, "chunkers": [
-            {"kind": "fixed", "unit": "chars", "size": [300, 600, 1000], "overlap": [0, 50, 150]},
-            {"kind": "sentence", "size": [300, 600, 1000], "overlap": [0, 1]},
-            {"kind": "markdown", "size": [800, 1600]}, {"kind": "paragraph", "size": [600, 1200, 2000]}]}
-        why = f"keep the best so far ({described}) and change how documents are cut into chunks"
+        space = {**fixed, "chunkers": CHUNKERS[:4]}
+        why = f"keep {origin} ({described}) and change how documents are cut into chunks"
     elif move == "models":
         space = {**fixed, "dense_models": models + ["none"], "lexical": {**fixed["lexical"],
                                                                          "tokenizers": tokenizers + ["none"]}}
-        why = f"keep the chunking of the best so far ({described}) and try every embedding model and BM25 tokenizer"
-    else:
+        why = f"keep the chunking of {origin} ({described}) and try every embedding model and BM25 tokenizer"
+    elif move == "narrow":
         space = {**fixed, "lexical": {"tokenizers": [tokenizer], "k1": _around(base["k1"], 0.5, 0.1, 5.0),
                                       "b": _around(base["b"], 0.2, 0.0, 1.0)},
                  "fusion": {"kinds": ["rrf", "weighted"], "rrf_k": [10, 30, 60, 100],
                             "dense_weight": _around(base["weight"], 0.3, 0.0, 1.0)}}
-        why = (f"{'the last study improved' if improved_last else 'other stages did not help'}: narrow around the "
-               f"best so far ({described}), tuning BM25 k1/b and the fusion")
-    return Proposal({**space, "name": f"heuristic-{move}-{iteration}"}, why, "heuristic", [f"move: {move}"])
+        why = (f"{'the last study improved' if improved_last else 'start from ' + origin}: narrow around "
+               f"{origin} ({described}), tuning BM25 k1/b and the fusion")
+    elif move == "unseen-models":
+        unseen = [m for m in models if m not in seen_models and m != dense]
+        space = {**fixed, "dense_models": [dense, *unseen]}
+        why = (f"every move around {origin} ({described}) was made: widen to models no space of this run offered "
+               f"({', '.join(unseen)})")
+    elif move == "unseen-chunkers":
+        unseen = [c for c in CHUNKERS if c["kind"] not in seen_chunkers]
+        space = {**fixed, "chunkers": [base["chunker"], *unseen]}
+        why = (f"every move around {origin} ({described}) was made: widen to chunkers no space of this run offered "
+               f"({', '.join(c['kind'] for c in unseen)})")
+    else:
+        space = _wide(iteration, models, tokenizers, seed=iteration)
+        why = (f"every move around {origin} ({described}) was made and nothing unseen is left to widen to: a random "
+               f"restart (models {', '.join(m for m in space['dense_models'] if m != 'none')}, chunkers "
+               f"{', '.join(c['kind'] for c in space['chunkers'])})")
+        return Proposal(space, why, "heuristic", [f"move: {move}"], move=move, base=key)
+    return Proposal({**space, "name": f"heuristic-{move}-{iteration}"}, why, "heuristic", [f"move: {move}"],
+                    move=move, base=key)
 
 
 REPLY_HELP = """Reply with JSON {{"rationale": "...", "space": {{...}}}}.
@@ -179,7 +257,7 @@ Leave "train" out to tune settings only."""
 
 def llm_messages(observation: str, language: str, history: str,
                  offer: dict[str, Any] | None = None) -> list[dict[str, str]]:
-    example = heuristic_proposal(0, language, {}, None, None, []).space
+    example = _wide(0, models_for(language), tokenizers_for(language))
     help_text = describe_space(models_for(language)) + "\n" + REPLY_HELP.format(
         example=json.dumps({"rationale": "why this space", "space": example}))
     if offer:

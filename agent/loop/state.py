@@ -61,6 +61,16 @@ class AgentState(TypedDict, total=False):
     promoted_version: str | None
     history: list[dict[str, Any]]
     trials_run: int
+    trials_reused: int
+    """Trials of this run whose every query score came from the score cache (no retrieval ran)."""
+    iteration_reused: int
+    tuning: dict[str, Any] | None
+    """The candidate against the champion on the same tuning queries: behaviour_sha256, differences (per query,
+    pooled over the folds' studies; None when the champion's trial 0 did not complete), champion_tune_value."""
+    proposal_move: str | None
+    """The heuristic's move this iteration (None: the LLM proposed)."""
+    proposal_base: str | None
+    """behaviour sha256 of the config the heuristic's move was made around."""
     answer_seconds: float
     """Seconds answer evaluation (finalists and guard steps) has taken in this run, bounded by the policy's
     ``answers.budget_share`` of the budget."""
@@ -203,7 +213,8 @@ class AgentContext:
 
     def write_summary(self, state: dict[str, Any], reason: str) -> dict[str, Any]:
         summary = {"run_id": state.get("run_id"), "stop_reason": reason, "iterations": state.get("iteration", 0),
-                   "trials_run": state.get("trials_run", 0), "proposals": state.get("proposals", {}),
+                   "trials_run": state.get("trials_run", 0), "trials_reused": state.get("trials_reused", 0),
+                   "looks": self.looks(state.get("history", [])), "proposals": state.get("proposals", {}),
                    "champion": (state.get("champion") or {}).get("name"), "metric": self.metric,
                    "champion_heldout": state.get("champion_heldout"),
                    "budget_seconds": self.clock.budget_seconds, "spent_seconds": round(self.clock.spent(), 1),
@@ -214,6 +225,21 @@ class AgentContext:
         path = self.paths.folder / f"summary-{state.get('run_id')}.json"
         path.write_text(json.dumps(summary, indent=2, default=str))
         return summary
+
+    def looks(self, history: list[dict[str, Any]]) -> dict[str, int]:
+        """This run's looks spent and candidates not looked at, looks at a pipeline looked at before in the run
+        (the gate makes that 0), and the project's looks since the last human decision (what sets alpha)."""
+        from guardrails import looks_and_skips
+
+        looked = [h.get("tuning", {}) or {} for h in history if h.get("looked")]
+        addresses = [t.get("behaviour_sha256") for t in looked if t.get("behaviour_sha256")]
+        try:
+            since, _ = looks_and_skips(self.project.log.rows())
+        except Exception:  # noqa: BLE001 - a held log must not stop a summary
+            since = -1
+        return {"spent": sum(1 for h in history if h.get("looked")),
+                "skipped": sum(1 for h in history if str(h.get("outcome", "")).startswith("not looked")),
+                "repeated": len(addresses) - len(set(addresses)), "since_human_decision": since}
 
     def stop_requested(self) -> bool:
         return self.paths.stop.exists()

@@ -136,8 +136,10 @@ def test_a_decision_is_recorded_once_however_the_run_is_resumed_around_it(tiny_s
     ctx = AgentContext(project, AgentPaths(tmp_path), BudgetClock(run_file, 600), tiny_scifact, policy,
                        Components(tmp_path / "cache.sqlite"), None, say=lambda line: None)
     best = bm25("english", "english")
+    ahead = {"behaviour_sha256": best.behaviour_sha256(), "differences": [0.1] * 20}  # on the tuning queries
     state = {"run_id": "r", "iteration": 0, "study": "r-it0", "best": best.model_dump(mode="json"),
-             "proposal": {"name": "space"}, "proposer": "heuristic", "rationale": "why", "history": []}
+             "proposal": {"name": "space"}, "proposer": "heuristic", "rationale": "why", "history": [],
+             "tuning": ahead}
     state |= nodes.guard_candidate(ctx, state)
     assert state["guard"]["passed"] and state["evidence"]
     assert state["champion_heldout"] == state["guard"]["champion"]["sets"][ctx.split.heldout[0].name]["mrr@10"]
@@ -151,7 +153,11 @@ def test_a_decision_is_recorded_once_however_the_run_is_resumed_around_it(tiny_s
     assert first["evidence"] is None and first["history"][-1]["metric"] == "mrr@10"
     assert rows[0].info["report"] == state["guard"]  # the report recorded is the one the guard step made
 
-    without = nodes.record_decision(ctx, {**state, "study": "r-it1", "iteration": 1, "evidence": None})
+    other = PipelineConfig.model_validate({"name": "english-2", "lexical": {"tokenizer": "english", "k1": 0.4,
+                                                                           "b": 0.1}, "fusion": {"kind": "none"}})
+    record = {"behaviour_sha256": other.behaviour_sha256(), "differences": [0.2] * 20}  # a new tuning record
+    without = nodes.record_decision(ctx, {**state, "study": "r-it1", "iteration": 1, "evidence": None,
+                                          "best": other.model_dump(mode="json"), "tuning": record})
     rows = [r for r in project.log.rows() if r.info.get("study") == "r-it1"]
     assert len(rows) == 1 and without["promoted_version"] == rows[0].version != first["promoted_version"]
     assert rows[0].info["look"] == 2
@@ -191,3 +197,30 @@ def test_the_heuristic_proposes_only_models_whose_cold_embedding_fits_the_time_l
     nothing_fits = heuristic_proposal(0, "en", {}, None, None, [], costs={first: 900.0, second: 800.0, third: 700.0},
                                       seconds_left=60)
     assert nothing_fits.space["dense_models"] == [third, "none"]  # the cheapest, rather than no dense model
+
+
+def test_the_heuristic_never_makes_a_move_twice_around_one_base_and_widens_when_they_are_spent():
+    from agent.loop.proposers import WIDENING, coverage
+
+    champion = {"dense": {"model": "all-MiniLM-L6-v2"}, "chunking": {"kind": "whole"},
+                "lexical": {"tokenizer": "english", "k1": 1.2, "b": 0.75}, "fusion": {"kind": "rrf"}}
+    tried, seen = [], []
+    for iteration in range(len(MOVES) + len(WIDENING) + 1):  # nothing beats the champion: one base throughout
+        proposal = heuristic_proposal(iteration, "en", champion, None, False, tried)
+        space_from_dict(proposal.space)
+        seen.append(proposal.move)
+        tried.append({"outcome": "not looked", "move": proposal.move, "base": proposal.base,
+                      "covered": coverage(proposal.space)})
+    moves = seen[:len(MOVES)]
+    assert moves[0] == "narrow" and sorted(moves) == sorted(MOVES), "each move once around the champion"
+    widened = seen[len(MOVES):]
+    assert "restart" in widened and not set(widened) & set(MOVES), widened
+    assert len({t["base"] for t in tried}) == 1
+    pairs = [(t["move"], t["base"]) for t in tried if t["move"] != "restart"]
+    assert len(pairs) == len(set(pairs)), "a move was made twice around the same base"
+    restart = heuristic_proposal(20, "en", champion, None, False, tried)
+    assert restart.move == "restart" and "random restart" in restart.rationale
+    assert restart.space != heuristic_proposal(21, "en", champion, None, False, tried).space  # drawn anew
+    # a new best is a new base: its moves are open again
+    better = {**champion, "lexical": {"tokenizer": "english", "k1": 0.9, "b": 0.4}}
+    assert heuristic_proposal(22, "en", champion, better, True, tried).move == "narrow"

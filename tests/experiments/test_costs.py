@@ -68,7 +68,7 @@ def test_models_the_cache_holds_come_right_after_bm25(tiny_scifact, tmp_path):
                      space={**SPACE, "dense_models": ["multilingual-e5-small", MINILM, "none"]}, n_trials=3, seed=1)
     runner = StudyRunner(spec, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
     runner.components.embedder(MINILM).embed(chunk_texts(runner.tune.corpus), "passage")  # cached beforehand
-    assert runner.enqueue_cheap_first() == [{"dense_model": "none"}, {"dense_model": MINILM}]
+    assert runner.enqueue_first() == [{"dense_model": "none"}, {"dense_model": MINILM}]
     runner.run(n_trials=2)
     trials = sorted(runner.study.trials, key=lambda t: t.number)
     assert [t.params.get("dense_model") for t in trials[:2]] == ["none", MINILM]

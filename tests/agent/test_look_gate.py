@@ -1,0 +1,96 @@
+"""The look gate in the loop's guard step, on a real decision log (DuckDB) and MLflow registry: a candidate
+spends a look only when its tuning evidence can matter; every other one is logged as not looked, spends no alpha
+and reads no held-back query."""
+
+import json
+
+import pytest
+import yaml
+
+from agent.loop import nodes
+from agent.loop.runtime import AgentPaths, BudgetClock
+from agent.loop.state import AgentContext
+from agent.project import open_project
+from guardrails import Policy, approve, looks_and_skips
+from guardrails.ledger import looks_since_human_decision
+from pipelines import Components, PipelineConfig
+
+
+def bm25(name: str, k1: float) -> PipelineConfig:
+    return PipelineConfig.model_validate({"name": name, "lexical": {"tokenizer": "english", "k1": k1, "b": 0.5},
+                                          "fusion": {"kind": "none"}})
+
+
+@pytest.fixture
+def loop(tiny_scifact, tmp_path):
+    policy = Policy(min_gain=0.005, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=1,
+                    max_latency_p95_ms=60_000, looks_gate={"record_margin": 0.01})
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
+    start = bm25("start", 0.2)
+    (tmp_path / "start.yaml").write_text(start.to_yaml())
+    project = open_project(tmp_path, None, tmp_path / "start.yaml")
+    run_file = tmp_path / "run.json"
+    run_file.write_text(json.dumps({"spent_seconds": 0.0}))
+    ctx = AgentContext(project, AgentPaths(tmp_path), BudgetClock(run_file, 600), tiny_scifact, policy,
+                       Components(tmp_path / "cache.sqlite"), None, say=lambda line: None)
+    return ctx
+
+
+def iterate(ctx, iteration: int, config: PipelineConfig, gain: float) -> dict:
+    """The guard and decision nodes of one iteration whose study found ``config``, ``gain`` ahead of the champion
+    on every tuning query."""
+    state = {"run_id": "r", "iteration": iteration, "study": f"r-it{iteration}", "best": config.model_dump(mode="json"),
+             "proposal": {"name": "space"}, "proposer": "heuristic", "rationale": "why", "history": [],
+             "tuning": {"behaviour_sha256": config.behaviour_sha256(), "differences": [gain] * 8}}
+    state |= nodes.guard_candidate(ctx, state)
+    return state | nodes.record_decision(ctx, state)
+
+
+def test_only_candidates_whose_tuning_evidence_can_matter_spend_a_look(loop):
+    project = loop.project
+    behind = iterate(loop, 0, bm25("behind", 1.0), -0.02)
+    assert behind["history"][-1]["outcome"].startswith("not looked: tuning gain over the champion -0.0200")
+    assert "candidate" not in behind["guard"]  # no held-back query was scored
+    assert looks_since_human_decision(project.log.rows()) == 0, "a candidate behind the champion spent a look"
+
+    small = iterate(loop, 1, bm25("small", 1.1), 0.004)  # ahead, but by less than min_gain
+    assert small["history"][-1]["outcome"].startswith("not looked")
+    assert looks_since_human_decision(project.log.rows()) == 0
+
+    ahead = iterate(loop, 2, bm25("ahead", 1.2), 0.05)
+    assert ahead["history"][-1]["looked"] and looks_since_human_decision(project.log.rows()) == 1
+
+    renamed = iterate(loop, 3, bm25("ahead-again", 1.2), 0.06)  # the same pipeline under another name
+    assert "was looked at since the last human decision" in renamed["history"][-1]["outcome"]
+    no_record = iterate(loop, 4, bm25("close", 1.3), 0.055)  # a new pipeline, but not 0.01 past the record
+    assert "not a new record" in no_record["history"][-1]["outcome"]
+    assert looks_since_human_decision(project.log.rows()) == 1
+    record = iterate(loop, 5, bm25("record", 1.4), 0.07)
+    assert record["history"][-1]["looked"] and looks_since_human_decision(project.log.rows()) == 2
+    assert looks_and_skips(project.log.rows()) == (2, 4)
+
+    rows = project.log.rows()
+    skipped = [r for r in rows if r.action == "not-looked"]
+    assert len(skipped) == 4 and all(r.reason.startswith("not looked: ") for r in skipped)
+    assert all(r.info["tuning"]["queries"] == 8 for r in skipped)
+    looked = [r for r in rows if r.action in ("register", "guard-reject")]
+    assert [r.info["look"] for r in looked] == [1, 2]
+    assert looked[0].info["tuning"]["score"] == pytest.approx(0.05)
+
+    # a human decision starts a new stretch: the counts, the record and the looked-at pipelines reset
+    version = next(r.version for r in looked if r.action == "register")
+    approve(project, version, "tested")
+    assert looks_and_skips(project.log.rows()) == (0, 0)
+    again = iterate(loop, 6, bm25("ahead-after-approval", 1.2), 0.02)
+    assert again["history"][-1]["looked"]
+    assert looks_since_human_decision(project.log.rows()) == 1
+
+
+def test_without_tuning_evidence_nothing_is_looked_at(loop):
+    state = {"run_id": "r", "iteration": 0, "study": "r-it0", "best": bm25("x", 1.0).model_dump(mode="json"),
+             "proposal": {"name": "space"}, "proposer": "heuristic", "rationale": "why", "history": [], "tuning": None}
+    state |= nodes.guard_candidate(loop, state)
+    assert "no tuning evidence" in state["guard"]["not_looked"]
+    state |= nodes.record_decision(loop, state)
+    state |= nodes.record_decision(loop, {**state, "iteration": 0})  # resumed around the write: logged once
+    assert [r.action for r in loop.project.log.rows()] == ["not-looked"]
