@@ -11,10 +11,13 @@ the guard only when
 3. its tuning gain beats the tuning gain of every earlier look since the last human decision by the policy's
    ``looks_gate.record_margin`` (a new record: the Ladder, Blum & Hardt 2015).
 
-The family-wise bound is untouched: whether to look depends on tuning queries and past outcomes only, never on
-held-back scores, so the union bound over looks still gives P(any candidate no better than the champion passes)
-<= ``significance.p_value`` between two human decisions, however many iterations the loop makes. A candidate
-that does not qualify is recorded in the decision log as ``not-looked`` with the reason; it spends no alpha.
+The family-wise bound is untouched: with a fixed hold-back, whether to look depends on tuning queries and past
+outcomes only, never on held-back scores, so the union bound over looks still gives P(any candidate no better
+than the champion passes) <= ``significance.p_value`` between two human decisions, however many iterations the
+loop makes. Cross-fitted decisions are different: every query there tunes some fold, so conditions 2 and 3 would
+pick looks by the very noise the look then tests; their looks are thinned by a schedule that reads no score
+instead (:func:`look_verdict`). A candidate that does not qualify is recorded in the decision log as
+``not-looked`` with the reason; it spends no alpha.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from guardrails.ledger import GUARD_ACTIONS, LOOK_SKIPPED, Row, since_human_decision
@@ -92,8 +96,14 @@ def looks_and_skips(rows: Sequence[Row]) -> tuple[int, int]:
     return (sum(1 for r in recent if r.action in GUARD_ACTIONS), sum(1 for r in recent if r.action == LOOK_SKIPPED))
 
 
-def look_verdict(rows: Sequence[Row], evidence: TuningEvidence | None, policy: Policy) -> LookVerdict:
-    """Whether this candidate may spend a look, and why (in words a reviewer reads in the log)."""
+def look_verdict(rows: Sequence[Row], evidence: TuningEvidence | None, policy: Policy, crossfit: bool = False,
+                 now: datetime | None = None) -> LookVerdict:
+    """Whether this candidate may spend a look, and why (in words a reviewer reads in the log).
+
+    ``crossfit``: every query tunes some fold's study and is held back by another, so tuning evidence is not
+    independent of the held-back scores a look tests; choosing looks by it would select looks whose held-back
+    noise is favourable and void the union bound. There, looks are thinned by a schedule that reads no score:
+    at most one every ``looks_gate.crossfit_interval_minutes`` (and never twice at one pipeline)."""
     gate = policy.looks_gate
     looked = [r for r in since_human_decision(rows) if r.action in GUARD_ACTIONS]
     units = gate.record_units
@@ -108,6 +118,8 @@ def look_verdict(rows: Sequence[Row], evidence: TuningEvidence | None, policy: P
     if evidence.behaviour_sha256 in {behaviour_of(r) for r in looked}:
         return LookVerdict(False, f"its pipeline ({evidence.behaviour_sha256[:12]}) was looked at since the last "
                                   "human decision", record)
+    if crossfit:
+        return _scheduled(looked, gate.crossfit_interval_minutes, now or datetime.now(timezone.utc), record)
     if evidence.gain < policy.min_gain:
         return LookVerdict(False, f"tuning gain over the champion {evidence.gain:+.4f} on {evidence.queries} queries "
                                   f"is below min_gain {policy.min_gain}", record)
@@ -117,6 +129,17 @@ def look_verdict(rows: Sequence[Row], evidence: TuningEvidence | None, policy: P
         return LookVerdict(False, f"tuning gain {score:+.4f}{unit} is not a new record: an earlier look since the "
                                   f"last human decision had {record:+.4f}{unit} (margin {gate.record_margin})", record)
     return LookVerdict(True, f"tuning gain {evidence.gain:+.4f} on {evidence.queries} queries: a new record", record)
+
+
+def _scheduled(looked: Sequence[Row], minutes: float, now: datetime, record: float | None) -> LookVerdict:
+    """The cross-fitting schedule: a look when none was made in the last ``minutes`` (reads no score)."""
+    if looked:
+        last = datetime.fromisoformat(looked[-1].ts.replace("Z", "+00:00"))
+        waited = (now - last).total_seconds() / 60
+        if waited < minutes:
+            return LookVerdict(False, f"cross-fitted decisions look at most every {minutes:g} min (the last look was "
+                                      f"{waited:.0f} min ago; the schedule reads no score)", record)
+    return LookVerdict(True, f"cross-fitted: the first look in {minutes:g} min (the schedule reads no score)", record)
 
 
 def tuning_details(evidence: TuningEvidence | None, policy: Policy) -> dict[str, Any] | None:

@@ -45,12 +45,16 @@ class Significance(_Strict):
 class LookGate(_Strict):
     """Which candidates spend a look (guardrails.gate), from tuning evidence alone: a pipeline not looked at since
     the last human decision, ahead of the champion by ``min_gain`` on the same tuning queries, and ahead of every
-    earlier look's tuning gain by ``record_margin`` (in ``record_units``). Off: every candidate is looked at."""
+    earlier look's tuning gain by ``record_margin`` (in ``record_units``); cross-fitted decisions instead look at
+    most every ``crossfit_interval_minutes``. Off: every candidate is looked at."""
 
     enabled: bool = True
     record_margin: float = Field(0.002, ge=0, description="how far a candidate's tuning gain must exceed the best "
                                                           "tuning gain of the looks since the last human decision")
     record_units: Literal["absolute", "standard_errors"] = "absolute"
+    crossfit_interval_minutes: float = Field(60.0, ge=0, description=(
+        "cross-fitted decisions (every query tunes some fold, so tuning evidence is not independent of the held-back "
+        "scores): at most one look this often, by a schedule that reads no score"))
 
 
 class MaxRegression(_Strict):

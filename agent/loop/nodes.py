@@ -303,7 +303,8 @@ def guard_candidate(ctx: AgentContext, state: AgentState) -> AgentState:
     if not state.get("best"):
         return {"guard": {"passed": False, "failed_rules": ["no complete trial"], "rules": []}, "evidence": None}
     candidate = PipelineConfig.model_validate(state["best"])
-    verdict = guardrails.look_verdict(ctx.project.log.rows(), tuning_evidence(state), ctx.policy)
+    verdict = guardrails.look_verdict(ctx.project.log.rows(), tuning_evidence(state), ctx.policy,
+                                      crossfit=bool(ctx.folds))
     if not verdict.look:  # decided on tuning evidence alone: no held-back query is read, no alpha is spent
         ctx.say(f"  not looked at: {verdict.reason}")
         return {"guard": {"passed": False, "not_looked": verdict.reason, "failed_rules": [], "rules": []},

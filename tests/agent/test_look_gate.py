@@ -94,3 +94,24 @@ def test_without_tuning_evidence_nothing_is_looked_at(loop):
     state |= nodes.record_decision(loop, state)
     state |= nodes.record_decision(loop, {**state, "iteration": 0})  # resumed around the write: logged once
     assert [r.action for r in loop.project.log.rows()] == ["not-looked"]
+
+
+def test_cross_fitted_looks_follow_a_schedule_that_reads_no_score(loop):
+    """Under cross-fitting every query tunes some fold, so a gate on tuning scores would pick looks by the noise
+    they test: looks there are thinned by time, whatever the tuning evidence says."""
+    from datetime import datetime, timedelta, timezone
+
+    from guardrails import TuningEvidence, look_verdict
+
+    loop.folds = 5
+    behind = iterate(loop, 0, bm25("behind", 1.0), -0.02)  # behind on tuning, but the schedule is due: a look
+    assert behind["history"][-1]["looked"]
+    rows = loop.project.log.rows()
+    soon = iterate(loop, 1, bm25("ahead", 1.2), 0.05)
+    assert "look at most every 60 min" in soon["history"][-1]["outcome"]
+    assert looks_since_human_decision(loop.project.log.rows()) == 1
+    later = datetime.now(timezone.utc) + timedelta(minutes=61)
+    evidence = TuningEvidence(bm25("ahead", 1.2).behaviour_sha256(), (0.05,) * 8)
+    assert look_verdict(rows, evidence, loop.policy, crossfit=True, now=later).look
+    repeat = TuningEvidence(bm25("behind", 1.0).behaviour_sha256(), (0.05,) * 8)
+    assert not look_verdict(rows, repeat, loop.policy, crossfit=True, now=later).look  # never twice at one pipeline
