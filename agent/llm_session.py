@@ -54,10 +54,11 @@ def connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model
     if base_url:
         return LLMClient(LLMSettings(base_url=base_url, model=model or "default", **retries), cache)
     name = best_local_model(local_model)
+    # no ctx: the model's trained context (SmolLM2 8k, Qwen2.5 32k), so the proposer's failure examples fit
+    server = LocalLLMServer(name, threads=threads or min(4, os.cpu_count() or 1), log=paths.llm_log)
     if say:
-        say(f"no LLM endpoint configured: starting a local {name} server on 127.0.0.1")
-    server = LocalLLMServer(name, threads=threads or min(4, os.cpu_count() or 1),
-                            log=paths.llm_log)
+        say(f"no LLM endpoint configured: starting a local {name} server on 127.0.0.1 "
+            f"({server.context:,}-token context)")
     stack.callback(server.stop)  # registered first: a server that fails half-way through start is stopped too
     settings = server.start()
     return LLMClient(settings.model_copy(update=retries) if retries else settings, cache)

@@ -345,6 +345,28 @@ def proposal_json_schema(language: str, offer: dict[str, Any] | None = None) -> 
             "required": ["rationale", "space", "train"], "additionalProperties": False}
 
 
+ANSWER_TOKENS = 900
+"""Room the proposer asks for its reply (a whole space as JSON, with a rationale)."""
+
+
+def fitted_messages(client: Any, observation: str, language: str, history: str, offer: dict[str, Any] | None,
+                    extra: list[dict[str, str]] | None = None) -> tuple[list[dict[str, str]] | None, str | None]:
+    """The proposer's request (with ``extra`` turns after it) trimmed to the server's context less the answer's
+    room (agent.loop.prompt_fit), with a note saying what was cut; (None, why) when even the bare prompt does not
+    fit. A client that cannot count or tell its context (a test double) gets the request whole."""
+    from agent.loop.prompt_fit import MARGIN, fit_prompt
+
+    def build(observed: str, tried: str) -> list[dict[str, str]]:
+        return llm_messages(observed, language, tried, offer) + list(extra or [])
+
+    if not (hasattr(client, "count_tokens") and hasattr(client, "context_tokens")):
+        return build(observation, history), None
+    budget = client.context_tokens() - ANSWER_TOKENS - MARGIN
+    fitted = fit_prompt(observation, history, build, client.count_tokens, budget)
+    note = fitted.note(budget)
+    return (build(fitted.observation, fitted.history) if fitted.fits else None), note
+
+
 def llm_proposal(client: Any, observation: str, language: str, history: str, iteration: int,
                  seconds: float | None = None, offer: dict[str, Any] | None = None
                  ) -> tuple[Proposal | None, list[str]]:
@@ -352,21 +374,28 @@ def llm_proposal(client: Any, observation: str, language: str, history: str, ite
 
     ``seconds``: the time the proposal may take in all (the loop's budget); None for no limit. ``offer``: the
     training the loop may do now (agent.loop.train_move); kinds asked for outside it are dropped, with a note.
+    Each request is first fitted into the server's context (failure examples trimmed, see :func:`fitted_messages`);
+    one that cannot fit is not sent (None: the heuristic proposes).
     """
     import time
 
     from pipelines.llm import LLMError
 
     deadline = None if seconds is None else time.monotonic() + seconds
-    messages = llm_messages(observation, language, history, offer)
+    extra: list[dict[str, str]] = []
     notes: list[str] = []
     for attempt in range(2):
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left < 5:
             notes.append("no time left for the LLM in this iteration")
             break
+        messages, fit_note = fitted_messages(client, observation, language, history, offer, extra)
+        if fit_note and fit_note not in notes:
+            notes.append(fit_note)
+        if messages is None:
+            break
         try:
-            reply = client.structured(messages, LLMProposal, max_tokens=900,
+            reply = client.structured(messages, LLMProposal, max_tokens=ANSWER_TOKENS,
                                       json_schema=proposal_json_schema(language, offer),
                                       **({"timeout": left} if left is not None else {}))
             space = validate_proposal(reply.space, f"llm-{iteration}")
@@ -377,9 +406,8 @@ def llm_proposal(client: Any, observation: str, language: str, history: str, ite
             return Proposal(space, reply.rationale, "llm", notes, train), notes
         except SpaceError as err:
             notes.append(f"proposal rejected by the schema: {err}")
-            messages = messages + [{"role": "assistant", "content": json.dumps(reply.model_dump())},
-                                   {"role": "user", "content": f"That space was rejected: {err}. "
-                                                               "Reply with a corrected proposal."}]
+            extra += [{"role": "assistant", "content": json.dumps(reply.model_dump())},
+                      {"role": "user", "content": f"That space was rejected: {err}. Reply with a corrected proposal."}]
         except LLMError as err:
             notes.append(f"LLM failed to propose: {err}")
             break

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines.llm.cache import LLMCache, request_key
+from pipelines.llm.tokens import ServerTokens
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -40,6 +41,9 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(3, ge=0, le=10)
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(512, ge=1, le=32_768)
+    context_tokens: int = Field(4096, ge=1, le=1_048_576,
+                                description="tokens a request may fill (prompt and answer) when the server does not "
+                                            "say (it is asked first: llama.cpp /props, vLLM /v1/models)")
 
     @classmethod
     def from_env(cls) -> "LLMSettings | None":
@@ -47,8 +51,10 @@ class LLMSettings(BaseModel):
         base_url = os.environ.get("EVOLVE_LLM_BASE_URL")
         if not base_url:
             return None
+        context = os.environ.get("EVOLVE_LLM_CONTEXT_TOKENS")
         return cls(base_url=base_url, model=os.environ.get("EVOLVE_LLM_MODEL", "default"),
-                   api_key=os.environ.get("EVOLVE_LLM_API_KEY", "unused"))
+                   api_key=os.environ.get("EVOLVE_LLM_API_KEY", "unused"),
+                   **({"context_tokens": context} if context else {}))
 
 
 class LLMClient:
@@ -61,10 +67,22 @@ class LLMClient:
                               max_retries=0)  # retries are ours: same policy for every call, counted
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         self.calls = 0
+        self._tokens = ServerTokens(settings.base_url, settings.model, settings.api_key)
 
     @property
     def model(self) -> str:
         return self.settings.model
+
+    def count_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """Prompt tokens of a chat request as the server counts them (its tokenizer and chat template), or a safe
+        over-estimate where it cannot say: callers fit long prompts before sending, as an overflow is refused whole.
+        Never raises."""
+        return self._tokens.count(messages)
+
+    def context_tokens(self) -> int:
+        """Tokens one request may fill, prompt and answer: what the server says (asked once per client), else
+        ``settings.context_tokens``. Never raises."""
+        return self._tokens.context(self.settings.context_tokens)
 
     def check(self) -> dict[str, Any]:
         """Is the endpoint up and does it serve our model? Returns models and the latency of a tiny call."""

@@ -33,12 +33,14 @@ def free_port() -> int:
 class LocalLLMServer:
     """Context manager: starts the server on 127.0.0.1 and a free port, stops it on exit."""
 
-    def __init__(self, model: str = "smollm2-135m", threads: int = 1, ctx: int = 4096, parallel: int = 1,
+    def __init__(self, model: str = "smollm2-135m", threads: int = 1, ctx: int | None = None, parallel: int = 1,
                  log: Path | None = None, startup_timeout: float = 180, gguf: Path | None = None,
                  mode: str = "chat"):
         """``mode``: 'chat' (completions), 'embedding' (``/v1/embeddings`` with the model's own pooling) or
         'rerank' (``/v1/rerank``, a GGUF with a rank head, e.g. from ``pipelines.remote.export_bert_gguf``);
-        ``gguf``: a file to serve as ``model`` instead of a packaged model's."""
+        ``gguf``: a file to serve as ``model`` instead of a packaged model's. ``ctx``: tokens per slot (the server gets
+        ``ctx`` times ``parallel``, as llama.cpp divides its context between slots); by default what the model was
+        trained for, so long prompts (failure examples quoting Korean pages) fit, not llama.cpp's 4,096."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")
         self.model, self.threads, self.ctx, self.parallel = model, threads, ctx, parallel
@@ -49,9 +51,18 @@ class LocalLLMServer:
         self.process: subprocess.Popen | None = None
 
     @property
+    def context(self) -> int:
+        """Tokens per slot: ``ctx`` when given, else the model's trained context (read once)."""
+        if self.ctx is None:
+            from pipelines.llm.models import trained_context
+
+            self.ctx = trained_context(self.model, self.gguf)
+        return self.ctx
+
+    @property
     def settings(self) -> LLMSettings:
         return LLMSettings(base_url=f"http://127.0.0.1:{self.port}/v1", model=self.model,
-                           max_concurrency=self.parallel, timeout_s=300)
+                           max_concurrency=self.parallel, timeout_s=300, context_tokens=self.context)
 
     def start(self) -> LLMSettings:
         import httpx
@@ -62,8 +73,8 @@ class LocalLLMServer:
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen([sys.executable, "-m", "pipelines.llm.local_server", "--gguf", str(gguf),
                                          "--alias", self.model, "--port", str(self.port), "--threads",
-                                         str(self.threads), "--ctx", str(self.ctx), "--parallel", str(self.parallel),
-                                         "--mode", self.mode],
+                                         str(self.threads), "--ctx", str(self.context), "--parallel",
+                                         str(self.parallel), "--mode", self.mode],
                                         stdout=output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -101,17 +112,20 @@ def main() -> None:
     parser.add_argument("--alias", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--ctx", type=int, default=4096)
+    parser.add_argument("--ctx", type=int, help="tokens per slot (default: what the model was trained for)")
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--mode", choices=MODES, default="chat")
     args = parser.parse_args()
 
     import xllamacpp
 
+    from pipelines.llm.models import trained_context
+
+    ctx = args.ctx or trained_context(args.alias, Path(args.gguf))
     params = xllamacpp.CommonParams()
     params.model.path = args.gguf
     params.model_alias = {args.alias}
-    params.n_ctx = args.ctx * args.parallel
+    params.n_ctx = ctx * args.parallel
     params.n_parallel = args.parallel
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
@@ -119,7 +133,7 @@ def main() -> None:
     params.hostnames = ["127.0.0.1"]
     if args.mode != "chat":
         params.embedding = True
-        params.n_batch = params.n_ubatch = args.ctx  # an encoder takes a whole input in one batch
+        params.n_batch = params.n_ubatch = ctx  # an encoder takes a whole input in one batch
     if args.mode == "rerank":
         params.pooling_type = RANK_POOLING
     server = xllamacpp.Server(params)  # noqa: F841  (serves while referenced)

