@@ -40,6 +40,8 @@ class TuningEvidence:
 
     behaviour_sha256: str
     differences: tuple[float, ...]
+    champion_behaviour_sha256: str | None = None
+    """The champion's behaviour address (a study whose best is the champion itself has no candidate)."""
 
     @property
     def queries(self) -> int:
@@ -115,6 +117,8 @@ def look_verdict(rows: Sequence[Row], evidence: TuningEvidence | None, policy: P
     if evidence is None:
         return LookVerdict(False, "no tuning evidence against the champion (its trial 0 did not complete on the "
                                   "candidate's tuning queries)", record)
+    if evidence.behaviour_sha256 == evidence.champion_behaviour_sha256:
+        return LookVerdict(False, "the studies' best is the champion itself (trial 0): nothing beat it", record)
     if evidence.behaviour_sha256 in {behaviour_of(r) for r in looked}:
         return LookVerdict(False, f"its pipeline ({evidence.behaviour_sha256[:12]}) was looked at since the last "
                                   "human decision", record)

@@ -207,7 +207,8 @@ def run_studies(ctx: AgentContext, state: AgentState) -> AgentState:
     pooled = None if any(r["differences"] is None for r in results) else \
         [d for r in results for d in r["differences"]]
     tuning = {"behaviour_sha256": PipelineConfig.model_validate(chosen["best"]).behaviour_sha256(),
-              "differences": pooled, "champion_tune_value": chosen.get("champion_value")}
+              "differences": pooled, "champion_tune_value": chosen.get("champion_value"),
+              "champion_behaviour_sha256": champion.behaviour_sha256()}
     update: AgentState = {"study": name, "best": chosen["best"], "best_tune_value": chosen["value"],
                           "trials_run": ran, "trials_reused": reused, "iteration_reused": reused_now, "tuning": tuning,
                           "fold_best": [r["best"] for r in results] if ctx.folds else None, **answers}
@@ -399,7 +400,8 @@ def tuning_evidence(state: AgentState) -> guardrails.TuningEvidence | None:
     tuning = state.get("tuning") or {}
     if not tuning.get("differences"):
         return None
-    return guardrails.TuningEvidence(tuning["behaviour_sha256"], tuple(tuning["differences"]))
+    return guardrails.TuningEvidence(tuning["behaviour_sha256"], tuple(tuning["differences"]),
+                                     tuning.get("champion_behaviour_sha256"))
 
 
 def next_step(ctx: AgentContext, state: AgentState) -> str:

@@ -115,3 +115,6 @@ def test_cross_fitted_looks_follow_a_schedule_that_reads_no_score(loop):
     assert look_verdict(rows, evidence, loop.policy, crossfit=True, now=later).look
     repeat = TuningEvidence(bm25("behind", 1.0).behaviour_sha256(), (0.05,) * 8)
     assert not look_verdict(rows, repeat, loop.policy, crossfit=True, now=later).look  # never twice at one pipeline
+    champion = loop.project.champion_config().behaviour_sha256()
+    itself = TuningEvidence(champion, (0.0,) * 8, champion)  # nothing beat trial 0: no candidate to look at
+    assert "the champion itself" in look_verdict(rows, itself, loop.policy, crossfit=True, now=later).reason
