@@ -6,17 +6,23 @@ bench/search_methods.py replays generic search methods against a grid table (ben
 adds the method the benchmark exists for, evolve's own loop, charged the same way (a cold cache, each resource
 paid once, each new config's evaluation paid):
 
-1. the champion is the config that costs least cold (BM25 alone; greedy stage-by-stage search starts there too);
-2. each iteration calls ``agent.loop.proposers.heuristic_proposal`` as the loop does, with the best config so
-   far, whether the last study improved, the moves tried, the cost table (seconds to embed the corpus with each
-   model, 0 once paid) and the budget left, so its cost rule is the one under test;
+1. the champion is the config that costs least cold (BM25 alone; greedy stage-by-stage search starts there too),
+   scored first; it stays the champion for the whole run (the real loop's champion changes only when a human
+   approves a candidate);
+2. each iteration calls ``agent.loop.proposers.heuristic_proposal`` as the loop does, with the champion, the best
+   config so far (None before the first study), whether the last study improved, the history the loop keeps (each
+   iteration's ``move`` and ``base`` from its Proposal, ``covered`` from ``coverage(space)``, its ``outcome``), the
+   cost table (seconds to embed the corpus with each model, 0 once paid) and the budget left, so its move order
+   and cost rule are the ones under test;
 3. the proposed space is projected onto the grid: a level of a factor is in it when the space allows that value
    (a model listed, a chunker of that kind whose sizes admit it, k1/b/weights inside the ranges, a reranker of
    that model admitting top 20 and blend 0.5). A factor none of whose grid levels the space admits keeps the
    best config's level (the grid cannot score what lies outside it: the fixed-size chunkers of the "chunking"
    move, for one);
-4. a study of ``trials`` trials runs in that part of the grid as evolve's study does: BM25 alone first, then the
-   models already embedded, then Optuna TPE (multivariate, grouped, 8 startup trials, as experiments/study.py);
+4. a study of ``trials`` trials runs in that part of the grid as evolve's study does: the champion as trial 0
+   (StudyRunner.enqueue_first: its score is known, so it costs nothing, and the study's best so far starts from
+   it; like the real loop's fixed-config trial it carries no sampled parameters), then BM25 alone, then the models
+   already embedded, then Optuna TPE (multivariate, grouped, 8 startup trials, as experiments/study.py);
    a trial whose cold embedding does not fit the budget left is refused at no cost (Objective's rule); a trial
    that lands on a config scored before gets its score at no cost (as every method here is charged; in the real
    loop such a trial explores settings between the grid's levels, which the grid can neither price nor score);
@@ -33,6 +39,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -42,20 +49,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.loop.proposers import heuristic_proposal, models_for  # noqa: E402
+from agent.loop.proposers import Proposal, coverage, heuristic_proposal, models_for  # noqa: E402
 from bench.search_grid import FUSIONS, SETS, config_of  # noqa: E402
 from bench.search_methods import FACTORS, NONE, Grid, Table, Trajectory, _grid, _Run, start_config  # noqa: E402
 
 LANGUAGES = {"korquad": "ko", "scifact": "en"}
 RERANK_TOP, RERANK_BLEND, RRF_K = 20, 0.5, 60
-Proposer = Callable[..., dict[str, Any]]
-"""(iteration, language, champion, best, improved_last, tried, costs, seconds_left) -> a search space dict."""
+Proposer = Callable[..., Proposal]
+"""(iteration, language, champion, best, improved_last, tried, costs, seconds_left) -> a Proposal (its space, and
+for the heuristic its move and base)."""
 
 
 def heuristic(iteration: int, language: str, champion: dict, best: dict | None, improved_last: bool | None,
-              tried: list[dict], costs: dict[str, float], seconds_left: float) -> dict[str, Any]:
+              tried: list[dict], costs: dict[str, float], seconds_left: float) -> Proposal:
     return heuristic_proposal(iteration, language, champion, best, improved_last, tried,
-                              costs=costs, seconds_left=seconds_left).space
+                              costs=costs, seconds_left=seconds_left)
 
 
 class LLMProposer:
@@ -63,7 +71,8 @@ class LLMProposer:
     response format, one retry on a schema error), with the heuristic taking over when it gives nothing usable.
 
     The observation is what the grid knows: the best config's tuning score and the cost table with the budget
-    left (the real loop adds its worst queries, which the grid's means cannot give). Counts every reply."""
+    left (the real loop adds its worst queries, which the grid's means cannot give); the history says what each
+    earlier space covered, as the loop's does. Counts every reply."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -71,24 +80,31 @@ class LLMProposer:
         self.notes: list[str] = []
 
     def __call__(self, iteration: int, language: str, champion: dict, best: dict | None, improved_last: bool | None,
-                 tried: list[dict], costs: dict[str, float], seconds_left: float) -> dict[str, Any]:
+                 tried: list[dict], costs: dict[str, float], seconds_left: float) -> Proposal:
+        from agent.loop.nodes import _covered_line
         from agent.loop.proposers import llm_proposal
 
         current = best or champion
         lines = [f"champion {current['name']}: mean ndcg@10 {current['tune']:.4f} on the tuning queries ({language})",
                  f"cost of embedding this corpus ({current['chunking']['kind']} chunks) with each model on this "
                  f"machine; BM25, fusion and cached models cost seconds; {seconds_left / 60:.0f} min of budget left:"]
-        lines += [f"- {model}: ~{seconds:.0f} s to embed the rest" for model, seconds in costs.items()]
-        history = "\n".join(f"- iteration {i}: space {t['space']} (best tune {t['best_tune']:.4f}), "
+        lines += [f"- {model}: ~{seconds:.0f} s to embed the rest" for model, seconds in costs.items()
+                  if not math.isinf(seconds)]  # a model the grid lacks is not offered to the LLM either
+        # as the loop words it (agent.loop.nodes.propose_space): what each earlier space covered, and not to repeat it
+        history = "\n".join(f"- iteration {i}: space {t['space']} covering {_covered_line(t.get('covered'))} "
+                            f"(best tune {t['best_tune']:.4f}), "
                             + ("promoted" if t["outcome"] == "promoted" else "not promoted")
                             for i, t in enumerate(tried)) or "- nothing yet"
+        if tried:
+            history += ("\nDo not propose a space these already covered: change a stage they did not, or try "
+                        "models, chunkers or rerankers none of them offered.")
         self.asked += 1
         proposal, notes = llm_proposal(self.client, "\n".join(lines), language, history, iteration)
         self.notes += notes
         if proposal is not None:
             self.valid += 1
             self.valid_first += not any("rejected" in n for n in notes)
-            return proposal.space
+            return proposal
         return heuristic(iteration, language, champion, best, improved_last, tried, costs, seconds_left)
 
 
@@ -102,7 +118,7 @@ class AutoProposer:
         self.asked: list[str] = []
 
     def __call__(self, iteration: int, language: str, champion: dict, best: dict | None, improved_last: bool | None,
-                 tried: list[dict], costs: dict[str, float], seconds_left: float) -> dict[str, Any]:
+                 tried: list[dict], costs: dict[str, float], seconds_left: float) -> Proposal:
         from agent.loop.proposer_choice import choose_proposer, iteration_credit
 
         history = [{"asked": who, **iteration_credit(tried[i - 1]["best_tune"] if i else None, entry["best_tune"],
@@ -177,20 +193,24 @@ def subgrid(grid: Grid, space: Mapping[str, Any], levels: Mapping[str, Mapping[s
 
 
 def _costs(run: _Run, levels: Mapping[str, Mapping[str, Any]], chunker: str, language: str) -> dict[str, float]:
-    """The cost table the proposer sees: seconds to embed the corpus (and the queries) with each model, 0 once paid."""
+    """The cost table the proposer sees: seconds to embed the corpus (and the queries) with each model, 0 once paid.
+    A model outside the grid gets an infinite cost: the grid can neither price nor score it (SciFact leaves USE and
+    e5 out because they take hours on it), and left out of the table it would pass for one already embedded."""
     by_model = {model: name for name, model in levels["dense"].items() if model}
     costs: dict[str, float] = {}
     for model in models_for(language):
         name = by_model.get(model)
         if name is None:
-            continue  # a model outside the grid: projected out of every space anyway
+            costs[model] = math.inf
+            continue
         costs[model] = sum(run.grid.resources.get(r, 0.0) for r in (f"embed|{name}|{chunker}", f"queries|{name}")
                            if r not in run.paid)
     return costs
 
 
-def _study(run: _Run, inside: list[int], trials: int, seed: int) -> list[int]:
-    """One study in the part of the grid the space admits (step 4); returns the configs its trials scored."""
+def _study(run: _Run, inside: list[int], trials: int, seed: int, champion: int | None = None) -> list[int]:
+    """One study in the part of the grid the space admits (step 4), ``champion`` its trial 0 (scored before: no
+    cost); returns the configs its trials scored, the champion first."""
     import optuna
 
     grid = run.grid
@@ -202,15 +222,19 @@ def _study(run: _Run, inside: list[int], trials: int, seed: int) -> list[int]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
     study = optuna.create_study(direction="maximize", sampler=sampler)
+    allowed = set(inside)
+    scored: list[int] = []
+    counted = attempts = 0
+    if champion is not None:  # trial 0: the champion as it is (a fixed config, no sampled parameters), known score
+        study.tell(study.ask(), run.scores[champion])
+        scored.append(champion)
+        counted += 1
     if NONE in choices["dense"] and any(lv != NONE for lv in choices["lexical"]):
         study.enqueue_trial({"dense": NONE})
     first_chunker = choices["chunker"][0]
     for level in choices["dense"]:
         if level != NONE and f"embed|{level}|{first_chunker}" in run.paid:
             study.enqueue_trial({"dense": level})
-    allowed = set(inside)
-    scored: list[int] = []
-    counted = attempts = 0
     cheapest = min(float(c["evaluate_s"]) for c in configs)
     while counted < trials and attempts < 20 * trials and not run.stopped:
         attempts += 1
@@ -238,8 +262,10 @@ def _study(run: _Run, inside: list[int], trials: int, seed: int) -> list[int]:
 
 
 def evolve_loop(table: Table, budget_s: float, seed: int, *, proposer: Proposer = heuristic,
-                trials: int = 20, method: str = "evolve_heuristic", stall: int = 5) -> Trajectory:
-    """evolve's loop against the grid (the module's docstring); ``proposer`` returns each iteration's space."""
+                trials: int = 20, method: str = "evolve_heuristic", stall: int = 5,
+                trace: list[dict[str, Any]] | None = None) -> Trajectory:
+    """evolve's loop against the grid (the module's docstring); ``proposer`` returns each iteration's proposal.
+    ``trace``: filled with each iteration's history entry (and the configs its study scored anew)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -263,15 +289,21 @@ def evolve_loop(table: Table, budget_s: float, seed: int, *, proposer: Proposer 
         best_factors = grid.by_id[best_id]["factors"]
         costs = _costs(run, levels, best_factors["chunker"], language)
         started = run.spent
-        space = proposer(iteration, language, config(champion_id), config(best_id) if iteration else None,
-                         improved, tried, costs, run.budget_s - run.spent)
-        scored = _study(run, subgrid(grid, space, levels, best_factors), trials, seed * 1000 + iteration)
+        proposal = proposer(iteration, language, config(champion_id), config(best_id) if iteration else None,
+                            improved, tried, costs, run.budget_s - run.spent)
+        space = proposal.space
+        scored = _study(run, subgrid(grid, space, levels, best_factors), trials, seed * 1000 + iteration,
+                        champion_id)
         study_best = max(scored, key=lambda cid: run.scores[cid], default=None)
         improved = study_best is not None and run.scores[study_best] > run.scores[best_id]
         if improved:
-            best_id = champion_id = study_best
+            best_id = study_best
         tried.append({"space": space.get("name"), "outcome": "promoted" if improved else "kept",
+                      "move": proposal.move, "base": proposal.base, "covered": coverage(space),
                       "best_tune": run.scores[best_id], "seconds": run.spent - started})
+        if trace is not None:
+            trace.append({**tried[-1], "new": len(run.scores) - known, "spent": run.spent,
+                          "best": dict(grid.by_id[best_id]["factors"]), "rationale": proposal.rationale})
         idle = 0 if len(run.scores) > known else idle + 1
     return run.finish("stalled" if idle >= stall else "budget")
 
@@ -284,11 +316,17 @@ def main() -> None:
     args = parser.parse_args()
     table = json.loads((ROOT / "bench" / "results" / f"search-grid-{args.set}.json").read_text())
     grid = Grid(table)
-    run = evolve_loop(grid, args.budget * grid.compute_s(), args.seed)
+    total = grid.compute_s()
+    trace: list[dict[str, Any]] = []
+    run = evolve_loop(grid, args.budget * total, args.seed, trace=trace)
+    for i, entry in enumerate(trace):
+        print(f"iteration {i}: {entry['move']} ({entry['space']}), {entry['new']} new configs, {entry['outcome']}; "
+              f"spent {entry['spent'] / total:.3f} of the grid's compute; best {json.dumps(entry['best'])} "
+              f"tune {entry['best_tune']:.4f}")
     for point in run.points:
         factors = grid.by_id[point.config_id]["factors"]
-        print(f"{point.compute:8.1f} s  {json.dumps(factors)}  tune {grid.by_id[point.config_id]['tune']:.4f}  "
-              f"best held-back {point.best_heldout:.4f}")
+        print(f"{point.compute:8.1f} s ({point.compute / total:.3f})  {json.dumps(factors)}  "
+              f"tune {grid.by_id[point.config_id]['tune']:.4f}  best held-back {point.best_heldout:.4f}")
     print(f"{len(run.points)} configs, {run.spent:.0f} of {args.budget * grid.compute_s():.0f} s, stop: {run.stop}")
 
 

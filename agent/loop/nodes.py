@@ -93,8 +93,11 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
                        f'"{right.text[:160] if right else ""}"')
     if ctx.failure_set is not None:
         lines.append(f"failure set from user feedback: {len(ctx.failure_set.queries)} queries")
-    costs = cost_table(models_for(ctx.language), tune.corpus, champion.chunking, ctx.components)
-    lines.append(f"cost of embedding this corpus ({champion.chunking.kind} chunks) with each model on this machine; "
+    # priced for the chunks of the config the next moves are made around (the best so far, else the champion)
+    chunking = PipelineConfig.model_validate(state["best_overall"]).chunking if state.get("best_overall") \
+        else champion.chunking
+    costs = cost_table(models_for(ctx.language), tune.corpus, chunking, ctx.components)
+    lines.append(f"cost of embedding this corpus ({chunking.kind} chunks) with each model on this machine; "
                  f"BM25, fusion and cached models cost seconds; {ctx.remaining() / 60:.0f} min of budget left:")
     lines += [f"- {cost.line()}" for cost in costs]
     measured = state.get("champion_heldout_sha256") == champion.sha256() and not changed

@@ -146,9 +146,22 @@ def _wide(iteration: int, models: list[str], tokenizers: list[str], seed: int | 
     }
 
 
-def _next_move(tried: list[dict[str, Any]], key: str, improved_last: bool | None) -> str:
+def _embedded(models: list[str], costs: dict[str, float] | None) -> tuple[list[str], list[str]]:
+    """(the models whose embedding of this corpus is cached: 0 s in the cost table, the others), each in the
+    registry's order; a model the table leaves out is not known to be cached. Without a cost table nothing is
+    known to cost anything: every model counts as embedded (each move offers what it did before cost tables)."""
+    if costs is None:
+        return list(models), []
+    cached = [m for m in models if m in costs and costs[m] <= 0.0]
+    return cached, [m for m in models if m not in cached]
+
+
+def _next_move(tried: list[dict[str, Any]], key: str, improved_last: bool | None,
+               cold: frozenset[str] = frozenset()) -> str:
     """The move to make around base ``key``: in turn while studies fail (narrow first after a promotion), never
-    one made around this base before; a widening once they are all spent."""
+    one made around this base before; the moves that pay no cold embedding before those in ``cold`` (cheap moves
+    first: a cold embedding is paid only when nothing cheaper is left around the base); a widening once they are
+    all spent."""
     done = {t.get("move") for t in tried if t.get("base") == key}
     if improved_last:
         order = ["narrow", *[m for m in MOVES if m != "narrow"]]
@@ -160,6 +173,7 @@ def _next_move(tried: list[dict[str, Any]], key: str, improved_last: bool | None
             since += 1
         start = (since - 1) % len(MOVES) if since else MOVES.index("narrow")
         order = [MOVES[(start + i) % len(MOVES)] for i in range(len(MOVES))]
+    order.sort(key=lambda m: m in cold)  # stable: the turn order within each tier
     return next((m for m in [*order, *WIDENING[:-1]] if m not in done), WIDENING[-1])
 
 
@@ -174,8 +188,11 @@ def heuristic_proposal(iteration: int, language: str, champion: dict[str, Any], 
     fail, narrow first after a promotion. A move made around a base is never made around it again (``tried``
     holds each iteration's ``move`` and ``base``); when all are spent the heuristic widens: models and chunkers no
     space offered yet, then a random restart, and its rationale says so. With no base at all (no champion given):
-    a wide first space. With ``costs`` (seconds to embed the corpus with each model) only models whose cold
-    embedding fits in half of ``seconds_left`` are proposed."""
+    a wide first space. With ``costs`` (seconds to embed the corpus with each model, 0 when cached) only models
+    whose cold embedding fits in half of ``seconds_left`` are proposed, and cold embeddings are paid one at a
+    time, last: the moves that need none (narrow; chunking a base without a dense model; rerankers and models
+    whose embedding is cached) come before those that do, and a move offers a model not embedded yet only when
+    none is (the first in the registry's order, :func:`models_for`, that fits)."""
     models = affordable(models_for(language), costs, seconds_left)
     tokenizers = tokenizers_for(language)
     current = best or (champion if champion else None)
@@ -194,7 +211,14 @@ def heuristic_proposal(iteration: int, language: str, champion: dict[str, Any], 
     }
     described = f"{base['dense']}, {base['chunker'].get('kind')} chunks, bm25 {base['tokenizer']}"
     origin = "the best so far" if best else "the champion"
-    move = "train" if train else _next_move(tried, key, improved_last)
+    cached, not_cached = _embedded(models, costs)
+    # what the models and rerank moves offer: the models embedded already; a new one only when none is
+    offered = cached or not_cached[:1]
+    rerankers = list(dict.fromkeys(([dense] if dense != "none" and costs is not None else []) + offered))[:2]
+    cold = frozenset(m for m, pays in (("models", bool(set(offered) & set(not_cached))),
+                                       ("rerank", bool(set(rerankers) & set(not_cached))),
+                                       ("chunking", costs is not None and dense != "none")) if pays)
+    move = "train" if train else _next_move(tried, key, improved_last, cold)
     seen_models, seen_chunkers = covered(tried)
     if move == "unseen-models" and not [m for m in models if m not in seen_models and m != dense]:
         move = "unseen-chunkers"
@@ -209,15 +233,20 @@ def heuristic_proposal(iteration: int, language: str, champion: dict[str, Any], 
     if move == "rerank":
         space = {**fixed, "rerankers": [{"kind": "none"}] + [
             {"kind": "embedding", "model": m, "top_n": [10, 20, 50], "blend": {"low": 0.2, "high": 0.9}}
-            for m in models[:2]]}
+            for m in rerankers]}
         why = f"keep {origin} ({described}) and try a second-stage reranker over its top results"
     elif move == "chunking":
-        space = {**fixed, "chunkers": CHUNKERS[:4]}
+        space = {**fixed, "chunkers": [base["chunker"], *[c for c in CHUNKERS
+                                                          if c["kind"] != base["chunker"].get("kind")]]}
         why = f"keep {origin} ({described}) and change how documents are cut into chunks"
     elif move == "models":
-        space = {**fixed, "dense_models": models + ["none"], "lexical": {**fixed["lexical"],
-                                                                         "tokenizers": tokenizers + ["none"]}}
-        why = f"keep the chunking of {origin} ({described}) and try every embedding model and BM25 tokenizer"
+        space = {**fixed, "dense_models": list(dict.fromkeys([*offered, dense, "none"])),
+                 "lexical": {**fixed["lexical"], "tokenizers": tokenizers + ["none"]}}
+        why = (f"keep the chunking of {origin} ({described}) and try every BM25 tokenizer and "
+               + ("every embedding model" if costs is None else
+                  f"the embedding models already embedded ({', '.join(cached)})" if cached else
+                  f"{', '.join(offered) or 'no'} embedding model (the first that fits the time left; none is "
+                  "embedded yet)"))
     elif move == "narrow":
         space = {**fixed, "lexical": {"tokenizers": [tokenizer], "k1": _around(base["k1"], 0.5, 0.1, 5.0),
                                       "b": _around(base["b"], 0.2, 0.0, 1.0)},

@@ -36,11 +36,14 @@ class AgentTracker:
             "mlflow.parentRunId": self.parent, ROLE: "iteration", "evolve.agent_run": self.run_id,
             "evolve.proposer": entry["proposer"], "evolve.outcome": entry["outcome"][:5000],
             "evolve.rationale": (entry["rationale"] or "")[:5000], "evolve.study": entry.get("study") or "",
+            "evolve.looked": str(bool(entry.get("looked"))).lower(),
             "mlflow.note.content": f"**{entry['proposer']} proposal**: {entry['rationale']}\n\n"
                                    f"**outcome**: {entry['outcome']}\n\nnotes: {entry.get('notes')}"})
         metrics = {"best_tune_value": entry.get("best_tune_value"),
                    f"champion_heldout_{entry['metric']}": entry.get("champion_heldout"),
-                   "answer_seconds": entry.get("answer_seconds")}
+                   "answer_seconds": entry.get("answer_seconds"), "trials_reused": entry.get("trials_reused"),
+                   "tuning_gain": (entry.get("tuning") or {}).get("gain"),
+                   "champion_tune_value": entry.get("champion_tune_value")}
         for side in ("candidate", "champion"):  # held-back means: the metric, and the judged answer metrics
             for set_name, values in (entry.get(f"{side}_heldout" if side == "candidate" else "champion_heldout_sets")
                                      or {}).items():

@@ -33,6 +33,17 @@ def start_process(project: Path, evalset: Path, *args: str, llm: bool = False) -
                             text=True)
 
 
+def look_at_every_candidate(project: Path) -> None:
+    """The packaged policy with the look gate off: for tests of what a look does (answers judged, a cross-fitted
+    report), which need the first iteration's candidate looked at whatever its tuning evidence."""
+    from guardrails import DEFAULT_POLICY
+
+    project.mkdir(parents=True, exist_ok=True)
+    text = DEFAULT_POLICY.read_text("utf-8").replace("looks_gate:\n  enabled: true", "looks_gate:\n  enabled: false")
+    assert "enabled: false" in text
+    (project / "policy.yaml").write_text(text, "utf-8")
+
+
 def wait_for(predicate, process: subprocess.Popen, timeout: float, what: str) -> None:
     deadline = time.time() + timeout
     output = lambda: process.stdout.read() if process.stdout else ""  # noqa: E731
@@ -129,6 +140,7 @@ def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer
     proposals with failure examples that include the document talking to the model, and stops it on exit."""
     import httpx
 
+    look_at_every_candidate(tmp_path)
     process = start_process(tmp_path, injected_set, "--budget", "150s", "--trials-per-iteration", "3",
                             "--local-model", "smollm2-135m", llm=True)
     output, _ = process.communicate(timeout=400)
@@ -189,6 +201,7 @@ def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_
     from guardrails import DecisionLog
     from evalsets import load_evalset
 
+    look_at_every_candidate(tmp_path)
     process = start_process(tmp_path, tiny_scifact, "--decision", "crossfit", "--folds", "3", "--budget", "10m",
                             "--trials-per-iteration", "9", "--max-iterations", "1")
     output, _ = process.communicate(timeout=600)
