@@ -83,7 +83,8 @@ def start_command(
     paths = AgentPaths(project_dir.resolve())
     try:
         budget_seconds = parse_duration(budget)
-        rules = load_policy(policy)
+        # --policy, else the project's own (what `evolve approve` checks candidates against), else the packaged one
+        rules = load_policy(policy or ProjectPaths.of(project_dir).policy)
         load_evalset(evalset)
         failures = gating_failure_set(failure_set, rules)  # only feedback the policy trusts gates
     except (ValueError, PolicyError, EvalSetError) as err:

@@ -24,7 +24,7 @@ def bm25(name: str, k1: float) -> PipelineConfig:
 @pytest.fixture
 def loop(tiny_scifact, tmp_path):
     policy = Policy(min_gain=0.005, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=1,
-                    max_latency_p95_ms=60_000, looks_gate={"record_margin": 0.01})
+                    max_latency_p95_ms=60_000, looks_gate={"record_margin": 0.01, "record_units": "absolute"})
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
     start = bm25("start", 0.2)
     (tmp_path / "start.yaml").write_text(start.to_yaml())
@@ -118,3 +118,23 @@ def test_cross_fitted_looks_follow_a_schedule_that_reads_no_score(loop):
     champion = loop.project.champion_config().behaviour_sha256()
     itself = TuningEvidence(champion, (0.0,) * 8, champion)  # nothing beat trial 0: no candidate to look at
     assert "the champion itself" in look_verdict(rows, itself, loop.policy, crossfit=True, now=later).reason
+
+
+def test_records_in_standard_errors_let_a_close_config_beat_a_noisy_far_one():
+    """The shipped units: a far config's large but noisy tuning gain sets a record in standard errors that a
+    smaller, steadier gain of a close config can beat (in absolute units it could not)."""
+    from guardrails import TuningEvidence, look_verdict
+    from guardrails.gate import tuning_details
+    from guardrails.ledger import Row
+
+    policy = Policy()
+    assert policy.looks_gate.record_units == "standard_errors" and policy.looks_gate.record_margin == 0.5
+    far = TuningEvidence("far", tuple([0.4, -0.3] * 50))  # +0.05, se 0.035: 1.4 standard errors
+    close = TuningEvidence("close", tuple([0.03, 0.01] * 50))  # +0.02, se 0.001: 20 standard errors
+    looked = Row(1, "2026-12-06T00:00:00Z", "guard-reject", "done", "d", None, "u", None, None, None, None, None,
+                 None, "{}", "0" * 64, info={"behaviour_sha256": "far", "tuning": tuning_details(far, policy)})
+    assert look_verdict([looked], close, policy).look
+    absolute = policy.model_copy(update={"looks_gate": policy.looks_gate.model_copy(
+        update={"record_units": "absolute", "record_margin": 0.0})})
+    looked.info["tuning"] = tuning_details(far, absolute)
+    assert not look_verdict([looked], close, absolute).look
