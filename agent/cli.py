@@ -27,7 +27,9 @@ USER_ERRORS = (
     "evalsets.errors.EvalSetError", "evalsets.feedback.StoreLocked", "evalsets.feedback.FeedbackRefused",
     "pipelines.config.ConfigError", "experiments.space.SpaceError", "guardrails.policy.PolicyError",
     "guardrails.project.DecisionError", "guardrails.ledger.LogError", "pipelines.llm.client.LLMUnavailable",
-    "pipelines.llm.models.ModelUnavailable", "httpx.ConnectError", "httpx.ConnectTimeout",
+    "pipelines.llm.models.ModelUnavailable", "pipelines.remote.client.RemoteError",
+    "pipelines.remote.registry.RegistryError", "pipelines.embedders.base.EmbeddingError", "httpx.ConnectError",
+    "httpx.ConnectTimeout",
     "sqlalchemy.exc.OperationalError",
 )
 """Exceptions that are the user's to fix, by module and name: an exception of one of them can only exist when

@@ -1,5 +1,8 @@
 """The one way a command connects to an LLM: the configured endpoint (vLLM), else a local CPU server
-that evolve starts on 127.0.0.1 and stops when the command ends. Every client shares the request cache."""
+that evolve starts on 127.0.0.1 and stops when the command ends. Every client shares the request cache.
+
+The endpoint's settings come from one place, ``LLMSettings.from_env``: the base URL and model of the options below
+(or their variables) and the key from ``EVOLVE_LLM_API_KEY`` or the file ``EVOLVE_LLM_API_KEY_FILE`` names."""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from agent.paths import ProjectPaths
 
 BaseUrlOption = Annotated[Optional[str], typer.Option("--llm-base-url", envvar="EVOLVE_LLM_BASE_URL",
                                                       help="OpenAI-compatible endpoint (vLLM), e.g. http://gpu1:8000/v1. "
-                                                           "Without one, evolve starts a local CPU server.")]
+                                                           "Without one, evolve starts a local CPU server. Its key: "
+                                                           "EVOLVE_LLM_API_KEY or EVOLVE_LLM_API_KEY_FILE (a file).")]
 ModelOption = Annotated[Optional[str], typer.Option("--llm-model", envvar="EVOLVE_LLM_MODEL",
                                                     help="Model name served at --llm-base-url.")]
 LocalModelOption = Annotated[Optional[str], typer.Option("--local-model", envvar="EVOLVE_LOCAL_LLM",
@@ -44,15 +48,17 @@ def connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model
                 say: Callable[[str], None] | None = None) -> Any:
     """An LLMClient for the endpoint, or for a local server whose shutdown is registered on ``stack``.
 
-    Raises LLMUnavailable / ModelUnavailable / RuntimeError when neither can be had.
+    Raises LLMUnavailable (LLMConfigError: settings that cannot be used) / ModelUnavailable / RuntimeError when
+    neither can be had.
     """
     from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer
 
     paths = ProjectPaths.of(project_dir)
     cache = LLMCache(paths.llm_cache)
     retries = {} if max_retries is None else {"max_retries": max_retries}
-    if base_url:
-        return LLMClient(LLMSettings(base_url=base_url, model=model or "default", **retries), cache)
+    settings = LLMSettings.from_env(base_url, model, **retries)
+    if settings is not None:
+        return LLMClient(settings, cache)
     name = best_local_model(local_model)
     # no ctx: the model's trained context (SmolLM2 8k, Qwen2.5 32k), so the proposer's failure examples fit
     server = LocalLLMServer(name, threads=threads or min(4, os.cpu_count() or 1), log=paths.llm_log)
@@ -61,7 +67,7 @@ def connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model
             f"({server.context:,}-token context)")
     stack.callback(server.stop)  # registered first: a server that fails half-way through start is stopped too
     settings = server.start()
-    return LLMClient(settings.model_copy(update=retries) if retries else settings, cache)
+    return LLMClient(settings.model_copy(update=retries), cache)
 
 
 def try_connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model: str | None,

@@ -14,7 +14,8 @@ from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="local GGUF model (when no --base-url)")
-    parser.add_argument("--base-url", help="OpenAI-compatible endpoint instead of a local server")
+    parser.add_argument("--base-url", help="OpenAI-compatible endpoint instead of a local server (its key: "
+                                           "EVOLVE_LLM_API_KEY or EVOLVE_LLM_API_KEY_FILE)")
     parser.add_argument("--served-model", default="default", help="model name at --base-url")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads of the local server")
 
@@ -24,7 +25,7 @@ def bench_client(args: argparse.Namespace, cache_path: Path | None = None) -> It
     """A client on a cold cache; ``cache_path`` keeps the calls (a long run that is killed resumes from it)."""
     cache = LLMCache(cache_path or Path(tempfile.mkdtemp()) / "bench-llm-cache.duckdb")
     if args.base_url:
-        yield LLMClient(LLMSettings(base_url=args.base_url, model=args.served_model), cache)
+        yield LLMClient(LLMSettings.from_env(args.base_url, args.served_model), cache)  # the key as evolve reads it
     else:
         with LocalLLMServer(args.model, threads=args.threads, ctx=4096) as settings:
             yield LLMClient(settings, cache)

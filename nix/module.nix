@@ -50,7 +50,7 @@ let
     set -eu
     if [ -n "''${CREDENTIALS_DIRECTORY:-}" ]; then
       [ -f "$CREDENTIALS_DIRECTORY/api-token" ] && export EVOLVE_API_TOKEN="$(cat "$CREDENTIALS_DIRECTORY/api-token")"
-      [ -f "$CREDENTIALS_DIRECTORY/llm-api-key" ] && export EVOLVE_LLM_API_KEY="$(cat "$CREDENTIALS_DIRECTORY/llm-api-key")"
+      [ -f "$CREDENTIALS_DIRECTORY/llm-api-key" ] && export EVOLVE_LLM_API_KEY_FILE="$CREDENTIALS_DIRECTORY/llm-api-key"
       [ -f "$CREDENTIALS_DIRECTORY/model-api-key" ] && export EVOLVE_MODEL_API_KEY="$(cat "$CREDENTIALS_DIRECTORY/model-api-key")"
     fi
     exec ${command}
@@ -297,7 +297,7 @@ in
       apiKeyFile = mkOption {
         type = types.nullOr types.path;
         default = null;
-        description = "File holding the endpoint's API key, if it requires one (vLLM --api-key).";
+        description = "File holding the endpoint's API key, if it requires one (vLLM --api-key); evolve reads it as a systemd credential through EVOLVE_LLM_API_KEY_FILE.";
       };
     };
 
@@ -525,6 +525,9 @@ in
           ]);
           Restart = "always";
           RestartSec = 5;
+          # open files for `evolve serve --limit-concurrency` (1024 connections by default) beside the index, the
+          # models, the feedback store and its snapshots: the default soft limit (1024) is exhausted by sockets alone
+          LimitNOFILE = 65536;
         };
       };
       networking.firewall.allowedTCPPorts = optional cfg.serve.openFirewall cfg.serve.port;

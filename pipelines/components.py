@@ -139,7 +139,9 @@ class Components:
     def embed_queries(self, model: str, queries: list[str], use_cache: bool = True) -> np.ndarray:
         """Query vectors; ``use_cache=False`` always runs the model (what serving latency must include)."""
         if not use_cache:
-            from pipelines.embedders.base import l2_normalize
+            from pipelines.embedders.base import checked_vectors, l2_normalize
 
-            return l2_normalize(self.embedder(model).embedder.encode(queries, "query"))
+            embedder = self.embedder(model)
+            return l2_normalize(checked_vectors(embedder.embedder.encode(queries, "query"), len(queries),
+                                                embedder.dim, model))
         return self.embedder(model).embed(queries, "query")

@@ -9,14 +9,20 @@ Unicode before FastAPI decodes it. Validation errors say what is wrong in a line
 
 /answer asks the generator (an :class:`Answerer`) about the /search hits; without one it is a 503 that says
 why answers are off, and an LLM that fails a request is a 502/503 that says so, the request still recorded.
+Answers never take the server's request threads (:class:`AnswerSlots`): a few at a time in threads of their own,
+a bounded wait for one of those (then 503 with Retry-After) and a deadline on the whole LLM call (then 504), so
+/health and /search answer at once however many /answer requests wait or however slowly the LLM replies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import math
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,8 +77,116 @@ class ServeLimits:
     max_query_chars: int = MAX_TEXT
     """Longest query /search and /answer take (feedback text is capped by the one feedback model, MAX_TEXT)."""
     answer_timeout_s: float = 120.0
-    """Seconds /answer waits for the LLM before it answers 502 (a user is waiting; the LLM client's own timeout
-    is for batch work)."""
+    """Seconds one answer's LLM call may take, whole (connect to last byte, however the LLM trickles it), before
+    /answer answers 504 (a user is waiting; the LLM client's own timeout is for batch work)."""
+    answer_wait_s: float = 5.0
+    """Seconds an /answer waits for a free LLM slot before it answers 503 with Retry-After."""
+    answer_slots: int | None = None
+    """Answers asked of the LLM at once (None: the LLM client's ``max_concurrency``)."""
+
+
+class SlotsBusy(Exception):
+    """Every LLM slot stayed taken for the whole wait; ``retry_after``: seconds until one is likely free."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PastDeadline(Exception):
+    """The LLM call did not end within its deadline (its thread is left to finish; its slot stays taken until then)."""
+
+
+class AnswerSlots:
+    """At most ``slots`` LLM calls at once, each in a daemon thread of its own, never in the server's request threads
+    (and never one that keeps the process from exiting).
+
+    :meth:`take` waits at most ``wait_s`` for a slot (on the event loop: a waiting request holds no thread) and
+    raises :class:`SlotsBusy` after; :meth:`Slot.run` gives the call ``deadline_s`` and raises :class:`PastDeadline`
+    after. A slot is free again only when its call has returned: a call past its deadline keeps its slot (and its
+    thread) until the LLM stops, so a misbehaving LLM can take all slots, never more threads than ``slots``.
+    Used from the server's event loop only."""
+
+    def __init__(self, slots: int, wait_s: float, deadline_s: float):
+        self.slots, self.wait_s, self.deadline_s = slots, wait_s, deadline_s
+        self._free = asyncio.Semaphore(slots)
+        self._ends: dict[int, float] = {}  # running call -> its deadline (time.monotonic())
+        self.busy = 0
+
+    def state(self) -> dict[str, int]:
+        now = time.monotonic()
+        return {"slots": self.slots, "busy": self.busy, "past_deadline": sum(end < now for end in self._ends.values())}
+
+    def _give_back(self) -> None:
+        self.busy -= 1
+        self._free.release()
+
+    async def take(self) -> "Slot":
+        try:
+            await asyncio.wait_for(self._free.acquire(), self.wait_s)
+            self.busy += 1
+        except TimeoutError:
+            now = time.monotonic()
+            late = sum(end < now for end in self._ends.values())
+            left = [end - now for end in self._ends.values() if end >= now]
+            retry = math.ceil(min(left)) if left else math.ceil(self.deadline_s)
+            raise SlotsBusy(f"all {self.slots} LLM slots are busy (waited {self.wait_s:g} s; `evolve serve "
+                            f"--answer-slots`, `--answer-wait`)" + (f"; {late} of them past their deadline, "
+                            f"waiting for the LLM to stop sending" if late else ""), max(1, retry)) from None
+        return Slot(self)
+
+
+class Slot:
+    """One taken slot of :class:`AnswerSlots`: given back by :meth:`release`, or when the call :meth:`run` started
+    returns (then ``release`` does nothing)."""
+
+    def __init__(self, slots: AnswerSlots):
+        self._slots, self._held = slots, True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots._give_back()
+
+    async def run(self, call: Callable[[], Any]) -> Any:
+        slots = self._slots
+        future = _in_thread(call)
+        self._held = False  # from here the call's end gives the slot back
+        slots._ends[id(future)] = time.monotonic() + slots.deadline_s
+
+        def done(_: Any) -> None:
+            slots._ends.pop(id(future), None)
+            slots._give_back()
+
+        future.add_done_callback(done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), slots.deadline_s)
+        except TimeoutError:
+            raise PastDeadline(f"the LLM did not finish the answer within the {slots.deadline_s:g} s an answer may "
+                               f"take (`evolve serve --answer-timeout`)") from None
+
+
+def _in_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
+    """``call()`` in a new daemon thread; its result or exception is the returned future's (on this event loop)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if not future.done():
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def work() -> None:
+        try:
+            outcome: tuple[Any, BaseException | None] = (call(), None)
+        except BaseException as err:  # noqa: BLE001 - handed to the awaiting request
+            outcome = (None, err)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # the server's loop has closed: nobody waits for this any more
+            pass
+
+    threading.Thread(target=work, daemon=True, name="answer").start()
+    return future
 
 
 class SearchRequest(BaseModel):
@@ -158,7 +273,8 @@ class RequestGuard:
     """ASGI middleware in front of the whole API, in this order, before FastAPI sees the request:
 
     1. the token (``Authorization: Bearer TOKEN``, compared as bytes: a non-ASCII header is just wrong):
-       without it only ``GET /health`` answers (status and nonce), everything else, /docs included, is 401;
+       without it only ``GET /health`` answers (status and nonce; whatever body it is sent is never read),
+       everything else, /docs included, is 401;
     2. the body size: a Content-Length over the route's limit is 413 before a byte is read, and a body
        streamed without one is read only until it passes the limit;
     3. the body text: invalid UTF-8 or a lone surrogate escape is 422, so no handler meets a string that
@@ -180,6 +296,9 @@ class RequestGuard:
         if not authenticated and scope.get("path") != OPEN_PATH:
             await _reply(send, 401, "missing or wrong API token (Authorization: Bearer ...)",
                          [(b"www-authenticate", b"Bearer")])
+            return
+        if not authenticated:  # a bare GET /health reads no body: none is waited for (a body sent slowly holds nothing)
+            await self.app(scope, receive, send)
             return
         option, limit = (("--max-import-bytes", self.limits.max_import_bytes) if scope.get("path") == IMPORT_PATH
                          else ("--max-body-bytes", self.limits.max_body_bytes))
@@ -245,6 +364,10 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
                                                                  f"(version {config_version}).")
     app.add_middleware(RequestGuard, token=token, limits=limits)
     live = retriever if isinstance(retriever, LiveRetriever) else LiveRetriever(retriever)
+    slots = None
+    if answerer is not None:
+        count = limits.answer_slots or getattr(getattr(answerer.client, "settings", None), "max_concurrency", 4)
+        slots = AnswerSlots(count, limits.answer_wait_s, limits.answer_timeout_s)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
@@ -281,7 +404,7 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
         return {"status": status, "config": config.name, "config_version": config_version,
                 "config_sha256": config.sha256(), "documents": len(live.current[1]),
                 "chunks": len(live.retriever.chunks), "corpus_version": live.current[2],
-                "answers": answers_health(answerer, answers_off),
+                "answers": answers_health(answerer, answers_off, slots),
                 "registry_mirror": registry_mirror() if registry_mirror else "not watched", "snapshot": snapshot,
                 "nonce": nonce}
 
@@ -293,22 +416,36 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
         return SearchResponse(request_id=request_id, config_version=config_version, hits=hits, latency_ms=latency)
 
     @app.post("/answer", response_model=AnswerResponse)
-    def answer(body: SearchRequest) -> AnswerResponse:
-        """The search hits and an answer written from them; 503 while answers are off (the detail says why), 502
-        or 503 when the LLM fails this request (recorded without an answer; the detail gives its request_id)."""
-        if answerer is None:
+    async def answer(body: SearchRequest) -> AnswerResponse:
+        """The search hits and an answer written from them; 503 while answers are off (the detail says why), 503
+        with Retry-After while every LLM slot stays busy (nothing recorded), 504 when the LLM does not finish within
+        the answer's deadline, 502 or 503 when the LLM fails this request (those three recorded without an answer;
+        the detail gives the request_id)."""
+        if answerer is None or slots is None:
             raise HTTPException(503, f"answers are off: {answers_off}")
-        hits, latency = run_search(body)
-        started = time.perf_counter()
         try:
-            written = answerer.answer(body.query, [h.model_dump() for h in hits], timeout=limits.answer_timeout_s)
-        except Exception as err:  # noqa: BLE001 - whatever the LLM did, the user gets a line and the request is kept
-            latency += 1000 * (time.perf_counter() - started)
-            raise answer_failed(err, record(body.query, hits, latency, None), answerer.client) from None
+            slot = await slots.take()
+        except SlotsBusy as busy:
+            log.warning("/answer refused: %s", busy)
+            raise HTTPException(503, str(busy), headers={"Retry-After": str(busy.retry_after)}) from None
+        try:
+            hits, latency = await run_in_threadpool(run_search, body)
+            chunks = [h.model_dump() for h in hits]
+            started = time.perf_counter()
+            try:  # the client's own timeout (per read) a little past the deadline: a stalled LLM ends the thread too
+                written = await slot.run(lambda: answerer.answer(body.query, chunks,
+                                                                 timeout=limits.answer_timeout_s + 1))
+            except Exception as err:  # noqa: BLE001 - whatever the LLM did, the user gets a line and the request is kept
+                latency += 1000 * (time.perf_counter() - started)
+                request_id = await run_in_threadpool(record, body.query, hits, latency, None)
+                raise answer_failed(err, request_id, answerer.client) from None
+        finally:
+            slot.release()
         latency += 1000 * (time.perf_counter() - started)
-        return AnswerResponse(request_id=record(body.query, hits, latency, written.text),
-                              config_version=config_version, hits=hits, latency_ms=latency, answer=written.text,
-                              citations=written.citations, language=written.language, model=written.model)
+        request_id = await run_in_threadpool(record, body.query, hits, latency, written.text)
+        return AnswerResponse(request_id=request_id, config_version=config_version, hits=hits, latency_ms=latency,
+                              answer=written.text, citations=written.citations, language=written.language,
+                              model=written.model)
 
     def record(query: str, hits: list[Hit], latency: float, text: str | None) -> str:
         """Commit an /answer request to the store (``text`` None: no answer was written) and return its id."""
@@ -357,21 +494,27 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
     return app
 
 
-def answers_health(answerer: Answerer | None, answers_off: str) -> dict[str, Any]:
-    """/health's word on /answer: on, with the model and endpoint it asks, or off and why."""
+def answers_health(answerer: Answerer | None, answers_off: str, slots: AnswerSlots | None = None) -> dict[str, Any]:
+    """/health's word on /answer: on, with the model and endpoint it asks and its slots (how many, how many busy,
+    how many of those past their deadline), or off and why."""
     if answerer is None:
         return {"on": False, "reason": answers_off}
-    return {"on": True, "model": answerer.client.model, "endpoint": answerer.client.settings.base_url}
+    return {"on": True, "model": answerer.client.model, "endpoint": answerer.client.settings.base_url,
+            **({"slots": slots.state()} if slots is not None else {})}
 
 
 def answer_failed(err: Exception, request_id: str, client: LLMClient) -> HTTPException:
-    """The response for an LLM that failed an /answer: 503 when it does not answer at all, else 502 (a bad
-    gateway); the detail says what happened in a line and gives the recorded request's id."""
-    if isinstance(err, LLMUnavailable):
+    """The response for an LLM that failed an /answer: 503 when it does not answer at all, 504 when it did not
+    finish within the answer's deadline, else 502 (a bad gateway); the detail says what happened in a line and gives
+    the recorded request's id."""
+    if isinstance(err, PastDeadline):
+        status, message = 504, str(err)
+    elif isinstance(err, LLMUnavailable):
         status, message = 503, f"the LLM is unavailable: {err}"
     elif isinstance(err, LLMError):
         status, message = 502, f"the LLM failed to answer: {err}"
     else:
         status, message = 502, f"the LLM failed to answer: {type(err).__name__}: {err}"
+    message = client.said(message, limit=500)  # one line, the key and anything like a secret masked
     log.warning("/answer %s (%s at %s): %s", request_id, client.model, client.settings.base_url, message)
     return HTTPException(status, {"message": message[:500], "request_id": request_id})

@@ -113,11 +113,12 @@ def models_command(
 
 
 def _served_models(project_dir: Path, check: bool) -> None:
-    """The project's models.yaml as a table; with ``check``, each endpoint probed through the project's cache."""
+    """The project's models.yaml as a table; with ``check``, each endpoint probed through the project's cache, and
+    each failure then on one line of its own below the table (never a traceback, never a server's secret)."""
     import time
 
     from pipelines import Components
-    from pipelines.remote import RegistryError, RemoteError, registry_path, remote_models
+    from pipelines.remote import RegistryError, RemoteError, redact, registry_path, remote_models
 
     try:
         served = remote_models()
@@ -129,8 +130,9 @@ def _served_models(project_dir: Path, check: bool) -> None:
         return
     table = Table(title=f"served models ({registry_path()})")
     for column in ("name", "kind", "protocol", "endpoint", "licence", *(("check",) if check else ())):
-        table.add_column(column, no_wrap=column in ("name", "endpoint"))
+        table.add_column(column, no_wrap=column in ("name", "endpoint", "check"))  # a whole failure: below
     components = Components(cache_path(project_dir)) if check else None
+    failures: list[str] = []
     for name, model in served.items():
         row = [name, model.kind, model.protocol, f"{model.model or '-'} at {model.base_url}", model.licence]
         if components is not None:
@@ -143,7 +145,13 @@ def _served_models(project_dir: Path, check: bool) -> None:
 
                     fingerprint = components.reranker(RemoteRerankerConfig(model=name)).model_key().rsplit("|", 1)[-1]
                 row.append(f"[green]up[/], weights {fingerprint} ({1000 * (time.perf_counter() - started):.0f} ms)")
-            except (RemoteError, RegistryError) as err:
-                row.append(f"[red]{escape(str(err))}[/]")
+            except Exception as err:  # noqa: BLE001 - a model's failure is one line, never a traceback
+                said = str(err) if isinstance(err, (RemoteError, RegistryError)) else f"{type(err).__name__}: {err}"
+                said = redact(said, limit=1000)
+                failures.append(said if said.startswith(name) else f"{name}: {said}")
+                short = said.removeprefix(model.endpoint).lstrip(": ")  # the row names the endpoint already
+                row.append(f"[red]{escape(redact(short, limit=120))}[/]")
         table.add_row(*row)
     console.print(table)
+    for line in failures:
+        console.print(f"[red]failed:[/] {escape(line)}", highlight=False, soft_wrap=True)

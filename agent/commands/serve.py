@@ -16,8 +16,9 @@ import typer
 from rich.markup import escape
 
 from agent.app import ProjectDir, app, at_least, cache_path, check_models, console, err_console, fail, load_pipeline
+from agent.http_guard import ConnectionLimits, fit_to_open_files, uvicorn_settings
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
-from agent.server import corpus_file, feedback_db, remove_server_file, server_file, write_server_file
+from agent.server import feedback_db, remove_server_file, server_file, write_server_file
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -98,15 +99,18 @@ class CorpusWatch:
         return self
 
     def check(self) -> bool:
-        """Reload when the corpus has a new version; True when it swapped one in."""
-        from evalsets import read_corpus
-        from evalsets.ingest import corpus_version
+        """Reload when the corpus has a new version; True when it swapped one in (the documents and their version
+        read together, under the corpus folder's lock)."""
+        from evalsets.ingest import corpus_version, read_versioned
 
         version = corpus_version(self.corpus)
         if version is None or version == self.live.current[2]:
             return False
         started = time.perf_counter()
-        new = self.live.retriever.refreshed(read_corpus(corpus_file(self.corpus)))
+        docs, version = read_versioned(self.corpus)
+        if version is None or version == self.live.current[2]:
+            return False
+        new = self.live.retriever.refreshed(docs)
         new.search(["warm-up"], use_query_cache=False)
         self.live.swap(new, version)
         counts = new.build_log.counts
@@ -208,8 +212,23 @@ def serve_command(
     base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Serve search only: no LLM is started or asked, and "
                                                           "/answer answers 503.")] = False,
-    answer_timeout: Annotated[Optional[float], typer.Option(help="Seconds one /answer waits for the LLM (default "
-                                                                 "120); then 502.")] = None,
+    answer_timeout: Annotated[Optional[float], typer.Option(help="Seconds one answer's LLM call may take, whole "
+                                                                 "however the LLM trickles it (default 120); then "
+                                                                 "504.")] = None,
+    answer_wait: Annotated[Optional[float], typer.Option(help="Seconds an /answer waits for a free LLM slot "
+                                                              "(default 5); then 503 with Retry-After.")] = None,
+    answer_slots: Annotated[Optional[int], typer.Option(help="Answers asked of the LLM at once (default: the LLM "
+                                                             "client's concurrency, 4). /health and /search never "
+                                                             "wait behind them.")] = None,
+    head_timeout: Annotated[float, typer.Option(help="Seconds a connection has to send a whole request head, from "
+                                                     "its opening or its last response; then it is closed.")]
+    = ConnectionLimits.head_timeout_s,
+    limit_concurrency: Annotated[int, typer.Option(help="Connections open at once; one more gets 503 as it opens. "
+                                                        "serve raises its open-file limit to fit (LimitNOFILE), or "
+                                                        "serves fewer and says so.")]
+    = ConnectionLimits.limit_concurrency,
+    backlog: Annotated[int, typer.Option(help="Connections the kernel queues before serve accepts them.")]
+    = ConnectionLimits.backlog,
     snapshot_every: Annotated[float, typer.Option(help=f"Seconds between feedback snapshot exports (at least "
                                                        f"{MIN_SNAPSHOT_EVERY:g}; each writes the new rows).")] = 5.0,
     max_body_bytes: Annotated[Optional[int], typer.Option(help="Largest body of POST /search, /answer, /feedback "
@@ -235,7 +254,7 @@ def serve_command(
     from agent.progress import stage_progress
     from evalsets import EvalSetError
     from evalsets import FeedbackStore, SnapshotExporter, StoreLocked
-    from evalsets import read_corpus
+    from evalsets.ingest import read_versioned
     from pipelines import Components, ConfigError, LiveRetriever, Retriever
     from pipelines import create_app
 
@@ -245,15 +264,22 @@ def serve_command(
         fail(f"--port must be between 1 and 65535 (0: any free port), not {port}")
     at_least(snapshot_every, MIN_SNAPSHOT_EVERY, "--snapshot-every")
     at_least(answer_timeout, 1, "--answer-timeout")
+    at_least(answer_wait, 0.1, "--answer-wait")
+    at_least(head_timeout, 0.5, "--head-timeout")
+    at_least(limit_concurrency, 1, "--limit-concurrency")
+    at_least(backlog, 1, "--backlog")
     limits = serve_limits(max_body_bytes=max_body_bytes, max_import_bytes=max_import_bytes,
-                          max_import_batch=max_import_batch, max_query_chars=max_query_chars)
-    if answer_timeout is not None:
-        limits = replace(limits, answer_timeout_s=answer_timeout)
+                          max_import_batch=max_import_batch, max_query_chars=max_query_chars, answer_slots=answer_slots)
+    limits = replace(limits, **{name: value for name, value in (("answer_timeout_s", answer_timeout),
+                                                                ("answer_wait_s", answer_wait)) if value is not None})
+    connections = fit_to_open_files(ConnectionLimits(head_timeout_s=head_timeout, limit_concurrency=limit_concurrency,
+                                                     backlog=backlog, keep_alive_s=min(5.0, head_timeout)),
+                                    lambda line: err_console.print(line, highlight=False, soft_wrap=True))
     from guardrails import DecisionError, LogError
 
     try:
         pipeline, version, project = champion(project_dir, config, tracking_uri)
-        docs = read_corpus(corpus_file(corpus))
+        docs, corpus_version = read_versioned(corpus)  # together, under the corpus folder's lock
     except (ConfigError, EvalSetError, DecisionError, LogError) as err:
         fail(str(err))
     # from here on SIGTERM/SIGINT unwind through the stack (uvicorn re-raises the signal under these handlers
@@ -283,9 +309,7 @@ def serve_command(
                 retriever.search(["warm-up"], use_query_cache=False)  # load the query model before the first user
             except OSError as err:  # a model that is not on this machine (offline), a cache that cannot be written
                 fail(f"cannot build {pipeline.name}: {err}")
-            from evalsets.ingest import corpus_version
-
-            live = LiveRetriever(retriever, corpus_version(corpus))
+            live = LiveRetriever(retriever, corpus_version)
             if live.current[2] is not None:
                 watch = CorpusWatch(corpus, live, lambda line: console.print(escape(line), highlight=False),
                                     reload_every).start()
@@ -315,7 +339,7 @@ def serve_command(
             api = create_app(live, pipeline, version, store, token, answerer=generator,
                              registry_mirror=lambda: mirror.state, nonce=nonce, limits=limits,
                              answers_off=answers_off)
-            Server(uvicorn.Config(api, log_level="warning")).run(sockets=[listener])
+            Server(uvicorn.Config(api, **uvicorn_settings(connections))).run(sockets=[listener])
         except Stopped as signalled:
             stopped_by = str(signalled)
     if stopped_by:

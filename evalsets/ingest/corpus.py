@@ -7,14 +7,19 @@
 
 A version is the hash of the sorted (doc_id, content hash) pairs, so the same documents give the same version
 whatever order or machine read them. Files are replaced atomically, the manifest last: a crash leaves the previous
-version whole (the next run reads the files it was reading again).
+version whole (the next run reads the files it was reading again). A version is written under an exclusive lock
+of ``<corpus>/.lock`` and :func:`read_versioned` reads the documents and their version under a shared one, so a
+reader never pairs one version's name with another's documents.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +31,7 @@ from evalsets.model import Document
 
 MANIFEST = "manifest.json"
 VERSIONS = "versions"
+LOCK = ".lock"
 
 
 def document_hash(doc: Document) -> str:
@@ -84,6 +90,27 @@ class CorpusFolder:
     def version(self) -> str | None:
         return self.manifest().get("version")
 
+    @contextmanager
+    def locked(self, exclusive: bool = False) -> Iterator[None]:
+        """The folder's lock: exclusive while a version is written, shared while one is read. A reader that can
+        neither open nor create the lock file (a read-only copy) reads without it: nothing writes there."""
+        path = self.root / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            if exclusive:
+                raise
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                yield
+                return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
     def documents(self) -> list[Document]:
         return read_corpus(self.corpus_file) if self.corpus_file.is_file() else []
 
@@ -117,6 +144,11 @@ class CorpusFolder:
             raise EvalSetError("no documents were extracted: nothing to write (see the skipped files)", self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / VERSIONS).mkdir(exist_ok=True)
+        with self.locked(exclusive=True):
+            return self._write(documents, files, sources, counts)
+
+    def _write(self, documents: list[Document], files: dict[str, dict[str, Any]], sources: list[str],
+               counts: dict[str, int]) -> str:
         documents = sorted(documents, key=lambda d: d.doc_id)
         hashes = {doc.doc_id: document_hash(doc) for doc in documents}
         version = corpus_version_of(hashes)
@@ -136,3 +168,16 @@ def corpus_version(folder: Path | str) -> str | None:
     """The version of an ingested corpus folder (or of the folder holding a corpus.jsonl); None when hand-written."""
     path = Path(folder)
     return CorpusFolder(path.parent if path.is_file() else path).version()
+
+
+def read_versioned(path: Path | str) -> tuple[list[Document], str | None]:
+    """The documents of a corpus (a folder, or its corpus.jsonl) and the version they are, read together under the
+    folder's shared lock: an `evolve ingest` writing meanwhile waits, so the version names exactly these documents
+    (None for a hand-written corpus)."""
+    path = Path(path)
+    folder = CorpusFolder(path if path.is_dir() else path.parent)
+    file = folder.corpus_file if path.is_dir() else path
+    if not folder.manifest_file.is_file():
+        return read_corpus(file), None
+    with folder.locked():
+        return read_corpus(file), folder.version()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.embedders.base import Kind, l2_normalize
+from pipelines.embedders.base import Kind, checked_vectors, l2_normalize
 from pipelines.embedders.cache import CachedEmbedder, ProgressCallback
 from pipelines.embedders.registry import ModelSpec
 
@@ -32,20 +32,24 @@ def load_adapter(folder: Path | str) -> tuple[np.ndarray, np.ndarray]:
     return np.load(folder / MATRIX_FILE).astype(np.float32), np.load(folder / BIAS_FILE).astype(np.float32)
 
 
-def apply_adapter(vectors: np.ndarray, matrix: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    return l2_normalize(np.asarray(vectors, dtype=np.float32) @ matrix + bias)
+def apply_adapter(vectors: np.ndarray, matrix: np.ndarray, bias: np.ndarray, source: str = "adapter") -> np.ndarray:
+    """``normalise(vectors @ matrix + bias)``, checked finite (EmbeddingError naming ``source`` when not)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        moved = l2_normalize(np.asarray(vectors, dtype=np.float32) @ matrix + bias)
+    return checked_vectors(moved, len(moved), int(matrix.shape[1]), source)
 
 
 class _AdaptedEncoder:
     """What ``CachedEmbedder.embedder`` offers (``encode``), for callers that bypass the cache (serving latency)."""
 
-    def __init__(self, base: CachedEmbedder, matrix: np.ndarray, bias: np.ndarray):
-        self.base, self.matrix, self.bias = base, matrix, bias
+    def __init__(self, base: CachedEmbedder, matrix: np.ndarray, bias: np.ndarray, name: str):
+        self.base, self.matrix, self.bias, self.name = base, matrix, bias, name
         self.batch_size = base.embedder.batch_size
 
     def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
-        vectors = l2_normalize(self.base.embedder.encode(texts, kind))
-        return apply_adapter(vectors, self.matrix, self.bias) if kind == "query" else vectors
+        vectors = l2_normalize(checked_vectors(self.base.embedder.encode(texts, kind), len(texts), self.base.dim,
+                                               self.base.spec.name))
+        return apply_adapter(vectors, self.matrix, self.bias, self.name) if kind == "query" else vectors
 
 
 class AdaptedEmbedder:
@@ -69,9 +73,10 @@ class AdaptedEmbedder:
     @property
     def embedder(self) -> _AdaptedEncoder:
         if self._encoder is None:
-            self._encoder = _AdaptedEncoder(self.base, self.matrix, self.bias)
+            self._encoder = _AdaptedEncoder(self.base, self.matrix, self.bias, self.spec.name)
         return self._encoder
 
     def embed(self, texts: list[str], kind: Kind, progress: ProgressCallback | None = None) -> np.ndarray:
         vectors = self.base.embed(texts, kind, progress)
-        return apply_adapter(vectors, self.matrix, self.bias) if kind == "query" and len(texts) else vectors
+        return (apply_adapter(vectors, self.matrix, self.bias, self.spec.name) if kind == "query" and len(texts)
+                else vectors)

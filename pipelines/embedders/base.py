@@ -17,6 +17,29 @@ from pipelines.embedders.registry import CODE_LOCATION, REGISTRY, ModelSpec
 Kind = Literal["query", "passage"]
 
 
+class EmbeddingError(RuntimeError):
+    """An embedding model's output that cannot be used: not a number, non-finite, or the wrong shape."""
+
+
+def checked_vectors(vectors: object, count: int, dim: int | None, source: str) -> np.ndarray:
+    """``vectors`` as float32 rows when they are ``count`` rows of ``dim`` (when known) finite numbers; else
+    EmbeddingError naming ``source``. What every model's output passes before it is cached or used."""
+    matrix = np.asarray(vectors)
+    if matrix.dtype == object or not (np.issubdtype(matrix.dtype, np.floating)
+                                      or np.issubdtype(matrix.dtype, np.integer)):
+        raise EmbeddingError(f"{source}: returned {matrix.dtype} values, not numbers")
+    if matrix.ndim != 2 or matrix.shape[0] != count or (dim and matrix.shape[1] != dim):
+        raise EmbeddingError(f"{source}: returned vectors of shape {matrix.shape} for {count} texts"
+                             + (f" of dimension {dim}" if dim else ""))
+    with np.errstate(over="ignore"):  # beyond float32 becomes infinite: refused below
+        matrix = matrix.astype(np.float32, copy=False)
+    bad = int(np.count_nonzero(~np.isfinite(matrix).all(axis=1)))
+    if bad:
+        raise EmbeddingError(f"{source}: returned non-finite values (NaN or infinity) in {bad} of {count} vectors; "
+                             f"none of them is used or cached")
+    return matrix
+
+
 def l2_normalize(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)

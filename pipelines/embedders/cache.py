@@ -2,11 +2,16 @@
 
 SQLite in WAL mode: several trial processes may read and fill it at once, and every finished
 batch is committed, so a crash loses at most the batch in flight.
+
+Only finite vectors (and scores) go in: a model's output is checked before it is stored, the store refuses
+anything else, and rows found non-finite or of another length (written by an older version, or a damaged file)
+are dropped when read, with a warning, and computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -15,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.embedders.base import Embedder, Kind, load_embedder
+from pipelines.embedders.base import Embedder, EmbeddingError, Kind, checked_vectors, load_embedder
 from pipelines.embedders.registry import ModelSpec
 
+log = logging.getLogger("evolve.cache")
 ProgressCallback = Callable[[int, int], None]
 """Called with (texts embedded so far, texts to embed in total)."""
 
@@ -64,20 +70,43 @@ class EmbeddingStore:
             self._db.execute(schema)
         self._db.commit()
 
-    def get_many(self, model: str, kind: str, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+    def get_many(self, model: str, kind: str, keys: list[bytes], dim: int | None = None) -> dict[bytes, np.ndarray]:
+        """The stored vectors of ``keys`` (those found). Rows that are not finite, or not ``dim`` long (when given;
+        else not as long as most), are deleted with a warning instead: the caller computes them again."""
         found: dict[bytes, np.ndarray] = {}
+        bad: list[bytes] = []
         with self._lock:
             for start in range(0, len(keys), 500):
                 batch = keys[start:start + 500]
                 marks = ",".join("?" * len(batch))
                 rows = self._db.execute(
                     f"SELECT key, vector FROM embeddings WHERE model=? AND kind=? AND key IN ({marks})",
-                    [model, kind, *batch])
-                for key, blob in rows:
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
+                    [model, kind, *batch]).fetchall()
+                if not rows:
+                    continue
+                sizes = [len(blob) for _, blob in rows]
+                width = 4 * dim if dim else max(set(sizes), key=sizes.count)
+                usable = [(key, blob) for key, blob in rows if len(blob) == width and width]
+                bad += [key for key, blob in rows if len(blob) != width or not width]
+                if usable:
+                    matrix = np.frombuffer(b"".join(blob for _, blob in usable), dtype=np.float32)
+                    matrix = matrix.reshape(len(usable), width // 4)
+                    ok = np.isfinite(matrix).all(axis=1)
+                    found.update((key, matrix[i]) for i, (key, _) in enumerate(usable) if ok[i])
+                    bad += [key for i, (key, _) in enumerate(usable) if not ok[i]]
+            if bad:
+                self._db.executemany("DELETE FROM embeddings WHERE model=? AND kind=? AND key=?",
+                                     [(model, kind, key) for key in bad])
+                self._db.commit()
+        if bad:
+            log.warning("embedding cache %s: dropped %d %s vector(s) of %s that were not finite or not %s long; they "
+                        "are computed again", self.path, len(bad), kind, model, f"{dim}" if dim else "as long as the rest")
         return found
 
     def put_many(self, model: str, kind: str, keys: list[bytes], vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(keys) and not np.isfinite(vectors).all():
+            raise EmbeddingError(f"{model}: refusing to cache non-finite vectors")
         rows = [(model, kind, key, np.ascontiguousarray(vec, dtype=np.float32).tobytes())
                 for key, vec in zip(keys, vectors)]
         with self._lock:
@@ -85,16 +114,30 @@ class EmbeddingStore:
             self._db.commit()
 
     def get_scores(self, model: str, keys: list[bytes]) -> dict[bytes, float]:
+        """The stored scores of ``keys`` (those found); non-finite ones are deleted with a warning instead."""
         found: dict[bytes, float] = {}
+        bad: list[bytes] = []
         with self._lock:
             for start in range(0, len(keys), 500):
                 batch = keys[start:start + 500]
                 rows = self._db.execute(f"SELECT key, score FROM scores WHERE model=? AND key IN "
                                         f"({','.join('?' * len(batch))})", [model, *batch])
-                found.update(rows)
+                for key, score in rows:
+                    if isinstance(score, (int, float)) and np.isfinite(score):
+                        found[key] = float(score)
+                    else:
+                        bad.append(key)
+            if bad:
+                self._db.executemany("DELETE FROM scores WHERE model=? AND key=?", [(model, key) for key in bad])
+                self._db.commit()
+        if bad:
+            log.warning("embedding cache %s: dropped %d score(s) of %s that were not finite; they are computed again",
+                        self.path, len(bad), model)
         return found
 
     def put_scores(self, model: str, keys: list[bytes], scores: list[float]) -> None:
+        if not np.isfinite(np.asarray(scores, dtype=np.float64)).all():
+            raise EmbeddingError(f"{model}: refusing to cache non-finite scores")
         with self._lock:
             self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?)",
                                  [(model, k, float(s)) for k, s in zip(keys, scores)])
@@ -121,6 +164,12 @@ class EmbeddingStore:
                               datetime.now(timezone.utc).isoformat(timespec="seconds")])
             self._db.commit()
             return self._db.execute("SELECT fingerprint FROM probes WHERE identity=?", [identity]).fetchone()[0]
+
+    def drop_probe(self, identity: str) -> None:
+        """Forgets a stored probe (one that cannot be compared with: not finite)."""
+        with self._lock:
+            self._db.execute("DELETE FROM probes WHERE identity=?", [identity])
+            self._db.commit()
 
     def record_rate(self, model: str, kind: str, texts: int, chars: int, seconds: float) -> None:
         """Adds one embedding call's work to the model's running totals."""
@@ -193,7 +242,7 @@ class CachedEmbedder:
 
         keys = [text_key(t) for t in texts]
         model = self.cache_model
-        found = self.store.get_many(model, kind, list(dict.fromkeys(keys)))
+        found = self.store.get_many(model, kind, list(dict.fromkeys(keys)), self.dim)
         todo: dict[bytes, str] = {}
         for key, text in zip(keys, texts):
             if key not in found:
@@ -209,7 +258,8 @@ class CachedEmbedder:
             if self.stop_check is not None and self.stop_check():
                 raise WorkAbandoned(f"embedding with {self.spec.name} abandoned after {start} of {len(pending)} texts")
             batch = pending[start:start + step]
-            vectors = self.embedder.encode([text for _, text in batch], kind)
+            vectors = checked_vectors(self.embedder.encode([text for _, text in batch], kind), len(batch),
+                                      self.dim or _width(found), self.spec.name)
             self.store.put_many(model, kind, [key for key, _ in batch], vectors)
             found.update((key, vec) for (key, _), vec in zip(batch, vectors))
             if progress:
@@ -221,3 +271,8 @@ class CachedEmbedder:
         if not texts:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         return np.vstack([found[key] for key in keys]).astype(np.float32, copy=False)
+
+
+def _width(found: dict[bytes, np.ndarray]) -> int | None:
+    """The length of the vectors already found (what new ones of the same model must match), None if none."""
+    return len(next(iter(found.values()))) if found else None

@@ -8,7 +8,7 @@ import numpy as np
 
 from pipelines.embedders.base import Embedder, Kind, l2_normalize
 from pipelines.embedders.registry import ModelSpec
-from pipelines.remote import PROBE_TEXTS, RemoteClient, RemoteError, verified
+from pipelines.remote import PROBE_TEXTS, RemoteClient, verified
 
 
 class RemoteEmbedder(Embedder):
@@ -32,9 +32,8 @@ class RemoteEmbedder(Embedder):
         (RemoteModelChanged when they differ), once per process."""
         with self._lock:
             if self._fingerprint is None:
+                # the client refuses vectors that are not finite numbers of the entry's dim; the fingerprint
+                # refuses other weights
                 fresh = np.asarray(self.client.embed(list(PROBE_TEXTS)), dtype=np.float64)
-                if self.endpoint.dim and fresh.shape[1] != self.endpoint.dim:
-                    raise RemoteError(f"{self.endpoint.endpoint} serves {fresh.shape[1]}-dimensional vectors; its "
-                                      f"registry entry says dim {self.endpoint.dim}")
                 self._fingerprint = verified(self.endpoint, fresh, store)
             return self._fingerprint

@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import threading
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pipelines.llm.cache import LLMCache, request_key
 from pipelines.llm.tokens import ServerTokens
+from pipelines.remote import redact  # the one redaction of a server's text, for every served model
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -30,12 +35,64 @@ class LLMUnavailable(LLMError):
     """The endpoint does not answer, or does not serve the configured model."""
 
 
+class LLMAuthError(LLMUnavailable):
+    """The endpoint refused the key (HTTP 401/403), or wants one and none is set: unavailable until the key is
+    fixed, so whatever goes on without an LLM (serve's /search, the loop's heuristic proposer) goes on."""
+
+
+class LLMConfigError(LLMUnavailable):
+    """The LLM settings cannot be used as given: credentials in the base URL, a key file that cannot be read."""
+
+
+API_KEY_VARIABLE = "EVOLVE_LLM_API_KEY"
+API_KEY_FILE_VARIABLE = "EVOLVE_LLM_API_KEY_FILE"
+SET_KEY = f"set {API_KEY_VARIABLE} or {API_KEY_FILE_VARIABLE}"
+"""What an error about the key tells the user to do."""
+
+
+def api_key_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The endpoint's key: ``EVOLVE_LLM_API_KEY``, else the contents of the file ``EVOLVE_LLM_API_KEY_FILE`` names
+    (a secret file, e.g. the NixOS module's ``llm.apiKeyFile`` as a systemd credential); None when neither is set.
+    Never an option: a key on a command line is in every ``ps``."""
+    env = os.environ if environ is None else environ
+    key, path = (env.get(API_KEY_VARIABLE) or "").strip(), (env.get(API_KEY_FILE_VARIABLE) or "").strip()
+    if key and path:
+        raise LLMConfigError(f"both {API_KEY_VARIABLE} and {API_KEY_FILE_VARIABLE} are set: set one of them")
+    if path:
+        try:
+            key = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise LLMConfigError(f"{API_KEY_FILE_VARIABLE}: cannot read {path} "
+                                 f"({getattr(err, 'strerror', None) or type(err).__name__})") from None
+        if not key:
+            raise LLMConfigError(f"{API_KEY_FILE_VARIABLE}: {path} is empty")
+    if any(c.isspace() or not c.isprintable() for c in key):
+        raise LLMConfigError(f"the LLM key ({API_KEY_FILE_VARIABLE if path else API_KEY_VARIABLE}) has spaces, "
+                             f"line breaks or control characters inside it: one key on one line")
+    return key or None
+
+
+def _http_url(value: str) -> str | None:
+    """Why ``value`` cannot be an LLM base URL, without repeating a secret in it; None when it can."""
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        parts = None
+    if parts is not None and "@" in parts.netloc:  # URLs are printed and logged: never with a password in them
+        masked = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+        return f"the LLM base URL {masked} has credentials in it (user:password@; URLs are printed and logged): " \
+               f"give it without them and the key with {API_KEY_VARIABLE} or {API_KEY_FILE_VARIABLE}"
+    if not re.match(r"https?://[^/\s]+", value):
+        return f"the LLM base URL {redact(value, limit=120)!r} is not an http(s) URL"
+    return None
+
+
 class LLMSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     base_url: str = Field(description="OpenAI-compatible endpoint, e.g. http://gpu1:8000/v1 (vLLM)")
     model: str = Field(description="served model name")
-    api_key: str = "unused"
+    api_key: SecretStr | None = Field(None, description="sent as 'Authorization: Bearer KEY'; never printed")
     timeout_s: float = Field(120, gt=0)
     max_concurrency: int = Field(4, ge=1, le=256)
     max_retries: int = Field(3, ge=0, le=10)
@@ -45,16 +102,41 @@ class LLMSettings(BaseModel):
                                 description="tokens a request may fill (prompt and answer) when the server does not "
                                             "say (it is asked first: llama.cpp /props, vLLM /v1/models)")
 
+    @field_validator("base_url")
     @classmethod
-    def from_env(cls) -> "LLMSettings | None":
-        """EVOLVE_LLM_BASE_URL / EVOLVE_LLM_MODEL / EVOLVE_LLM_API_KEY; None when no endpoint is configured."""
-        base_url = os.environ.get("EVOLVE_LLM_BASE_URL")
+    def _base_url(cls, value: str) -> str:
+        why = _http_url(value)
+        if why:
+            raise ValueError(why)
+        return value
+
+    @property
+    def key(self) -> str | None:
+        """The key itself, for the request header and for masking it in error text; None: none is sent."""
+        key = self.api_key  # a SecretStr; a plain str where a model_copy(update=...) put one
+        return key.get_secret_value() if isinstance(key, SecretStr) else key or None
+
+    @classmethod
+    def from_env(cls, base_url: str | None = None, model: str | None = None,
+                 environ: Mapping[str, str] | None = None, **overrides: Any) -> "LLMSettings | None":
+        """The one way an endpoint's settings are made, for every command and worker: ``base_url`` and ``model`` as
+        given (the CLI's options), else ``EVOLVE_LLM_BASE_URL`` / ``EVOLVE_LLM_MODEL``; the key from
+        :func:`api_key_from_env`; ``EVOLVE_LLM_CONTEXT_TOKENS``; then ``overrides``. None when no endpoint is
+        configured. Raises LLMConfigError (one line, no secret in it) for settings that cannot be used."""
+        env = os.environ if environ is None else environ
+        base_url = (base_url or env.get("EVOLVE_LLM_BASE_URL") or "").strip()
         if not base_url:
             return None
-        context = os.environ.get("EVOLVE_LLM_CONTEXT_TOKENS")
-        return cls(base_url=base_url, model=os.environ.get("EVOLVE_LLM_MODEL", "default"),
-                   api_key=os.environ.get("EVOLVE_LLM_API_KEY", "unused"),
-                   **({"context_tokens": context} if context else {}))
+        why = _http_url(base_url)
+        if why:
+            raise LLMConfigError(why)
+        key = api_key_from_env(env)
+        context = env.get("EVOLVE_LLM_CONTEXT_TOKENS")
+        try:
+            return cls(base_url=base_url, model=model or env.get("EVOLVE_LLM_MODEL") or "default", api_key=key,
+                       **({"context_tokens": context} if context else {}), **overrides)
+        except ValidationError as err:
+            raise LLMConfigError(f"LLM settings: {_short(err)}") from None
 
 
 class LLMClient:
@@ -63,11 +145,11 @@ class LLMClient:
 
         self.settings = settings
         self.cache = cache
-        self._client = OpenAI(base_url=settings.base_url, api_key=settings.api_key, timeout=settings.timeout_s,
-                              max_retries=0)  # retries are ours: same policy for every call, counted
+        self._client = OpenAI(base_url=settings.base_url, api_key=settings.key or "unused",
+                              timeout=settings.timeout_s, max_retries=0)  # retries are ours: same policy, counted
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         self.calls = 0
-        self._tokens = ServerTokens(settings.base_url, settings.model, settings.api_key)
+        self._tokens = ServerTokens(settings.base_url, settings.model, settings.key)
 
     @property
     def model(self) -> str:
@@ -84,6 +166,22 @@ class LLMClient:
         ``settings.context_tokens``. Never raises."""
         return self._tokens.context(self.settings.context_tokens)
 
+    def said(self, text: object, limit: int = 300) -> str:
+        """An error's text fit to print or store: one line, trimmed, the key and anything like a secret masked."""
+        return redact(str(text), [self.settings.key], limit=limit)
+
+    def refused(self, err: Any) -> LLMError:
+        """The error for a status the server answered with (an ``openai.APIStatusError``): 401/403 is an
+        :class:`LLMAuthError` naming the endpoint and what to set; its body is trimmed and redacted."""
+        body = err.body
+        reason = body["message"] if isinstance(body, dict) and isinstance(body.get("message"), str) else body
+        reason = self.said(reason if reason is not None else err.message, limit=160)
+        status = err.status_code
+        if status in (401, 403):
+            what = "refused the key" if self.settings.key else "wants a key and none is set"
+            return LLMAuthError(f"the LLM at {self.settings.base_url} {what} ({status}: {reason}): {SET_KEY}")
+        return LLMError(f"LLM request refused ({status}) by {self.settings.base_url}: {reason}")
+
     def check(self) -> dict[str, Any]:
         """Is the endpoint up and does it serve our model? Returns models and the latency of a tiny call."""
         import openai
@@ -92,7 +190,12 @@ class LLMClient:
         try:
             served = [m.id for m in self._client.models.list().data]
         except (openai.APIConnectionError, openai.APITimeoutError) as err:
-            raise LLMUnavailable(f"no LLM server answers at {self.settings.base_url} ({err})") from None
+            raise LLMUnavailable(f"no LLM server answers at {self.settings.base_url} ({self.said(err)})") from None
+        except openai.APIStatusError as err:
+            refused = self.refused(err)
+            if not isinstance(refused, LLMAuthError):  # no model list: nothing this endpoint serves can be used
+                refused = LLMUnavailable(str(refused))
+            raise refused from None
         list_ms = 1000 * (time.perf_counter() - started)
         if self.model not in served:
             raise LLMUnavailable(f"{self.settings.base_url} does not serve model {self.model!r}; "
@@ -130,7 +233,10 @@ class LLMClient:
                                                                     **options)
                 return response.choices[0].message.content or ""
             except openai.NotFoundError as err:
-                raise LLMUnavailable(f"model {self.model!r} is not served at {self.settings.base_url}: {err}") from None
+                raise LLMUnavailable(f"model {self.model!r} is not served at {self.settings.base_url}: "
+                                     f"{self.said(err)}") from None
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+                raise self.refused(err) from None
             except openai.APITimeoutError as err:
                 if timeout is not None:
                     raise LLMError(f"no reply within the {timeout:.0f} s this request was given") from None
@@ -146,11 +252,11 @@ class LLMClient:
                 if err.status_code >= 500:
                     last = err
                     continue
-                raise LLMError(f"LLM request refused ({err.status_code}): {err}") from None
+                raise self.refused(err) from None
         if isinstance(last, (openai.APIConnectionError, openai.APITimeoutError)):
             raise LLMUnavailable(f"no LLM server answers at {self.settings.base_url} after "
-                                 f"{self.settings.max_retries + 1} tries ({last})") from None
-        raise LLMError(f"LLM call failed after {self.settings.max_retries + 1} tries: {last}") from None
+                                 f"{self.settings.max_retries + 1} tries ({self.said(last)})") from None
+        raise LLMError(f"LLM call failed after {self.settings.max_retries + 1} tries: {self.said(last)}") from None
 
     def structured(self, messages: list[dict[str, Any]], schema: type[T], json_schema: dict[str, Any] | None = None,
                    **params: Any) -> T:

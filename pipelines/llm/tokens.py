@@ -59,9 +59,9 @@ def estimate_chat_tokens(messages: list[dict[str, Any]]) -> int:
 class ServerTokens:
     """The counting and context endpoints of one server; which of them it has is learned once and remembered."""
 
-    def __init__(self, base_url: str, model: str, api_key: str = "unused", timeout_s: float = TIMEOUT_S):
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = TIMEOUT_S):
         self.base_url, self.root, self.model = base_url.rstrip("/"), server_root(base_url), model
-        self.headers = {"Authorization": f"Bearer {api_key}"}
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout_s = timeout_s
         self.counter: str | None = None
         """'llama.cpp', 'vllm' or 'estimate' once known."""

@@ -11,6 +11,7 @@ same weights (their fingerprint, part of every cache key, is reused); anything e
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ PROBE_TEXTS = ("evolve probe: retrieval quality is measured on held-back queries
                "검색 품질은 보류된 질문으로 측정합니다.",
                "0 1 2 3 4 5 6 7 8 9 + - * / = ( ) [ ] { } < > ? !")
 PROBE_QUERY = "how is retrieval quality measured?"
+log = logging.getLogger("evolve.remote")
 
 
 class RemoteModelChanged(RemoteError):
@@ -50,12 +52,24 @@ def difference(stored: np.ndarray, fresh: np.ndarray, kind: str) -> float:
     return float(np.max(np.abs(stored - fresh) / (1.0 + np.abs(stored))))
 
 
+def finite(model: RemoteModel, fresh: np.ndarray) -> np.ndarray:
+    """``fresh`` probe outputs, or RemoteError when any is NaN or infinite (no fingerprint can be taken of them,
+    and none compared: a NaN difference is no evidence of the same weights)."""
+    fresh = np.asarray(fresh, dtype=np.float64)
+    if not np.isfinite(fresh).all():
+        raise RemoteError(f"{model.endpoint}: the server returned non-finite values (NaN or infinity) for the fixed "
+                          f"probe; its weights cannot be checked and nothing it returns is used")
+    return fresh
+
+
 def check(model: RemoteModel, stored: np.ndarray | None, fresh: np.ndarray) -> None:
-    """Raises RemoteModelChanged when ``fresh`` probe outputs are not the ``stored`` ones (within tolerance)."""
+    """Raises RemoteModelChanged when ``fresh`` probe outputs are not the ``stored`` ones (within tolerance), and
+    RemoteError when they are not finite (never a pass)."""
+    fresh = finite(model, fresh)
     if stored is None:
         return
     gap = difference(stored, fresh, model.kind)
-    if gap > model.fingerprint_tolerance:
+    if not gap <= model.fingerprint_tolerance:  # NaN (a stored probe that is not finite) is a difference too
         shape = "" if stored.shape == fresh.shape else f" (shape {stored.shape} -> {fresh.shape})"
         raise RemoteModelChanged(
             f"{model.endpoint} now answers the fixed probe differently than when evolve first used it "
@@ -69,7 +83,14 @@ def verified(model: RemoteModel, fresh: np.ndarray, store: Any = None) -> str:
     """The fingerprint of the weights that produced ``fresh`` probe outputs: the one stored at first contact when
     they match it (RemoteModelChanged when not), else a new one, stored. ``store``: an ``EmbeddingStore`` (its
     ``probe`` / ``put_probe``), None to check nothing and store nothing."""
+    fresh = finite(model, fresh)
     known = store.probe(identity(model)) if store is not None else None
+    if known and not np.isfinite(known[1]).all():
+        # taken by a version that did not check: compare with nothing; a new fingerprint (new cache keys) is taken
+        log.warning("%s: the probe stored for it holds non-finite values; dropped, and a new one taken (vectors "
+                    "cached under the old fingerprint are not used)", model.endpoint)
+        store.drop_probe(identity(model))
+        known = None
     check(model, known[1] if known else None, fresh)
     if known:
         return known[0]

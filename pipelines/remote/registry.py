@@ -73,7 +73,14 @@ class RemoteModel(BaseModel):
                                                                  "truncate_prompt_tokens; sent only when set)")
     batch_size: int = Field(32, ge=1, le=4096, description="texts (or documents) per request")
     concurrency: int = Field(4, ge=1, le=256, description="requests in flight at once from one process")
-    timeout_s: float = Field(60.0, gt=0, le=3600)
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="the most one request may take, connect through the "
+                                                             "last byte of the reply (a trickling server is cut "
+                                                             "off); a call takes at most (retries + 1) x this, "
+                                                             "plus the backoffs")
+    max_reply_mb: float | None = Field(None, gt=0, le=4096, description="largest reply read, in MB (a longer one "
+                                                                        "fails the call); default: room for "
+                                                                        "batch_size vectors of dim (8,192 when not "
+                                                                        "given) numbers, 64 bytes each, + 1 MB")
     retries: int = Field(4, ge=0, le=20, description="retries of a failed request, with exponential backoff")
     backoff_s: float = Field(0.5, ge=0, le=60, description="first backoff; doubled after each retry")
     cooldown_s: float = Field(30.0, ge=0, le=3600, description="after the retries are spent, calls fail at once "
@@ -96,6 +103,9 @@ class RemoteModel(BaseModel):
     def _http(cls, value: str) -> str:
         if not re.match(r"https?://[^/\s]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("credentials never go in the registry file, a base_url's user:password@ neither; "
+                             "name the key with api_key_env or api_key_file")
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -111,6 +121,14 @@ class RemoteModel(BaseModel):
     def cache_name(self) -> str:
         """The model part of its cache keys before the weights' fingerprint: name, served model id, revision."""
         return f"remote:{self.name}|{self.model}|r{self.revision}"
+
+    @property
+    def reply_limit(self) -> int:
+        """The most bytes of one reply read (``max_reply_mb``, or room for a full batch with a generous margin)."""
+        if self.max_reply_mb is not None:
+            return int(self.max_reply_mb * 2 ** 20)
+        per_item = 64 * (self.dim or 8192) if self.kind == "embedder" else 512
+        return self.batch_size * per_item + 2 ** 20
 
     @property
     def endpoint(self) -> str:

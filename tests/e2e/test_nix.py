@@ -56,6 +56,7 @@ def test_units_run_the_cli_with_the_settings_and_a_timer(module):
     assert "evolve' 'start' '--budget'" in start["ExecStart"]
     assert "evolve stop" in start["ExecStop"] and start["Restart"] == "on-failure"
     assert "'worker' '--follow'" in services["evolve-worker"]["serviceConfig"]["ExecStart"]
+    assert services["evolve-serve"]["serviceConfig"]["LimitNOFILE"] >= 4096  # connections before the token check
     environment = services["evolve-worker"]["environment"]
     for variable in ("EVOLVE_LLM_BASE_URL", "MLFLOW_TRACKING_URI", "EVOLVE_OPTUNA_STORAGE", "EVOLVE_POLICY",
                      "EVOLVE_PROJECT_DIR"):

@@ -32,22 +32,26 @@ class Server:
     """`evolve serve` of ``config`` (default BM25) on a free port; search only unless ``llm`` says otherwise (the
     LLM options: tests/e2e/test_serve_answer.py)."""
 
-    def __init__(self, corpus, project, *extra, token=None, config=BM25, llm=("--no-llm",), env=None):
+    def __init__(self, corpus, project, *extra, token=None, config=BM25, llm=("--no-llm",), env=None, log=None):
+        """``log``: a file for the server's output (else a pipe: ``process.stdout``)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (project / "bm25.yaml").write_text(config)
         env = {**os.environ, **({"EVOLVE_API_TOKEN": token} if token else {}), **(env or {})}
+        output = open(log, "w") if log else subprocess.PIPE
         self.process = subprocess.Popen([sys.executable, "-m", "agent.cli", "serve", "--corpus", str(corpus),
                                          "--config", "bm25.yaml", "--port", str(self.port), "--project-dir",
                                          str(project), "--snapshot-every", "0.5", *llm, *extra], cwd=project,
-                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                        env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+        if log:
+            output.close()  # the server has its own copy
         deadline = time.time() + 120
         while True:
             try:
                 httpx.get(self.url + "/health", timeout=1).raise_for_status()
                 return
             except httpx.HTTPError:
-                assert self.process.poll() is None, self.process.stdout.read()
+                assert self.process.poll() is None, self.process.stdout.read() if not log else log.read_text()
                 assert time.time() < deadline
                 time.sleep(0.3)
 

@@ -168,6 +168,10 @@ def test_listening_is_said_only_once_bound_and_a_busy_port_is_one_line(tiny_scif
     (("--port", "70000"), "--port must be between 1 and 65535"),
     (("--max-body-bytes", "0"), "--max-body-bytes must be at least 1"),
     (("--max-query-chars", "5000"), "--max-query-chars can be at most 4000"),
+    (("--head-timeout", "0"), "--head-timeout must be at least 0.5, not 0"),
+    (("--limit-concurrency", "0"), "--limit-concurrency must be at least 1, not 0"),
+    (("--answer-wait", "0"), "--answer-wait must be at least 0.1, not 0"),
+    (("--answer-slots", "0"), "--answer-slots must be at least 1, not 0"),
 ])
 def test_bad_serve_settings_are_one_line(tmp_path, args, message):
     result = cli("serve", "--corpus", str(tmp_path), *args, "--project-dir", str(tmp_path), cwd=tmp_path)
