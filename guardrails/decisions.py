@@ -193,17 +193,35 @@ def _candidate(project: Project, version: str, verb: str) -> Row:
 
 def ensure_trained_models(project: Project, config: PipelineConfig, version: str | None) -> list[str]:
     """The trained models ``config`` needs, in the project's model folder before it becomes (or is served as) the
-    champion: those missing come back from ``version``'s MLflow artifacts (verified by hash). Returns the ids
-    restored; a model that cannot be had is a DecisionError naming it (nothing changed)."""
+    champion: those missing come back from ``version``'s MLflow artifacts, each checked against the full sha256
+    the decision log recorded when the version was evaluated (its register row), and so is every one found here.
+    Returns the ids restored; a model that cannot be had is a DecisionError naming it (nothing changed)."""
+    expected = logged_trained_models(project, version)
     try:
-        trained_models_of(config)
-        return []
+        found = trained_models_of(config)
     except TrainedModelError:
-        pass
+        found = None
     try:
-        return project.registry.restore_trained_models(config, version)
+        if found is not None:
+            for model_id, sha in found.items():
+                if (expected or {}).get(model_id, sha) != sha:
+                    raise TrainedModelError(f"trained model {model_id} in the project has sha256 {sha}, but the "
+                                            f"decision log records {expected[model_id]} for version {version}: not "
+                                            "the model that was evaluated; refusing it")
+            return []
+        return project.registry.restore_trained_models(config, version, expected=expected)
     except TrainedModelError as err:
         raise DecisionError(str(err)) from None
+
+
+def logged_trained_models(project: Project, version: str | None) -> dict[str, str] | None:
+    """Trained model id -> full sha256 the decision log recorded for ``version`` when it was evaluated (its
+    register row's report); empty for a version the log does not hold, None for the default config (no version)."""
+    if version is None:
+        return None
+    row = register_row(project.log.rows(), version)
+    decision = ((row.info.get("report") or {}).get("decision") or {}) if row is not None else {}
+    return {str(k): str(v) for k, v in (decision.get("trained_models") or {}).items()}
 
 
 # --- the humans' decisions -------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ registered; a rejected one is a run tagged `evolve.status=rejected` with its rep
 A registered config that names models evolve trained carries them: each model's folder (weights and
 manifest) is an artifact of the version's run under `trained_models/`, and the tag `evolve.trained_models`
 names them with their sha256. So approving, rolling back to or serving that version works on a machine
-(or after a clean-up) where the project's model folder lacks them: :meth:`restore_trained_models`.
+(or after a clean-up) where the project's model folder lacks them: :meth:`restore_trained_models`, which takes
+from those artifacts only what a model's hash covers (its manifest and weights) and only a model whose full sha256
+is the one the decision log recorded when the version was evaluated (the tag is a mirror for people, not trusted).
 """
 
 from __future__ import annotations
@@ -147,10 +149,13 @@ class PipelineRegistry:
             return PipelineConfig.from_yaml(Path(path).read_text(encoding="utf-8"))
 
     def restore_trained_models(self, config: PipelineConfig, version: str | None,
-                               store: TrainedModelStore | None = None) -> list[str]:
+                               store: TrainedModelStore | None = None,
+                               expected: dict[str, str] | None = None) -> list[str]:
         """Every trained model ``config`` names, available in ``store`` (the project's): those missing are copied
-        from ``version``'s artifacts and verified against their ids. Returns the ids restored; raises
-        TrainedModelError naming a model that is neither in the store nor in the version."""
+        from ``version``'s artifacts (manifest and weights only) and verified against their ids and against
+        ``expected`` (model id -> full sha256: what the decision log recorded for the version; a model it does not
+        name is not restored). Returns the ids restored; raises TrainedModelError naming a model that is neither
+        in the store nor in the version, or whose artifacts are not the model that was evaluated."""
         from mlflow.artifacts import download_artifacts
 
         def from_version(model_id: str, scratch: Path) -> Path:
@@ -168,7 +173,7 @@ class PipelineRegistry:
             return Path(path).parent
 
         store = store or TrainedModelStore()
-        return store.ensure(list(trained_models_of(config, verify=False)), from_version)
+        return store.ensure(list(trained_models_of(config, verify=False)), from_version, expected)
 
     def report_of(self, version: str) -> dict[str, Any]:
         from mlflow.artifacts import download_artifacts

@@ -5,6 +5,11 @@ A kind is one module in this package: a :class:`Trainer` subclass with ``kind`` 
 gives every kind the same behaviour: a fixed seed and batch order, a progress bar, a checkpoint every
 ``checkpoint_every`` steps (a killed run resumes where it stopped, with the same batches), a step bound, and a
 deadline checked between steps.
+
+A checkpoint is data, never code: it is read only from inside its run's work directory (the name ``state.json``
+gives is resolved, links included, and refused when it leads elsewhere), and torch checkpoints load with
+``weights_only=True`` (tensors and plain containers; a pickled object is refused before anything of it runs).
+Either refusal is a :class:`CheckpointError` saying what to delete to train from the start.
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ class TrainSettings(BaseModel):
 
 Progress = Callable[[int, int], None]
 """(steps done, steps in total)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint evolve will not read: outside its run's work directory, or holding more than weights."""
 
 
 class Trainer(ABC):
@@ -187,7 +196,7 @@ def run_steps(trainer: Trainer, workdir: Path, deadline: float | None = None, pr
         {"step": 0, "losses": [], "seconds": 0.0, "validation": []}
     trainer.prepare()
     if state["step"] and state.get("checkpoint"):
-        trainer.load_checkpoint(workdir / state["checkpoint"])
+        trainer.load_checkpoint(checkpoint_in(workdir, str(state["checkpoint"])))
     started = time.perf_counter()
 
     def look() -> None:
@@ -249,10 +258,32 @@ def torch_save(obj: Any, path: Path) -> None:
     tmp.replace(path)
 
 
+def checkpoint_in(workdir: Path, name: str) -> Path:
+    """The checkpoint ``name`` (as ``state.json`` gives it) inside ``workdir``; a CheckpointError when it resolves
+    anywhere else (an absolute path, ``..``, a link leading out)."""
+    root = workdir.resolve()
+    path = (workdir / name).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise CheckpointError(f"{workdir / STATE} names checkpoint {name!r}, which is {path}, outside the run's work "
+                              f"directory {root}: refusing to load it (delete {workdir} to train from the start)")
+    return path
+
+
 def torch_load(path: Path) -> Any:
+    """A torch checkpoint, tensors and plain containers only (``weights_only=True``): a pickled object in it is a
+    CheckpointError, and nothing of it runs."""
+    import pickle
+    import re
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        named = re.search(r"GLOBAL ([\w.]+)", str(err))
+        raise CheckpointError(f"checkpoint {path} holds more than weights"
+                              f"{f' (it names {named.group(1)})' if named else ''}: refusing to unpickle it "
+                              f"(delete {path.parent} to train from the start)") from None
 
 
 def warmup_then_linear(optimizer: Any, total_steps: int, warmup_fraction: float = 0.1) -> Any:

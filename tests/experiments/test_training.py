@@ -153,7 +153,7 @@ def test_adapter_learns_resumes_to_the_same_model_and_is_verified(scifact_with_t
     resumed = train_model("adapter", BASE, data, settings, components, interrupted,
                           progress=lambda done, total: steps_seen.append(done))
     assert steps_seen[0] == 7  # the checkpoint after step 6, then step 7 onwards: the same batches, the same model
-    assert resumed.model.model_id == whole.model.model_id
+    assert resumed.model.model_id == whole.model.model_id  # the id leaves out when and how long each trained
 
     from experiments.training._adapter import AdapterTrainer
 
@@ -173,8 +173,8 @@ def test_adapter_learns_resumes_to_the_same_model_and_is_verified(scifact_with_t
     finally:
         AdapterTrainer.save_checkpoint = original
     steps_seen.clear()
-    assert train_model("adapter", BASE, data, settings, components, torn,
-                       progress=lambda done, total: steps_seen.append(done)).model.model_id == whole.model.model_id
+    assert train_model("adapter", BASE, data, settings, components, torn, progress=lambda done, total:
+                       steps_seen.append(done)).model.manifest["weights_sha256"] == whole.model.manifest["weights_sha256"]
     assert steps_seen[0] == 4  # from the state's own checkpoint (step 3), not the newer weights beside it
     again = train_model("adapter", BASE, data, settings, components, store)
     assert again.report.get("reused") and again.model.model_id == whole.model.model_id
@@ -198,6 +198,75 @@ def test_adapter_learns_resumes_to_the_same_model_and_is_verified(scifact_with_t
             TrainedModelStore(store.root).get(whole.model.model_id)
     finally:
         del os.environ["EVOLVE_TRAINED_MODELS"]
+
+
+class WritesMarker:
+    """Pickled, it runs code when unpickled: ``exec`` writing ``path``."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.path!r}, 'w').write('ran')",))
+
+
+def _stopped_run(data, components, root: Path) -> tuple[TrainSettings, TrainedModelStore, Path]:
+    """An adapter run stopped after step 3: its work directory holds ``checkpoint-2`` and the state naming it."""
+    settings = TrainSettings(epochs=2, batch_size=8, checkpoint_every=2, validation_share=0.0, seed=5)
+    store = TrainedModelStore(root)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_step_3(done: int, total: int) -> None:
+        if done == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_model("adapter", BASE, data, settings, components, store, progress=stop_at_step_3)
+    [state] = list((root / ".work").glob("*/state.json"))
+    assert json.loads(state.read_text())["checkpoint"] == "checkpoint-2"
+    return settings, store, state.parent
+
+
+def test_a_checkpoint_outside_its_work_directory_is_refused(data, components, tmp_path):
+    import os
+
+    from experiments.training.base import CheckpointError
+
+    settings, store, workdir = _stopped_run(data, components, tmp_path / "models")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "checkpoint-2").write_bytes((workdir / "checkpoint-2").read_bytes())
+    (workdir / "checkpoint-link").symlink_to(outside / "checkpoint-2")
+    state = json.loads((workdir / "state.json").read_text())
+    for name in (str(outside / "checkpoint-2"), os.path.relpath(outside / "checkpoint-2", workdir),
+                 "checkpoint-link"):
+        (workdir / "state.json").write_text(json.dumps({**state, "checkpoint": name}))
+        with pytest.raises(CheckpointError, match=f"names checkpoint '{name}', which is "
+                                                  f"{outside / 'checkpoint-2'}, outside the run's work directory"):
+            train_model("adapter", BASE, data, settings, components, store)
+    (workdir / "checkpoint-link").unlink()
+    (workdir / "state.json").write_text(json.dumps(state))
+    steps = []
+    resumed = train_model("adapter", BASE, data, settings, components, store, progress=lambda d, t: steps.append(d))
+    assert resumed.model is not None and steps[0] == 3  # its own checkpoint loads (weights_only) and the run goes on
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused_and_nothing_of_it_runs(data, components, tmp_path):
+    import torch
+
+    from experiments.training.base import CheckpointError
+
+    settings, store, workdir = _stopped_run(data, components, tmp_path / "models")
+    marker, control = tmp_path / "payload-ran", tmp_path / "control-ran"
+    torch.save({"left": torch.zeros(2), "optimizer": WritesMarker(marker)}, workdir / "checkpoint-2")
+    with pytest.raises(CheckpointError, match=r"holds more than weights \(it names exec\): refusing to unpickle it"):
+        train_model("adapter", BASE, data, settings, components, store)
+    assert not marker.exists()
+    torch.save(WritesMarker(control), tmp_path / "control.pt")
+    torch.load(tmp_path / "control.pt", weights_only=False)  # the payload is live: unpickled, it runs
+    assert control.read_text() == "ran"
 
 
 def test_embedder_and_reranker_train_on_cpu_and_load_as_pipeline_parts(scifact_with_train, data, components,
@@ -270,14 +339,16 @@ def test_a_node_without_the_model_fetches_it_from_its_mlflow_training_run(data, 
 def test_a_memory_lifts_what_answered_a_close_question_and_moves_nothing_else(scifact_with_train, data, components,
                                                                               tmp_path, monkeypatch):
     """A remembered question asked again finds its answer first; a question like none remembered keeps the first
-    stage's order exactly; the memory holds the guarded training questions only, and the same data gives the same id."""
+    stage's order exactly; the memory holds the guarded training questions only, and the same data gives the same
+    weights."""
     from pipelines.rerankers import MemoryReranker
 
     monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
     outcome = train_model("memory", BASE, data, TrainSettings(), components)
     model = outcome.model
     assert model.model_id.startswith("trained:memory-") and model.licence == "Apache-2.0"
-    assert train_model("memory", BASE, data, TrainSettings(batch_size=7), components).model.model_id == model.model_id
+    again = train_model("memory", BASE, data, TrainSettings(batch_size=7), components).model
+    assert again.manifest["weights_sha256"] == model.manifest["weights_sha256"]
     remembered = MemoryReranker(model.model_id, components.embedder(BASE))
     assert len(remembered.vectors) == len({e.query for e in data.examples}) == len(remembered.answers)
 

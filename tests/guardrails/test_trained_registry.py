@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import yaml
 
 from agent.project import open_project
 from evalsets import load_evalset
-from guardrails import DecisionError, approve, guard_and_register, rollback
+from guardrails import DecisionError, GuardReport, Project, approve, guard_and_register, rollback
 from pipelines import Components, PipelineConfig, TrainedModelError, TrainedModelStore
 from pipelines.embedders import save_adapter
 from decision_fixtures import PERMISSIVE as ANY_GAIN
@@ -29,19 +30,36 @@ def _adapter(store: TrainedModelStore, tmp_path) -> str:
     return store.save("adapter", folder, {"base_model": "all-MiniLM-L6-v2", "licence": "Apache-2.0"}).model_id
 
 
-def test_the_version_carries_its_trained_model_and_approve_restores_it(tmp_path, tiny_scifact, monkeypatch):
+@dataclass
+class Registered:
+    store: TrainedModelStore
+    model_id: str
+    project: Project
+    config: PipelineConfig
+    report: GuardReport
+    version: str
+
+
+def _registered_adapter(tmp_path, tiny_scifact, monkeypatch) -> Registered:
+    """A project whose version 1 uses an adapter saved in its model folder, guarded under PERMISSIVE."""
     monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
     store = TrainedModelStore()
     model_id = _adapter(store, tmp_path)
-    sha = store.get(model_id).sha256
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(PERMISSIVE.model_dump(mode="json")))
     project = open_project(tmp_path, None)
     config = PipelineConfig.model_validate({"name": "adapted", "dense": {"model": model_id},
                                             "fusion": {"kind": "none"}})
-    held = load_evalset(tiny_scifact)
-    report, version = guard_and_register(project, config, [held], PERMISSIVE, Components(tmp_path / "c.sqlite"))
+    report, version = guard_and_register(project, config, [load_evalset(tiny_scifact)], PERMISSIVE,
+                                         Components(tmp_path / "c.sqlite"))
     assert version, report.failed_rules
-    assert report.decision["trained_models"] == {model_id: sha}
+    return Registered(store, model_id, project, config, report, version)
+
+
+def test_the_version_carries_its_trained_model_and_approve_restores_it(tmp_path, tiny_scifact, monkeypatch):
+    it = _registered_adapter(tmp_path, tiny_scifact, monkeypatch)
+    store, model_id, project, config, version = it.store, it.model_id, it.project, it.config, it.version
+    sha = store.get(model_id).sha256
+    assert it.report.decision["trained_models"] == {model_id: sha}
     tags = project.registry.version(version).tags
     assert json.loads(tags["evolve.trained_models"]) == {model_id: sha}
 
@@ -62,15 +80,8 @@ def test_the_version_carries_its_trained_model_and_approve_restores_it(tmp_path,
 
 
 def test_approving_a_version_whose_model_is_gone_everywhere_changes_nothing(tmp_path, tiny_scifact, monkeypatch):
-    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
-    store = TrainedModelStore()
-    model_id = _adapter(store, tmp_path)
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(PERMISSIVE.model_dump(mode="json")))
-    project = open_project(tmp_path, None)
-    config = PipelineConfig.model_validate({"name": "adapted", "dense": {"model": model_id},
-                                            "fusion": {"kind": "none"}})
-    _, version = guard_and_register(project, config, [load_evalset(tiny_scifact)], PERMISSIVE,
-                                    Components(tmp_path / "c.sqlite"))
+    it = _registered_adapter(tmp_path, tiny_scifact, monkeypatch)
+    store, model_id, project, version = it.store, it.model_id, it.project, it.version
     run = project.registry.version(version).run_id
     artifacts = project.registry.client.list_artifacts(run, "trained_models")
     assert [a.path for a in artifacts] == [f"trained_models/{TrainedModelStore.folder_name(model_id)}"]
@@ -82,3 +93,88 @@ def test_approving_a_version_whose_model_is_gone_everywhere_changes_nothing(tmp_
     with pytest.raises(DecisionError, match="changed since it was trained"):
         approve(project, version, "should not pass")
     assert project.champion_config() == champion_before
+
+
+def _edit_manifest(folder, **changes) -> None:
+    """An editor's change, written in evolve's own format: only the named fields differ."""
+    from pipelines.trained import render_manifest
+
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest.update(changes)
+    (folder / "manifest.json").write_text(render_manifest(manifest), encoding="utf-8")
+
+
+def test_a_manifest_edited_to_name_an_allowed_base_is_refused_by_the_guard_and_the_licence_rule(
+        tmp_path, tiny_scifact, monkeypatch):
+    """The policy allows MIT only; the adapter was trained on MiniLM (Apache-2.0: here the licence that must not
+    pass). Its manifest edited to name e5-small (MIT) no longer matches the model's id: the guard cannot load it, and
+    the licence lookup the licence rule reads says 'unknown', not MIT."""
+    from pipelines.embedders import resolve_model
+    from guardrails import check_candidate, collect_evidence
+    from guardrails.evidence import models_of
+
+    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
+    store = TrainedModelStore()
+    model_id = _adapter(store, tmp_path)
+    mit_only = ANY_GAIN.model_copy(update={"allowed_licences": ["MIT"]})
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(mit_only.model_dump(mode="json")))
+    project = open_project(tmp_path, None)
+    config = PipelineConfig.model_validate({"name": "adapted", "dense": {"model": model_id},
+                                            "fusion": {"kind": "none"}})
+    held, components = load_evalset(tiny_scifact), Components(tmp_path / "c.sqlite")
+    candidate = collect_evidence(config, [held], components)  # scored with the model as trained
+    champion = collect_evidence(project.champion()[0], [held], components)
+    assert candidate.models == {model_id: "Apache-2.0"}
+
+    e5 = resolve_model("multilingual-e5-small")
+    _edit_manifest(store.get(model_id).folder, base_model=e5.name, licence=e5.licence,
+                   base_fingerprint=e5.fingerprint)
+    assert models_of(config) == {model_id: "unknown"}  # what collect_evidence reads last; it read MIT before
+    candidate.models = models_of(config)
+    report = check_candidate(candidate, champion, mit_only)
+    licence = next(r for r in report.rules if r.rule == f"licence [{model_id}]")
+    assert not licence.passed and licence.measured == "unknown" and not report.passed
+
+    with pytest.raises(TrainedModelError, match="changed since it was trained"):
+        guard_and_register(project, config, [held], mit_only, components)
+    assert project.registry.versions() == [] and not [r for r in project.log.rows() if r.action == "register"]
+
+
+def test_restore_takes_only_the_hashed_files_and_only_the_logged_sha256(tmp_path, tiny_scifact, monkeypatch):
+    """Restoring (approve, rollback, serve) copies manifest.json and model/ only, and only a model whose full sha256
+    is the one the decision log recorded; a manifest edited in the artifacts is refused and nothing is copied."""
+    from guardrails import ensure_trained_models
+    from guardrails.decisions import logged_trained_models
+
+    it = _registered_adapter(tmp_path, tiny_scifact, monkeypatch)
+    store, model_id, project, config, version = it.store, it.model_id, it.project, it.config, it.version
+    sha = store.get(model_id).sha256
+    assert logged_trained_models(project, version) == {model_id: sha}  # the register row's report
+    folder = TrainedModelStore.folder_name(model_id)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "payload.py").write_text("raise SystemExit('ran')\n")
+    project.registry.client.log_artifacts(project.registry.version(version).run_id, str(extra),
+                                          f"trained_models/{folder}/extra")
+    shutil.rmtree(store.root)
+    TrainedModelStore._verified.clear()
+
+    with pytest.raises(TrainedModelError, match=f"decision log records {'f' * 64}"):
+        project.registry.restore_trained_models(config, version, expected={model_id: "f" * 64})
+    with pytest.raises(TrainedModelError, match="records no sha256 for it"):
+        project.registry.restore_trained_models(config, version, expected={})
+    assert not (store.root / folder).exists() and not list(store.root.glob(".staging-*"))
+
+    assert ensure_trained_models(project, config, version) == [model_id]  # what approve, rollback and serve call
+    assert sorted(p.name for p in (store.root / folder).iterdir()) == ["manifest.json", "model"]
+    assert store.get(model_id).sha256 == sha
+
+    shutil.rmtree(store.root)
+    TrainedModelStore._verified.clear()
+    [manifest] = list((tmp_path / "mlruns" / "artifacts").rglob("manifest.json"))
+    _edit_manifest(manifest.parent, base_model="multilingual-e5-small", licence="MIT")
+    with pytest.raises(DecisionError, match="manifest or weights .* changed since it was trained"):
+        ensure_trained_models(project, config, version)
+    assert not (store.root / folder).exists()
+    with pytest.raises(DecisionError, match="changed since it was trained"):
+        approve(project, version, "should not pass")
