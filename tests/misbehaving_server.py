@@ -1,5 +1,5 @@
 """A model server that misbehaves on purpose: the OpenAI embeddings protocol (``/v1/embeddings``) and the rerank
-protocol (``/v1/rerank``) on 127.0.0.1, written with the standard library, answering the way broken, hostile or
+protocol (``/v1/rerank``), and chat completions answering "ok", on 127.0.0.1, written with the standard library, answering the way broken, hostile or
 overloaded servers do.
 
 What it does is chosen by the first segment of the path, so one server serves every case and a registry entry
@@ -115,6 +115,10 @@ class MisbehavingServer:
                         "relevance_score": self._score(mode, str(body.get("query", "")), t)}
                        for i, t in enumerate(texts)]
             payload = {"results": sorted(results, key=lambda r: str(r["relevance_score"]), reverse=True)}
+        elif route == "/chat/completions":  # an LLM: a fixed short answer (what a trickle stretches out)
+            payload = {"id": "chat-1", "object": "chat.completion", "created": 0, "model": body.get("model", ""),
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": "ok"}}]}
         else:
             return 404, {"Content-Type": "text/plain"}, [f"no route {route}".encode()]
         data = json.dumps(payload).encode()  # NaN and Infinity as JSON's non-standard literals, as servers write them

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from pipelines.http_deadline import bounded_client, within
 from pipelines.llm.cache import LLMCache, request_key
 from pipelines.llm.tokens import ServerTokens
 from pipelines.remote import redact  # the one redaction of a server's text, for every served model
@@ -145,8 +146,11 @@ class LLMClient:
 
         self.settings = settings
         self.cache = cache
+        # retries are ours (same policy, counted); the http client bounds each call whole, not read by read, so an
+        # LLM that trickles its reply ends at the deadline instead of holding a slot (pipelines.http_deadline)
         self._client = OpenAI(base_url=settings.base_url, api_key=settings.key or "unused",
-                              timeout=settings.timeout_s, max_retries=0)  # retries are ours: same policy, counted
+                              timeout=settings.timeout_s, max_retries=0,
+                              http_client=bounded_client(settings.timeout_s, settings.max_concurrency))
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         self.calls = 0
         self._tokens = ServerTokens(settings.base_url, settings.model, settings.key)
@@ -168,7 +172,7 @@ class LLMClient:
 
     def said(self, text: object, limit: int = 300) -> str:
         """An error's text fit to print or store: one line, trimmed, the key and anything like a secret masked."""
-        return redact(str(text), [self.settings.key], limit=limit)
+        return redact(str(text), self.settings.key, limit=limit)
 
     def refused(self, err: Any) -> LLMError:
         """The error for a status the server answered with (an ``openai.APIStatusError``): 401/403 is an
@@ -227,7 +231,7 @@ class LLMClient:
         options = {"timeout": timeout} if timeout is not None else {}
         for attempt in range(self.settings.max_retries + 1):
             try:
-                with self._slots:
+                with self._slots, within(timeout if timeout is not None else self.settings.timeout_s):
                     self.calls += 1
                     response = self._client.chat.completions.create(model=self.model, messages=messages, **params,
                                                                     **options)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.http_deadline import bounded_client, within
 from pipelines.remote.redact import redact
 from pipelines.remote.registry import RemoteModel
 
@@ -43,81 +44,12 @@ class _TooLarge(Exception):
         self.size, self.declared = size, declared
 
 
-_DEADLINE = threading.local()
-"""When the request this thread is sending must be over (``time.monotonic()``), or absent: read by every blocking
-socket operation of the client's connections (a pooled connection serves whichever thread sends next)."""
-
-
-def _left(timeout: float | None, error: type[Exception]) -> float | None:
-    at = getattr(_DEADLINE, "at", None)
-    if at is None:
-        return timeout
-    left = at - time.monotonic()
-    if left <= 0:
-        raise error("the request's deadline has passed")
-    return left if timeout is None else min(timeout, left)
-
-
-def _deadline_backend(backend: Any) -> Any:
-    """httpcore's network backend with each connect, read and write bounded by the thread's deadline."""
-    import httpcore
-
-    class Stream(httpcore.NetworkStream):
-        def __init__(self, stream: Any):
-            self._stream = stream
-
-        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-            return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
-
-        def write(self, buffer: bytes, timeout: float | None = None) -> None:
-            self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
-
-        def close(self) -> None:
-            self._stream.close()
-
-        def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                      timeout: float | None = None) -> Any:
-            return Stream(self._stream.start_tls(ssl_context, server_hostname,
-                                                 _left(timeout, httpcore.ConnectTimeout)))
-
-        def get_extra_info(self, info: str) -> Any:
-            return self._stream.get_extra_info(info)
-
-    class Backend(httpcore.NetworkBackend):
-        def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                        socket_options: Any = None) -> Any:
-            return Stream(backend.connect_tcp(host, port, _left(timeout, httpcore.ConnectTimeout), local_address,
-                                              socket_options))
-
-        def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
-            return Stream(backend.connect_unix_socket(path, _left(timeout, httpcore.ConnectTimeout), socket_options))
-
-        def sleep(self, seconds: float) -> None:
-            backend.sleep(seconds)
-
-    return Backend()
-
-
-def _bounded_client(model: RemoteModel) -> Any:
-    """An httpx client whose connections (direct or through a proxy from the environment) obey the deadline."""
-    import httpx
-
-    client = httpx.Client(timeout=model.timeout_s,
-                          limits=httpx.Limits(max_connections=model.concurrency,
-                                              max_keepalive_connections=model.concurrency))
-    for transport in [client._transport, *client._mounts.values()]:
-        pool = getattr(transport, "_pool", None)
-        if pool is not None and hasattr(pool, "_network_backend"):
-            pool._network_backend = _deadline_backend(pool._network_backend)
-    return client
-
-
 class RemoteClient:
     """One endpoint's client; thread-safe (a server's requests may share it)."""
 
     def __init__(self, model: RemoteModel):
         self.model = model
-        self._http = _bounded_client(model)
+        self._http = bounded_client(model.timeout_s, model.concurrency)
         self._pool = ThreadPoolExecutor(model.concurrency, thread_name_prefix=f"remote-{model.name}")
         self._lock = threading.Lock()
         self.requests = 0
@@ -184,30 +116,26 @@ class RemoteClient:
         the first ``ERROR_BODY_BYTES``). httpx.TransportError (a timeout at the deadline included) or _TooLarge."""
         import httpx
 
-        deadline = time.monotonic() + self.model.timeout_s
-        _DEADLINE.at = deadline
-        try:
-            with self._http.stream("POST", url, json=payload, headers=headers) as response:
-                ok = response.status_code == 200
-                limit = self.model.reply_limit if ok else ERROR_BODY_BYTES
-                declared = response.headers.get("content-length", "")
-                if ok and declared.isdigit() and int(declared) > limit:
-                    raise _TooLarge(int(declared), True)
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        if ok:
-                            raise _TooLarge(size, False)
-                        chunks.append(chunk[:limit - size])
-                        break
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the request's deadline has passed")
-                return response.status_code, b"".join(chunks)
-        finally:
-            _DEADLINE.at = None
+        with within(self.model.timeout_s) as deadline, \
+                self._http.stream("POST", url, json=payload, headers=headers) as response:
+            ok = response.status_code == 200
+            limit = self.model.reply_limit if ok else ERROR_BODY_BYTES
+            declared = response.headers.get("content-length", "")
+            if ok and declared.isdigit() and int(declared) > limit:
+                raise _TooLarge(int(declared), True)
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    if ok:
+                        raise _TooLarge(size, False)
+                    chunks.append(chunk[:limit - size])
+                    break
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the request's deadline has passed")
+            return response.status_code, b"".join(chunks)
 
     def _batched(self, items: list[Any], run: Any) -> list[Any]:
         """``run`` on batches of ``batch_size``, ``concurrency`` at a time, their results in order (all or an

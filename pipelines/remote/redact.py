@@ -40,7 +40,7 @@ def redact(text: object, *secrets: str | None, limit: int = LIMIT) -> str:
     """``text`` (bytes are decoded) with every credential it holds replaced by ``***``: the ``secrets`` given (the
     key this process sent) and anything shaped like one; whitespace runs (newlines too) made one space; cut to
     ``limit`` characters (``…`` marks the cut), after redacting, so no part of a secret survives at the edge.
-    (The same call as ``pipelines.llm.redact.redact``, written at the same time for the LLM path: one to merge.)"""
+    Every client of a model server uses it (pipelines.remote, pipelines.llm)."""
     text = text.decode("utf-8", "replace") if isinstance(text, (bytes, bytearray)) else str(text)
     for secret in sorted({s.strip() for s in secrets if s and len(s.strip()) >= 4}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
