@@ -192,7 +192,8 @@ class LLMClient:
 
         started = time.perf_counter()
         try:
-            served = [m.id for m in self._client.models.list().data]
+            with within(self.settings.timeout_s):
+                served = [m.id for m in self._client.models.list().data]
         except (openai.APIConnectionError, openai.APITimeoutError) as err:
             raise LLMUnavailable(f"no LLM server answers at {self.settings.base_url} ({self.said(err)})") from None
         except openai.APIStatusError as err:
