@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from evalsets.errors import EvalSetError
 from evalsets.feedback import FeedbackEvent, FeedbackRefused, normalise_query, parse_event
+from evalsets.jsonl import json_line
 from evalsets.loader import read_corpus, read_lines
 from evalsets.model import Document, EvalSet, Query
 
@@ -192,7 +193,7 @@ def build_failure_set(bad_feedback: list[dict[str, Any]], corpus_path: Path, out
     report.queries = len(queries)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(corpus_path, out / "corpus.jsonl")
-    (out / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries), "utf-8")
+    (out / "queries.jsonl").write_text("".join(json_line(q) for q in queries), "utf-8")
     (out / "qrels.tsv").write_text("query_id\tdoc_id\trelevance\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels),
                                    "utf-8")
     judge = f" ({report.judge_model})" if report.judge_model else ""

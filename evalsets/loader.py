@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsets.errors import EvalSetError
+from evalsets.jsonl import split_lines
 from evalsets.model import Document, EvalSet, Qrels, Query
 
 QRELS_HEADER = ["query_id", "doc_id", "relevance"]
@@ -46,7 +47,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise EvalSetError(f"not valid UTF-8 ({err.reason} at byte {err.start})", path) from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):  # '\n' only: a U+2028 in a text is no line break
         yield number, line
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from evalsets.errors import EvalSetError
 from evalsets.failures import normalise_query
+from evalsets.jsonl import json_line, split_lines
 from evalsets.loader import read_corpus
 from evalsets.model import Document
 from evalsets.text import language_of
@@ -78,9 +79,9 @@ def _existing(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
     queries = out / "queries.jsonl"
     if not queries.is_file():
         return [], []
-    lines = [line for line in queries.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for line in split_lines(queries.read_text(encoding="utf-8")) if line.strip()]
     qrels = out / "qrels.tsv"
-    rows = qrels.read_text(encoding="utf-8").splitlines()[1:] if qrels.is_file() else []
+    rows = split_lines(qrels.read_text(encoding="utf-8"))[1:] if qrels.is_file() else []
     return [json.loads(line) for line in lines], [row for row in rows if row.strip()]
 
 
@@ -145,8 +146,7 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
     out.mkdir(parents=True, exist_ok=True)
     if (out / "corpus.jsonl").resolve() != corpus_file.resolve():
         (out / "corpus.jsonl").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-8")
-    lines = [json.dumps(q, ensure_ascii=False) for q in old_queries + queries]
-    (out / "queries.jsonl").write_text("".join(line + "\n" for line in lines), "utf-8")
+    (out / "queries.jsonl").write_text("".join(json_line(q) for q in old_queries + queries), "utf-8")
     (out / "qrels.tsv").write_text("query_id\tdoc_id\trelevance\n" + "".join(row + "\n" for row in old_qrels)
                                    + "".join(f"{q}\t{d}\t1\n" for q, d in qrels), "utf-8")
     scope = f"{len(docs)} new or changed documents" if only is not None else f"`{corpus_file}`"

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evalsets import EvalSetError
+from evalsets import EvalSetError, split_lines
 from experiments.judge import Judge, JudgedScore
 
 METRICS = ("correctness", "answer_quality", "faithfulness", "context_relevance")
@@ -98,7 +98,7 @@ def read_labels(path: Path | str) -> list[LabelledItem]:
     items: list[LabelledItem] = []
     errors: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:

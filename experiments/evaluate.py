@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalsets import EvalSet, Query
-from evalsets import Qrels
+from evalsets import Qrels, json_line
 from experiments.metrics import DEFAULT_METRICS, mean_scores, score_query
 from pipelines import Components, PipelineConfig, Retriever, StageLog
 from pipelines import Progress
@@ -37,7 +36,7 @@ class EvalResult:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
             for row in self.per_query:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.write(json_line(row))
         return path
 
     def summary(self) -> dict[str, Any]:

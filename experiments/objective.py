@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 
-from evalsets import EvalSet, Query
+from evalsets import EvalSet, Query, json_line
 from experiments.costs import embedding_cost
 from experiments.evaluate import score_queries
 from experiments.metrics import DEFAULT_METRICS, mean_scores
@@ -130,7 +130,7 @@ class Objective:
         (folder / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
         with (folder / "per_query.jsonl").open("w", encoding="utf-8") as out:
             for row in rows:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.write(json_line(row))
         return latency_ms
 
 

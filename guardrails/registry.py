@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from evalsets import json_line
 from experiments import artifact_location, flatten, metric_key
 from guardrails.checks import GuardReport
 from pipelines import PipelineConfig, TrainedModelError, TrainedModelStore, is_trained
@@ -78,7 +79,7 @@ class PipelineRegistry:
             for name, rows in per_query.items():
                 with (folder / "evaluation" / f"{name}.jsonl").open("w", encoding="utf-8") as out:
                     for row in rows:
-                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        out.write(json_line(row))
             self.client.log_artifacts(run_id, str(folder))
         if report.passed:  # a version that may become the champion keeps its own copy of every trained model
             store = TrainedModelStore()

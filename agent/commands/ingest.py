@@ -49,6 +49,19 @@ def ingest_command(
     rehash: Annotated[bool, typer.Option("--rehash", help="Hash every file, even those whose size and modification "
                                                           "time did not change.")] = False,
     max_file_mb: Annotated[float, typer.Option(help="Skip (and report) files larger than this.")] = 200.0,
+    allow_removals: Annotated[bool, typer.Option("--allow-removals", help="Write the run even when it removes more "
+                                                 "than --max-removal-share of the corpus's documents or a source "
+                                                 "folder is empty (refused otherwise: an unmounted share, a source "
+                                                 "left out).")] = False,
+    max_removal_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of the corpus's documents a run "
+                                                     "may remove without --allow-removals.")] = 0.2,
+    follow_links: Annotated[bool, typer.Option("--follow-links", help="Read symlinked folders and symlinks to files "
+                                               "outside the source (reported and skipped otherwise).")] = False,
+    file_timeout: Annotated[float, typer.Option(min=1.0, help="Seconds one file may take to read; a file past it "
+                                                "is reported as timeout.")] = 120.0,
+    max_inflated_mb: Annotated[Optional[float], typer.Option(min=1.0, help="Size a zip-based file (DOCX, XLSX, "
+                                                             "PPTX, HWPX) may inflate to, per part and in all "
+                                                             "(default: 20 x --max-file-mb).")] = None,
     ticket_fields: Annotated[Optional[Path], typer.Option(
         help="YAML mapping for ticket exports (CSV, JSON, JSONL): lists 'id', 'title', 'text', 'metadata' of field "
              "names (matched case-insensitively); defaults fit Zendesk, Jira and Freshdesk exports.")] = None,
@@ -67,7 +80,9 @@ def ingest_command(
     try:
         with stage_progress(console) as report:
             result = ingest(sources, corpus, options=options, workers=workers, rehash=rehash,
-                            max_file_mb=max_file_mb, progress=report)
+                            max_file_mb=max_file_mb, progress=report, allow_removals=allow_removals,
+                            max_removal_share=max_removal_share, follow_links=follow_links,
+                            file_timeout=file_timeout, max_inflated_mb=max_inflated_mb)
     except EvalSetError as err:
         fail(str(err))
     table = Table(title=f"corpus {corpus}: version {result.version}"

@@ -116,9 +116,17 @@ class ReaderRegistry:
 READERS = ReaderRegistry()
 
 
+# The characters str.splitlines() breaks at (besides \n and \r): each a line break in the text
+_LINE_BREAKS = re.compile("[\v\f\x1c-\x1e\x85\u2028\u2029]")
+# The other C0 and C1 controls, \t and \n kept: never text, and they break tools that read the corpus
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+
+
 def tidy(text: str) -> str:
-    """Whitespace as chunkers want it: no trailing spaces, at most one blank line in a row, no NULs."""
-    text = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
+    """Whitespace as chunkers want it: line separators (\\r, U+2028, U+2029, U+0085, \\v, \\f...) as \\n, no other
+    control characters, no trailing spaces, at most one blank line in a row."""
+    text = _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _LINE_BREAKS.sub("\n", text)
     text = re.sub(r"[ \t]+\n", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 

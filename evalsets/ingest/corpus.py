@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from evalsets.errors import EvalSetError
+from evalsets.jsonl import json_line
 from evalsets.loader import read_corpus
 from evalsets.model import Document
 
 MANIFEST = "manifest.json"
 VERSIONS = "versions"
 LOCK = ".lock"
+RUN_LOCK = ".ingest.lock"
 
 
 def document_hash(doc: Document) -> str:
@@ -50,7 +52,7 @@ def corpus_version_of(hashes: dict[str, str]) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")  # one per writer
     with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
@@ -59,8 +61,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def document_line(doc: Document) -> str:
-    return json.dumps({"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "metadata": doc.metadata},
-                      ensure_ascii=False) + "\n"
+    return json_line({"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "metadata": doc.metadata})
 
 
 @dataclass
@@ -111,6 +112,30 @@ class CorpusFolder:
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
+    @contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Held by `evolve ingest` for its whole run, so two ingests into one corpus do not read the same old version
+        and overwrite each other (the second waits). A file apart from ``.lock``: readers, which take ``.lock``
+        shared, are kept waiting only while a version is written, not while files are read."""
+        fd = os.open(self.root / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def consistent(self) -> bool:
+        """Whether corpus.jsonl is the file the manifest names (by sha256): a run killed between replacing the two
+        leaves them disagreeing, and the next ingest then reads every file again instead of trusting either."""
+        expected = self.manifest().get("corpus_sha256")
+        if expected is None or not self.corpus_file.is_file():
+            return expected is None
+        digest = hashlib.sha256()
+        with open(self.corpus_file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest() == expected
+
     def documents(self) -> list[Document]:
         return read_corpus(self.corpus_file) if self.corpus_file.is_file() else []
 
@@ -135,7 +160,16 @@ class CorpusFolder:
         for path in (self.root / VERSIONS).glob("*.json"):
             data = json.loads(path.read_text(encoding="utf-8"))
             rows.append({k: data.get(k) for k in ("version", "parent", "created", "counts")})
-        return sorted(rows, key=lambda row: row["created"] or "")
+        parents = {row["version"]: row["parent"] for row in rows}
+
+        def depth(version: str | None) -> int:  # versions written within one second: a parent before its child
+            seen: set[str | None] = set()
+            while version in parents and version not in seen:
+                seen.add(version)
+                version = parents[version]
+            return len(seen)
+
+        return sorted(rows, key=lambda row: (row["created"] or "", depth(row["version"])))
 
     def write(self, documents: list[Document], files: dict[str, dict[str, Any]], sources: list[str],
               counts: dict[str, int]) -> str:
@@ -157,9 +191,12 @@ class CorpusFolder:
         write_atomically(self.root / VERSIONS / f"{version}.json",
                          json.dumps({"version": version, "parent": parent, "created": created, "counts": counts,
                                      "documents": hashes}, ensure_ascii=False))
-        write_atomically(self.corpus_file, "".join(document_line(doc) for doc in documents))
+        text = "".join(document_line(doc) for doc in documents)
+        write_atomically(self.corpus_file, text)
         write_atomically(self.manifest_file, json.dumps({"version": version, "parent": parent, "created": created,
                                                          "sources": sources, "documents": len(documents),
+                                                         "corpus_sha256": hashlib.sha256(
+                                                             text.encode("utf-8")).hexdigest(),
                                                          "files": files}, ensure_ascii=False, indent=1))
         return version
 

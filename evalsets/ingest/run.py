@@ -13,12 +13,11 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,16 @@ from evalsets.errors import EvalSetError
 from evalsets.ingest import formats  # noqa: F401  (registers every format)
 from evalsets.ingest.base import READERS, ExtractionError, Extracted, ReadOptions
 from evalsets.ingest.corpus import CorpusFolder, write_atomically
+from evalsets.ingest.workers import load_plugins, read_isolated
 from evalsets.model import Document
 
 Progress = Callable[[str, int, int], None]
 SYSTEM_FILES = {"thumbs.db", "desktop.ini", ".ds_store"}
 LEGACY = {".doc": "Word 97-2003", ".xls": "Excel 97-2003", ".ppt": "PowerPoint 97-2003", ".rtf": "RTF"}
 DEFAULT_MAX_MB = 200.0
+DEFAULT_MAX_REMOVAL_SHARE = 0.2
+INFLATION = 20
+"""A zip-based file (DOCX, XLSX, PPTX, HWPX) may inflate to this many times --max-file-mb, unless told otherwise."""
 POOL_MIN_FILES = 64
 """Fewer files are read in this process: starting worker processes costs about a second each (imports), more than
 reading a few dozen files."""
@@ -73,16 +76,38 @@ def _ignored(path: Path, root: Path) -> bool:
     return any(p.startswith(".") for p in parts) or path.name.startswith("~$") or path.name.lower() in SYSTEM_FILES
 
 
-def walk(source: Path) -> Iterator[tuple[Path, bool]]:
-    """(file, ignored) under a folder, sorted so runs are repeatable; a single file yields itself."""
+def walk(source: Path, follow_links: bool = False) -> Iterator[tuple[Path, bool, Skipped | None]]:
+    """(file, ignored, refusal) under a folder, sorted so runs are repeatable; a single file yields itself. Unless
+    ``follow_links``, a symlink to a file outside the source and a symlinked folder are yielded with the reason
+    they are not read (a link inside the source is read: its target is part of the source anyway)."""
     if source.is_file():
-        yield source, False
+        yield source, False, None
         return
-    for folder, dirs, names in os.walk(source):
+    inside = source.resolve()
+    for folder, dirs, names in os.walk(source, followlinks=follow_links):
         dirs.sort()
+        for name in list(dirs):
+            path = Path(folder) / name
+            if not follow_links and path.is_symlink():
+                dirs.remove(name)
+                if not _ignored(path, source):
+                    yield path, False, Skipped("", "link", f"a symlinked folder (to {display(os.readlink(path))}) "
+                                                           "is not followed: give --follow-links to read it")
         for name in sorted(names):
             path = Path(folder) / name
-            yield path, _ignored(path, source)
+            refusal = None
+            if not follow_links and path.is_symlink():
+                target = path.resolve()
+                if target != inside and inside not in target.parents:
+                    refusal = Skipped("", "link-outside", f"a symlink to {display(str(target))}, outside the "
+                                                          "source: give --follow-links to read it")
+            yield path, _ignored(path, source), refusal
+
+
+def display(text: str) -> str:
+    """A file name as text that is always valid UTF-8: bytes that are not UTF-8 (a CP949 name from an old Windows
+    share, kept by Python as surrogates) become ``\\xNN`` escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def sha256_file(path: Path) -> str:
@@ -91,6 +116,37 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def inflated_too_large(path: Path, cap: float) -> str | None:
+    """Why a zip-based file would inflate past ``cap`` bytes (one member or all together), None when it would
+    not or it is no zip: the sizes a zip declares are checked before any member is read."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None  # the reader reports what is wrong with it
+    total = 0
+    for member in members:
+        total += member.file_size
+        if member.file_size > cap:
+            return (f"{display(member.filename)} inflates to {member.file_size / 1e6:.0f} MB, over the "
+                    f"{cap / 1e6:.0f} MB limit (--max-inflated-mb)")
+    if total > cap:
+        return f"inflates to {total / 1e6:.0f} MB, over the {cap / 1e6:.0f} MB limit (--max-inflated-mb)"
+    return None
+
+
+def read_limited(path: str, options: ReadOptions, max_inflated_bytes: float | None
+                 ) -> tuple[list[Extracted] | None, str, str]:
+    """:func:`read_file`, after refusing a zip-based file that would inflate past ``max_inflated_bytes``."""
+    if max_inflated_bytes is not None and READERS.for_path(Path(path)) is not None:
+        too_large = inflated_too_large(Path(path), max_inflated_bytes)
+        if too_large:
+            return None, "too-large", too_large
+    return read_file(path, options)
 
 
 def read_file(path: str, options: ReadOptions) -> tuple[list[Extracted] | None, str, str]:
@@ -125,19 +181,53 @@ def _documents(key: str, extracted: list[Extracted], fmt: str, stat: os.stat_res
         seen[doc_id] += 1
         if seen[doc_id] > 1:
             doc_id = f"{doc_id}~{seen[doc_id]}"
-        metadata = {**item.metadata, "source": key, "path": str(path), "format": fmt, "modified": modified,
+        metadata = {**item.metadata, "source": key, "path": display(str(path)), "format": fmt, "modified": modified,
                     "sha256": digest}
-        docs.append(Document(doc_id, item.title, item.text, metadata))
+        # a title from a file name that is not UTF-8 (the stem) must not make the corpus unwritable
+        docs.append(Document(doc_id, display(item.title), display(item.text), metadata))
     return docs
+
+
+def _refuse_foreign(folder: CorpusFolder) -> None:
+    """A --corpus that exists and is not an ingest corpus (a hand-written evaluation set, any other folder) is
+    refused: ingest would replace what is there. A new or empty folder is fine."""
+    root = folder.root
+    if root.exists() and not root.is_dir():
+        raise EvalSetError("--corpus is a file, not a folder", root)
+    if root.is_dir() and not folder.manifest_file.is_file() and any(
+            not entry.name.startswith(".") for entry in root.iterdir()):
+        raise EvalSetError("not an ingest corpus (no manifest.json) and not empty: ingest would replace what is "
+                           "in it; give a new or empty folder", root)
 
 
 def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOptions = ReadOptions(),
            workers: int | None = None, rehash: bool = False, max_file_mb: float = DEFAULT_MAX_MB,
-           progress: Progress | None = None) -> IngestReport:
+           progress: Progress | None = None, allow_removals: bool = False,
+           max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE, follow_links: bool = False,
+           file_timeout: float | None = None, max_inflated_mb: float | None = None) -> IngestReport:
     """Bring ``corpus`` up to date with ``sources`` and write its next version (the same version when nothing
-    changed). Raises EvalSetError for a source that does not exist or two sources with one name."""
-    started = time.perf_counter()
+    changed). Raises EvalSetError for a source that does not exist, two sources with one name, a ``corpus`` that
+    is not an ingest corpus, an empty source folder (an unmounted share) or a run that would remove more than
+    ``max_removal_share`` of the corpus's documents (the last two unless ``allow_removals``).
+
+    ``file_timeout`` (seconds) reads every file in a worker process that is stopped past it; without it, a run of
+    few files is read in this process. One ingest at a time writes a corpus: a second waits for the first."""
     folder = CorpusFolder(Path(corpus))
+    _refuse_foreign(folder)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    with folder.run_lock():
+        return _ingest(sources, folder, options=options, workers=workers, rehash=rehash, max_file_mb=max_file_mb,
+                       progress=progress, allow_removals=allow_removals, max_removal_share=max_removal_share,
+                       follow_links=follow_links, file_timeout=file_timeout, max_inflated_mb=max_inflated_mb)
+
+
+def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: ReadOptions, workers: int | None,
+            rehash: bool, max_file_mb: float, progress: Progress | None, allow_removals: bool,
+            max_removal_share: float, follow_links: bool, file_timeout: float | None,
+            max_inflated_mb: float | None) -> IngestReport:
+    started = time.perf_counter()
+    load_plugins()
+    _refuse_foreign(folder)
     sources = [Path(s) for s in sources]
     labels: dict[str, Path] = {}
     for source in sources:
@@ -152,18 +242,24 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
         raise EvalSetError("the corpus folder cannot be one of its own sources", folder.root)
     manifest = folder.manifest()
     old_files: dict[str, dict[str, Any]] = manifest.get("files", {})
-    old_docs = {doc.doc_id: doc for doc in folder.documents()} if old_files else {}
+    old_docs = {doc.doc_id: doc for doc in folder.documents()} if old_files and folder.consistent() else {}
     report = IngestReport(corpus=str(folder.root), previous_version=manifest.get("version"))
     files: dict[str, dict[str, Any]] = {}
     kept: list[Document] = []
     to_read: list[tuple[str, Path, os.stat_result, str]] = []
     corpus_root = folder.root.resolve()
+    inflated_cap = (max_inflated_mb if max_inflated_mb is not None else INFLATION * max_file_mb) * 1e6
     for label, source in labels.items():
-        for path, ignored in walk(source):
+        walked = 0
+        for path, ignored, refusal in walk(source, follow_links):
             if ignored or corpus_root in path.resolve().parents:
                 report.ignored += ignored
                 continue
-            key = label if source.is_file() else f"{label}/{path.relative_to(source).as_posix()}"
+            walked += 1
+            key = display(label if source.is_file() else f"{label}/{path.relative_to(source).as_posix()}")
+            if refusal is not None:
+                report.skipped.append(Skipped(key, refusal.kind, refusal.reason))
+                continue
             report.files += 1
             try:
                 stat = path.stat()
@@ -175,8 +271,8 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
                                               f"save it as {path.suffix.lower()}x (or PDF) to ingest it"))
                 continue
             if READERS.for_path(path) is None:
-                report.skipped.append(Skipped(key, "unsupported", f"no reader for '{path.suffix or path.name}' "
-                                              f"(reads {', '.join(READERS.suffixes)})"))
+                report.skipped.append(Skipped(key, "unsupported", f"no reader for '{display(path.suffix or path.name)}'"
+                                              f" (reads {', '.join(READERS.suffixes)})"))
                 continue
             if stat.st_size > max_file_mb * 1e6:
                 report.skipped.append(Skipped(key, "too-large", f"{stat.st_size / 1e6:.0f} MB is over "
@@ -201,15 +297,21 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
                 report.formats[before["format"]] = report.formats.get(before["format"], 0) + 1
                 continue
             to_read.append((key, path, stat, digest))
+        if source.is_dir() and not walked and not allow_removals:
+            raise EvalSetError("the source folder is empty (an unmounted share?): nothing to ingest, and its "
+                               "documents would be removed; give --allow-removals if that is meant", source)
     new_docs: list[Document] = []
-    for key, path, stat, digest, result in _read_all(to_read, options, workers, progress):
+    for key, path, stat, digest, result in _read_all(to_read, options, workers, progress, file_timeout,
+                                                      inflated_cap):
         extracted, kind, reason = result
         docs = _documents(key, extracted, kind, stat, digest, path) if extracted is not None else []
         if not docs:
             if extracted is not None:
                 kind, reason = "empty", "no text in it"
             report.skipped.append(Skipped(key, kind, reason))
-            files[key] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            if kind in {"crashed", "timeout"}:
+                continue  # not the file's answer for good: a rerun (a bigger machine, a longer limit) tries again
+            files[key] = {"path": display(str(path.resolve())), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                           "sha256": digest, "format": None, "doc_ids": [], "skipped": {"kind": kind, "reason": reason}}
             continue
         report.read += 1
@@ -219,7 +321,7 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
         else:
             report.added_files += 1
         new_docs.extend(docs)
-        files[key] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+        files[key] = {"path": display(str(path.resolve())), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                       "sha256": digest, "format": kind, "doc_ids": [d.doc_id for d in docs]}
     report.removed_files = sum(bool(old_files[k]["doc_ids"]) for k in set(old_files) - set(files))
     documents = kept + new_docs
@@ -230,38 +332,50 @@ def ingest(sources: Iterable[Path | str], corpus: Path | str, *, options: ReadOp
     report.changed_documents = sum(d.doc_id in old_docs and (d.title, d.text) != (old_docs[d.doc_id].title,
                                                                                     old_docs[d.doc_id].text)
                                    for d in new_docs)
+    if old_docs and not allow_removals and report.removed_documents > max_removal_share * len(old_docs):
+        given = {str(s.resolve()) for s in sources}
+        missing = [s for s in manifest.get("sources", []) if s not in given]
+        raise EvalSetError(f"this run would remove {report.removed_documents} of the corpus's {len(old_docs)} "
+                           f"documents (over --max-removal-share {max_removal_share:g})"
+                           + (f"; sources of the corpus not given: {', '.join(map(display, missing))}"
+                              if missing else "") + "; nothing written: give --allow-removals if that is meant",
+                           folder.root)
     if not documents:
         shown = "; ".join(f"{s.path}: {s.kind}: {s.reason}" for s in report.skipped[:3])
         raise EvalSetError(f"no documents in {report.files} files (skipped: {report.skipped_by_kind() or 'none'})"
                            + (f": {shown}" if shown else ""), folder.root)
     counts = {k: getattr(report, k) for k in ("documents", "added_documents", "changed_documents",
                                               "removed_documents")}
-    report.version = folder.write(documents, files, [str(s.resolve()) for s in sources], counts)
+    report.version = folder.write(documents, files, [display(str(s.resolve())) for s in sources], counts)
     report.seconds = time.perf_counter() - started
     write_atomically(folder.root / "ingest-report.json", json.dumps(asdict(report), ensure_ascii=False, indent=1))
     return report
 
 
+def _failed(kind: str, reason: str) -> tuple[None, str, str]:
+    return None, kind, reason
+
+
 def _read_all(to_read: list[tuple[str, Path, os.stat_result, str]], options: ReadOptions, workers: int | None,
-              progress: Progress | None) -> Iterator[tuple[str, Path, os.stat_result, str, tuple]]:
-    """Each file's result in input order; in worker processes when there are enough files to pay for them."""
+              progress: Progress | None, file_timeout: float | None, inflated_cap: float | None
+              ) -> Iterator[tuple[str, Path, os.stat_result, str, tuple]]:
+    """Each file's result in input order; in worker processes that can be stopped when there is a time limit or
+    enough files to pay for starting them (about a second each)."""
     total = len(to_read)
     workers = workers or os.cpu_count() or 1
-    if workers <= 1 or total < POOL_MIN_FILES:
+    if file_timeout is None and (workers <= 1 or total < POOL_MIN_FILES):
         for done, (key, path, stat, digest) in enumerate(to_read, start=1):
-            result = read_file(str(path), options)
+            result = read_limited(str(path), options, inflated_cap)
             if progress:
                 progress("reading files", done, total)
             yield key, path, stat, digest, result
         return
     results: dict[int, tuple] = {}
-    # spawn, not fork: the caller may run threads (a progress display), and a forked lock can hang a child
-    with ProcessPoolExecutor(max_workers=min(workers, total), mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(read_file, str(path), options): index
-                   for index, (_, path, _, _) in enumerate(to_read)}
-        for done, future in enumerate(as_completed(futures), start=1):
-            results[futures[future]] = future.result()
-            if progress:
-                progress("reading files", done, total)
+    paths = [str(path) for _, path, _, _ in to_read]
+    for done, (index, result) in enumerate(read_isolated(paths, read_limited, (options, inflated_cap), workers,
+                                                         file_timeout, _failed), start=1):
+        results[index] = result
+        if progress:
+            progress("reading files", done, total)
     for index, (key, path, stat, digest) in enumerate(to_read):
         yield key, path, stat, digest, results[index]

@@ -79,7 +79,7 @@ def test_second_run_reads_only_new_and_changed_files_and_drops_removed_ones(driv
     (drive / "hr" / "leave.md").write_text("# 휴가 규정\n\n연차는 매년 20일로 늘었습니다.\n", "utf-8")
     (drive / "it" / "wifi.html").unlink()
     (drive / "hr" / "remote.md").write_text("# 재택 근무\n\n주 2회 재택 근무가 가능합니다.\n", "utf-8")
-    second = ingest([drive], corpus, workers=1)
+    second = ingest([drive], corpus, workers=1, allow_removals=True)  # 1 of 4 documents: over the 0.2 share
     assert second.previous_version == first.version and second.version != first.version
     assert (second.read, second.unchanged, second.changed_files, second.added_files, second.removed_files) == \
         (2, 2, 1, 1, 1)
@@ -118,7 +118,7 @@ def test_queries_whose_documents_were_removed_are_dropped_with_a_count(drive: Pa
     with pytest.raises(Exception, match="has no questions yet: write some with `evolve evalset synthesize"):
         load_evalset(tmp_path / "fresh") if ingest([drive], tmp_path / "fresh", workers=1) else None
     (drive / "it" / "wifi.html").unlink()
-    ingest([drive], corpus, workers=1)
+    ingest([drive], corpus, workers=1, allow_removals=True)
     evalset = load_evalset(corpus)
     assert [q.query_id for q in evalset.queries] == ["q1"] and evalset.dropped_queries == 1
 

@@ -81,8 +81,8 @@ def make_pdf(path: Path, pages: list[list[str]], title: str | None = None) -> Pa
 
 
 def test_pdf_pages_korean_and_english(tmp_path):
-    doc = read_one(make_pdf(tmp_path / "정책.pdf", PDF_PAGES, title="사내 규정 Company rules"))
-    assert doc.title == "사내 규정 Company rules"
+    doc = read_one(make_pdf(tmp_path / "정책.pdf", PDF_PAGES, title="휴가 규정"))
+    assert doc.title == "휴가 규정"  # a metadata title found in the body's start is kept
     for lines in PDF_PAGES:
         for line in lines:
             assert line in doc.text
@@ -95,7 +95,7 @@ def test_pdf_pages_korean_and_english(tmp_path):
 def test_pdf_title_falls_back_to_stem_and_skips_blank_pages(tmp_path):
     pages = [PDF_PAGES[0], [], PDF_PAGES[2]]
     doc = read_one(make_pdf(tmp_path / "handbook.pdf", pages))
-    assert doc.title == "handbook"
+    assert doc.title == "보안 정책 안내"  # no metadata title: the first short line
     assert [number for _, number in doc.metadata["pages"]] == [1, 3]
     assert doc.text[doc.metadata["pages"][1][0]:].startswith("문의처")
 
@@ -208,7 +208,8 @@ def test_docx_body_order_headings_and_tables(tmp_path):
 def test_docx_title_from_properties_and_empty_file(tmp_path):
     import docx
 
-    assert read_one(make_docx(tmp_path / "a.docx", title="문서 제목 Document title")).title == "문서 제목 Document title"
+    assert read_one(make_docx(tmp_path / "a.docx", title="정산 Settlement")).title == "정산 Settlement"
+    assert read_one(make_docx(tmp_path / "b.docx", title="문서 제목 Document title")).title == "출장 규정 Travel policy"
     docx.Document().save(str(tmp_path / "empty.docx"))
     assert read(tmp_path / "empty.docx") == []
 
@@ -442,7 +443,7 @@ def test_text_encodings(tmp_path):
         path.write_bytes(body.encode(encoding))
         doc = read_one(path)
         assert doc.text == expected, name
-        assert doc.title == path.stem
+        assert doc.title == "공지: 사무실 이전 안내"  # plain text: its first short line
     (tmp_path / "blank.txt").write_text(" \n\n\t\n")
     assert read(tmp_path / "blank.txt") == []
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from evalsets.ingest.base import READERS, Extracted, Reader, ReadOptions, join_pages, table_row, tidy
 from evalsets.ingest.formats._office import check_package, corrupt
+from evalsets.ingest.structure import choose_title, heading_level, mark_headings
 
 # "Heading 2" in English Word, "제목 2" where a Korean template named its styles; "Title" / "제목" is level 1
 HEADING = re.compile(r"^(?:heading|제목)\s*(\d)$", re.IGNORECASE)
@@ -34,14 +35,19 @@ class DocxReader(Reader):
             listing = False
             for item in document.iter_inner_content():
                 if isinstance(item, Table):
-                    blocks.append("\n".join(table_row(row) for row in _rows(item)))
+                    lines = mark_headings([table_row(row) for row in _rows(item)])  # a one-cell box: a heading
+                    if len(lines) == 1 and lines[0].startswith("#"):
+                        headings[len(blocks)] = lines[0].lstrip("#").strip()
+                    blocks.append("\n".join(lines))
                     listing = False
                     continue
                 text = tidy(item.text)
                 if not text:
                     continue
                 style = _style_name(item)
-                level = _heading_level(style)
+                # a heading style, else Korean numbering ("Ⅰ. 개요", "1.1. 일반사항", "제3조(정의)") on a plain line
+                level = _heading_level(style) or (0 if "\n" in text or style.lower().startswith("list")
+                                                  else heading_level(text))
                 if level:
                     headings[len(blocks)] = text
                     blocks.append("#" * level + " " + " ".join(text.split()))
@@ -63,8 +69,7 @@ class DocxReader(Reader):
         if not text:
             return []
         sections = [[offset, headings[index]] for offset, index in spans if index in headings]
-        title = core_title or (sections[0][1] if sections else path.stem)
-        return [Extracted(title=title, text=text, metadata={"sections": sections})]
+        return [Extracted(title=choose_title(text, path.stem, core_title), text=text, metadata={"sections": sections})]
 
 
 def _style_name(paragraph) -> str:

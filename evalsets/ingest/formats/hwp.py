@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, table_row, tidy
+from evalsets.ingest.structure import choose_title, mark_text, markdown_sections
 
 SIGNATURE = b"HWP Document File"
 # FileHeader properties (offset 36): bit 0 compressed, 1 password, 2 distribution (배포용), 4 DRM,
@@ -178,18 +179,6 @@ def section_lines(data: bytes, levels: list[int | None]) -> tuple[list[str], lis
     return out, headings
 
 
-def heading_offsets(text: str, headings: list[str]) -> list[list[object]]:
-    """[offset, heading] of each heading line, found in order in the final text."""
-    sections: list[list[object]] = []
-    position = 0
-    for line in headings:
-        at = text.find(line, position)
-        if at >= 0:
-            sections.append([at, line.lstrip("#").strip()])
-            position = at + len(line)
-    return sections
-
-
 def summary_title(stream: bytes) -> str:
     """PIDSI_TITLE (2) of the HwpSummaryInformation property set (MS-OLEPS), read directly: olefile 0.47 misreads
     VT_LPWSTR lengths and returns the title with the next properties' bytes after it."""
@@ -212,12 +201,6 @@ def summary_title(stream: bytes) -> str:
     except struct.error:
         pass
     return ""
-
-
-def useful_title(title: str) -> str:
-    """Hangul fills the document title from the first line when saving; one with no letter in it ("1", "2023.")
-    names nothing, and the file name is the better title."""
-    return title if re.search(r"[^\W\d_]", title) else ""
 
 
 def inflate(data: bytes, name: str) -> bytes:
@@ -294,20 +277,18 @@ class HwpReader(Reader):
                 except ExtractionError:
                     levels = []  # headings are a nicety; the body decides whether the file reads
             texts: list[str] = []
-            headings: list[str] = []
             for _, name in sections:
                 data = ole.openstream(name).read()
-                lines, heads = section_lines(inflate(data, name) if compressed else data, levels)
+                lines, _ = section_lines(inflate(data, name) if compressed else data, levels)
                 texts.append("\n".join(lines))
-                headings += heads
             title = ""
             if ole.exists("\x05HwpSummaryInformation"):
                 title = summary_title(ole.openstream("\x05HwpSummaryInformation").read())
-        text = tidy("\n\n".join(texts))
+        text = mark_text(tidy("\n\n".join(texts)))
         if not text:
             return []
         version = ".".join(str(b) for b in reversed(header[32:36]))
         metadata: dict[str, object] = {"hwp_version": version}
-        if sections_at := heading_offsets(text, headings):
+        if sections_at := markdown_sections(text):
             metadata["sections"] = sections_at
-        return [Extracted(title=useful_title(title) or path.stem, text=text, metadata=metadata)]
+        return [Extracted(title=choose_title(text, path.stem, title), text=text, metadata=metadata)]

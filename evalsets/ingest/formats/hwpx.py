@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, table_row, tidy
-from evalsets.ingest.formats.hwp import MAX_HEADING, heading_offsets, useful_title
+from evalsets.ingest.formats.hwp import MAX_HEADING
+from evalsets.ingest.structure import choose_title, mark_text, markdown_sections
 
 SECTION = re.compile(r"(?:^|/)section(\d+)\.xml$", re.IGNORECASE)
 INLINE_TEXT = {"tab": "\t", "lineBreak": "\n", "nbSpace": " ", "fwSpace": " ", "hyphen": "-"}
@@ -214,13 +215,13 @@ def read_hwpx(path: Path) -> list[Extracted]:
             lines: list[str] = []
             walker.block(parse_xml(data, name), lines, True, False)
             texts.append("\n".join(lines))
-    text = tidy("\n\n".join(texts))
+    text = mark_text(tidy("\n\n".join(texts)))  # numbered lines and one-cell tables become headings too
     if not text:
         return []
     metadata: dict[str, object] = {}
-    if sections_at := heading_offsets(text, walker.headings):
+    if sections_at := markdown_sections(text):
         metadata["sections"] = sections_at
-    return [Extracted(title=useful_title(title) or path.stem, text=text, metadata=metadata)]
+    return [Extracted(title=choose_title(text, path.stem, title), text=text, metadata=metadata)]
 
 
 @READERS.register

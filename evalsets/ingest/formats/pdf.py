@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, join_pages
+from evalsets.ingest.structure import choose_title, mark_text, markdown_sections
 
 
 @READERS.register
@@ -49,7 +50,8 @@ class PdfReader(Reader):
             detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
             raise ExtractionError("corrupt", f"damaged or truncated PDF ({detail})") from error
 
-        text, offsets = join_pages(pages)
+        # a PDF has no heading markup: Korean numbered lines become "#" headings, page by page
+        text, offsets = join_pages([mark_text(page) for page in pages])
         image_only = [number for number, page in enumerate(pdf.pages, start=1)
                       if not pages[number - 1].strip() and _has_images(page)]
         if not text:
@@ -58,9 +60,11 @@ class PdfReader(Reader):
                                                  "(a scan? run OCR first)")
             return []
         metadata: dict[str, Any] = {"pages": offsets}
+        if sections := markdown_sections(text):
+            metadata["sections"] = sections
         if image_only:
             metadata["image_only_pages"] = image_only  # scanned pages inside a PDF that has text elsewhere
-        return [Extracted(title=title or path.stem, text=text, metadata=metadata)]
+        return [Extracted(title=choose_title(text, path.stem, title), text=text, metadata=metadata)]
 
 
 def _title(pdf) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from evalsets.ingest.base import READERS, Extracted, Reader, ReadOptions, join_pages, table_row, tidy
 from evalsets.ingest.formats._office import check_package, corrupt
+from evalsets.ingest.structure import choose_title
 
 
 @READERS.register
@@ -23,11 +24,10 @@ class PptxReader(Reader):
         check_package(path)
         try:
             deck = Presentation(str(path))
-            slides, titles = [], []
+            slides = []
             for slide in deck.slides:
                 title_shape = slide.shapes.title
                 title = _clean(title_shape.text_frame.text) if title_shape is not None else ""
-                titles.append(title)
                 lines = [f"## {' '.join(title.split())}"] if title else []
                 for shape in slide.shapes:
                     if title_shape is None or shape.shape_id != title_shape.shape_id:
@@ -44,8 +44,7 @@ class PptxReader(Reader):
         text, pages = join_pages(slides)
         if not text:
             return []
-        title = core_title or next((t for t in titles if t), path.stem)
-        return [Extracted(title=title, text=text, metadata={"pages": pages})]
+        return [Extracted(title=choose_title(text, path.stem, core_title), text=text, metadata={"pages": pages})]
 
 
 def _clean(text: str) -> str:

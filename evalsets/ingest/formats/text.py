@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, tidy
+from evalsets.ingest.structure import choose_title, mark_text, markdown_sections
 
 NOTION_ID = re.compile(r"^(?P<name>.+?) (?P<id>[0-9a-f]{32})$")
-HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
-FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
 
 
 def decode(data: bytes) -> str:
@@ -40,19 +39,6 @@ def split_notion_id(stem: str) -> tuple[str, str]:
     """("Meeting notes", "1a2b...") for a Notion export's file name; (stem, "") otherwise."""
     match = NOTION_ID.match(stem)
     return (match["name"].strip(), match["id"]) if match else (stem, "")
-
-
-def markdown_sections(text: str) -> list[list[Any]]:
-    """[[offset, heading], ...] of the ATX headings outside fenced code blocks."""
-    sections: list[list[Any]] = []
-    position, fenced = 0, False
-    for line in text.split("\n"):
-        if FENCE.match(line):
-            fenced = not fenced
-        elif not fenced and (match := HEADING.match(line)):
-            sections.append([position, match.group(2).strip()])
-        position += len(line) + 1
-    return sections
 
 
 @READERS.register
@@ -82,5 +68,11 @@ class TextReader(Reader):
         text = tidy(decode(path.read_bytes()))
         if not text:
             return []
+        text = mark_text(text)  # plain text has no heading markup: Korean numbered headings become "#" lines
         name, notion_id = split_notion_id(path.stem)
-        return [Extracted(title=name, text=text, metadata={"notion_id": notion_id} if notion_id else {})]
+        metadata: dict[str, Any] = {}
+        if sections := markdown_sections(text):
+            metadata["sections"] = sections
+        if notion_id:
+            metadata["notion_id"] = notion_id
+        return [Extracted(title=choose_title(text, name), text=text, metadata=metadata)]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, TicketFields, table_row, tidy
+from evalsets.jsonl import split_lines
 
 # Bodies and authors of one comment in the exports we know: Zendesk (body, plain_body, author_id), Jira (body,
 # author.displayName), Freshdesk (body_text, user_id), Intercom (body, author.name), plain lists of strings.
@@ -276,7 +277,7 @@ class TicketsJsonReader(Reader):
     @staticmethod
     def lines(text: str) -> list[Any]:
         values = []
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(split_lines(text), 1):
             if not line.strip():
                 continue
             try:

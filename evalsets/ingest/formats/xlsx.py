@@ -10,6 +10,7 @@ from typing import Any
 
 from evalsets.ingest.base import READERS, Extracted, Reader, ReadOptions, join_pages, table_row
 from evalsets.ingest.formats._office import check_package, corrupt
+from evalsets.ingest.structure import is_placeholder_title
 
 MAX_ROWS = 20_000
 
@@ -61,7 +62,7 @@ class XlsxReader(Reader):
         metadata: dict[str, Any] = {"sheets": names, "sections": [[offset, names[i]] for offset, i in spans]}
         if truncated:
             metadata["truncated_rows"] = truncated
-        return [Extracted(title=title or path.stem, text=text, metadata=metadata)]
+        return [Extracted(title=path.stem if is_placeholder_title(title) else title, text=text, metadata=metadata)]
 
 
 def _cell(value: Any) -> str:
