@@ -73,17 +73,26 @@ def say_mirror(problems: list[str]) -> None:
         console.print(f"[yellow]registry mirror:[/] {escape(line)}")
 
 
-def report_table(report: dict[str, Any]) -> Table:
-    """The guard report as a table; its caption says what the decision was made under (look, alpha, hashes)."""
+def report_table(report: dict[str, Any], why: bool = True, skip: tuple[str, ...] = ()) -> Table:
+    """The guard report as a table; its caption says what the decision was made under (look, alpha, hashes, each
+    short). ``why``: a column with each rule's explanation; ``skip``: decision keys printed elsewhere."""
+    import re
+
     verdict = "[green]PASSED[/]" if report["passed"] else "[red]REJECTED[/]"
-    decision = report.get("decision") or {}
+    decision = {k: v for k, v in (report.get("decision") or {}).items() if k not in skip}
+
+    def value(v: Any) -> str:
+        return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1", _number(v)) if isinstance(v, str) else _number(v)
+
     table = Table(title=f"guardrails: {verdict}  {report['candidate']['config']} vs {report['champion']['config']}",
-                  caption=escape("; ".join(f"{k}: {_number(v)}" for k, v in decision.items())) or None)
-    for column in ("rule", "measured", "limit", "result", "why"):
+                  caption=escape("; ".join(f"{k}: {value(v)}" for k, v in decision.items())) or None)
+    for column in ("rule", "measured", "limit", "result") + (("why",) if why else ()):
         table.add_column(column, overflow="fold")
     for rule in report["rules"]:
-        table.add_row(escape(rule["rule"]), _number(rule["measured"]), escape(_number(rule["limit"])),
-                      "[green]pass[/]" if rule["passed"] else "[red]FAIL[/]", escape(rule["why"]))
+        result = ("info" if rule["limit"] == "info" and rule["passed"] else
+                  "[green]pass[/]" if rule["passed"] else "[red]FAIL[/]")
+        table.add_row(escape(rule["rule"]), _number(rule["measured"]), escape(_number(rule["limit"])), result,
+                      *((escape(rule["why"]),) if why else ()))
     return table
 
 

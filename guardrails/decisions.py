@@ -83,7 +83,26 @@ def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldo
     if scored_by:
         report.decision.update({"crossfit_folds": len(scored_by),
                                 "fold_winners_sha256": ",".join(c.sha256()[:12] for c in scored_by)})
+    report.decision["per_query_outcome"] = per_query_outcome(cand, champ, policy.primary_metric)
+    cand.champion = champ  # the version page compares the two query by query (guardrails.report_page)
     return report, cand
+
+
+def per_query_outcome(candidate: Evidence, champion: Evidence, metric: str) -> dict[str, int]:
+    """Held-back queries (the failure set aside) the candidate wins, loses and ties against the champion on the
+    primary metric: what a reviewer reads beside the mean delta (a +0.01 from 3 wins and 297 ties is not one from
+    150 wins and 147 losses)."""
+    theirs = {s.name: s for s in champion.sets}
+    outcome = {"wins": 0, "losses": 0, "ties": 0}
+    for mine in candidate.sets:
+        other = theirs.get(mine.name)
+        if other is None or mine.is_failure_set:
+            continue
+        for query, scores in mine.per_query.items():
+            if metric in scores and metric in other.per_query.get(query, {}):
+                delta = scores[metric] - other.per_query[query][metric]
+                outcome["wins" if delta > 1e-12 else "losses" if delta < -1e-12 else "ties"] += 1
+    return outcome
 
 
 def record_decision(project: Project, candidate: PipelineConfig, report: GuardReport, evidence: Evidence,
@@ -96,7 +115,7 @@ def record_decision(project: Project, candidate: PipelineConfig, report: GuardRe
     registry = project.registry
     run_id, version = registry.record_decision(candidate, report, per_query, study,
                                                {"evolve.config_sha256": config_hash,
-                                                "evolve.policy_sha256": policy_hash})
+                                                "evolve.policy_sha256": policy_hash}, evidence=evidence)
     report_dict = report.to_dict()
     project.log.append("register" if version else "guard-reject", "done", actor=MACHINE_ACTOR, model=registry.name,
                        version=version, config_sha256=config_hash, policy_sha256=policy_hash,
@@ -225,12 +244,30 @@ def logged_trained_models(project: Project, version: str | None) -> dict[str, st
 
 
 # --- the humans' decisions -------------------------------------------------------------------------------
+def stale_champion(row: Row, champion: PipelineConfig, record: Any) -> str | None:
+    """Why ``row``'s guard report does not compare the candidate with today's champion (its report names
+    another champion config), in one phrase naming both; None when it does, or when the report names none."""
+    decision = (row.info.get("report") or {}).get("decision") or {}
+    judged = decision.get("champion_config_sha256")
+    if not judged or judged == champion.sha256():
+        return None
+    then = decision.get("champion_version") or "default"
+    then_name = ((row.info.get("report") or {}).get("champion") or {}).get("config", "?")
+    now = f"version {record.version}" if record.version else "the default config"
+    then = f"version {then}" if then != "default" else "the default config"
+    return (f"judged against {then} ({then_name}, config {judged[:12]}), but the champion is now {now} "
+            f"({champion.name}, config {champion.sha256()[:12]})")
+
+
 def approve(project: Project, version: str, reason: str, actor: str | None = None,
-            accept_policy_mismatch: bool = False) -> tuple[str | None, list[str]]:
+            accept_policy_mismatch: bool = False,
+            accept_stale_champion: bool = False) -> tuple[str | None, list[str]]:
     """Make a registered candidate the champion; returns (the previous champion version, mirror problems).
 
     Refuses a config whose sha256 is not the evaluated one, and (unless told) a candidate judged under a
-    policy other than the project's current one.
+    policy other than the project's current one, or against a champion other than today's (its guard report's
+    ``champion_config_sha256``): that comparison never happened. Guarded again (the loop's next guard step,
+    ``evolve promote``), a candidate gets a new register row and version, judged against today's champion.
     """
     recover(project)
     registered = _candidate(project, version, "approve")
@@ -250,11 +287,18 @@ def approve(project: Project, version: str, reason: str, actor: str | None = Non
                             f"project's current policy {project.policy_path} ({current_policy}); guard it again under "
                             "that policy, or pass --accept-policy-mismatch (recorded in the decision log)")
     replaced, previous = project.champion()
+    stale = stale_champion(registered, replaced, previous)
+    if stale and not accept_stale_champion:
+        raise DecisionError(f"version {version} was {stale}: that comparison never happened; guard it again with "
+                            f"`evolve promote --config <its config.yaml>` (a new version, judged against today's "
+                            "champion) or pass --accept-stale-champion (recorded in the decision log)")
     problems = _human_decision(
         project, "approve", version, previous.version, reason, actor, registered.config_sha256,
         {"config": config.model_dump(mode="json"), "register_row": registered.row_hash,
          "previous_config_sha256": replaced.sha256(), "policy_matches_project": matches,
-         "project_policy_sha256": current_policy, "accepted_policy_mismatch": not matches},
+         "project_policy_sha256": current_policy, "accepted_policy_mismatch": not matches,
+         "judged_against_config_sha256": ((registered.info.get("report") or {}).get("decision") or {})
+         .get("champion_config_sha256"), "accepted_stale_champion": bool(stale)},
         registered.policy_sha256)
     return previous.version, problems
 

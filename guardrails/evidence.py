@@ -19,6 +19,10 @@ class SetScores:
     per_query: dict[str, dict[str, float]]
     """query_id -> {metric: value}"""
     is_failure_set: bool = False
+    texts: dict[str, str] = field(default_factory=dict)
+    """query_id -> the query's text (for people: the version page's best and worst queries)"""
+    top: dict[str, list[str]] = field(default_factory=dict)
+    """query_id -> the first documents retrieved (up to 3)"""
 
     def mean(self, metric: str) -> float:
         """Over the queries scored on ``metric`` (answer metrics are judged on some queries only)."""
@@ -39,18 +43,23 @@ class Evidence:
     """model name -> licence"""
     answers: dict[str, Any] = field(default_factory=dict)
     """How answers were judged: {"judge_model", "spend"} when they were, {"skipped": why} when not."""
+    champion: "Evidence | None" = None
+    """The champion's evidence on the same queries, when this is a candidate's (what the version page compares)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; :meth:`from_dict` gives the evidence back (e.g. across a checkpoint)."""
         return {"config": self.config.model_dump(mode="json"), "latency_p95_ms": self.latency_p95_ms,
                 "index_mb": self.index_mb, "models": self.models, "answers": self.answers,
-                "sets": [{"name": s.name, "per_query": s.per_query, "is_failure_set": s.is_failure_set}
-                         for s in self.sets]}
+                "sets": [{"name": s.name, "per_query": s.per_query, "is_failure_set": s.is_failure_set,
+                          "texts": s.texts, "top": s.top} for s in self.sets],
+                "champion": self.champion.to_dict() if self.champion is not None else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Evidence":
+        champion = cls.from_dict(data["champion"]) if data.get("champion") else None
         return cls(PipelineConfig.model_validate(data["config"]), [SetScores(**s) for s in data["sets"]],
-                   data["latency_p95_ms"], data["index_mb"], dict(data["models"]), dict(data.get("answers") or {}))
+                   data["latency_p95_ms"], data["index_mb"], dict(data["models"]), dict(data.get("answers") or {}),
+                   champion)
 
     def summary(self, metric: str) -> dict[str, Any]:
         """Means per set: the primary metric, and each answer metric judged on some of the set's queries."""
@@ -103,6 +112,8 @@ def collect_evidence(config: PipelineConfig, sets: list[EvalSet], components: Co
         name = "failure-set" if is_failure else evalset.name
         scores = pooled.setdefault(name, SetScores(name, {}, is_failure))
         scores.per_query.update({r["query_id"]: {m: r[m] for m in DEFAULT_METRICS} for r in rows})
+        scores.texts.update({q.query_id: q.text for q in evalset.queries})
+        scores.top.update({r["query_id"]: list(r["top10"][:3]) for r in rows})
         if answers is not None and not is_failure and answer_queries > 0:
             judged = answers.score(retriever, evalset.queries, scorer.generation, -(-answer_queries // len(sets)))
             for query_id, verdicts in judged.items():

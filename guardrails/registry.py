@@ -23,6 +23,8 @@ from typing import Any
 from evalsets import json_line
 from experiments import artifact_location, flatten, metric_key
 from guardrails.checks import GuardReport
+from guardrails.evidence import Evidence
+from guardrails.report_page import config_diff, decision_markdown, delta_histogram, primary_metric, query_rows, tally
 from pipelines import PipelineConfig, TrainedModelError, TrainedModelStore, is_trained
 
 MODEL_NAME = "evolve-retrieval-pipeline"
@@ -46,11 +48,18 @@ class PipelineRegistry:
 
     # --- writing -----------------------------------------------------------------------------------
     def record_decision(self, config: PipelineConfig, report: GuardReport, per_query: dict[str, list[dict]],
-                        study: str | None = None, hashes: dict[str, str] | None = None) -> tuple[str, str | None]:
+                        study: str | None = None, hashes: dict[str, str] | None = None,
+                        evidence: Evidence | None = None, champion: Evidence | None = None) -> tuple[str, str | None]:
         """Log the decision run; register a version with alias `candidate` when the report passed.
 
         ``hashes`` (config and policy sha256) go on the run and the version as tags: a mirror of the
         decision log, for people browsing MLflow; evolve itself trusts only the log.
+
+        ``evidence``: the candidate's evidence, ``champion`` the champion's on the same queries (default:
+        ``evidence.champion``). With both, the run and the version's description say the decision (per set
+        candidate / champion / delta, p-value, effect, wins / losses / ties, best and worst queries, config diff),
+        and the run logs the champion's metrics and the deltas, ``champion/config.yaml``, ``config_diff.txt``,
+        ``per_query.json`` and ``delta_histogram.png``; the champion gets a run of its own the first time.
         """
         from mlflow.entities import Metric, Param, RunStatus
 
@@ -68,13 +77,31 @@ class PipelineRegistry:
         metrics = [Metric(metric_key(f"{name}.{k}"), float(v), 0, 0)
                    for name, values in report.candidate["sets"].items() for k, v in values.items() if k != "queries"]
         metrics.append(Metric("latency_p95_ms", report.candidate["latency_p95_ms"], 0, 0))
+        metrics += comparison_metrics(report)
         self.client.log_batch(run_id, params=params[:100], metrics=metrics)
+        champion = champion if champion is not None else getattr(evidence, "champion", None)
+        metric = primary_metric(report)
+        rows = query_rows(evidence, champion, metric) if evidence is not None else []
+        diff = config_diff(champion.config if champion is not None else None, config)
+        page = fit(decision_markdown(report, metric, diff, rows, champion))
+        self.client.set_tag(run_id, "mlflow.note.content", page)
+        if rows:
+            self.client.log_batch(run_id, metrics=[Metric(f"heldout_{k}", float(v), 0, 0)
+                                                   for k, v in tally(rows).items()])
+            self._log_per_query(run_id, rows, metric)
+        if champion is not None:
+            self.champion_run(champion, report)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "pipeline").mkdir()
             (folder / "pipeline" / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
             (folder / "guardrail_report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
             (folder / "guardrail_report.md").write_text(report.to_markdown())
+            if champion is not None:
+                (folder / "champion").mkdir()
+                (folder / "champion" / "config.yaml").write_text(champion.config.to_yaml(), encoding="utf-8")
+                (folder / "config_diff.txt").write_text(diff or "(the same config)\n", encoding="utf-8")
+                (folder / "per_query.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
             (folder / "evaluation").mkdir()
             for name, rows in per_query.items():
                 with (folder / "evaluation" / f"{name}.jsonl").open("w", encoding="utf-8") as out:
@@ -98,9 +125,52 @@ class PipelineRegistry:
             self.name, source=f"{run.info.artifact_uri}/pipeline", run_id=run_id,
             tags={STATUS: "candidate", "evolve.config_name": config.name, **hashes,
                   **({"evolve.study": study} if study else {})},
-            description=f"{config.name}: passed all {len(report.rules)} guardrail rules")
+            description=page)
         self.client.set_registered_model_alias(self.name, "candidate", version.version)
         return run_id, str(version.version)
+
+    def _log_per_query(self, run_id: str, rows: list[dict], metric: str) -> None:
+        """The per-query table (MLflow's table view) and the histogram of the deltas; a plot or table that cannot
+        be made (no matplotlib, no pandas) is left out: the JSON artifact holds the same rows."""
+        client = self.client
+        try:
+            client.log_table(run_id, {k: [r[k] for r in rows] for k in rows[0]}, "per_query_table.json")
+        except Exception:  # noqa: BLE001 - per_query.json has the rows
+            pass
+        try:
+            import matplotlib.pyplot as plt
+
+            fig = delta_histogram(rows, metric)
+            client.log_figure(run_id, fig, "delta_histogram.png")
+            plt.close(fig)
+        except Exception:  # noqa: BLE001 - a missing plot is not a failed decision
+            pass
+
+    def champion_run(self, champion: Evidence, report: GuardReport) -> str:
+        """The champion's own run (metrics, config), made the first time its config is measured, so MLflow's
+        compare view can put a candidate next to it; returns its id."""
+        from mlflow.entities import Metric, Param, RunStatus
+
+        sha = champion.config.sha256()
+        found = self.client.search_runs([self.experiment_id], f"tags.`evolve.champion_sha256` = '{sha}'",
+                                        max_results=1)
+        if found:
+            return found[0].info.run_id
+        run = self.client.create_run(self.experiment_id, run_name=f"champion-{champion.config.name}",
+                                     tags={STATUS: "champion-measured", "evolve.champion_sha256": sha,
+                                           "evolve.config_name": champion.config.name,
+                                           "evolve.champion_version": str(report.decision.get("champion_version", ""))})
+        params = [Param(k, str(v)) for k, v in flatten("", json.loads(champion.config.model_dump_json())).items()]
+        metrics = [Metric(metric_key(f"{name}.{k}"), float(v), 0, 0)
+                   for name, values in report.champion["sets"].items() for k, v in values.items() if k != "queries"]
+        metrics.append(Metric("latency_p95_ms", report.champion["latency_p95_ms"], 0, 0))
+        self.client.log_batch(run.info.run_id, params=params[:100], metrics=metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "pipeline").mkdir()
+            (Path(tmp) / "pipeline" / "config.yaml").write_text(champion.config.to_yaml(), encoding="utf-8")
+            self.client.log_artifacts(run.info.run_id, tmp)
+        self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
+        return run.info.run_id
 
     def set_status(self, version: str, status: str) -> None:
         self.client.set_model_version_tag(self.name, version, STATUS, status)
@@ -188,6 +258,30 @@ class PipelineRegistry:
 
 TRAINED_TAG = "evolve.trained_models"
 TRAINED_ARTIFACTS = "trained_models"
+
+
+def fit(page: str, limit: int = 7900) -> str:
+    """The description within MLflow's tag length (8000): a long config diff is cut, saying where the rest is."""
+    return page if len(page) <= limit else page[:limit - 80] + "\n```\n\n(cut: see the run's config_diff.txt)\n"
+
+
+def comparison_metrics(report: GuardReport) -> list[Any]:
+    """The champion's metrics (``champion.<set>.<metric>``) and the deltas (``delta.<set>.<metric>``), so the runs
+    table and the compare view show them next to the candidate's."""
+    from mlflow.entities import Metric
+
+    out = []
+    for name, values in report.champion.get("sets", {}).items():
+        mine = report.candidate.get("sets", {}).get(name, {})
+        for k, v in values.items():
+            if k == "queries" or k.endswith("_judged") or not isinstance(v, (int, float)):
+                continue
+            out.append(Metric(metric_key(f"champion.{name}.{k}"), float(v), 0, 0))
+            if isinstance(mine.get(k), (int, float)):
+                out.append(Metric(metric_key(f"delta.{name}.{k}"), float(mine[k]) - float(v), 0, 0))
+    if isinstance(report.champion.get("latency_p95_ms"), (int, float)):
+        out.append(Metric("champion.latency_p95_ms", float(report.champion["latency_p95_ms"]), 0, 0))
+    return out
 
 
 def trained_models_of(config: PipelineConfig, verify: bool = True) -> dict[str, str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from agent.app import ProjectDir, app, console
 from agent.project import ActorOption, TrackingOption, decision_errors, open_project, say_mirror, say_recovered
@@ -19,6 +20,9 @@ def approve_command(
     accept_policy_mismatch: Annotated[bool, typer.Option(
         "--accept-policy-mismatch", help="Approve a candidate judged under another policy than the project's "
                                          "current one (recorded in the decision log).")] = False,
+    accept_stale_champion: Annotated[bool, typer.Option(
+        "--accept-stale-champion", help="Approve a candidate judged against an earlier champion than today's "
+                                        "(recorded in the decision log).")] = False,
     actor: ActorOption = None,
     tracking_uri: TrackingOption = None,
     project_dir: ProjectDir = Path("."),
@@ -30,15 +34,43 @@ def approve_command(
     with decision_errors():
         say_recovered(project)
         replaced = project.champion_config().name
-        if not yes and not typer.confirm(f"Make version {version} the champion that `evolve serve` runs?"):
-            raise typer.Exit(1)
+        if not yes:
+            _before_asking(project, version)
+            if not typer.confirm(f"Make version {version} the champion that `evolve serve` runs?"):
+                raise typer.Exit(1)
         reason = reason or typer.prompt("Reason (for the decision log)")
-        previous, problems = approve(project, version, reason, actor, accept_policy_mismatch)
+        previous, problems = approve(project, version, reason, actor, accept_policy_mismatch, accept_stale_champion)
         installed = project.champion_config()
     say_mirror(problems)
     console.print(f"version {version} ({installed.name}, config sha256 {installed.sha256()[:16]}) is the champion, "
                   f"replacing {'version ' + previous if previous else 'the default config'} ({replaced}); "
                   f"{project.champion_file} written")
+
+
+def _before_asking(project, version: str) -> None:
+    """What the reviewer decides on: the guard's delta and p, wins/losses/ties, the config diff against today's
+    champion, and whether the comparison was made against it."""
+    from agent.review_view import config_diff, headline, p_text, signed, wins_losses_ties
+    from guardrails.decisions import stale_champion
+    from guardrails.ledger import register_row
+
+    row = register_row(project.log.rows(), version)
+    if row is None:
+        return  # approve names the problem
+    champion, record = project.champion()
+    report = row.info.get("report") or {}
+    metric, delta, p_value = headline(report)
+    console.print(f"version {version} ({escape(str((row.info.get('config') or {}).get('name')))}): {metric} "
+                  f"{signed(delta)} vs the champion it was judged against, p {p_text(p_value)}, "
+                  f"wins/losses/ties {wins_losses_ties(report) or 'not in the report'}", highlight=False)
+    stale = stale_champion(row, champion, record)
+    if stale:
+        console.print(f"[yellow]{escape(stale)}[/]", highlight=False)
+    diff = config_diff(row.info.get("config") or {}, champion.model_dump(mode="json"))
+    console.print(f"config against today's champion ({escape(champion.name)}):"
+                  + ("" if diff else " no setting differs"), highlight=False)
+    for line in diff:
+        console.print(f"  {escape(line)}", highlight=False)
 
 
 @app.command("reject")

@@ -19,6 +19,8 @@ def audit_command(
                                                           "the first bad row.")] = False,
     repair: Annotated[bool, typer.Option("--repair", help="Complete interrupted decisions and put champion.yaml and "
                                                           "the MLflow aliases/tags back to what the log says.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column in full (hashes, OS user, previous "
+                                                      "version, the whole reason).")] = False,
     tracking_uri: TrackingOption = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
@@ -62,6 +64,17 @@ def audit_command(
         return
     with decision_errors():
         rows = project.log.rows()
+    if wide:
+        console.print(_wide_table(project, rows))
+    else:
+        console.print(f"decision log {project.log.path}", highlight=False)
+        for line in _short_lines(rows, console.width):
+            console.print(escape(line), highlight=False, soft_wrap=True)
+        console.print("every column in full: `evolve audit --wide`", highlight=False)
+    console.print(looks_line(rows), highlight=False)
+
+
+def _wide_table(project, rows) -> Table:
     table = Table(title=f"decision log ({project.log.path})")
     for column in ("#", "when (UTC)", "action", "version", "previous", "config sha256", "actor", "os user", "reason"):
         table.add_column(column, overflow="fold")
@@ -69,5 +82,26 @@ def audit_command(
         table.add_row(str(r.seq), r.ts[:19].replace("T", " "), f"{r.action} {r.phase}", r.version or "-",
                       r.previous_version or "-", (r.config_sha256 or "-")[:12], escape(r.actor or "-"),
                       escape(r.os_user), escape(r.reason or ""))
-    console.print(table)
-    console.print(looks_line(rows))
+    return table
+
+
+def _short_lines(rows, width: int) -> list[str]:
+    """One line a row, fitting ``width``: short date, action, version, who, the primary metric's delta (guard rows),
+    the reason cut to what is left."""
+    from agent.review_view import headline, signed
+    from guardrails.decisions import MACHINE_ACTOR
+
+    def cut(text: str, n: int) -> str:
+        return text if len(text) <= n else text[:max(n - 1, 0)] + "…"
+
+    head = f"{'#':>3} {'when (UTC)':<16} {'action':<14} {'ver':>3} {'actor':<12} {'delta':>7} reason"
+    room = max(width - len(head) + len("reason"), 10)
+    lines = [head]
+    for r in rows:
+        delta = headline(r.info.get("report") or {})[1] if r.action in ("register", "guard-reject") else None
+        actor = "evolve" if r.actor == MACHINE_ACTOR else (r.actor or r.os_user)
+        reason = (r.reason or "").splitlines()[0] if r.reason else ""
+        lines.append(f"{r.seq:>3} {r.ts[:16].replace('T', ' '):<16} "
+                     f"{cut(r.action + ('' if r.phase == 'done' else ' ' + r.phase), 14):<14} {r.version or '-':>3} "
+                     f"{cut(actor, 12):<12} {signed(delta) if delta is not None else '':>7} {cut(reason, room)}")
+    return lines

@@ -27,17 +27,20 @@ from agent.project import (
 
 @app.command("review")
 def review_command(
+    version: Annotated[Optional[str], typer.Argument(help="One candidate's details (its guard report).")] = None,
     since: Annotated[Optional[str], typer.Option(help="Only candidates registered within this long, e.g. 7d.")] = None,
     tracking_uri: TrackingOption = None,
     ui_url: UiOption = "http://127.0.0.1:5000",
     project_dir: ProjectDir = Path("."),
 ) -> None:
-    """List candidates waiting for a human, each with the guardrail report the decision log holds for it."""
+    """Candidates waiting for a human, one line each (strongest evidence first); `evolve review N`: one in full."""
     from datetime import timedelta
 
+    from agent.review_view import overview_lines
     from experiments import parse_duration
     from guardrails import mirror_differences, policy_sha256
     from guardrails import version_states
+    from guardrails.decisions import stale_champion
 
     try:
         window = timedelta(seconds=parse_duration(since)) if since else None
@@ -50,25 +53,62 @@ def review_command(
         rows = project.log.rows()
         current_policy = policy_sha256(load_policy_of(project))
     console.print(f"champion: {'version ' + record.version if record.version else 'default config'} "
-                  f"({config.name}, config sha256 {config.sha256()[:16]})")
+                  f"({escape(config.name)}, config {config.sha256()[:12]})", highlight=False)
     say_mirror(mirror_differences(project, rows))
-    console.print(looks_line(rows))
+    console.print(looks_line(rows), highlight=False)
     states = version_states(rows)
     cutoff = datetime.now(timezone.utc) - window if window else None
     waiting = [r for r in rows if r.action == "register" and states.get(r.version) == "candidate"
                and (cutoff is None or datetime.fromisoformat(r.ts.replace("Z", "+00:00")) >= cutoff)]
+    stale = {r.version: stale_champion(r, config, record) for r in waiting}
+    if version is not None:
+        row = next((r for r in rows if r.action == "register" and r.version == version), None)
+        if row is None:
+            fail(f"version {version} is not in the decision log (only versions registered by the guard step are)")
+        if states.get(version) != "candidate":
+            console.print(f"version {version} is {states.get(version)}, no longer a candidate", highlight=False)
+        _details(project, row, stale_champion(row, config, record), current_policy, ui_url)
+        return
     if not waiting:
         console.print("no candidates waiting for review")
         return
-    for row in waiting:
-        console.print(f"\n[bold]version {row.version}[/] ({row.info.get('config', {}).get('name')}), registered "
-                      f"{row.ts[:16].replace('T', ' ')} UTC, look {row.info.get('look')} since the last human decision; "
-                      f"{ui_url}/#/models/{row.model}/versions/{row.version}")
-        console.print(f"config sha256 {row.config_sha256}, policy sha256 {row.policy_sha256}"
-                      + ("" if row.policy_sha256 == current_policy else
-                         " [red](not the project's current policy: approve refuses it unless told)[/]"))
-        console.print(artifact_check(project, row))
-        console.print(report_table(row.info["report"]))
-        for line in answer_lines(row.info["report"]):
-            console.print(escape(line))
-    console.print("\napprove with `evolve approve VERSION`, or `evolve reject VERSION --reason ...`")
+    try:
+        alias = project.registry.alias_version("candidate")
+    except Exception:  # noqa: BLE001 - MLflow down: the overview comes from the log
+        alias = None
+    console.print()
+    for line in overview_lines(waiting, stale, alias):
+        console.print(escape(line), highlight=False, soft_wrap=True)
+    if any(stale.values()):
+        console.print("[yellow]stale[/]: judged against an earlier champion; approve refuses it unless guarded "
+                      "again or told (`evolve review N` names both)", highlight=False)
+    console.print("details: `evolve review VERSION`; decide: `evolve approve VERSION` or "
+                  "`evolve reject VERSION --reason ...`", highlight=False)
+
+
+def _details(project, row, stale: str | None, current_policy: str, ui_url: str) -> None:
+    """One candidate in full: the guard report (info rows as info, each hash once), the explanations, answers."""
+    from agent.review_view import short, short_why
+
+    report = row.info["report"]
+    decision = report.get("decision") or {}
+    console.print(f"\n[bold]version {row.version}[/] ({escape(str(row.info.get('config', {}).get('name')))}), "
+                  f"registered {row.ts[:16].replace('T', ' ')} UTC, look {row.info.get('look')} since the last "
+                  "human decision", highlight=False)
+    console.print(f"{ui_url}/#/models/{row.model}/versions/{row.version}", highlight=False, soft_wrap=True)
+    console.print(f"config {short(row.config_sha256)}, policy {short(row.policy_sha256)}"
+                  + ("" if row.policy_sha256 == current_policy else
+                     " [red](not the project's current policy: approve refuses it unless told)[/]"), highlight=False)
+    if stale:
+        console.print(f"[yellow]judged against an earlier champion[/]: {escape(stale)}; approve refuses it unless "
+                      "guarded again (`evolve promote`) or given --accept-stale-champion", highlight=False)
+    else:
+        console.print(f"judged against today's champion (config {short(decision.get('champion_config_sha256'))})",
+                      highlight=False)
+    console.print(artifact_check(project, row), highlight=False)
+    console.print(report_table(report, why=False, skip=("config_sha256", "policy_sha256", "champion_config_sha256",
+                                                        "champion_version")))
+    for rule in report["rules"]:
+        console.print(f"- {escape(rule['rule'])}: {escape(short_why(rule['why']))}", highlight=False)
+    for line in answer_lines(report):
+        console.print(escape(line), highlight=False)

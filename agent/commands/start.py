@@ -234,7 +234,8 @@ def status_command(
         console.print(looks_line(project.log.rows()))
     status = read_status(AgentPaths(project_dir.resolve()))
     if status is None:
-        fail("no evolve run in this project yet (`evolve start`)", code=1)
+        console.print("loop: no evolve run in this project yet (`evolve start` runs one)", highlight=False)
+        return
     alive = pid_alive(status["pid"]) and status.get("node") != "finished"
     table = Table(title=f"run {status['run_id']}: {'running' if alive else 'not running'}")
     table.add_column("fact")

@@ -76,6 +76,9 @@ def test_only_candidates_whose_tuning_evidence_can_matter_spend_a_look(loop):
     looked = [r for r in rows if r.action in ("register", "guard-reject")]
     assert [r.info["look"] for r in looked] == [1, 2]
     assert looked[0].info["tuning"]["score"] == pytest.approx(0.05)
+    outcome = looked[0].info["report"]["decision"]["per_query_outcome"]  # what review and the version page show
+    heldout = sum(len(s.queries) for s in loop.split.heldout)
+    assert sum(outcome.values()) == heldout and set(outcome) == {"wins", "losses", "ties"}
 
     # a human decision starts a new stretch: the counts, the record and the looked-at pipelines reset
     version = next(r.version for r in looked if r.action == "register")
