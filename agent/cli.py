@@ -28,7 +28,8 @@ USER_ERRORS = (
     "pipelines.config.ConfigError", "experiments.space.SpaceError", "guardrails.policy.PolicyError",
     "guardrails.project.DecisionError", "guardrails.ledger.LogError", "pipelines.llm.client.LLMUnavailable",
     "pipelines.llm.models.ModelUnavailable", "pipelines.remote.client.RemoteError",
-    "pipelines.remote.registry.RegistryError", "pipelines.embedders.base.EmbeddingError", "httpx.ConnectError",
+    "pipelines.remote.registry.RegistryError", "pipelines.embedders.base.EmbeddingError",
+    "pipelines.embedders.base.ModelCodeRefused", "httpx.ConnectError",
     "httpx.ConnectTimeout",
     "sqlalchemy.exc.OperationalError",
 )

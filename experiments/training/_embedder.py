@@ -16,6 +16,7 @@ from experiments.training.base import TRAINERS, TransformerTrainer, filled_negat
 from experiments.training.data import TrainingExample
 from pipelines import torch_device
 from pipelines.embedders import model_location, resolve_model
+from pipelines.embedders.base import load_without_code
 
 
 def sentence_transformers_base(name: str) -> tuple[Any, Any]:
@@ -26,7 +27,8 @@ def sentence_transformers_base(name: str) -> tuple[Any, Any]:
                          f"train a query adapter for it instead (--kind adapter)")
     from sentence_transformers import SentenceTransformer
 
-    return spec, SentenceTransformer(model_location(spec), device=torch_device())
+    return spec, load_without_code(lambda where: SentenceTransformer(where, device=torch_device()),
+                                   model_location(spec))
 
 
 def features(model: Any, texts: list[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 from abc import ABC, abstractmethod
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,6 +19,23 @@ Kind = Literal["query", "passage"]
 
 class EmbeddingError(RuntimeError):
     """An embedding model's output that cannot be used: not a number, non-finite, or the wrong shape."""
+
+
+class ModelCodeRefused(ValueError):
+    """A model folder that asks to run its own Python code (transformers' ``trust_remote_code``): evolve never runs
+    a model's code, so it is refused in one line instead of a traceback."""
+
+
+def load_without_code(load: Any, location: str) -> Any:
+    """``load(location)`` (a SentenceTransformer or CrossEncoder constructor), refusing a model that needs its own
+    code with :class:`ModelCodeRefused` naming the folder (transformers raises a ValueError before running any)."""
+    try:
+        return load(location)
+    except ValueError as err:
+        if "trust_remote_code" in str(err) or "custom code" in str(err):
+            raise ModelCodeRefused(f"model {location} ships its own code (transformers' trust_remote_code); evolve "
+                                   "never runs a model's code: use a model that loads without it") from None
+        raise
 
 
 def checked_vectors(vectors: object, count: int, dim: int | None, source: str) -> np.ndarray:
@@ -114,7 +131,8 @@ class SentenceTransformerEmbedder(Embedder):
 
         hf_logging.disable_progress_bar()
 
-        self.model = SentenceTransformer(model_location(spec), device=torch_device())
+        self.model = load_without_code(lambda where: SentenceTransformer(where, device=torch_device()),
+                                       model_location(spec))
 
     def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
         prefix = self.spec.query_prefix if kind == "query" else self.spec.passage_prefix

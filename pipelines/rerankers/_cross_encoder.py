@@ -34,6 +34,8 @@ class CrossEncoderReranker(Reranker):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import CrossEncoder
 
+        from pipelines.embedders.base import load_without_code
+
         max_length = None  # the tokenizer's own limit (512 for MiniLM)
         if is_trained(model):
             trained = TrainedModelStore().get(model)
@@ -42,7 +44,8 @@ class CrossEncoderReranker(Reranker):
             max_length = trained.manifest.get("settings", {}).get("max_seq_length")
         else:
             location = str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
-        self.model = CrossEncoder(location, device=torch_device(), max_length=max_length)
+        self.model = load_without_code(lambda where: CrossEncoder(where, device=torch_device(),
+                                                                  max_length=max_length), location)
         self.batch_size = batch_size
 
     @classmethod

@@ -70,3 +70,18 @@ def test_a_following_worker_refuses_a_poll_it_cannot_wait(tmp_path, poll, said):
                     str(tmp_path), cwd=tmp_path)
     assert said in one_line_error(result)
     assert not storage.exists()  # refused before the storage is opened
+
+
+def test_a_model_folder_that_ships_its_own_code_is_refused_in_one_line_and_its_code_never_runs(tmp_path,
+                                                                                             tiny_scifact):
+    model = tmp_path / "model"
+    model.mkdir()
+    marker = tmp_path / "RAN"
+    (model / "config.json").write_text('{"architectures": ["Evil"], "model_type": "evil", "auto_map": '
+                                       '{"AutoModel": "modeling_evil.Evil", "AutoConfig": "configuration_evil.C"}}')
+    for name in ("modeling_evil.py", "configuration_evil.py"):
+        (model / name).write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    (tmp_path / "c.yaml").write_text(f"dense: {{model: {model}}}\n")
+    result = evolve("eval", "--evalset", str(tiny_scifact), "--config", "c.yaml", cwd=tmp_path)
+    assert "ships its own code" in one_line_error(result) and str(model) in result.stderr
+    assert not marker.exists()
