@@ -76,6 +76,14 @@ class Reader(ABC):
 
     format: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]]
+    version: ClassVar[int] = 1
+    """Raised when a change reads the same bytes differently (a fix, a new rule): every corpus's files that this
+    format read with an older version are read again at the next ingest, so the fix reaches existing corpora."""
+
+    @property
+    def identity(self) -> str:
+        """``format@version``, what the manifest records per file."""
+        return f"{self.format}@{self.version}"
 
     @abstractmethod
     def read(self, path: Path, options: ReadOptions) -> list[Extracted]:

@@ -1,6 +1,7 @@
 """`evolve ingest`: walk sources, read new and changed files in parallel, write the next corpus version.
 
-A file is read again only when its content changed: a file whose size and modification time match the manifest
+A file is read again only when its content or its reader changed (the manifest keeps each file's ``format@version``:
+a reader fix reaches existing corpora): a file whose size and modification time match the manifest
 is taken as it was (``rehash=True`` hashes every file anyway), one whose sha256 matches keeps its documents (or
 the reason it gave none: a corrupt file is not read again until it changes), and a file gone from the sources takes
 its documents with it. Every file that gives no document is in the report
@@ -279,6 +280,8 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
                                               f"--max-file-mb {max_file_mb:g}"))
                 continue
             before = old_files.get(key)
+            if before is not None and before.get("reader") != READERS.for_path(path).identity:
+                before = None  # read by another version of its reader (or before versions were kept): read again
             same_stat = before is not None and before["size"] == stat.st_size and before["mtime_ns"] == stat.st_mtime_ns
             try:
                 digest = before["sha256"] if same_stat and not rehash else sha256_file(path)
@@ -312,7 +315,8 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
             if kind in {"crashed", "timeout"}:
                 continue  # not the file's answer for good: a rerun (a bigger machine, a longer limit) tries again
             files[key] = {"path": display(str(path.resolve())), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                          "sha256": digest, "format": None, "doc_ids": [], "skipped": {"kind": kind, "reason": reason}}
+                          "sha256": digest, "format": None, "doc_ids": [], "skipped": {"kind": kind, "reason": reason},
+                          "reader": READERS.for_path(path).identity}
             continue
         report.read += 1
         report.formats[kind] = report.formats.get(kind, 0) + 1
@@ -322,7 +326,8 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
             report.added_files += 1
         new_docs.extend(docs)
         files[key] = {"path": display(str(path.resolve())), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                      "sha256": digest, "format": kind, "doc_ids": [d.doc_id for d in docs]}
+                      "sha256": digest, "format": kind, "doc_ids": [d.doc_id for d in docs],
+                      "reader": READERS.for_path(path).identity}
     report.removed_files = sum(bool(old_files[k]["doc_ids"]) for k in set(old_files) - set(files))
     documents = kept + new_docs
     now_ids = {d.doc_id for d in documents}

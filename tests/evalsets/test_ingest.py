@@ -197,3 +197,25 @@ def test_files_the_file_system_refuses_are_reported_not_fatal(drive: Path, tmp_p
     if os.geteuid() != 0:  # root reads any file
         assert skipped["drive/hr/locked.md"] == "unreadable"
     assert report.documents >= 4
+
+
+def test_a_new_reader_version_reads_its_files_again_and_only_those(tmp_path, monkeypatch):
+    """A reader fix reaches an existing corpus: the manifest keeps each file's reader@version, and a file whose
+    reader changed is read again even though its bytes did not (files of other readers are left as they were)."""
+    from evalsets.ingest.formats.text import MarkdownReader, TextReader
+
+    source = tmp_path / "notes"
+    source.mkdir()
+    (source / "a.txt").write_text("급여는 매월 25일에 지급됩니다.\n", "utf-8")
+    (source / "b.md").write_text("# 휴가\n\n연차는 15일입니다.\n", "utf-8")
+    corpus = tmp_path / "corpus"
+    first = ingest([source], corpus, workers=1)
+    files = CorpusFolder(corpus).manifest()["files"]
+    assert {f["reader"] for f in files.values()} == {f"text@{TextReader.version}", f"markdown@{MarkdownReader.version}"}
+    assert ingest([source], corpus, workers=1).unchanged == 2
+    monkeypatch.setattr(TextReader, "version", TextReader.version + 1)
+    again = ingest([source], corpus, workers=1)
+    assert (again.read, again.unchanged) == (1, 1)
+    assert CorpusFolder(corpus).manifest()["files"][next(k for k in files if k.endswith("a.txt"))]["reader"] == \
+        f"text@{TextReader.version}"
+    assert ingest([source], corpus, workers=1).unchanged == 2 and again.documents == first.documents
