@@ -26,3 +26,51 @@ def language_of(text: str | Iterable[str]) -> Literal["ko", "en"]:
     """'ko' or 'en' by :data:`KOREAN_SHARE`; several texts (a set's queries) are judged together."""
     joined = text if isinstance(text, str) else " ".join(text)
     return "ko" if hangul_share(joined) >= KOREAN_SHARE else "en"
+
+
+COMMON_SCRIPTS = ("HANGUL", "LATIN", "CJK", "HIRAGANA", "KATAKANA", "FULLWIDTH", "HALFWIDTH")
+"""Scripts of the company's text (Korean with English, Japanese and Chinese names): never evidence of garbage."""
+MAX_CONTROL_SHARE = 0.01
+"""Above this share of control characters a page's text is glyph ids, not text (a font without a Unicode map)."""
+
+
+def _script(char: str) -> str:
+    import unicodedata
+
+    name = unicodedata.name(char, "")
+    if not name:
+        return "UNKNOWN"
+    if name.startswith("LATIN") and not ("A" <= char <= "z" or "\u00c0" <= char <= "\u024f"):
+        return "LATIN-IPA"  # IPA and phonetic letters: in running text, the mark of a mis-decoded font
+    return name.split()[0]
+
+
+def garbled(text: str) -> str | None:
+    """Why ``text`` (one page, as extracted, before clean-up) is not text but garbage, or None.
+
+    Two signs, both cheap and both rare in real pages: more than 1% control characters (glyph ids of a font
+    without a ToUnicode map come out as C0 controls), or most letters outside the company's usual scripts (Hangul,
+    Latin, CJK, kana), spread over two or more such scripts with none holding 60% of all letters (mojibake such as
+    "ɹɹং ΘͨͶ" mixes phonetic Latin, Bengali and Greek; a Greek or a Russian page, or Greek beside English, has one
+    unusual script and passes)."""
+    if not text.strip():
+        return None
+    controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\n\r" or 0x7f <= ord(c) < 0xa0)
+    if controls > MAX_CONTROL_SHARE * len(text):
+        return f"{controls} control characters in {len(text)} (glyph ids, not text: a font without a Unicode map?)"
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < 20:
+        return None
+    counts: dict[str, int] = {}
+    for char in letters:
+        script = _script(char)
+        counts[script] = counts.get(script, 0) + 1
+    unusual = sum(n for s, n in counts.items() if s not in COMMON_SCRIPTS)
+    top = max(counts.values())
+    spread = sum(1 for n in counts.values() if n >= 0.05 * len(letters))
+    unusual_scripts = sum(1 for s, n in counts.items() if s not in COMMON_SCRIPTS and n >= 0.05 * len(letters))
+    if unusual > 0.5 * len(letters) and top < 0.6 * len(letters) and unusual_scripts >= 2:
+        shares = ", ".join(f"{s.lower()} {n / len(letters):.0%}" for s, n in sorted(counts.items(),
+                                                                                  key=lambda i: -i[1])[:4])
+        return f"letters of {spread} scripts mixed as no language writes ({shares}): mis-decoded text"
+    return None

@@ -38,7 +38,8 @@ class Extracted:
 
 class ExtractionError(Exception):
     """A file that cannot be read, with a reason a person can act on. ``kind`` sorts the report:
-    corrupt, encrypted, scanned (no text layer), empty, unsupported, too-large, unreadable (the file system
+    corrupt, encrypted, scanned (no text layer), garbled (glyph ids or mojibake), empty, unsupported, too-large,
+    unreadable (the file system
     refused it), skipped (read elsewhere: a Notion
     database index whose rows are pages)."""
 

@@ -464,3 +464,29 @@ def test_every_suffix_has_its_reader():
         assert formats[suffix] == format
     for legacy in (".doc", ".ppt", ".xls"):
         assert READERS.for_path(Path("x" + legacy)) is None
+
+
+MOJIBAKE = "ɹɐǝɯ ΘΣΨ ЖЩЮ ɹɐǝɯ ΘΣΨ ЖЩЮ ʃʒʔ ΔΞΠ ЯБГ ɹɐǝɯ ΘΣΨ"
+
+
+def test_pdf_pages_of_mojibake_are_kept_out_and_a_file_of_nothing_else_is_garbled(tmp_path):
+    """Garbage is not indexed: a page of letters mixed from scripts no language mixes is dropped and named in the
+    metadata (the rest of the file is read); a file whose every text page is such is reported garbled, with pages."""
+    doc = read_one(make_pdf(tmp_path / "mixed.pdf", [PDF_PAGES[0], [MOJIBAKE] * 4, PDF_PAGES[1]]))
+    assert doc.metadata["garbled_pages"] == [2]
+    assert "ΘΣΨ" not in doc.text and "비밀번호를 변경해야" in doc.text and "연차 휴가는" in doc.text
+    with pytest.raises(ExtractionError) as refused:
+        read(make_pdf(tmp_path / "all.pdf", [[MOJIBAKE] * 3, [MOJIBAKE] * 2]))
+    assert refused.value.kind == "garbled" and "pages 1, 2" in refused.value.reason
+
+
+def test_garbage_is_told_from_real_text_of_other_languages():
+    from evalsets.text import garbled
+
+    assert garbled(MOJIBAKE * 2) and garbled("a\x01b\x02c\x03d\x04 " * 10)
+    for real in ("연차 휴가는 입사 1년 후 15일이 주어집니다. Annual leave is 15 days after the first year.",
+                 "Η Ελλάδα είναι μια χώρα στη νοτιοανατολική Ευρώπη με πλούσια ιστορία και πολιτισμό.",
+                 "Москва — столица России, крупнейший по численности населения город страны.",
+                 "東京の本社は日本の首都にあります。カタカナとひらがなを使います。会議室は三階です。",
+                 "Tab\tand newline\nare text, not controls; naïve café façade Zürich São Paulo."):
+        assert garbled(real) is None, real

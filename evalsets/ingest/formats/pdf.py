@@ -10,12 +10,14 @@ from typing import Any
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, join_pages
 from evalsets.ingest.structure import choose_title, mark_text, markdown_sections
+from evalsets.text import garbled
 
 
 @READERS.register
 class PdfReader(Reader):
     format = "pdf"
     suffixes = (".pdf",)
+    version = 2  # 2: garbled pages kept out, titles from the body, Korean headings
 
     def read(self, path: Path, options: ReadOptions) -> list[Extracted]:
         import logging
@@ -50,6 +52,14 @@ class PdfReader(Reader):
             detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
             raise ExtractionError("corrupt", f"damaged or truncated PDF ({detail})") from error
 
+        # garbage is kept out of the corpus (it would match queries at random and be quoted in answers): a page
+        # of glyph ids or mojibake is dropped and named in the metadata; a file of nothing else is reported garbled
+        reasons = {number: why for number, page in enumerate(pages, start=1) if (why := garbled(page))}
+        if reasons and len(reasons) == sum(1 for page in pages if page.strip()):
+            first = min(reasons)
+            raise ExtractionError("garbled", f"no readable text: page{'s' if len(reasons) > 1 else ''} "
+                                             f"{_numbers(reasons)}: {reasons[first]}")
+        pages = ["" if number in reasons else page for number, page in enumerate(pages, start=1)]
         # a PDF has no heading markup: Korean numbered lines become "#" headings, page by page
         text, offsets = join_pages([mark_text(page) for page in pages])
         image_only = [number for number, page in enumerate(pdf.pages, start=1)
@@ -64,7 +74,14 @@ class PdfReader(Reader):
             metadata["sections"] = sections
         if image_only:
             metadata["image_only_pages"] = image_only  # scanned pages inside a PDF that has text elsewhere
+        if reasons:
+            metadata["garbled_pages"] = sorted(reasons)  # left out: a user may filter on the flag or fix the file
         return [Extracted(title=choose_title(text, path.stem, title), text=text, metadata=metadata)]
+
+
+def _numbers(pages: dict[int, str]) -> str:
+    listed = sorted(pages)
+    return ", ".join(map(str, listed[:10])) + (f" and {len(listed) - 10} more" if len(listed) > 10 else "")
 
 
 def _title(pdf) -> str:
