@@ -108,7 +108,21 @@ class ReaderRegistry:
         return cls
 
     def for_path(self, path: Path) -> Reader | None:
-        return self._by_suffix.get(path.suffix.lower())
+        """The reader for ``path``: by its suffix, unless its first bytes say it is the other of two formats that
+        share a family of suffixes (an HWP 5 file named .hwpx, an HWPX named .hwp: Hangul saves either under
+        either name), so the file is read as what it is, not refused as corrupt."""
+        reader = self._by_suffix.get(path.suffix.lower())
+        if reader is None or reader.format not in MAGIC_SWAPS:
+            return reader
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(8)
+        except OSError:
+            return reader
+        for magic, format in MAGIC_SWAPS[reader.format]:
+            if head.startswith(magic) and format in self._by_format:
+                return self._by_format[format]
+        return reader
 
     def get(self, format: str) -> Reader:
         return self._by_format[format]
@@ -121,6 +135,11 @@ class ReaderRegistry:
     def suffixes(self) -> list[str]:
         return sorted(self._by_suffix)
 
+
+OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ZIP = b"PK\x03\x04"
+MAGIC_SWAPS: dict[str, tuple[tuple[bytes, str], ...]] = {"hwpx": ((OLE2, "hwp"),), "hwp": ((ZIP, "hwpx"),)}
+"""For a reader chosen by suffix: (first bytes, the format that reads such a file instead)."""
 
 READERS = ReaderRegistry()
 

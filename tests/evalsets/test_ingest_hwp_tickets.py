@@ -342,6 +342,15 @@ def test_hwpx_saved_as_hwp_is_read_as_hwpx(hancom_files, tmp_path):
     assert doc.text.split("\n") == HANCOM_LINES
 
 
+def test_hwp_saved_as_hwpx_is_read_as_hwp(hancom_files, tmp_path):
+    """The reader follows the first bytes, not the name: an HWP 5 (OLE2) file named .hwpx was `corrupt: not a ZIP`."""
+    path = tmp_path / "renamed.hwpx"
+    path.write_bytes((hancom_files / "절차.hwp").read_bytes())
+    assert READERS.for_path(path).format == "hwp"
+    (doc,) = read(path)
+    assert doc.text.split("\n") == HANCOM_LINES
+
+
 def test_hwpx_title_and_section_order(hancom_files, tmp_path):
     import zipfile
 
