@@ -15,10 +15,13 @@ from guardrails.decisions import (
     logged_decision,
     materialise,
     record_decision,
+    MACHINE_ACTOR,
+    per_query_outcome,
     record_not_looked,
     recover,
     reject,
     rollback,
+    stale_champion,
 )
 from guardrails.gate import LookVerdict, TuningEvidence, look_verdict, looks_and_skips, tuning_details
 from guardrails.evidence import Evidence, collect_evidence
@@ -30,6 +33,7 @@ from guardrails.ledger import (
     LogLocked,
     first_bad_row,
     pending_intents,
+    register_row,
     version_states,
 )
 from guardrails.mirror import mirror_differences, sync_mirror
@@ -39,11 +43,11 @@ from guardrails.registry import PipelineRegistry
 from guardrails.stats import alpha_for_look, minimum_detectable_effect, paired_bootstrap_p, permutation_p, resamples_for
 
 __all__ = ["ChainBroken", "ChampionRecord", "DEFAULT_POLICY", "DecisionError", "DecisionLog", "Evidence",
-           "GuardReport", "LogError", "LogLocked", "LookVerdict", "PACKAGED_DEFAULT", "PipelineRegistry", "Policy",
-           "PolicyError", "Project", "RuleResult", "TuningEvidence", "alpha_for_look", "approve",
-           "champion_file_header", "check_candidate", "collect_evidence", "ensure_trained_models",
+           "GuardReport", "LogError", "LogLocked", "LookVerdict", "MACHINE_ACTOR", "PACKAGED_DEFAULT",
+           "PipelineRegistry", "Policy", "PolicyError", "Project", "RuleResult", "TuningEvidence", "alpha_for_look",
+           "approve", "champion_file_header", "check_candidate", "collect_evidence", "ensure_trained_models",
            "evaluate_against_champion", "first_bad_row", "guard_and_register", "load_policy", "logged_decision",
            "look_verdict", "looks_and_skips", "materialise", "minimum_detectable_effect", "mirror_differences",
-           "paired_bootstrap_p", "pending_intents", "permutation_p", "policy_sha256", "record_decision",
-           "record_not_looked", "recover", "reject", "resamples_for", "rollback", "sync_mirror", "tuning_details",
-           "version_states"]
+           "paired_bootstrap_p", "pending_intents", "per_query_outcome", "permutation_p", "policy_sha256",
+           "record_decision", "record_not_looked", "recover", "register_row", "reject", "resamples_for", "rollback",
+           "stale_champion", "sync_mirror", "tuning_details", "version_states"]

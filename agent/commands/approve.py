@@ -51,8 +51,7 @@ def _before_asking(project, version: str) -> None:
     """What the reviewer decides on: the guard's delta and p, wins/losses/ties, the config diff against today's
     champion, and whether the comparison was made against it."""
     from agent.review_view import config_diff, headline, p_text, signed, wins_losses_ties
-    from guardrails.decisions import stale_champion
-    from guardrails.ledger import register_row
+    from guardrails import register_row, stale_champion
 
     row = register_row(project.log.rows(), version)
     if row is None:

@@ -89,7 +89,7 @@ def _short_lines(rows, width: int) -> list[str]:
     """One line a row, fitting ``width``: short date, action, version, who, the primary metric's delta (guard rows),
     the reason cut to what is left."""
     from agent.review_view import headline, signed
-    from guardrails.decisions import MACHINE_ACTOR
+    from guardrails import MACHINE_ACTOR
 
     def cut(text: str, n: int) -> str:
         return text if len(text) <= n else text[:max(n - 1, 0)] + "…"

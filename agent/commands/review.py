@@ -40,7 +40,7 @@ def review_command(
     from experiments import parse_duration
     from guardrails import mirror_differences, policy_sha256
     from guardrails import version_states
-    from guardrails.decisions import stale_champion
+    from guardrails import stale_champion
 
     try:
         window = timedelta(seconds=parse_duration(since)) if since else None

@@ -15,8 +15,7 @@ from typing import Any
 from experiments.training.base import TRAINERS, TransformerTrainer, filled_negatives
 from experiments.training.data import TrainingExample
 from pipelines import torch_device
-from pipelines.embedders import model_location, resolve_model
-from pipelines.embedders.base import load_without_code
+from pipelines.embedders import load_without_code, model_location, resolve_model
 
 
 def sentence_transformers_base(name: str) -> tuple[Any, Any]:

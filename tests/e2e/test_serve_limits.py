@@ -175,10 +175,11 @@ def test_a_trickling_llm_ends_the_answer_at_its_deadline(limited, llm):
         detail = response.json()["detail"]
         assert detail["message"] == (f"the LLM did not finish the answer within the {DEADLINE_S} s an answer may "
                                      f"take (`evolve serve --answer-timeout`)") and detail["request_id"]
-        # the call past its deadline keeps the one slot while the LLM goes on sending, and says so
-        assert slots(limited) == {"slots": 1, "busy": 1, "past_deadline": 1}
-        busy, _ = timed("POST", limited.url + "/answer", json={"query": "vaccine trial"})
-        assert busy.status_code == 503 and "1 of them past their deadline" in busy.json()["detail"]
+        # the LLM client's own whole-call deadline (the answer's + 1 s) ends the trickled call too, so the slot comes
+        # back without waiting for the LLM to stop sending (it trickles on until the test stops it)
+        freed = time.monotonic()
+        wait_for_free_slot(limited)
+        assert time.monotonic() - freed < 5 and not llm.stop.is_set()
         health_and_search_are_quick(limited)
     finally:
         llm.mode = "fast"
