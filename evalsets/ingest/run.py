@@ -243,6 +243,7 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
         raise EvalSetError("the corpus folder cannot be one of its own sources", folder.root)
     manifest = folder.manifest()
     old_files: dict[str, dict[str, Any]] = manifest.get("files", {})
+    readers: dict[str, str] = {}  # each file's reader as format@version, found once while walking
     old_docs = {doc.doc_id: doc for doc in folder.documents()} if old_files and folder.consistent() else {}
     report = IngestReport(corpus=str(folder.root), previous_version=manifest.get("version"))
     files: dict[str, dict[str, Any]] = {}
@@ -271,7 +272,8 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
                 report.skipped.append(Skipped(key, "unsupported", f"{LEGACY[path.suffix.lower()]} binary format: "
                                               f"save it as {path.suffix.lower()}x (or PDF) to ingest it"))
                 continue
-            if READERS.for_path(path) is None:
+            reader = READERS.for_path(path)  # by suffix, then first bytes within the HWP family: once a file
+            if reader is None:
                 report.skipped.append(Skipped(key, "unsupported", f"no reader for '{display(path.suffix or path.name)}'"
                                               f" (reads {', '.join(READERS.suffixes)})"))
                 continue
@@ -280,7 +282,8 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
                                               f"--max-file-mb {max_file_mb:g}"))
                 continue
             before = old_files.get(key)
-            if before is not None and before.get("reader") != READERS.for_path(path).identity:
+            readers[key] = reader.identity
+            if before is not None and before.get("reader") != reader.identity:
                 before = None  # read by another version of its reader (or before versions were kept): read again
             same_stat = before is not None and before["size"] == stat.st_size and before["mtime_ns"] == stat.st_mtime_ns
             try:
@@ -316,7 +319,7 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
                 continue  # not the file's answer for good: a rerun (a bigger machine, a longer limit) tries again
             files[key] = {"path": display(str(path.resolve())), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                           "sha256": digest, "format": None, "doc_ids": [], "skipped": {"kind": kind, "reason": reason},
-                          "reader": READERS.for_path(path).identity}
+                          "reader": readers[key]}
             continue
         report.read += 1
         report.formats[kind] = report.formats.get(kind, 0) + 1
@@ -327,7 +330,7 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
         new_docs.extend(docs)
         files[key] = {"path": display(str(path.resolve())), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                       "sha256": digest, "format": kind, "doc_ids": [d.doc_id for d in docs],
-                      "reader": READERS.for_path(path).identity}
+                      "reader": readers[key]}
     report.removed_files = sum(bool(old_files[k]["doc_ids"]) for k in set(old_files) - set(files))
     documents = kept + new_docs
     now_ids = {d.doc_id for d in documents}
