@@ -24,6 +24,11 @@ from pipelines import Progress, corpus_fingerprint
 from pipelines.embedders import WorkAbandoned
 
 
+def worker_name() -> str:
+    """``host:pid``: which process ran a trial (the loop or one of the `evolve worker` processes of the cluster)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 FIXED_CONFIG_ATTR = "evolve.fixed_config"
 """User attribute of an enqueued trial that scores this config as it is instead of sampling (the champion)."""
 PER_QUERY_ATTR = "per_query"
@@ -69,7 +74,7 @@ class Objective:
         fixed = trial.user_attrs.get(FIXED_CONFIG_ATTR)
         config = PipelineConfig.model_validate(fixed) if fixed else suggest_config(trial, self.space)
         trial.set_user_attr("config", json.loads(config.model_dump_json()))
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("worker", worker_name())
         scorer = _TrialScorer(self, config, trial)
         rows: list[dict[str, Any]] = []
         done = 0

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evalsets import EvalSet
 from experiments.evaluate import evaluate
-from experiments.objective import FIXED_CONFIG_ATTR, PER_QUERY_ATTR, REUSED_ATTR, Objective
+from experiments.objective import FIXED_CONFIG_ATTR, PER_QUERY_ATTR, REUSED_ATTR, Objective, worker_name
 from experiments.score_cache import ScoreCache
 from experiments.report import study_summary, write_report
 from experiments.space import SearchSpace, space_from_dict
@@ -232,6 +232,20 @@ class StudyRunner:
         finally:
             self.components.stop_check = None
         return self.study
+
+    def wait_for_workers(self, seconds: float, should_stop: Callable[[], bool] = lambda: False,
+                         poll: float = 0.5) -> bool:
+        """Wait up to ``seconds`` until another process (an `evolve worker --follow` on a GPU node) has started a
+        trial of this study, so that a coordinator on a slow node leaves the first trials to the workers. True when
+        one did; False when the wait ran out (the caller then runs the trials itself) or ``should_stop``."""
+        me = worker_name()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not should_stop():
+            trials = self.study.get_trials(deepcopy=False)
+            if any(t.user_attrs.get("worker", me) != me for t in trials):
+                return True
+            time.sleep(poll)
+        return False
 
     def close(self, why: str) -> None:
         """Tell `evolve worker --follow` processes this study wants no more trials."""

@@ -47,6 +47,9 @@ def start_command(
                                                    help="Optuna storage URL (default: SQLite in the project). With "
                                                         "postgresql://..., `evolve worker --follow` on other nodes "
                                                         "runs trials of the loop's studies.")] = None,
+    wait_for_workers: Annotated[str, typer.Option(help=(
+        "With a shared --storage: how long each study waits for an `evolve worker --follow` process to take one of "
+        "its trials before the loop runs trials itself (e.g. 2m when the loop's node has no GPU); 0s: no wait."))] = "0s",
     new: Annotated[bool, typer.Option("--new", help="Start a new run even if an unfinished one can resume.")] = False,
     decision: Annotated[str, typer.Option(help="How candidates are tested: 'fixed' holds 30% of the queries back; "
                                                "'crossfit' holds each query back in one of --folds folds, tuning "
@@ -83,6 +86,7 @@ def start_command(
     paths = AgentPaths(project_dir.resolve())
     try:
         budget_seconds = parse_duration(budget)
+        worker_wait_seconds = parse_duration(wait_for_workers)
         # --policy, else the project's own (what `evolve approve` checks candidates against), else the packaged one
         rules = load_policy(policy or ProjectPaths.of(project_dir).policy)
         load_evalset(evalset)
@@ -137,7 +141,8 @@ def start_command(
         console.print(f"proposer: {'LLM ' + llm.model if llm else 'heuristic (' + reason + ')'}")
         ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, Components(cache_path(project_dir)),
                            llm, trials_per_iteration, failures, tracker, reason, storage, resume.get("folds"),
-                           say=lambda line: console.print(escape(line), highlight=False), proposer_mode=proposer.value)
+                           say=lambda line: console.print(escape(line), highlight=False), proposer_mode=proposer.value,
+                           worker_wait=worker_wait_seconds)
         ctx.training = _training_sources(Path(resume["evalset"]), resume)
         if ctx.training:
             console.print(f"training data for the train move: {ctx.training.describe()}", highlight=False)

@@ -243,6 +243,11 @@ def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int,
         if ctx.stop_requested() or ctx.remaining() < ctx.reserve:
             study.stop()
 
+    if ctx.worker_wait > 0 and ctx.remaining() > ctx.reserve and not ctx.stop_requested():
+        runner.enqueue_first(champion)  # the workers start with the champion, as the loop would
+        joined = runner.wait_for_workers(min(ctx.worker_wait, ctx.remaining() - ctx.reserve), ctx.stop_requested)
+        ctx.say(f"    {'a worker took' if joined else 'no worker took'} a trial of {name} within "
+                f"{ctx.worker_wait:.0f} s" + ("" if joined else ": the loop runs them itself"))
     if ctx.remaining() > ctx.reserve and not ctx.stop_requested():
         runner.run(timeout=max(1.0, timeout), callbacks=[stop_if_asked], champion=champion)
     runner.close("the agent moved on")

@@ -141,6 +141,9 @@ class AgentContext:
     training: Any = None
     """Where training data comes from (agent.training.TrainingSources); None or empty: no train move."""
     proposer_mode: str = "auto"
+    worker_wait: float = 0.0
+    """Seconds each study waits for an `evolve worker --follow` process to start one of its trials before the loop
+    runs trials itself (a coordinator on a CPU node leaves the work to the GPU nodes); 0: no wait."""
     """'auto' (the LLM only where this run's record says it helps), 'llm' or 'heuristic'."""
     say: Callable[[str], None] = print
     """Where progress lines go (the terminal of `evolve start`)."""

@@ -285,8 +285,10 @@ def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scif
         # the loop starts once the worker is listening: on a slow machine its imports alone outlast a short study
         wait_for(lambda: "following" in (tmp_path / "worker.log").read_text(), worker, 180, "the worker to listen")
         # bounded by iterations, not by wall time, so a slow machine runs the same studies (only slower)
+        # trials take well under a second here: each study waits for the worker to take one before the loop
+        # runs trials itself, or the loop would finish a study before the worker has loaded its models
         loop = start_process(project, tiny_scifact, "--budget", "15m", "--max-iterations", "2",
-                             "--trials-per-iteration", "8", "--storage", url)
+                             "--trials-per-iteration", "8", "--storage", url, "--wait-for-workers", "5m")
         output, _ = loop.communicate(timeout=900)
         assert loop.returncode == 0, output
         summary = summary_of(project)
@@ -295,8 +297,10 @@ def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scif
         trials = [t for s in studies for t in optuna.load_study(study_name=s.study_name, storage=url)
                   .get_trials(deepcopy=False, states=FINISHED)]
         workers = {t.user_attrs["worker"].split(":")[-1] for t in trials}
-        # both processes ran trials
-        assert str(worker.pid) in workers and str(loop.pid) in workers, (tmp_path / "worker.log").read_text() + output
+        # the worker ran trials of the loop's studies, and no trial came from anywhere else
+        assert str(worker.pid) in workers, (tmp_path / "worker.log").read_text() + output
+        assert workers <= {str(worker.pid), str(loop.pid)}, workers
+        assert "a worker took a trial of" in output and "no worker took" not in output, output
         for study in studies:  # every trial recorded once; the loop closed each study it left
             numbers = [t.number for t in optuna.load_study(study_name=study.study_name, storage=url).trials]
             assert len(numbers) == len(set(numbers))
