@@ -1,4 +1,16 @@
-"""Evaluation sets: documents, queries and relevance judgements (the BEIR-style layout).
+"""Evaluation data in and out: everything evolve reads to measure, and everything users tell it.
+
+What the package holds today:
+
+- the evaluation-set layout (``corpus.jsonl``, ``queries[.split].jsonl``, ``qrels[.split].tsv``): the in-memory
+  model (``model``), loading and validation that name file and line (``loader``, ``errors``), JSON lines written
+  one record a line whatever the text (``jsonl``), and the one rule for "is this Korean?" (``text``);
+- the bundled demo set (``data/claude-docs-qa``);
+- ``ingest/``: company files (PDF, Office, HTML, Markdown/Notion, HWP/HWPX, tickets) to a versioned corpus in
+  that layout, one reader per format under ``ingest/formats/``, incremental and crash-safe;
+- ``synthesize``: questions and reference answers written by the LLM for sampled passages;
+- ``feedback``: the DuckDB store of every served request and rating, with its Parquet snapshots;
+- ``failures``: feedback files imported, and bad ratings turned into a failure set in the same layout.
 
 Public API::
 

@@ -1,4 +1,20 @@
-"""Retrieval pipelines: chunking, embedders (+ cache), FAISS, BM25, fusion, rerankers.
+"""Retrieval pipelines: a typed config, the parts it names, and what builds, runs and serves them.
+
+What the package holds today:
+
+- ``config`` (``PipelineConfig``: chunking, dense, lexical, fusion, reranker, generation, k), its strict YAML
+  loader (``strict_yaml``) and the packaged configs (``configs/default.yaml``, ``configs/demo.yaml``);
+- one subpackage a component kind, each a registry with one file a variant: ``chunking``, ``embedders`` (the
+  packaged models, the embedding cache, query adapters, served embedders), ``lexical`` (BM25 with regex,
+  English and Korean kiwi tokens), ``fusion`` (RRF, weighted), ``rerankers`` (embedding, cross-encoder, memory,
+  served); ``registry`` is the dispatch they share;
+- building and running: ``components`` (memoised parts, so trials pay only for what changed), ``dense_index``
+  (FAISS), ``retriever`` (chunks -> candidates -> fusion -> rerank -> documents), ``scored`` (ranked arrays);
+- models outside the packages: ``remote`` (``models.yaml``: served models, their HTTP clients, fingerprints, a
+  GGUF export for llama.cpp), ``trained`` (the content-addressed models evolve trains);
+- answers and serving: ``llm`` (the one OpenAI-protocol client, its cache, the local llama.cpp server),
+  ``generator`` (answers that cite chunks), ``serving`` (the FastAPI app: /search, /answer, /feedback, /health),
+  ``http_deadline`` (whole-request deadlines), ``device`` (CPU or GPU).
 
 Public API::
 
