@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.app import app, console, fail
+from agent.app import app, at_least, console, fail
 
 SHOWN_SKIPPED = 25
 
@@ -38,6 +39,22 @@ def _ticket_fields(path: Optional[Path]) -> object:
     return TicketFields(**fields)
 
 
+def _check_limits(*, workers: int | None, max_file_mb: float, max_removal_share: float, file_timeout: float,
+                  max_inflated_mb: float | None) -> None:
+    """The numeric options in range, each mistake one line (Typer's own range check draws a box)."""
+    for value, option in ((max_file_mb, "--max-file-mb"), (max_removal_share, "--max-removal-share"),
+                          (file_timeout, "--file-timeout"), (max_inflated_mb, "--max-inflated-mb")):
+        if value is not None and not math.isfinite(value):
+            fail(f"{option} must be a number, not {value}")
+    at_least(workers, 1, "--workers")
+    if max_file_mb <= 0:
+        fail(f"--max-file-mb must be more than 0, not {max_file_mb:g}")
+    if not 0 <= max_removal_share <= 1:
+        fail(f"--max-removal-share is a share of the corpus's documents, from 0 to 1, not {max_removal_share:g}")
+    at_least(file_timeout, 1, "--file-timeout")
+    at_least(max_inflated_mb, 1, "--max-inflated-mb")
+
+
 @app.command("ingest")
 def ingest_command(
     sources: Annotated[list[Path], typer.Argument(help="Folders and files to read (Notion exports, ticket exports, "
@@ -45,7 +62,7 @@ def ingest_command(
     corpus: Annotated[Path, typer.Option(help="Corpus folder to bring up to date (created on the first run): "
                                               "corpus.jsonl, manifest.json, versions/. Give it to `evolve start "
                                               "--evalset`, `evolve serve --corpus` and `evolve evalset synthesize`.")],
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes reading files (default: one per core).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes reading files (default: one per core).")] = None,
     rehash: Annotated[bool, typer.Option("--rehash", help="Hash every file, even those whose size and modification "
                                                           "time did not change.")] = False,
     max_file_mb: Annotated[float, typer.Option(help="Skip (and report) files larger than this.")] = 200.0,
@@ -53,13 +70,13 @@ def ingest_command(
                                                  "than --max-removal-share of the corpus's documents or a source "
                                                  "folder is empty (refused otherwise: an unmounted share, a source "
                                                  "left out).")] = False,
-    max_removal_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of the corpus's documents a run "
+    max_removal_share: Annotated[float, typer.Option(help="Share of the corpus's documents a run "
                                                      "may remove without --allow-removals.")] = 0.2,
     follow_links: Annotated[bool, typer.Option("--follow-links", help="Read symlinked folders and symlinks to files "
                                                "outside the source (reported and skipped otherwise).")] = False,
-    file_timeout: Annotated[float, typer.Option(min=1.0, help="Seconds one file may take to read; a file past it "
+    file_timeout: Annotated[float, typer.Option(help="Seconds one file may take to read; a file past it "
                                                 "is reported as timeout.")] = 120.0,
-    max_inflated_mb: Annotated[Optional[float], typer.Option(min=1.0, help="Size a zip-based file (DOCX, XLSX, "
+    max_inflated_mb: Annotated[Optional[float], typer.Option(help="Size a zip-based file (DOCX, XLSX, "
                                                              "PPTX, HWPX) may inflate to, per part and in all "
                                                              "(default: 20 x --max-file-mb).")] = None,
     ticket_fields: Annotated[Optional[Path], typer.Option(
@@ -76,6 +93,8 @@ def ingest_command(
     from evalsets import EvalSetError
     from evalsets.ingest import ReadOptions, ingest
 
+    _check_limits(workers=workers, max_file_mb=max_file_mb, max_removal_share=max_removal_share,
+                  file_timeout=file_timeout, max_inflated_mb=max_inflated_mb)
     options = ReadOptions(tickets=_ticket_fields(ticket_fields))
     try:
         with stage_progress(console) as report:
@@ -101,4 +120,10 @@ def ingest_command(
             console.print(f"  {escape(item.path)}: {item.kind}: {escape(item.reason)}", highlight=False)
         if len(result.skipped) > SHOWN_SKIPPED:
             console.print(f"  ... and {len(result.skipped) - SHOWN_SKIPPED} more in {corpus}/ingest-report.json")
+    if result.partial:
+        console.print(f"[yellow]read in part {len(result.partial)} files[/] (kept, marked partial):")
+        for item in result.partial[:SHOWN_SKIPPED]:
+            console.print(f"  {escape(item.path)}: {item.kind}: {escape(item.reason)}", highlight=False)
+        if len(result.partial) > SHOWN_SKIPPED:
+            console.print(f"  ... and {len(result.partial) - SHOWN_SKIPPED} more in {corpus}/ingest-report.json")
     console.print(f"{result.seconds:.1f} s; {result.removed_files} files gone since the last version")

@@ -34,6 +34,10 @@ class Extracted:
     ``sheet``, ``ticket_id``, ... (the walker adds source, format, modified time and content hash)."""
     key: str = ""
     """Tells documents of one file apart (a ticket's id, a sheet's name); empty for a file's only document."""
+    partial: tuple[str, str] | None = None
+    """(kind, reason) when the file could be read only in part (a truncated HWP kept as its preview text): the
+    document is kept, the reader marks what it holds in ``metadata["partial"]``, and the ingest report lists the
+    file with this kind and reason, as it lists the files it could not read."""
 
 
 class ExtractionError(Exception):

@@ -5,7 +5,7 @@ a reader fix reaches existing corpora): a file whose size and modification time 
 is taken as it was (``rehash=True`` hashes every file anyway), one whose sha256 matches keeps its documents (or
 the reason it gave none: a corrupt file is not read again until it changes), and a file gone from the sources takes
 its documents with it. Every file that gives no document is in the report
-with its reason; hidden and system files (``.git/``, ``~$`` lock files, ``Thumbs.db``) are counted as ignored.
+with its reason, and so is every file read only in part (``partial``: a truncated HWP kept as its preview); hidden and system files (``.git/``, ``~$`` lock files, ``Thumbs.db``) are counted as ignored.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ class IngestReport:
     seconds: float = 0.0
     formats: dict[str, int] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
+    partial: list[Skipped] = field(default_factory=list)
+    """Files read only in part: their documents are in the corpus, marked ``metadata["partial"]``."""
 
     def skipped_by_kind(self) -> dict[str, int]:
         return dict(Counter(s.kind for s in self.skipped))
@@ -298,6 +300,8 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
                 continue
             if before is not None and before["sha256"] == digest and all(d in old_docs for d in before["doc_ids"]):
                 report.unchanged += 1
+                if before.get("partial"):  # kept in part before: still only that part
+                    report.partial.append(Skipped(key, before["partial"]["kind"], before["partial"]["reason"]))
                 kept.extend(old_docs[d] for d in before["doc_ids"])
                 files[key] = {**before, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
                 report.formats[before["format"]] = report.formats.get(before["format"], 0) + 1
@@ -331,6 +335,10 @@ def _ingest(sources: Iterable[Path | str], folder: CorpusFolder, *, options: Rea
         files[key] = {"path": display(str(path.resolve())), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                       "sha256": digest, "format": kind, "doc_ids": [d.doc_id for d in docs],
                       "reader": readers[key]}
+        partial = next((item.partial for item in extracted if item.partial), None)
+        if partial:
+            report.partial.append(Skipped(key, *partial))
+            files[key]["partial"] = {"kind": partial[0], "reason": partial[1]}
     report.removed_files = sum(bool(old_files[k]["doc_ids"]) for k in set(old_files) - set(files))
     documents = kept + new_docs
     now_ids = {d.doc_id for d in documents}

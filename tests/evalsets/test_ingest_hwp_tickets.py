@@ -258,8 +258,8 @@ def test_hwp_password_and_distribution_documents_are_encrypted(tmp_path):
     assert error.kind == "encrypted" and "password" in error.reason
     path = tmp_path / "배포.hwp"
     hwp(path, flags=4, sections={"Section0": paragraph(u("이 문서는 상위 버전의 배포용 문서입니다."))})
-    error = failure(path)
-    assert error.kind == "encrypted" and "배포용" in error.reason
+    error = failure(path)  # distribution documents are read from ViewText (test_ingest_hwp_distribution.py)
+    assert error.kind == "corrupt" and "without ViewText/Section streams" in error.reason
 
 
 def test_hwp_corrupt_files(tmp_path):

@@ -4,8 +4,13 @@ are still kept in. No maintained Python library reads its text, so this module r
 
 What comes out: one line per paragraph (body, text boxes, headers/footers and notes, in record order); outline
 paragraphs (개요 1-7) as Markdown ``#`` headings; a table as one ``| a | b |`` line per row, cells placed by their
-row/column address (a merged cell's covered places left empty), its caption first. Sections are joined by blank
-lines. Distribution (배포용) and password documents keep their text encrypted and are reported, not guessed at.
+row/column address (a merged cell's covered places left empty), its caption first; a 덧말 (ruby) as its main text.
+Sections are joined by blank lines. Distribution (배포용) documents are read from their ``ViewText`` sections,
+decrypted as the spec says (:mod:`._hwp_distribution`); password and DRM documents are reported, not guessed at.
+
+A file cut short (a copy that stopped, a stream whose sectors lie past the end of the file) is ``corrupt
+(truncated)``; it is still kept when something of it reads: the body up to the cut, or Hangul's preview text
+(``PrvText``, the first 1,000 or so characters) when that holds more, marked as partial.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, table_row, tidy
+from evalsets.ingest.formats._hwp_distribution import DATA_SIZE, decrypt_section
 from evalsets.ingest.structure import choose_title, mark_text, markdown_sections
 
 SIGNATURE = b"HWP Document File"
@@ -33,6 +39,8 @@ TAG_CTRL_HEADER = HWPTAG_BEGIN + 55
 TAG_LIST_HEADER = HWPTAG_BEGIN + 56
 TAG_TABLE = HWPTAG_BEGIN + 61
 CTRL_TABLE = b" lbt"  # MAKE_4CHID('t','b','l',' ') written as a little-endian UINT32
+CTRL_DUTMAL = b"tudt"  # 덧말 ('tdut'): its main text lives in the control's header, not in PARA_TEXT
+DUTMAL_CODE = 23  # the extended control that anchors a 덧말 (or a 글자 겹침) in the text
 
 # PARA_TEXT control characters (code units below 32): "char" controls take one unit, "inline" and "extended"
 # controls eight (the code, six units of data, the code again).
@@ -57,8 +65,10 @@ def records(data: bytes) -> Iterator[tuple[int, int, bytes]]:
         position += size
 
 
-def para_text(payload: bytes) -> str:
-    """The text of a PARA_TEXT record (UTF-16LE), control characters dropped or turned into their whitespace."""
+def para_text(payload: bytes, dutmal: list[str] | None = None) -> str:
+    """The text of a PARA_TEXT record (UTF-16LE), control characters dropped or turned into their whitespace;
+    each 덧말 control replaced by the next of ``dutmal`` (the main texts of the paragraph's 덧말, in order)."""
+    dutmal = list(dutmal or [])
     count = len(payload) // 2
     units = struct.unpack_from(f"<{count}H", payload)
     parts: list[str] = []
@@ -72,9 +82,33 @@ def para_text(payload: bytes) -> str:
             parts.append(payload[2 * i:2 * j].decode("utf-16-le", "replace"))
             i = j
             continue
+        if unit == DUTMAL_CODE and payload[2 * i + 2:2 * i + 6] == CTRL_DUTMAL and dutmal:
+            parts.append(dutmal.pop(0))
         parts.append(CONTROL_TEXT.get(unit, ""))
         i += 1 if unit in CHAR_CONTROLS else 8
     return "".join(parts)
+
+
+def dutmal_text(payload: bytes) -> str:
+    """The main text (본말) of a 덧말 CTRL_HEADER: after the control id, a WORD length and that many WCHARs."""
+    if len(payload) < 6:
+        return ""
+    (length,) = struct.unpack_from("<H", payload, 4)
+    return payload[6:6 + 2 * length].decode("utf-16-le", "replace")
+
+
+def paragraph_dutmal(items: list[tuple[int, int, bytes]], index: int) -> list[str]:
+    """The 덧말 main texts of the paragraph whose PARA_TEXT is ``items[index]``: its controls' headers are the
+    CTRL_HEADER records at the text's level that follow it, before the next paragraph."""
+    level = items[index][1]
+    found = []
+    for position in range(index + 1, len(items)):
+        tag, at, payload = items[position]
+        if at < level:
+            break
+        if at == level and tag == TAG_CTRL_HEADER and payload[:4] == CTRL_DUTMAL:
+            found.append(dutmal_text(payload))
+    return found
 
 
 def outline_levels(docinfo: bytes) -> list[int | None]:
@@ -143,7 +177,8 @@ def section_lines(data: bytes, levels: list[int | None]) -> tuple[list[str], lis
                 return table.open
         return out
 
-    for tag, level, payload in records(data):
+    items = list(records(data))
+    for index, (tag, level, payload) in enumerate(items):
         while tables and level <= tables[-1].level:  # a record at or above the control's level ends the table
             table = tables.pop()
             sink().extend(table.lines(nested=bool(tables)))
@@ -153,7 +188,8 @@ def section_lines(data: bytes, levels: list[int | None]) -> tuple[list[str], lis
                 shape = struct.unpack_from("<H", payload, 8)[0]
                 heading = levels[shape] if shape < len(levels) else None
         elif tag == TAG_PARA_TEXT:
-            text = para_text(payload).strip()
+            dutmal = paragraph_dutmal(items, index) if CTRL_DUTMAL in payload else None
+            text = para_text(payload, dutmal).strip()
             if not text:
                 continue
             if heading is not None and not tables and len(text) <= MAX_HEADING and "\n" not in text:
@@ -205,26 +241,68 @@ def summary_title(stream: bytes) -> str:
 
 def inflate(data: bytes, name: str) -> bytes:
     """A raw-deflate stream; decompressobj, as zlib.decompress refuses bytes after the end of the data."""
+    out, _, error = inflate_partial(data)
+    if error:
+        raise ExtractionError("corrupt", f"HWP stream {name} does not inflate: {error}")
+    return out
+
+
+def inflate_partial(data: bytes, chunk: int = 1 << 16) -> tuple[bytes, bool, str]:
+    """(what inflates, whether the deflate data ended, the zlib error that stopped it or ""): fed in chunks, so
+    the text before a cut or a damaged block is kept."""
+    inflater = zlib.decompressobj(-15)
+    out: list[bytes] = []
     try:
-        inflater = zlib.decompressobj(-15)
-        return inflater.decompress(data) + inflater.flush()
+        for start in range(0, len(data), chunk):
+            out.append(inflater.decompress(data[start:start + chunk]))
+            if inflater.eof:
+                break
+        out.append(inflater.flush())
     except zlib.error as error:
-        raise ExtractionError("corrupt", f"HWP stream {name} does not inflate: {error}") from error
+        return b"".join(out), False, str(error)
+    return b"".join(out), inflater.eof, ""
 
 
 def check_header(header: bytes) -> int:
-    """The FileHeader's properties, or the reason the body cannot be read."""
+    """The FileHeader's properties, or the reason the body cannot be read. A distribution (배포용) document
+    reads (its key is in the file); one that also needs a password or is DRM-wrapped does not."""
     if len(header) < 40 or not header.startswith(SIGNATURE):
         raise ExtractionError("corrupt", "an OLE compound file whose FileHeader is not an HWP 5 signature")
     (props,) = struct.unpack_from("<I", header, 36)
-    if props & DISTRIBUTION:
-        raise ExtractionError("encrypted", "distribution-protected (배포용) HWP: its text is stored encrypted in "
-                                           "ViewText; save it from Hangul as a normal document to ingest it")
     if props & PASSWORD:
-        raise ExtractionError("encrypted", "password-protected HWP: remove the password in Hangul to ingest it")
+        raise ExtractionError("encrypted", "password-protected HWP" + (" (a distribution document with a password)"
+                                                                        if props & DISTRIBUTION else "")
+                              + ": remove the password in Hangul to ingest it")
     if props & (DRM | CERT_ENCRYPTED | CERT_DRM):
         raise ExtractionError("encrypted", "DRM- or certificate-encrypted HWP")
     return props
+
+
+def read_section(ole, name: str, compressed: bool, distribution: bool) -> tuple[bytes, str]:
+    """The records of one section stream, and how it is cut short ("" when it is whole): a stream holding fewer
+    bytes than the compound file's directory says (its sectors lie past the end of the file), encrypted data that
+    stops inside a block, or deflate data that stops before its end. What precedes the cut is returned."""
+    data = ole.openstream(name).read()
+    declared = ole.get_size(name)
+    cut = f"{name} holds {len(data):,} of its {declared:,} bytes" if len(data) < declared else ""
+    if distribution:
+        if cut and len(data) < 4 + DATA_SIZE:
+            return b"", cut
+        data, short = decrypt_section(data, name)
+        cut = cut or (f"{name} ends inside an encrypted block" if short else "")
+    if compressed:
+        data, ended, error = inflate_partial(data)
+        if error and not cut:
+            raise ExtractionError("corrupt", f"HWP stream {name} does not inflate: {error}")
+        cut = cut or ("" if ended else f"{name} ends before its compressed data does")
+    return data, cut
+
+
+def preview_text(ole) -> str:
+    """Hangul's preview of the document (``PrvText``: UTF-16LE, about its first 1,000 characters)."""
+    if not ole.exists("PrvText"):
+        return ""
+    return tidy(ole.openstream("PrvText").read().decode("utf-16-le", "replace").split("\x00", 1)[0])
 
 
 def section_number(name: str) -> int:
@@ -238,6 +316,7 @@ class HwpReader(Reader):
 
     format = "hwp"
     suffixes = (".hwp",)
+    version = 2  # 2: distribution documents, 덧말, truncated files kept in part
 
     def read(self, path: Path, options: ReadOptions) -> list[Extracted]:
         import olefile
@@ -263,12 +342,14 @@ class HwpReader(Reader):
                 raise ExtractionError("corrupt", "compound file without an HWP FileHeader stream")
             header = ole.openstream("FileHeader").read()
             props = check_header(header)
-            compressed = bool(props & COMPRESSED)
+            compressed, distribution = bool(props & COMPRESSED), bool(props & DISTRIBUTION)
+            storage = "ViewText" if distribution else "BodyText"
             sections = sorted(
                 (number, "/".join(entry)) for entry in ole.listdir(streams=True, storages=False)
-                if len(entry) == 2 and entry[0] == "BodyText" and (number := section_number(entry[1])) >= 0)
+                if len(entry) == 2 and entry[0] == storage and (number := section_number(entry[1])) >= 0)
             if not sections:
-                raise ExtractionError("corrupt", "HWP file without BodyText/Section streams")
+                raise ExtractionError("corrupt", f"{'distribution ' if distribution else ''}HWP file without "
+                                                 f"{storage}/Section streams")
             levels: list[int | None] = []
             if ole.exists("DocInfo"):
                 docinfo = ole.openstream("DocInfo").read()
@@ -277,18 +358,36 @@ class HwpReader(Reader):
                 except ExtractionError:
                     levels = []  # headings are a nicety; the body decides whether the file reads
             texts: list[str] = []
+            cuts: list[str] = []
             for _, name in sections:
-                data = ole.openstream(name).read()
-                lines, _ = section_lines(inflate(data, name) if compressed else data, levels)
+                data, cut = read_section(ole, name, compressed, distribution)
+                lines, _ = section_lines(data, levels)
                 texts.append("\n".join(lines))
+                if cut:
+                    cuts.append(cut)
+            preview = preview_text(ole) if cuts else ""
             title = ""
             if ole.exists("\x05HwpSummaryInformation"):
                 title = summary_title(ole.openstream("\x05HwpSummaryInformation").read())
         text = mark_text(tidy("\n\n".join(texts)))
+        metadata: dict[str, object] = {}
+        partial = None
+        if cuts:
+            reason = "truncated: " + "; ".join(cuts)
+            if len(preview) > len(text):
+                text, metadata["partial"] = preview, "preview"
+                partial = ("corrupt", f"{reason}; kept only its preview text (PrvText, {len(preview):,} characters)")
+            elif text:
+                metadata["partial"] = "before-cut"
+                partial = ("corrupt", f"{reason}; kept only the text before the cut ({len(text):,} characters)")
+            else:
+                raise ExtractionError("corrupt", f"{reason}; no text before the cut and no preview text")
         if not text:
             return []
         version = ".".join(str(b) for b in reversed(header[32:36]))
-        metadata: dict[str, object] = {"hwp_version": version}
+        metadata["hwp_version"] = version
+        if distribution:
+            metadata["hwp_distribution"] = True
         if sections_at := markdown_sections(text):
             metadata["sections"] = sections_at
-        return [Extracted(title=choose_title(text, path.stem, title), text=text, metadata=metadata)]
+        return [Extracted(title=choose_title(text, path.stem, title), text=text, metadata=metadata, partial=partial)]

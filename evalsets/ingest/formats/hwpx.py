@@ -3,8 +3,8 @@
 The sections are read in the package's own order (the spine of ``Contents/content.hpf``, else ``section<N>.xml``
 by number). A paragraph (``hp:p``) is one line; an outline paragraph (개요 1-7 in ``header.xml``) a Markdown ``#``
 heading; a table (``hp:tbl``) one ``| a | b |`` line per ``hp:tr``, cells placed by ``hp:cellAddr``, its caption
-first, its cell paragraphs not repeated as body lines. Text boxes, notes and headers/footers come where they are
-anchored.
+first, its cell paragraphs not repeated as body lines; a 덧말 (``hp:dutmal``, ruby) is its main text in the line.
+Text boxes, notes and headers/footers come where they are anchored.
 """
 
 from __future__ import annotations
@@ -129,6 +129,8 @@ class SectionText:
                 name = local(child)
                 if name == "t":
                     parts.append(self.text(child))
+                elif name == "dutmal":  # the text in the line; the ruby above or below it is left out
+                    parts.extend("".join(m.itertext()) for m in child if local(m) == "mainText")
                 elif name == "tbl":
                     self.table(child, after, in_cell)
                 elif name == "p":
@@ -230,6 +232,7 @@ class HwpxReader(Reader):
 
     format = "hwpx"
     suffixes = (".hwpx",)
+    version = 2  # 2: 덧말 main text
 
     def read(self, path: Path, options: ReadOptions) -> list[Extracted]:
         return read_hwpx(path)
