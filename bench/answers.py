@@ -25,9 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from experiments import ANSWER_METRICS, AnswerJudging, answer_queries, score_queries, tune_and_heldout  # noqa: E402
+from experiments import ANSWER_METRICS, AnswerJudging, answer_queries, score, search_run, tune_and_heldout  # noqa: E402
 from guardrails import permutation_p  # noqa: E402
-from pipelines import Components, Retriever, StageLog, load_config  # noqa: E402
+from pipelines import Components, Retriever, load_config  # noqa: E402
 from pipelines.llm import LLMClient  # noqa: E402
 from bench.llm_args import add_llm_arguments, bench_client  # noqa: E402
 
@@ -44,7 +44,7 @@ def run(client: LLMClient, evalset_path: Path, configs: list[Path], n: int, comp
     for path in configs:
         config = load_config(path)
         retriever = Retriever(config, components).build(heldout.corpus)
-        ndcg = {r["query_id"]: r["ndcg@10"] for r in score_queries(retriever, queries, heldout.qrels, StageLog(),
+        ndcg = {r["query_id"]: r["ndcg@10"] for r in score(search_run(retriever, queries), heldout.qrels,
                                                                    ("ndcg@10",))}
         judging = AnswerJudging(client)
         started = time.perf_counter()

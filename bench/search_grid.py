@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evalsets import load_evalset  # noqa: E402
-from experiments import score_queries, tune_and_heldout  # noqa: E402
+from experiments import score, search_run, tune_and_heldout  # noqa: E402
 from pipelines import Components, PipelineConfig, Retriever, StageLog  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -174,9 +174,9 @@ def main() -> None:
                 components.embedder(levels["dense"][model]).embed([q.text for q in tune.queries], "query")
                 resources[f"queries|{model}"] = round(time.perf_counter() - embed_started, 3)
         started = time.perf_counter()
-        rows = score_queries(retriever, tune.queries, tune.qrels, queries_log, (METRIC,))
+        rows = score(search_run(retriever, tune.queries, queries_log), tune.qrels, (METRIC,))
         evaluate_s = time.perf_counter() - started
-        held = score_queries(retriever, heldout.queries, heldout.qrels, StageLog(), (METRIC,))
+        held = score(search_run(retriever, heldout.queries), heldout.qrels, (METRIC,))
         entry = {"id": len(done), "factors": factors, "needs": needs_of(factors, levels), "evaluate_s": round(evaluate_s, 3),
                  "tune": round(sum(r[METRIC] for r in rows) / len(rows), 5),
                  "heldout": round(sum(r[METRIC] for r in held) / len(held), 5)}

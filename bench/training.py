@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evalsets import load_evalset  # noqa: E402
-from experiments import score_queries  # noqa: E402
+from experiments import score as score_run, search_run  # noqa: E402
 from guardrails import permutation_p  # noqa: E402
-from pipelines import Components, PipelineConfig, Retriever, StageLog, TrainedModelStore  # noqa: E402
+from pipelines import Components, PipelineConfig, Retriever, TrainedModelStore  # noqa: E402
 from pipelines.trained import ID_PATTERN  # noqa: E402
 
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
@@ -85,7 +85,7 @@ def score(cfg: PipelineConfig, components: Components, test, unseen: set[str]) -
     started = time.perf_counter()
     retriever = Retriever(cfg, components).build(test.corpus)
     built = time.perf_counter() - started
-    rows = score_queries(retriever, test.queries, test.qrels, StageLog(), ("ndcg@10",))
+    rows = score_run(search_run(retriever, test.queries), test.qrels, ("ndcg@10",))
     per_query = {r["query_id"]: r["ndcg@10"] for r in rows}
     return {"config": cfg.name, "yaml": cfg.to_yaml(), "ndcg@10": float(np.mean(list(per_query.values()))),
             "unseen_ndcg@10": float(np.mean([v for q, v in per_query.items() if q in unseen])),

@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.llm_args import add_llm_arguments, bench_client  # noqa: E402
 from evalsets import synthesize  # noqa: E402
-from experiments import score_queries, tune_and_heldout  # noqa: E402
+from experiments import score, search_run, tune_and_heldout  # noqa: E402
 from experiments.training import LeakGuard, TrainSettings, assemble, from_synthesized, mine_negatives, train_model  # noqa: E402,E501
 from guardrails import permutation_p  # noqa: E402
-from pipelines import Components, PipelineConfig, Retriever, StageLog, TrainedModelStore, load_config  # noqa: E402
+from pipelines import Components, PipelineConfig, Retriever, TrainedModelStore, load_config  # noqa: E402
 
 KORQUAD = ROOT.parent / "shared" / "data" / "korquad-v1-dev"
 CHAMPION = ROOT / "bench" / "configs" / "korquad" / "hybrid-weighted.yaml"
@@ -86,7 +86,7 @@ def main() -> None:
     scores = {}
     for config in configs:
         retriever = Retriever(config, components).build(heldout.corpus)
-        rows = score_queries(retriever, heldout.queries, heldout.qrels, StageLog(), ("ndcg@10",))
+        rows = score(search_run(retriever, heldout.queries), heldout.qrels, ("ndcg@10",))
         scores[config.name] = {r["query_id"]: r["ndcg@10"] for r in rows}
         print(config.name, np.mean(list(scores[config.name].values())), flush=True)
     out["heldout_queries"] = len(heldout.queries)

@@ -17,7 +17,8 @@ from experiments.calibration import (Agreement, Calibration, CalibrationReport, 
                                      JudgedItem, LabelledItem, agreement, calibrate, judge_items, read_labels)
 from experiments.costs import EmbeddingCost, cost_table, embedding_cost
 from experiments.durations import parse_duration
-from experiments.evaluate import EvalResult, evaluate, score_queries
+from experiments.evaluate import EvalResult, evaluate
+from experiments.runs import Run, retrieve, score, search_run
 from experiments.judge import Judge, mean_score
 from experiments.metrics import (DEFAULT_METRICS, mean_scores, mrr_at_k, ndcg_at_k, parse_metric, recall_at_k,
                                  score_query)
@@ -48,5 +49,5 @@ __all__ = ["ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSE
            "StudyRunner", "StudySpec", "StudyTracker", "answer_queries", "artifact_location", "decision_folds",
            "decision_split", "describe_space", "space_json_schema", "evaluate", "finished_trials", "flatten", "latency_ms", "load_space",
            "mean_score", "mean_scores", "metric_key", "mrr_at_k", "ndcg_at_k", "open_storage", "open_studies", "p95",
-           "parse_duration", "parse_metric", "recall_at_k", "score_queries", "score_query", "space_from_dict",
+           "parse_duration", "parse_metric", "recall_at_k", "Run", "retrieve", "score", "search_run", "score_query", "space_from_dict",
            "sqlite_storage", "sqlite_tracking_uri", "stored_spec", "tune_and_heldout"]

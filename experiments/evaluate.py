@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalsets import EvalSet, Query
-from evalsets import Qrels, json_line
-from experiments.metrics import DEFAULT_METRICS, mean_scores, score_query
-from pipelines import Components, PipelineConfig, Retriever, StageLog
+from evalsets import EvalSet
+from evalsets import json_line
+from experiments.metrics import DEFAULT_METRICS, mean_scores
+from experiments.runs import retrieve, score
+from pipelines import Components, PipelineConfig, StageLog
 from pipelines import Progress
 
 
@@ -49,33 +49,12 @@ class EvalResult:
                 "build_counts": self.build.counts}
 
 
-def score_queries(retriever: Retriever, queries: list[Query], qrels: Qrels, log: StageLog,
-                  metrics: tuple[str, ...] = DEFAULT_METRICS, progress: Progress | None = None,
-                  batch_size: int = 256) -> list[dict[str, Any]]:
-    """Search with a built retriever and score each query: one row per query."""
-    texts = [q.text for q in queries]
-    rankings: list[list[tuple[str, float]]] = []
-    for start in range(0, len(texts), batch_size):
-        rankings.extend(retriever.search(texts[start:start + batch_size], log))
-        if progress:
-            progress("searching queries", min(start + batch_size, len(texts)), len(texts))
-    rows = []
-    for query, ranking in zip(queries, rankings):
-        relevant = qrels[query.query_id]
-        doc_ids = [doc for doc, _ in ranking]
-        rows.append({"query_id": query.query_id, **score_query(doc_ids, relevant, metrics),
-                     "top10": doc_ids[:10], "relevant": sorted(d for d, g in relevant.items() if g > 0)})
-    return rows
-
-
 def evaluate(evalset: EvalSet, config: PipelineConfig, components: Components,
              metrics: tuple[str, ...] = DEFAULT_METRICS, progress: Progress | None = None,
              batch_size: int = 256) -> EvalResult:
     """Build the pipeline on the evalset's corpus and score every query of the split."""
-    started = time.perf_counter()
-    retriever = Retriever(config, components).build(evalset.corpus, progress)
-    search_log = StageLog()
-    per_query = score_queries(retriever, evalset.queries, evalset.qrels, search_log, metrics, progress, batch_size)
+    run = retrieve(evalset, config, components, progress, batch_size)
+    per_query = score(run, evalset.qrels, metrics)
     means = mean_scores({m: row[m] for m in metrics} for row in per_query)
-    return EvalResult(evalset.name, evalset.split, config, per_query, means, retriever.build_log, search_log,
-                      time.perf_counter() - started)
+    return EvalResult(evalset.name, evalset.split, config, per_query, means, run.build or StageLog(), run.search,
+                      run.seconds)

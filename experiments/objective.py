@@ -14,7 +14,7 @@ import optuna
 
 from evalsets import EvalSet, Query, json_line
 from experiments.costs import embedding_cost
-from experiments.evaluate import score_queries
+from experiments.runs import score, search_run
 from experiments.metrics import DEFAULT_METRICS, mean_scores
 from experiments.score_cache import ScoreCache, reusable, retrieval_address
 from experiments.sampler import suggest_config
@@ -167,7 +167,7 @@ class _TrialScorer:
                 self.retriever = Retriever(self.config, objective.components).build(objective.tune.corpus,
                                                                                     objective.stage_progress)
             before = sum(self.log.seconds.values())
-            scored = score_queries(self.retriever, missing, objective.tune.qrels, self.log, objective.scored_metrics)
+            scored = score(search_run(self.retriever, missing, self.log), objective.tune.qrels, objective.scored_metrics)
             ms = 1000 * (sum(self.log.seconds.values()) - before) / len(missing)
             if self.cache is not None:
                 self.cache.put(self.address, self.corpus, missing, objective.tune.qrels, objective.scored_metrics,

@@ -10,16 +10,14 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
 from evalsets import EvalSet
 from experiments.evaluate import EvalResult
+from experiments.study_spec import StudySpec
 from pipelines import PipelineConfig
-
-if TYPE_CHECKING:
-    from experiments.study import StudySpec
 
 UPLOADED = ("best_config.yaml", "summary.json", "heldout_per_query.jsonl")
 

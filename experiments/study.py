@@ -22,15 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field
 
-from evalsets import EvalSet
 from experiments.evaluate import evaluate
 from experiments.objective import FIXED_CONFIG_ATTR, PER_QUERY_ATTR, REUSED_ATTR, Objective, worker_name
 from experiments.score_cache import ScoreCache
 from experiments.report import study_summary, write_report
-from experiments.space import SearchSpace, space_from_dict
-from experiments.splits import HOLDOUT_FRACTION, seeded_order, tune_and_heldout
+from experiments.study_spec import StudySpec
+from experiments.splits import seeded_order
 from experiments.storage import CLOSED_ATTR, FINISHED, SPEC_ATTR, finished, open_storage, stored_spec
 from experiments.tracking import STUDY_TAG, TRIAL_TAG, StudyTracker, default_tracking_uri
 from experiments.trial_log import TrialLog
@@ -46,35 +44,6 @@ MAX_CONSECUTIVE_FAILURES = 10
 ROLE_ATTR = "evolve.role"
 """User attribute of trials enqueued for a reason: 'champion' for the champion's trial 0."""
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
-
-
-class StudySpec(BaseModel):
-    """Everything needed to rebuild a study's objective anywhere (kept in the study's user attrs)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    study_name: str
-    evalset: str
-    space: dict[str, Any]
-    metric: str = "ndcg@10"
-    seed: int = 0
-    n_trials: int | None = None
-    holdout_fraction: float = Field(HOLDOUT_FRACTION, gt=0, lt=1)
-    use_train_split: bool = True
-    multi_objective: bool = False
-    prune: bool = True
-    prune_fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
-    max_tune_queries: int | None = Field(None, ge=1, description="cap the tuning queries (seeded) for speed")
-    fold: int | None = Field(None, ge=0, description="cross-fitting: hold back this fold, tune on the others")
-    folds: int = Field(5, ge=2, le=20)
-
-    def search_space(self) -> SearchSpace:
-        return space_from_dict(self.space, f"study {self.study_name} space")
-
-    def split(self) -> tuple[EvalSet, EvalSet]:
-        """(tuning queries, held-back queries) of this study."""
-        return tune_and_heldout(self.evalset, self.holdout_fraction, self.seed, self.use_train_split, self.fold,
-                                self.folds)
 
 
 def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker_seed: int = 0) -> optuna.Study:

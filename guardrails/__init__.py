@@ -13,16 +13,15 @@ from guardrails.decisions import (
     evaluate_against_champion,
     guard_and_register,
     logged_decision,
-    materialise,
     record_decision,
     MACHINE_ACTOR,
     per_query_outcome,
     record_not_looked,
-    recover,
     reject,
     rollback,
     stale_champion,
 )
+from guardrails.project import materialise, recover
 from guardrails.gate import LookVerdict, TuningEvidence, look_verdict, looks_and_skips, tuning_details
 from guardrails.evidence import Evidence, collect_evidence
 from guardrails.ledger import (

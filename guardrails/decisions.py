@@ -23,13 +23,12 @@ from guardrails.ledger import (
     champion_history,
     explicit_actor,
     looks_since_human_decision,
-    pending_intents,
     register_row,
     version_states,
 )
-from guardrails.mirror import first_line, sync_mirror
+from guardrails.mirror import first_line
 from guardrails.policy import Policy, load_policy, policy_sha256
-from guardrails.project import DecisionError, Project, write_champion_file
+from guardrails.project import DecisionError, Project, materialise, recover
 from guardrails.registry import MODEL_NAME, trained_models_of
 from pipelines import Components, PipelineConfig, TrainedModelError
 
@@ -158,29 +157,6 @@ def guard_and_register(project: Project, candidate: PipelineConfig, heldout_sets
 
 
 # --- carrying a decision out -----------------------------------------------------------------------------
-def materialise(project: Project, rows: list[Row] | None = None) -> list[str]:
-    """Write champion.yaml and the MLflow mirror from the log; returns mirror problems (not fatal)."""
-    rows = project.log.rows() if rows is None else rows
-    write_champion_file(project, champion_history(rows)[-1])
-    return sync_mirror(project, rows)
-
-
-def recover(project: Project) -> list[str]:
-    """Complete every decision whose intent was written but not its commit (a crash or a lock); one line each."""
-    rows = project.log.rows()
-    done = []
-    for intent in pending_intents(rows):
-        problems = materialise(project, rows)
-        project.log.append(intent.action, "commit", decision_id=intent.decision_id, actor=intent.actor,
-                           model=intent.model, version=intent.version, previous_version=intent.previous_version,
-                           config_sha256=intent.config_sha256, reason="completed after an interruption",
-                           details={"completed_by": "recovery", "mirror": problems})
-        done.append(f"completed the interrupted {intent.action} of "
-                    f"{'version ' + intent.version if intent.version else 'the default config'} "
-                    f"(intent written {intent.ts} by {intent.actor or intent.os_user})")
-    return done
-
-
 def _human_decision(project: Project, action: str, version: str | None, previous: str | None, reason: str,
                     actor: str | None, config_sha256: str | None, details: dict, policy_hash: str | None = None
                     ) -> list[str]:

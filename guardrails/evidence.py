@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalsets import EvalSet
-from experiments import score_queries
+from experiments import score, search_run
 from experiments import ANSWER_METRICS, DEFAULT_METRICS, AnswerJudging
 from experiments import latency_ms, p95
-from pipelines import Components, PipelineConfig, Retriever, StageLog
+from pipelines import Components, PipelineConfig, Retriever
 from pipelines.embedders import resolve_model
 
 
@@ -108,7 +108,7 @@ def collect_evidence(config: PipelineConfig, sets: list[EvalSet], components: Co
     parts = [(s, c, False) for s, c in zip(sets, scorers)] + ([(failure_set, config, True)] if failure_set else [])
     for evalset, scorer, is_failure in parts:
         retriever = Retriever(scorer, components).build(evalset.corpus)
-        rows = score_queries(retriever, evalset.queries, evalset.qrels, StageLog(), DEFAULT_METRICS)
+        rows = score(search_run(retriever, evalset.queries), evalset.qrels, DEFAULT_METRICS)
         name = "failure-set" if is_failure else evalset.name
         scores = pooled.setdefault(name, SetScores(name, {}, is_failure))
         scores.per_query.update({r["query_id"]: {m: r[m] for m in DEFAULT_METRICS} for r in rows})

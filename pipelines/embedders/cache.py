@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.embedders.base import Embedder, EmbeddingError, Kind, checked_vectors, load_embedder
+from pipelines.embedders.base import Embedder, EmbeddingError, Kind, checked_vectors
+from pipelines.embedders.loading import load_embedder
 from pipelines.embedders.registry import ModelSpec
 
 log = logging.getLogger("evolve.cache")

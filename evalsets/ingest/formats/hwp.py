@@ -24,6 +24,7 @@ from pathlib import Path
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, table_row, tidy
 from evalsets.ingest.formats._hwp_distribution import DATA_SIZE, decrypt_section
+from evalsets.ingest.structure import MAX_OUTLINE_HEADING as MAX_HEADING
 from evalsets.ingest.structure import choose_title, mark_text, markdown_sections
 
 SIGNATURE = b"HWP Document File"
@@ -46,7 +47,6 @@ DUTMAL_CODE = 23  # the extended control that anchors a 덧말 (or a 글자 겹�
 # controls eight (the code, six units of data, the code again).
 CHAR_CONTROLS = frozenset({0, 10, 13, 24, 25, 26, 27, 28, 29, 30, 31})
 CONTROL_TEXT = {9: "\t", 10: "\n", 24: "-", 30: " ", 31: " "}
-MAX_HEADING = 120  # an outline paragraph longer than this is body text that happens to be numbered
 
 
 def records(data: bytes) -> Iterator[tuple[int, int, bytes]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, table_row, tidy
-from evalsets.ingest.formats.hwp import MAX_HEADING
+from evalsets.ingest.structure import MAX_OUTLINE_HEADING as MAX_HEADING
 from evalsets.ingest.structure import choose_title, mark_text, markdown_sections
 
 SECTION = re.compile(r"(?:^|/)section(\d+)\.xml$", re.IGNORECASE)
