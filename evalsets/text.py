@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
+HANGUL_RUN = re.compile("[\uac00-\ud7a3]+")
 KOREAN_SHARE = 0.2
 
 
@@ -20,6 +21,21 @@ def hangul_share(text: str) -> float:
     """Hangul syllables / non-space characters (0.0 for empty text)."""
     letters = len(text) - sum(ch.isspace() for ch in text)
     return len(HANGUL.findall(text)) / letters if letters else 0.0
+
+
+def mean_hangul_run(text: str) -> float:
+    """Mean length of the runs of Hangul syllables in ``text`` (0.0 without Hangul): 2-3 in spaced Korean, where
+    most words are two to four syllables and particles stick to them; far more when the word spaces are lost."""
+    runs = HANGUL_RUN.findall(text)
+    return sum(map(len, runs)) / len(runs) if runs else 0.0
+
+
+def hangul_run_of_a_syllable(text: str) -> float:
+    """Length of the Hangul run an average syllable of ``text`` sits in (runs weighted by their length; 0.0 without
+    Hangul). Unlike :func:`mean_hangul_run` it is not pulled down by the short runs of tables, numbers and headings
+    on a page whose prose runs together."""
+    runs = [len(run) for run in HANGUL_RUN.findall(text)]
+    return sum(n * n for n in runs) / sum(runs) if runs else 0.0
 
 
 def language_of(text: str | Iterable[str]) -> Literal["ko", "en"]:

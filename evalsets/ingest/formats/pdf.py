@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsets.ingest.base import READERS, Extracted, ExtractionError, Reader, ReadOptions, join_pages
+from evalsets.ingest.formats._pdf_spacing import needs_spacing, respaced
 from evalsets.ingest.structure import choose_title, mark_text, markdown_sections
 from evalsets.text import garbled
 
@@ -17,7 +18,7 @@ from evalsets.text import garbled
 class PdfReader(Reader):
     format = "pdf"
     suffixes = (".pdf",)
-    version = 2  # 2: garbled pages kept out, titles from the body, Korean headings
+    version = 3  # 2: garbled pages kept out, titles from the body, Korean headings; 3: Korean word spaces from gaps
 
     def read(self, path: Path, options: ReadOptions) -> list[Extracted]:
         import logging
@@ -40,6 +41,13 @@ class PdfReader(Reader):
                                                    "save an unprotected copy)")
             # justified lines come out with runs of spaces between words: one space is what was written
             pages = [re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", page.extract_text() or "") for page in pdf.pages]
+            # Korean set without space glyphs (HWP exports, pdfTeX) runs its words together: those pages, and only
+            # those, are read again with spaces where the glyphs stand apart
+            respaced_pages = []
+            for number, page in enumerate(pdf.pages, start=1):
+                if needs_spacing(pages[number - 1]) and (better := respaced(page, pages[number - 1])):
+                    pages[number - 1] = better
+                    respaced_pages.append(number)
             title = _title(pdf)
         except ExtractionError:
             raise
@@ -74,6 +82,8 @@ class PdfReader(Reader):
             metadata["sections"] = sections
         if image_only:
             metadata["image_only_pages"] = image_only  # scanned pages inside a PDF that has text elsewhere
+        if respaced_pages:
+            metadata["respaced_pages"] = respaced_pages  # word spaces taken from glyph gaps (see _pdf_spacing)
         if reasons:
             metadata["garbled_pages"] = sorted(reasons)  # left out: a user may filter on the flag or fix the file
         return [Extracted(title=choose_title(text, path.stem, title), text=text, metadata=metadata)]
