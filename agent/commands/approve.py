@@ -12,11 +12,16 @@ from agent.app import ProjectDir, app, console
 from agent.project import ActorOption, TrackingOption, decision_errors, open_project, say_mirror, say_recovered
 
 
+CandidateVersion = Annotated[str, typer.Argument(help="Registered candidate version.")]
+AskedReason = Annotated[Optional[str], typer.Option(help="Why (recorded in the decision log); asked if missing.")]
+NoQuestion = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+
+
 @app.command("approve")
 def approve_command(
-    version: Annotated[str, typer.Argument(help="Registered candidate version.")],
-    reason: Annotated[Optional[str], typer.Option(help="Why (recorded in the decision log); asked if missing.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    version: CandidateVersion,
+    reason: AskedReason = None,
+    yes: NoQuestion = False,
     accept_policy_mismatch: Annotated[bool, typer.Option(
         "--accept-policy-mismatch", help="Approve a candidate judged under another policy than the project's "
                                          "current one (recorded in the decision log).")] = False,
@@ -74,7 +79,7 @@ def _before_asking(project, version: str) -> None:
 
 @app.command("reject")
 def reject_command(
-    version: Annotated[str, typer.Argument(help="Registered candidate version.")],
+    version: CandidateVersion,
     reason: Annotated[str, typer.Option(help="Why (recorded in the decision log).")],
     actor: ActorOption = None,
     tracking_uri: TrackingOption = None,
@@ -93,8 +98,8 @@ def reject_command(
 
 @app.command("rollback")
 def rollback_command(
-    reason: Annotated[Optional[str], typer.Option(help="Why (recorded in the decision log); asked if missing.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    reason: AskedReason = None,
+    yes: NoQuestion = False,
     actor: ActorOption = None,
     tracking_uri: TrackingOption = None,
     project_dir: ProjectDir = Path("."),
