@@ -31,9 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,33 +42,16 @@ sys.path.insert(0, str(ROOT))
 
 import evalsets.ingest.formats  # noqa: F401  (registers every reader)
 from evalsets.ingest.base import READERS, ReadOptions
-from evalsets.text import HANGUL, mean_hangul_run
+from evalsets.text import HANGUL, hangul_recall, mean_hangul_run
+from evalsets.text import word_recall as _word_recall
 
 RESULTS = ROOT / "bench" / "results"
 REAL = ROOT / "tests" / "data" / "real"
-WORD = re.compile(r"\w+")
 
 # ------------------------------------------------------------------------------------------------------ measures
 
-
-def hangul_words(text: str) -> Counter[str]:
-    return Counter(w for w in WORD.findall(text) if HANGUL.search(w))
-
-
-def word_recall(reference: str, text: str, shared_syllables: bool = False) -> float | None:
-    """Share of the reference's Hangul words (with repeats) that ``text`` has; None without any."""
-    wanted, got = hangul_words(reference), hangul_words(text)
-    if shared_syllables:
-        seen = set(HANGUL.findall(text))
-        wanted = Counter({w: n for w, n in wanted.items() if set(HANGUL.findall(w)) <= seen})
-    total = sum(wanted.values())
-    return sum(min(n, got[w]) for w, n in wanted.items()) / total if total else None
-
-
-def hangul_recall(reference: str, text: str) -> float | None:
-    wanted, got = Counter(HANGUL.findall(reference)), Counter(HANGUL.findall(text))
-    total = sum(wanted.values())
-    return sum(min(n, got[c]) for c, n in wanted.items()) / total if total else None
+word_recall = partial(_word_recall, hangul_only=True)
+"""The words holding Hangul in the reference that the reading has too (evalsets.text.word_recall)."""
 
 
 def pdftotext(path: Path) -> str:

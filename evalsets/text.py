@@ -9,11 +9,13 @@ Korean word does not.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from typing import Literal
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
 HANGUL_RUN = re.compile("[\uac00-\ud7a3]+")
+WORD = re.compile(r"\w+")
 KOREAN_SHARE = 0.2
 
 
@@ -36,6 +38,35 @@ def hangul_run_of_a_syllable(text: str) -> float:
     on a page whose prose runs together."""
     runs = [len(run) for run in HANGUL_RUN.findall(text)]
     return sum(n * n for n in runs) / sum(runs) if runs else 0.0
+
+
+def words(text: str, hangul_only: bool = False) -> Counter[str]:
+    """The words (runs of letters and digits) of ``text`` with their counts; with ``hangul_only``, those holding
+    Hangul. Table bars, punctuation and line breaks are not words, so two readings of one document compare."""
+    return Counter(w for w in WORD.findall(text) if not hangul_only or HANGUL.search(w))
+
+
+def word_recall(reference: str, text: str, *, hangul_only: bool = False,
+                shared_syllables: bool = False) -> float | None:
+    """Share of the reference's words (with repeats) that ``text`` has too; None when the reference has none.
+
+    ``shared_syllables`` keeps only reference words made of Hangul syllables ``text`` has somewhere, which leaves
+    out words the two decoded differently and so measures word breaks alone. How extraction is measured against a
+    reference extractor (bench and tests alike)."""
+    wanted, got = words(reference, hangul_only), words(text, hangul_only)
+    if shared_syllables:
+        seen = set(HANGUL.findall(text))
+        wanted = Counter({w: n for w, n in wanted.items() if set(HANGUL.findall(w)) <= seen})
+    total = sum(wanted.values())
+    return sum(min(n, got[w]) for w, n in wanted.items()) / total if total else None
+
+
+def hangul_recall(reference: str, text: str) -> float | None:
+    """Share of the reference's Hangul syllables (with repeats) that ``text`` has too; None without any: what word
+    recall misses when only the spaces differ."""
+    wanted, got = Counter(HANGUL.findall(reference)), Counter(HANGUL.findall(text))
+    total = sum(wanted.values())
+    return sum(min(n, got[c]) for c, n in wanted.items()) / total if total else None
 
 
 def language_of(text: str | Iterable[str]) -> Literal["ko", "en"]:
