@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 import evalsets.ingest.formats  # noqa: F401  (registers every reader)
+from bench.ingest.fonts import korean_font as font
 from evalsets.ingest.base import READERS, ExtractionError, ReadOptions
-
-
-def font() -> str:
-    import koreanize_matplotlib
-
-    return str(Path(koreanize_matplotlib.__file__).parent / "fonts" / "NanumGothic.ttf")
 
 
 def read(path: Path):

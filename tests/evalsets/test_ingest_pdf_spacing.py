@@ -5,15 +5,14 @@ pages are read as before, two columns stay apart, and pages of glyph ids are kep
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 import evalsets.ingest.formats  # noqa: F401  (registers every reader)
+from bench.ingest import pdf_spacing  # the recall measures and the generated file's writer, shared with the bench
 from evalsets.ingest import CorpusFolder, ExtractionError, ReadOptions, ingest
 from evalsets.ingest.base import READERS
 
@@ -24,16 +23,6 @@ SPACED = "kotex-oblivoir-obchaptertoc-doc.pdf"
 
 needs_pdftotext = pytest.mark.skipif(shutil.which("pdftotext") is None,
                                      reason="pdftotext (poppler-utils) is the reference reading; not installed")
-
-
-def bench():
-    """bench/pdf_spacing.py: the recall measures and the generated file's writer, shared with the bench."""
-    if "pdf_spacing_bench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("pdf_spacing_bench", ROOT / "bench" / "pdf_spacing.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["pdf_spacing_bench"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["pdf_spacing_bench"]
 
 
 def ingested(tmp_path: Path, files: list[Path]) -> dict[str, object]:
@@ -61,7 +50,7 @@ def unmarked(text: str) -> str:
 
 @needs_pdftotext
 def test_real_and_generated_korean_pdfs_keep_their_word_spaces(tmp_path):
-    b = bench()
+    b = pdf_spacing
     generated = b.write_generated(tmp_path / "generated-hwp-layout.pdf")
     files = [REAL / name for name in (*RUN_TOGETHER, SPACED)] + [generated]
     docs = ingested(tmp_path, files)
@@ -80,7 +69,7 @@ def test_real_and_generated_korean_pdfs_keep_their_word_spaces(tmp_path):
 
 def test_only_the_pages_that_run_together_are_read_again(tmp_path):
     """A spaced page keeps the plain reading to the character; a run-together one is re-read and named."""
-    b = bench()
+    b = pdf_spacing
     generated = b.write_generated(tmp_path / "generated.pdf")
     cases = [(REAL / name, pages) for name, pages in RUN_TOGETHER.items()] + [(generated, [1, 2]), (REAL / SPACED, [])]
     for path, respaced in cases:
@@ -95,7 +84,7 @@ def test_only_the_pages_that_run_together_are_read_again(tmp_path):
 def test_two_columns_stay_apart_when_a_page_is_read_again(tmp_path):
     """The re-read follows the content stream, so the left column's lines come before the right one's (a reading
     sorted by position would interleave them line by line)."""
-    b = bench()
+    b = pdf_spacing
     path = b.write_generated(tmp_path / "generated.pdf")
     doc = READERS.for_path(path).read(path, ReadOptions())[0]
     assert page_texts(doc)[2] == "\n".join(b.LEFT_COLUMN + b.RIGHT_COLUMN)
@@ -104,7 +93,7 @@ def test_two_columns_stay_apart_when_a_page_is_read_again(tmp_path):
 def test_pages_of_glyph_ids_are_kept_out_and_named(tmp_path):
     """A page in a font without a Unicode map reads as C0 control characters: it is left out of the corpus and named
     in garbled_pages, the other pages are read; a file of nothing else is skipped as garbled with its pages."""
-    b = bench()
+    b = pdf_spacing
     path = b.write_generated(tmp_path / "with-glyph-ids.pdf", glyph_ids=True)
     doc = ingested(tmp_path, [path])[path.name]
     assert doc.metadata["garbled_pages"] == [4]

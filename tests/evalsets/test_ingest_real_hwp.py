@@ -6,15 +6,14 @@ password-protected file is reported as encrypted, and an uncompressed file is re
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import olefile
 import pytest
 
+from bench.ingest import real_files  # the reference extractors the bench measures the readers against
 from evalsets.ingest import CorpusFolder, ingest
 from evalsets.text import hangul_recall, word_recall
 
@@ -25,15 +24,6 @@ HWPX = sorted(REAL.glob("*.hwpx"))
 TWINS = [path for path in HWP if path.with_suffix(".hwpx").exists()]
 PASSWORD, UNCOMPRESSED = "protected_document.hwp", "sample-1.hwp"
 HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
-
-
-def load_bench():
-    """bench/real_files.py: the reference extractors the bench measures the readers against."""
-    if "real_files_bench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("real_files_bench", ROOT / "bench" / "real_files.py")
-        sys.modules["real_files_bench"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["real_files_bench"]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +55,7 @@ def reader_rows(text: str) -> list[list[str]]:
 def xml_rows(path: Path) -> list[list[str]]:
     """The reference rows of an HWPX file's tables: the non-empty cells of each ``hp:tr``, from the raw XML (one-cell
     tables left out: the readers make a heading of their text, like a title box)."""
-    b = load_bench()
+    b = real_files
     rows = []
     for section in b.hwpx_sections(path):
         for table in section.iter(f"{HP}tbl"):
@@ -82,7 +72,7 @@ def preview_cells(path: Path) -> list[str]:
     with olefile.OleFileIO(str(path)) as ole:
         data = ole.openstream("PrvText").read()
     cells = [" ".join(c.split()) for c in re.findall(r"<([^<>]*)>", data.decode("utf-16-le", errors="ignore"))]
-    return [c for c in cells if c][:-1 if len(data) >= load_bench().PREVIEW_BYTES else None]
+    return [c for c in cells if c][:-1 if len(data) >= real_files.PREVIEW_BYTES else None]
 
 
 def test_the_real_files_are_there():
@@ -95,7 +85,7 @@ def test_the_real_files_are_there():
 def test_hwpx_files_read_every_word_of_their_xml(ingested):
     _, docs = ingested
     for path in HWPX:
-        reference, text = load_bench().hwpx_reference(path), docs[path.name].text
+        reference, text = real_files.hwpx_reference(path), docs[path.name].text
         assert word_recall(reference, text) >= 0.99, (path.name, word_recall(reference, text))
         assert hangul_recall(reference, text) >= 0.99, path.name
         assert word_recall(text, reference) >= 0.99, path.name  # nothing read twice or made up
@@ -106,7 +96,7 @@ def test_an_hwp_file_reads_as_its_hwpx_twin(ingested):
     ways round."""
     _, docs = ingested
     for path in TWINS:
-        reference, text = load_bench().hwpx_reference(path.with_suffix(".hwpx")), docs[path.name].text
+        reference, text = real_files.hwpx_reference(path.with_suffix(".hwpx")), docs[path.name].text
         assert word_recall(reference, text) >= 0.99, (path.name, word_recall(reference, text))
         assert word_recall(text, reference) >= 0.99, (path.name, word_recall(text, reference))
         assert hangul_recall(reference, text) >= 0.99, path.name
@@ -114,7 +104,7 @@ def test_an_hwp_file_reads_as_its_hwpx_twin(ingested):
 
 def test_an_hwp_file_without_a_twin_reads_hangul_s_own_preview(ingested):
     """Hangul writes the start of the text into the file (PrvText) on save: every word of it is in the reading."""
-    b, (_, docs) = load_bench(), ingested
+    b, (_, docs) = real_files, ingested
     previewed = [p for p in HWP if p not in TWINS and p.name != PASSWORD and b.hwp_preview(p) is not None]
     assert {p.name for p in previewed} == {"empty-step2-p.hwp", "table-simple-1.hwp", "text-1.hwp"}
     for path in previewed:
@@ -158,9 +148,9 @@ def test_an_uncompressed_hwp_is_read(ingested):
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is the PDFs' reference")
 def test_every_real_file_reads_its_reference_as_the_bench_measures_it():
-    """bench/real_files.py's table (all of tests/data/real: PDFs, Office files, HWP and HWPX) holds: each file with a
+    """bench/ingest/real_files.py's table (all of tests/data/real: PDFs, Office files, HWP and HWPX) holds: each file with a
     reference reads at least 98% of its words and 99% of its Hangul syllables, and only the password is refused."""
-    b = load_bench()
+    b = real_files
     rows = {p.name: b.measure(p) for p in sorted(REAL.iterdir()) if p.suffix in b.FORMATS}
     assert {name for name, row in rows.items() if "refused" in row} == {PASSWORD}
     measured = [row for row in rows.values() if row.get("reference")]

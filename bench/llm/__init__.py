@@ -1,0 +1,1 @@
+"""The local LLM as judge and answerer, and the LLM endpoint every LLM benchmark shares."""

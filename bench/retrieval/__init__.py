@@ -1,0 +1,1 @@
+"""Retrieval quality of fixed configs and of one tuned study per set."""

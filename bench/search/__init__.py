@@ -1,0 +1,1 @@
+"""Hyper-parameter search: an exhaustive grid, and search methods replayed against it at equal compute."""

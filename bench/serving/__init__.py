@@ -1,0 +1,1 @@
+"""Serving: requests per second, the feedback snapshot's stall, embeddings behind a server."""
