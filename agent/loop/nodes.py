@@ -116,16 +116,7 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
     else from the heuristic."""
     report_status(ctx, state, "propose_space")
     history = state.get("history", [])
-    # the proposer learns one bit per look at the held-back queries (promoted or not), never their scores
-    # or which rule failed: that keeps alpha spending over looks valid (see guardrails.stats)
-    tried = "\n".join(f"- iteration {h['iteration']}: space {h['space_name']} ({h['proposer']}) covering "
-                      f"{_covered_line(h.get('covered'))}; best tune {h.get('best_tune_value')}, "
-                      + ("promoted" if h["outcome"] == "promoted" else "not promoted")
-                      for h in history[-12:]) or "- nothing yet"
-    if len(history) > 12:
-        tried = f"- {len(history) - 12} earlier iterations left out\n" + tried
-    tried += ("\nDo not propose a space these already covered: change a stage they did not, or try models, "
-              "chunkers or rerankers none of them offered." if history else "")
+    tried = history_text(history)
     proposal, notes = None, []
     offer = train_move.training_offer(ctx, state)
     asked, why_asked = choose_proposer(history, state["iteration"], ctx.llm is not None, ctx.proposer_mode)
@@ -154,6 +145,20 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
             "proposal_move": proposal.move, "proposal_base": proposal.base,
             "proposal_notes": notes + proposal.notes, "proposals": counts, "proposal_train": proposal.train,
             "asked": asked, "best_before": state.get("best_overall_value"), "remaining_at_proposal": ctx.remaining()}
+
+
+def history_text(history: list[dict[str, Any]]) -> str:
+    """The earlier iterations as the LLM proposer is told them (the last 12), so bench/loop/llm_proposer.py measures
+    the prompt the loop sends. The proposer learns one bit per look at the held-back queries (promoted or not),
+    never their scores or which rule failed: that keeps alpha spending over looks valid (see guardrails.stats)."""
+    tried = "\n".join(f"- iteration {h['iteration']}: space {h['space_name']} ({h['proposer']}) covering "
+                      f"{_covered_line(h.get('covered'))}; best tune {h.get('best_tune_value')}, "
+                      + ("promoted" if h["outcome"] == "promoted" else "not promoted")
+                      for h in history[-12:]) or "- nothing yet"
+    if len(history) > 12:
+        tried = f"- {len(history) - 12} earlier iterations left out\n" + tried
+    return tried + ("\nDo not propose a space these already covered: change a stage they did not, or try models, "
+                    "chunkers or rerankers none of them offered." if history else "")
 
 
 def _covered_line(covered: dict[str, list[str]] | None) -> str:

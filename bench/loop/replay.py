@@ -77,7 +77,7 @@ class LLMProposer:
 
     def __call__(self, iteration: int, language: str, champion: dict, best: dict | None, improved_last: bool | None,
                  tried: list[dict], costs: dict[str, float], seconds_left: float) -> Proposal:
-        from agent.loop.nodes import _covered_line
+        from agent.loop.nodes import history_text
         from agent.loop.proposers import llm_proposal
 
         current = best or champion
@@ -86,14 +86,10 @@ class LLMProposer:
                  f"machine; BM25, fusion and cached models cost seconds; {seconds_left / 60:.0f} min of budget left:"]
         lines += [f"- {model}: ~{seconds:.0f} s to embed the rest" for model, seconds in costs.items()
                   if not math.isinf(seconds)]  # a model the grid lacks is not offered to the LLM either
-        # as the loop words it (agent.loop.nodes.propose_space): what each earlier space covered, and not to repeat it
-        history = "\n".join(f"- iteration {i}: space {t['space']} covering {_covered_line(t.get('covered'))} "
-                            f"(best tune {t['best_tune']:.4f}), "
-                            + ("promoted" if t["outcome"] == "promoted" else "not promoted")
-                            for i, t in enumerate(tried)) or "- nothing yet"
-        if tried:
-            history += ("\nDo not propose a space these already covered: change a stage they did not, or try "
-                        "models, chunkers or rerankers none of them offered.")
+        # the loop's own words (agent.loop.nodes.propose_space): what each earlier space covered, and not to repeat it
+        history = history_text([{"iteration": i, "space_name": t["space"], "proposer": t["proposer"],
+                                 "covered": t.get("covered"), "best_tune_value": t["best_tune"],
+                                 "outcome": t["outcome"]} for i, t in enumerate(tried)])
         self.asked += 1
         proposal, notes = llm_proposal(self.client, "\n".join(lines), language, history, iteration)
         self.notes += notes
@@ -294,7 +290,8 @@ def evolve_loop(table: Table, budget_s: float, seed: int, *, proposer: Proposer 
         improved = study_best is not None and run.scores[study_best] > run.scores[best_id]
         if improved:
             best_id = study_best
-        tried.append({"space": space.get("name"), "outcome": "promoted" if improved else "kept",
+        tried.append({"space": space.get("name"), "proposer": proposal.proposer,
+                      "outcome": "promoted" if improved else "kept",
                       "move": proposal.move, "base": proposal.base, "covered": coverage(space),
                       "best_tune": run.scores[best_id], "seconds": run.spent - started})
         if trace is not None:
