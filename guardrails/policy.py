@@ -53,7 +53,8 @@ class LookGate(_Strict):
                                                         "tuning gain of the looks since the last human decision")
     record_units: Literal["absolute", "standard_errors"] = Field("standard_errors", description=(
         "standard_errors: the gain divided by its standard error, so configs far from the champion (noisier "
-        "differences) cannot set records a real gain of a close one never beats (bench/promotion_sim.py, long runs)"))
+        "differences) cannot set records a real gain of a close one never beats "
+        "(bench/guardrails/promotion_sim.py, long runs)"))
     crossfit_interval_minutes: float = Field(60.0, ge=0, description=(
         "cross-fitted decisions (every query tunes some fold, so tuning evidence is not independent of the held-back "
         "scores): at most one look this often, by a schedule that reads no score"))

@@ -44,7 +44,7 @@ TESTS = {"paired_bootstrap": paired_bootstrap_p, "permutation": permutation_p}
 # rate"): the k-th look since the last human decision is tested at alpha * gamma_k with sum_k gamma_k <= 1, so
 # by the union bound the chance that any look passes a candidate no better than the champion is <= alpha,
 # however many looks there are and however they depend on each other. gamma_k = 6 / (pi^2 k^2) sums to 1 and
-# spends 61% of alpha on the first look; bench/promotion_sim.py compares it with flatter sequences.
+# spends 61% of alpha on the first look; bench/guardrails/promotion_sim.py compares it with flatter sequences.
 SPENDING = {
     "alpha_spending": lambda look: 6.0 / (math.pi ** 2 * look ** 2),
     "per_look": lambda look: 1.0,  # the old rule: every look at alpha (controls one look, not the family)

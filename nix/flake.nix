@@ -40,7 +40,7 @@
           pkgs.python312Packages.pytest
           pkgs.postgresql_15 # shared-study tests start their own server
           pkgs.chromium # MLflow UI test (headless)
-          pkgs.wrk # bench/serve_load.sh
+          pkgs.wrk # bench/serving/load.sh
           pkgs.duckdb
         ];
         shellHook = ''

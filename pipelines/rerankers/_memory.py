@@ -3,7 +3,7 @@
 A candidate document answered a remembered question whose vector is within ``threshold`` cosine of the query's:
 it gains ``(similarity - threshold) / (1 - threshold)`` (the closest such question counts), blended with the
 first-stage score. Documents no close question names keep their first-stage order, so queries about documents
-nobody asked for before lose nothing (measured on SciFact, bench/training_memory.py). A remembered answer the first
+nobody asked for before lose nothing (measured on SciFact, bench/training/memory.py). A remembered answer the first
 stage did not return at all is added to the candidates (its first chunk, at the lowest first-stage score).
 """
 

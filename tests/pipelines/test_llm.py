@@ -1,7 +1,7 @@
 """The LLM layer against a real OpenAI-compatible server: llama.cpp (xllamacpp) with SmolLM2-135M from PyPI.
 
 SmolLM2 answers poorly: these tests assert plumbing (shapes, JSON, caching, errors), not quality.
-The quality check (judge separating right from wrong answers) is bench/judge.py with Qwen2.5-1.5B.
+The quality check (judge separating right from wrong answers) is bench/llm/judge.py with Qwen2.5-1.5B.
 """
 
 import json

@@ -25,7 +25,8 @@ from evalsets.text import HANGUL, HANGUL_RUN, hangul_run_of_a_syllable
 RUN_TOGETHER = 3.2
 """A page whose average Hangul syllable sits in a run longer than this (:func:`hangul_run_of_a_syllable`) may have
 lost word spaces and is read again. Measured per page against pdftotext on the 17 Korean PDFs of Debian's
-texlive-lang-korean 2022.20230122-1 (279 pages with 20+ syllables; bench/pdf_spacing.py has the per-file numbers):
+texlive-lang-korean 2022.20230122-1 (279 pages with 20+ syllables; bench/ingest/pdf_spacing.py has the per-file
+numbers):
 on the 195 pages whose word recall the re-read does not raise by 0.05 it is 2.2-3.9 (median 3.2); on the 84 it
 raises 2.0-16.8 (median 7.5; the issue's HWP export has a mean run of 9.0). Above 3.2, 160 of the 279 pages are read
 twice and 4 of the 84 are missed (tables and short lines; their plain reading keeps 0.78-0.98 word recall). The plain
