@@ -188,19 +188,21 @@ def start_command(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
+    from agent.loop.records import records
+
     table = Table(title=f"run {summary['run_id']}: stopped by {summary['stop_reason']}")
     metric = summary.get("metric", "ndcg@10")
     for column in ("iteration", "proposer", "space", f"best tune {metric}", "outcome", "rationale"):
         table.add_column(column, overflow="fold")
-    for h in summary["history"]:
-        value = h.get("best_tune_value")
-        table.add_row(str(h["iteration"]), h["proposer"], str(h["space_name"]),
-                      f"{value:.4f}" if isinstance(value, float) else "-", escape(h["outcome"]),
-                      escape((h.get("rationale") or "")[:200]))
+    history = records(summary["history"])
+    for h in history:
+        value = h.best_tune_value
+        table.add_row(str(h.iteration), h.proposer, str(h.space_name), f"{value:.4f}" if value is not None else "-",
+                      escape(h.outcome), escape(h.rationale[:200]))
     console.print(table)
     held = summary.get("champion_heldout")
-    promoted = [h["promoted_version"] for h in summary["history"] if h.get("promoted_version")]
-    trained = [model for h in summary["history"] for model in h.get("trained") or []]
+    promoted = [h.promoted_version for h in history if h.promoted_version]
+    trained = [model for h in history for model in h.trained]
     if trained:
         console.print(f"trained: {', '.join(trained)} (`evolve models` lists them)", highlight=False)
     looks = summary.get("looks") or {}

@@ -15,6 +15,7 @@ import guardrails
 from agent.loop import train_move
 from agent.loop.proposers import coverage, heuristic_proposal, llm_proposal, models_for
 from agent.loop.proposer_choice import choose_proposer, iteration_credit
+from agent.loop.records import IterationRecord, records
 from agent.loop.runtime import write_status
 from agent.paths import ProjectPaths
 from agent.loop.state import AgentContext, AgentState, best_candidate, heldout_value, study_prefix
@@ -46,7 +47,7 @@ def report_status(ctx: AgentContext, state: AgentState, node: str, **extra: Any)
                              "looks": ctx.looks(history),
                              "llm": (f"{ctx.llm.model} at {ctx.llm.settings.base_url}" if ctx.llm is not None
                                      else f"none ({ctx.llm_unavailable_reason or 'not configured'})"),
-                             "promoted": [h.get("promoted_version") for h in history if h.get("promoted_version")],
+                             "promoted": [h.promoted_version for h in records(history) if h.promoted_version],
                              "trained": [t["id"] for t in state.get("trained", [])], **extra})
 
 
@@ -147,14 +148,14 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
             "asked": asked, "best_before": state.get("best_overall_value"), "remaining_at_proposal": ctx.remaining()}
 
 
-def history_text(history: list[dict[str, Any]]) -> str:
+def history_text(history: list[dict[str, Any]] | list[IterationRecord]) -> str:
     """The earlier iterations as the LLM proposer is told them (the last 12), so bench/loop/llm_proposer.py measures
     the prompt the loop sends. The proposer learns one bit per look at the held-back queries (promoted or not),
     never their scores or which rule failed: that keeps alpha spending over looks valid (see guardrails.stats)."""
-    tried = "\n".join(f"- iteration {h['iteration']}: space {h['space_name']} ({h['proposer']}) covering "
-                      f"{_covered_line(h.get('covered'))}; best tune {h.get('best_tune_value')}, "
-                      + ("promoted" if h["outcome"] == "promoted" else "not promoted")
-                      for h in history[-12:]) or "- nothing yet"
+    tried = "\n".join(f"- iteration {h.iteration}: space {h.space_name} ({h.proposer}) covering "
+                      f"{_covered_line(h.covered)}; best tune {h.best_tune_value}, "
+                      + ("promoted" if h.promoted else "not promoted")
+                      for h in records(history[-12:])) or "- nothing yet"
     if len(history) > 12:
         tried = f"- {len(history) - 12} earlier iterations left out\n" + tried
     return tried + ("\nDo not propose a space these already covered: change a stage they did not, or try models, "
@@ -357,28 +358,29 @@ def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
         version = _record_once(ctx, state)
         if version:
             outcome = "promoted"
-    entry = {"iteration": state["iteration"], "space_name": state["proposal"].get("name"),
-             "proposer": state["proposer"], "rationale": state["rationale"], "notes": state.get("proposal_notes"),
-             "study": state.get("study"), "best_tune_value": state.get("best_tune_value"),
-             "best_config": (state.get("best") or {}).get("name"), "metric": ctx.metric,
-             "champion_heldout": state.get("champion_heldout"),
-             "candidate_heldout": (state["guard"].get("candidate") or {}).get("sets"),
-             "champion_heldout_sets": (state["guard"].get("champion") or {}).get("sets"),
-             "answers": (state["guard"].get("candidate") or {}).get("answers"), "finalists": state.get("finalists"),
-             "answer_seconds": state.get("answer_seconds", 0.0), "trained": [t["id"] for t in state.get("trained", []) if t["iteration"] == state["iteration"]],
-             "outcome": outcome, "promoted_version": version, "asked": state.get("asked", state["proposer"]),
-             "looked": not state["guard"].get("not_looked") and bool(state.get("best")),
-             "tuning": guardrails.tuning_details(tuning_evidence(state), ctx.policy),
-             "champion_tune_value": (state.get("tuning") or {}).get("champion_tune_value"),
-             "trials_reused": state.get("iteration_reused", 0), "move": state.get("proposal_move"),
-             "base": state.get("proposal_base"), "covered": coverage(state["proposal"]),
-             **iteration_credit(state.get("best_before"), state.get("best_tune_value"),
-                                state.get("remaining_at_proposal", ctx.remaining()) - ctx.remaining())}
+    guard = state["guard"]
+    entry = IterationRecord(
+        iteration=state["iteration"], space_name=state["proposal"].get("name"), proposer=state["proposer"],
+        asked=state.get("asked", state["proposer"]), rationale=state["rationale"] or "",
+        notes=state.get("proposal_notes"), move=state.get("proposal_move"), base=state.get("proposal_base"),
+        covered=coverage(state["proposal"]), study=state.get("study"), metric=ctx.metric,
+        best_tune_value=state.get("best_tune_value"), best_config=(state.get("best") or {}).get("name"),
+        champion_tune_value=(state.get("tuning") or {}).get("champion_tune_value"),
+        trials_reused=state.get("iteration_reused", 0), champion_heldout=state.get("champion_heldout"),
+        candidate_heldout=(guard.get("candidate") or {}).get("sets"),
+        champion_heldout_sets=(guard.get("champion") or {}).get("sets"),
+        answers=(guard.get("candidate") or {}).get("answers"), finalists=state.get("finalists"),
+        answer_seconds=state.get("answer_seconds", 0.0),
+        trained=[t["id"] for t in state.get("trained", []) if t["iteration"] == state["iteration"]],
+        outcome=outcome, promoted_version=version, looked=not guard.get("not_looked") and bool(state.get("best")),
+        tuning=guardrails.tuning_details(tuning_evidence(state), ctx.policy),
+        **iteration_credit(state.get("best_before"), state.get("best_tune_value"),
+                           state.get("remaining_at_proposal", ctx.remaining()) - ctx.remaining()))
     ctx.say(f"  {outcome}" + (f": registered version {version} as candidate" if version else ""))
     if ctx.tracker is not None:
         ctx.tracker(state, entry)
-    return {"history": state.get("history", []) + [entry], "promoted_version": version, "evidence": None,
-            "iteration": state["iteration"] + 1}
+    return {"history": state.get("history", []) + [entry.as_state()], "promoted_version": version,
+            "evidence": None, "iteration": state["iteration"] + 1}
 
 
 def _record_once(ctx: AgentContext, state: AgentState) -> str | None:

@@ -15,8 +15,11 @@ only, never from held-back queries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from agent.loop.records import IterationRecord, records
 
 ProposerMode = Literal["auto", "llm", "heuristic"]
 
@@ -48,14 +51,14 @@ class Credit:
         return f"{who} {self.per_hour:+.4f}/h over {self.looks} looks ({self.gain:+.4f} in {self.seconds / 60:.1f} min)"
 
 
-def credit(history: list[dict[str, Any]], who: str) -> Credit:
+def credit(history: Sequence[IterationRecord | dict[str, Any]], who: str) -> Credit:
     """``who``'s record from the history entries (each asked of one proposer; an LLM proposal that was refused
     and replaced by the heuristic's counts against the LLM, which spent the time)."""
-    mine = [h for h in history if h.get("asked", h.get("proposer")) == who and h.get("gain") is not None]
-    return Credit(len(mine), sum(float(h["gain"]) for h in mine), sum(float(h.get("seconds") or 0.0) for h in mine))
+    mine = [h for h in records(history) if h.who_was_asked == who and h.gain is not None]
+    return Credit(len(mine), sum(h.gain or 0.0 for h in mine), sum(h.seconds for h in mine))
 
 
-def choose_proposer(history: list[dict[str, Any]], iteration: int, llm_available: bool,
+def choose_proposer(history: Sequence[IterationRecord | dict[str, Any]], iteration: int, llm_available: bool,
                     mode: ProposerMode = "auto") -> tuple[str, str]:
     """('llm' or 'heuristic', why) for the next proposal."""
     if not llm_available:
@@ -65,7 +68,7 @@ def choose_proposer(history: list[dict[str, Any]], iteration: int, llm_available
     llm, heuristic = credit(history, "llm"), credit(history, "heuristic")
     record = f"{llm.line('llm')}; {heuristic.line('heuristic')}"
     if min(llm.looks, heuristic.looks) < CREDITED_LOOKS:
-        asked = [h.get("asked", h.get("proposer")) for h in history]
+        asked = [h.who_was_asked for h in records(history)]
         # fewer credited looks goes first; equal: the one asked less, the LLM at the very start
         turn = "llm" if (llm.looks, asked.count("llm")) <= (heuristic.looks, asked.count("heuristic")) \
             else "heuristic"

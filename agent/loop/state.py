@@ -4,13 +4,14 @@ and the context (handles and settings that are not state)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypedDict
 
 from agent.loop.proposer_choice import credit
+from agent.loop.records import IterationRecord, records
 from agent.loop.runtime import AgentPaths, BudgetClock
 from agent.llm_session import judge_agreement
 from agent.paths import ProjectPaths
@@ -106,16 +107,14 @@ def heldout_value(side: dict[str, Any] | None, metric: str) -> float | None:
     return sets[0].get(metric) if sets else None
 
 
-def best_candidate(history: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+def best_candidate(history: Sequence[IterationRecord | dict[str, Any]], metric: str) -> dict[str, Any] | None:
     """The iteration whose best config scored highest on the held-back queries (promoted or not)."""
-    scored = [(value, entry) for entry in history
-              if (value := heldout_value({"sets": entry.get("candidate_heldout")}, metric)) is not None]
+    scored = [(value, entry) for entry in records(history) if (value := entry.held_back(metric)) is not None]
     if not scored:
         return None
     value, entry = max(scored, key=lambda pair: pair[0])
-    return {"iteration": entry["iteration"], "config": entry.get("best_config"), "heldout": value,
-            "outcome": entry["outcome"], "promoted_version": entry.get("promoted_version"),
-            "proposer": entry["proposer"], "rationale": entry["rationale"]}
+    return {"iteration": entry.iteration, "config": entry.best_config, "heldout": value, "outcome": entry.outcome,
+            "promoted_version": entry.promoted_version, "proposer": entry.proposer, "rationale": entry.rationale}
 
 
 @dataclass
@@ -229,19 +228,19 @@ class AgentContext:
         path.write_text(json.dumps(summary, indent=2, default=str))
         return summary
 
-    def looks(self, history: list[dict[str, Any]]) -> dict[str, int]:
+    def looks(self, history: Sequence[IterationRecord | dict[str, Any]]) -> dict[str, int]:
         """This run's looks spent and candidates not looked at, looks at a pipeline looked at before in the run
         (the gate makes that 0), and the project's looks since the last human decision (what sets alpha)."""
         from guardrails import looks_and_skips
 
-        looked = [h.get("tuning", {}) or {} for h in history if h.get("looked")]
+        entries = records(history)
+        looked = [h.tuning or {} for h in entries if h.looked]
         addresses = [t.get("behaviour_sha256") for t in looked if t.get("behaviour_sha256")]
         try:
             since, _ = looks_and_skips(self.project.log.rows())
         except Exception:  # noqa: BLE001 - a held log must not stop a summary
             since = -1
-        return {"spent": sum(1 for h in history if h.get("looked")),
-                "skipped": sum(1 for h in history if str(h.get("outcome", "")).startswith("not looked")),
+        return {"spent": len(looked), "skipped": sum(1 for h in entries if h.not_looked),
                 "repeated": len(addresses) - len(set(addresses)), "since_human_decision": since}
 
     def stop_requested(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from agent.loop.records import IterationRecord
 from experiments import StudyTracker
 
 ROLE = "evolve.role"
@@ -28,25 +29,24 @@ class AgentTracker:
             self.tracker.log_params(self.parent, settings)
         self.run_id = run_id
 
-    def __call__(self, state: dict[str, Any], entry: dict[str, Any]) -> None:
+    def __call__(self, state: dict[str, Any], entry: IterationRecord) -> None:
         from mlflow.entities import RunStatus
 
         client = self.tracker.client
-        run = client.create_run(self.tracker.experiment_id, run_name=f"iteration-{entry['iteration']}", tags={
+        run = client.create_run(self.tracker.experiment_id, run_name=f"iteration-{entry.iteration}", tags={
             "mlflow.parentRunId": self.parent, ROLE: "iteration", "evolve.agent_run": self.run_id,
-            "evolve.proposer": entry["proposer"], "evolve.outcome": entry["outcome"][:5000],
-            "evolve.rationale": (entry["rationale"] or "")[:5000], "evolve.study": entry.get("study") or "",
-            "evolve.looked": str(bool(entry.get("looked"))).lower(),
-            "mlflow.note.content": f"**{entry['proposer']} proposal**: {entry['rationale']}\n\n"
-                                   f"**outcome**: {entry['outcome']}\n\nnotes: {entry.get('notes')}"})
-        metrics = {"best_tune_value": entry.get("best_tune_value"),
-                   f"champion_heldout_{entry['metric']}": entry.get("champion_heldout"),
-                   "answer_seconds": entry.get("answer_seconds"), "trials_reused": entry.get("trials_reused"),
-                   "tuning_gain": (entry.get("tuning") or {}).get("gain"),
-                   "champion_tune_value": entry.get("champion_tune_value")}
-        for side in ("candidate", "champion"):  # held-back means: the metric, and the judged answer metrics
-            for set_name, values in (entry.get(f"{side}_heldout" if side == "candidate" else "champion_heldout_sets")
-                                     or {}).items():
+            "evolve.proposer": entry.proposer, "evolve.outcome": entry.outcome[:5000],
+            "evolve.rationale": entry.rationale[:5000], "evolve.study": entry.study or "",
+            "evolve.looked": str(entry.looked).lower(),
+            "mlflow.note.content": f"**{entry.proposer} proposal**: {entry.rationale}\n\n"
+                                   f"**outcome**: {entry.outcome}\n\nnotes: {entry.notes}"})
+        metrics = {"best_tune_value": entry.best_tune_value,
+                   f"champion_heldout_{entry.metric}": entry.champion_heldout,
+                   "answer_seconds": entry.answer_seconds, "trials_reused": entry.trials_reused,
+                   "tuning_gain": (entry.tuning or {}).get("gain"),
+                   "champion_tune_value": entry.champion_tune_value}
+        for side, sets in (("candidate", entry.candidate_heldout), ("champion", entry.champion_heldout_sets)):
+            for set_name, values in (sets or {}).items():  # held-back means: the metric, and judged answer metrics
                 metrics.update({f"{side}.{set_name}.{k}": v for k, v in values.items()
                                 if isinstance(v, (int, float)) and k != "queries"})
         self.tracker.log_metrics(run.info.run_id, {k: v for k, v in metrics.items() if v is not None})

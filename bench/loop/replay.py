@@ -112,9 +112,11 @@ class AutoProposer:
     def __call__(self, iteration: int, language: str, champion: dict, best: dict | None, improved_last: bool | None,
                  tried: list[dict], costs: dict[str, float], seconds_left: float) -> Proposal:
         from agent.loop.proposer_choice import choose_proposer, iteration_credit
+        from agent.loop.records import IterationRecord
 
-        history = [{"asked": who, **iteration_credit(tried[i - 1]["best_tune"] if i else None, entry["best_tune"],
-                                                     entry["seconds"])}
+        history = [IterationRecord(iteration=i, proposer=who, asked=who,
+                                   **iteration_credit(tried[i - 1]["best_tune"] if i else None, entry["best_tune"],
+                                                      entry["seconds"]))
                    for i, (who, entry) in enumerate(zip(self.asked, tried))]
         who, _ = choose_proposer(history, iteration, True)
         self.asked.append(who)

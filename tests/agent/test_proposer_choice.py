@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from agent.loop.proposer_choice import CREDITED_LOOKS, REVISIT, choose_proposer, credit, iteration_credit
+from agent.loop.records import IterationRecord
 
 
-def entry(asked: str, gain: float | None, seconds: float = 600.0, answered: str | None = None) -> dict:
-    return {"asked": asked, "proposer": answered or asked, "gain": gain, "seconds": seconds}
+def entry(asked: str, gain: float | None, seconds: float = 600.0, answered: str | None = None) -> IterationRecord:
+    return IterationRecord(iteration=0, asked=asked, proposer=answered or asked, gain=gain, seconds=seconds)
 
 
-def run(history: list[dict], iteration: int | None = None) -> str:
+def run(history: list[IterationRecord], iteration: int | None = None) -> str:
     return choose_proposer(history, len(history) if iteration is None else iteration, True)[0]
 
 
@@ -21,7 +22,7 @@ def test_without_an_llm_or_with_a_fixed_mode_the_record_is_not_read():
 
 
 def test_they_take_turns_until_each_has_its_credited_looks_the_llm_first():
-    history: list[dict] = []
+    history: list[IterationRecord] = []
     asked = []
     for iteration in range(2 * CREDITED_LOOKS + 1):
         who = run(history)
@@ -39,7 +40,7 @@ def test_the_faster_gainer_proposes_and_the_other_gets_a_look_every_few_iteratio
     assert [picks[i] for i in picks if i % REVISIT] == ["llm"] * (REVISIT - 1)
     assert [picks[i] for i in picks if i % REVISIT == 0] == ["heuristic"]
     # the same gains bought with ten times the time: the heuristic gains faster per hour
-    slow = [dict(e, seconds=6000.0) if e["asked"] == "llm" else e for e in llm_wins]
+    slow = [e.model_copy(update={"seconds": 6000.0}) if e.asked == "llm" else e for e in llm_wins]
     slow[3] = entry("heuristic", 0.006)  # 0.012/h against the LLM's 0.03 in 3.3 h, 0.009/h
     assert run(slow, 7) == "heuristic" and run(slow, 8) == "llm"
 
