@@ -39,30 +39,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class IntRange(_Strict):
+class _Range(_Strict):
+    """A range a trial samples from: ``low`` must not be above ``high``."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "_Range":
+        if self.low > self.high:  # type: ignore[attr-defined]  # both subclasses declare them
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")  # type: ignore[attr-defined]
+        return self
+
+
+class IntRange(_Range):
     low: int
     high: int
     step: int = 1
     log: bool = False
 
-    @model_validator(mode="after")
-    def _ordered(self) -> "IntRange":
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) is above high ({self.high})")
-        return self
 
-
-class FloatRange(_Strict):
+class FloatRange(_Range):
     low: float
     high: float
     step: float | None = None
     log: bool = False
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "FloatRange":
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) is above high ({self.high})")
-        return self
 
 
 IntParam = Union[int, list[int], IntRange]
