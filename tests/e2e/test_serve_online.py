@@ -282,3 +282,30 @@ def test_a_candidate_losing_on_live_traffic_is_shown_in_review_and_refused_by_ap
         server.stop()
     states = [r.action for r in open_project(project, None).log.rows() if r.version == "3"]
     assert "approve" not in states and states.count("traffic-start") == states.count("traffic-stop") == 2
+
+
+def test_a_candidate_whose_model_is_gone_is_left_out_never_a_500(project, tiny_scifact, tmp_path):
+    """A registered candidate whose embedding model is not on this machine any more: serve starts, says so, and
+    every interleaved request is served by the champion alone (counted in /health and stored)."""
+    from guardrails import MACHINE_ACTOR, policy_sha256
+
+    gone = PipelineConfig.model_validate({"name": "dense-gone", "dense": {"model": str(tmp_path / "no-model")},
+                                          "fusion": {"kind": "none"}})
+    proj = open_project(project, None)
+    proj.log.append("register", "done", actor=MACHINE_ACTOR, model="evolve-retrieval-pipeline", version="9",
+                    config_sha256=gone.sha256(), policy_sha256=policy_sha256(PERMISSIVE),
+                    reason="passed the policy", details={"config": gone.model_dump(mode="json")})
+    data = load_evalset(tiny_scifact)
+    server = Server(tiny_scifact, project, "--interleave", "9", "--share", "1")
+    try:
+        for query in data.queries[:5]:
+            response = httpx.post(server.url + "/search", json={"query": query.text, "k": 5})
+            assert response.status_code == 200
+        health = server.health()["traffic"]
+        assert health["candidate_available"] is False and "unavailable_reason" in health
+        assert (health["unavailable"], health["interleaved"], health["requests"]) == (5, 0, 5)
+        assert "candidate version 9 is unavailable" in server.log.read_text()
+    finally:
+        server.stop()
+    rows = [r for r in traffic_rows(project) if r["candidate_version"] == "9"]
+    assert [r["status"] for r in rows] == ["candidate_unavailable"] * 5 and all(r["shown"] is None for r in rows)
