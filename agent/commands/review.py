@@ -126,7 +126,7 @@ def _online(project, version: str) -> None:
     console.print("\n[bold]online evidence[/] (live traffic in `evolve serve`; everything above is offline, on "
                   "held-back queries):", highlight=False)
     for line in lines:
-        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        console.print(f"  {escape(line)}", highlight=False)  # wrapped to the terminal
     verdict = "pass" if rule.passed else "[red]FAIL[/]"
     console.print(f"  {escape(rule.rule)} ({escape(str(rule.limit))}): {verdict}: {escape(rule.why)}",
-                  highlight=False, soft_wrap=True)
+                  highlight=False)
