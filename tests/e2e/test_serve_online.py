@@ -34,16 +34,16 @@ def cli(*args, cwd):
 class Server:
     """`evolve serve` of the BM25 champion file on a free port, search only, with ``extra`` options."""
 
-    def __init__(self, corpus, project, *extra):
+    def __init__(self, corpus, project, *extra, llm=("--no-llm",), config=CHAMPION, env=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        (project / "champion-file.yaml").write_text(CHAMPION)
+        (project / "champion-file.yaml").write_text(config)
         self.log = project / f"serve-{self.port}.log"
         with open(self.log, "w") as output:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "agent.cli", "serve", "--corpus", str(corpus), "--config", "champion-file.yaml",
-                 "--port", str(self.port), "--project-dir", str(project), "--snapshot-every", "0.5", "--no-llm",
-                 *extra], cwd=project, env={**os.environ, "EVOLVE_ACTOR": "reviewer-ann"}, stdout=output,
+                 "--port", str(self.port), "--project-dir", str(project), "--snapshot-every", "0.5", *llm,
+                 *extra], cwd=project, env={**os.environ, "EVOLVE_ACTOR": "reviewer-ann", **(env or {})}, stdout=output,
                 stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 180
         while True:
@@ -309,3 +309,35 @@ def test_a_candidate_whose_model_is_gone_is_left_out_never_a_500(project, tiny_s
         server.stop()
     rows = [r for r in traffic_rows(project) if r["candidate_version"] == "9"]
     assert [r["status"] for r in rows] == ["candidate_unavailable"] * 5 and all(r["shown"] is None for r in rows)
+
+
+def test_an_interleaved_answer_is_written_from_the_merged_list_and_its_citations_credit_their_side(project,
+                                                                                                 tiny_scifact):
+    """/answer through a real local SmolLM2 (skipped where it cannot be had): the contexts are the merged hits,
+    and the documents of the chunks the answer cites are stored with the request and credited to their sides."""
+    from llm_fixtures import smollm2
+
+    with smollm2():  # only to skip where the model is missing; serve starts its own
+        pass
+    config = CHAMPION + "generation: {contexts: 4, context_tokens: 400, max_answer_tokens: 24}\n"
+    server = Server(tiny_scifact, project, "--interleave", "1", "--share", "1", llm=(), config=config,
+                    env={"EVOLVE_LOCAL_LLM": "smollm2-135m", "EVOLVE_LLM_BASE_URL": ""})
+    try:
+        query = load_evalset(tiny_scifact).queries[1].text
+        response = httpx.post(server.url + "/answer", json={"query": query, "k": 4}, timeout=300)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        httpx.post(server.url + "/snapshot")
+        row = traffic_rows_via_snapshot(project, body["request_id"])
+        assert [s["doc_id"] for s in row["shown"]] == [h["doc_id"] for h in body["hits"]]
+        assert {s["side"] for s in row["shown"]} == {"champion", "candidate"}
+        doc_of = {h["chunk_id"]: h["doc_id"] for h in body["hits"]}
+        assert row["cited"] == [doc_of[c] for c in body["citations"]]
+        side_of = {s["doc_id"]: s["side"] for s in row["shown"]}
+        before = cli("feedback", "compare", "1", "--project-dir", str(project), cwd=project)
+        assert before.returncode == 0, before.stderr
+        text = " ".join(before.stdout.split())
+        cited = [side_of[d] for d in set(row["cited"])]
+        assert (f"citations: champion {cited.count('champion')}, candidate {cited.count('candidate')}" in text), text
+    finally:
+        server.stop()
