@@ -54,13 +54,17 @@ def _online_rule(project, version: str, token: Optional[str]) -> None:
     """Refuse a candidate the policy's online rule fails (enough interleaved queries, a significant loss); say the
     online evidence either way when there is any. Nothing is decided on it otherwise."""
     from agent.app import fail
-    from agent.online import online_evidence
+    from agent.online import NO_TRAFFIC, online_evidence
     from agent.project import load_policy_of
 
     policy = load_policy_of(project)
-    _, rule = online_evidence(project.root, token, version, policy)
+    lines, rule = online_evidence(project.root, token, version, policy)
     if not rule.passed:
         fail(f"version {version} fails the policy's online rule: {rule.why} ({rule.measured}); nothing was changed")
+    if lines != [NO_TRAFFIC]:
+        console.print("online evidence (live traffic; the guard's report is offline):", highlight=False)
+        for line in lines:
+            console.print(f"  {escape(line)}", highlight=False)
     if policy.online is not None:
         console.print(f"online rule: {escape(rule.why)}", highlight=False)
 

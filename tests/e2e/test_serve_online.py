@@ -72,7 +72,7 @@ def project(tiny_scifact, tmp_path_factory):
     root = tmp_path_factory.mktemp("online-project")
     policy_file = root / "policy.yaml"
     policy_file.write_text(yaml.safe_dump(PERMISSIVE.model_dump(mode="json")))
-    default = root / "start.yaml"
+    default = root / "default.yaml"  # the project's starting champion, for the CLI too
     default.write_text(CHAMPION)
     proj = open_project(root, None, default)
     held = tune_and_heldout(tiny_scifact)[1]
@@ -341,3 +341,19 @@ def test_an_interleaved_answer_is_written_from_the_merged_list_and_its_citations
         assert (f"citations: champion {cited.count('champion')}, candidate {cited.count('candidate')}" in text), text
     finally:
         server.stop()
+
+
+def test_approval_shows_both_kinds_of_evidence_and_stays_a_human_decision(project):
+    """After its shadow and interleaved days, version 1 is approved by a person: approve puts the online evidence
+    beside the offline one, and only the approve row (not any traffic) moves the champion."""
+    log = open_project(project, None).log
+    assert [r.action for r in log.rows() if r.action == "approve"] == []  # traffic alone approved nothing
+    approved = cli("approve", "1", "--yes", "--reason", "offline gain, no loss on live traffic", "--actor",
+                   "reviewer-ann", "--project-dir", str(project), cwd=project)
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    text = " ".join(approved.stdout.split())
+    assert "online evidence (live traffic; the guard's report is offline):" in text
+    assert "interleave: " in text and "interleaved queries (sign test p=" in text
+    assert "version 1 (bm25-regex-flat" in text and "is the champion" in text
+    rows = log.rows()
+    assert [(r.action, r.actor) for r in rows if r.action == "approve"][0] == ("approve", "reviewer-ann")
