@@ -356,4 +356,4 @@ def test_approval_shows_both_kinds_of_evidence_and_stays_a_human_decision(projec
     assert "interleave: " in text and "interleaved queries (sign test p=" in text
     assert "version 1 (bm25-regex-flat" in text and "is the champion" in text
     rows = log.rows()
-    assert [(r.action, r.actor) for r in rows if r.action == "approve"][0] == ("approve", "reviewer-ann")
+    assert next((r.action, r.actor) for r in rows if r.action == "approve") == ("approve", "reviewer-ann")
