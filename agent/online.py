@@ -135,6 +135,18 @@ class CandidateTraffic:
             said["queue_size"] = self._queue.maxsize
         return said
 
+    def refresh(self, corpus: list[Any]) -> str:
+        """The candidate brought to a new corpus version (the champion's was swapped in already; until this one is,
+        the candidate still ranks the old version, filtered to the new one's documents). A line for the log."""
+        if self.retriever is None:
+            return f"candidate version {self.version} stays unavailable: {self.unavailable}"
+        try:
+            self.retriever = self.retriever.refreshed(corpus)
+        except Exception as err:  # noqa: BLE001 - the champion serves alone from here on, /health says why
+            self.retriever, self.unavailable = None, f"refreshing to the new corpus failed: {type(err).__name__}: {err}"
+            return f"candidate version {self.version} left out: {self.unavailable}"
+        return f"candidate version {self.version} brought to the new corpus version"
+
     # --- the candidate's side -------------------------------------------------------------------------------
     def _candidate_hits(self, query: str, k: int) -> list[dict[str, Any]] | None:
         """The candidate's top ``k`` documents among those the champion serves; None (counted) when it fails."""

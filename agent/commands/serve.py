@@ -88,10 +88,13 @@ class CorpusWatch:
     one answering (:meth:`Retriever.refreshed`: only new and changed chunks are embedded) and swapped in whole, so
     no request is dropped or sees half of each version. A failed reload keeps the old version and says why."""
 
-    def __init__(self, corpus: Path, live: Any, say: Any, every_s: float = 10.0):
+    def __init__(self, corpus: Path, live: Any, say: Any, every_s: float = 10.0, traffic: Any = None):
         import threading
 
         self.corpus, self.live, self.say, self.every_s = corpus, live, say, every_s
+        self.traffic = traffic
+        """a candidate taking traffic: brought to each new version too, after the champion (its own failure only
+        leaves it out)"""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="corpus-watch")
 
@@ -117,6 +120,8 @@ class CorpusWatch:
         counts = new.build_log.counts
         self.say(f"corpus version {version}: {counts['chunks_added']} chunks added, {counts['chunks_removed']} "
                  f"removed, {counts['chunks_kept']} kept; swapped in after {time.perf_counter() - started:.1f} s")
+        if self.traffic is not None:
+            self.say(self.traffic.refresh(docs))
         return True
 
     def _run(self) -> None:
@@ -396,7 +401,7 @@ def serve_command(
                 start_traffic(project, traffic, registered, actor, host, port, version)
             if live.current[2] is not None:
                 watch = CorpusWatch(corpus, live, lambda line: console.print(escape(line), highlight=False),
-                                    reload_every).start()
+                                    reload_every, traffic).start()
                 stack.callback(watch.stop)
                 console.print(f"corpus version {live.current[2]}: a new version is served when `evolve ingest` "
                               f"writes one (checked every {reload_every:g} s)")

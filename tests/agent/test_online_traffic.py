@@ -57,3 +57,22 @@ def test_a_candidate_that_fails_leaves_the_champions_hits_and_is_counted(tiny_sc
         assert store.rows("SELECT status FROM traffic") == [{"status": "candidate_unavailable"}]
     finally:
         store.close()
+
+
+def test_a_new_corpus_version_reaches_the_candidate_too(tiny_scifact, tmp_path):
+    data = load_evalset(tiny_scifact)
+    components = Components(tmp_path / "cache.sqlite")
+    old, new = data.corpus[:20], data.corpus
+    candidate = Retriever(bm25("cand", tokenizer="english"), components).build(old)
+    everything = {d.doc_id for d in new}
+    store = FeedbackStore(tmp_path / "feedback.duckdb")
+    try:
+        traffic = CandidateTraffic("shadow", "4", "cand", candidate, store, lambda: everything)
+        assert traffic.refresh(new) == "candidate version 4 brought to the new corpus version"
+        assert {c.doc_id for c in traffic.retriever.chunks} == everything
+        late = next(d for d in new[20:])
+        found = traffic._candidate_hits(late.text[:200], 3)
+        assert found and found[0]["doc_id"] == late.doc_id  # a document only the new version has
+        traffic.stop()
+    finally:
+        store.close()
