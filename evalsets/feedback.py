@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -38,15 +38,27 @@ SCHEMA = [
         feedback_id VARCHAR PRIMARY KEY, ts TIMESTAMP NOT NULL, request_id VARCHAR, query VARCHAR,
         rating VARCHAR NOT NULL CHECK (rating IN ('good', 'bad')), comment VARCHAR, correct_doc_id VARCHAR,
         config_version VARCHAR, source VARCHAR NOT NULL)""",
+    "ALTER TABLE feedback ADD COLUMN IF NOT EXISTS used_doc_ids JSON",
+    """CREATE TABLE IF NOT EXISTS traffic (
+        request_id VARCHAR PRIMARY KEY, ts TIMESTAMP NOT NULL, mode VARCHAR NOT NULL, candidate_version VARCHAR NOT NULL,
+        k INTEGER NOT NULL, champion JSON NOT NULL, candidate JSON, shown JSON, cited JSON, status VARCHAR NOT NULL)""",
 ]
-TABLES = ("requests", "feedback")
+TABLES = ("requests", "feedback", "traffic")
+"""``traffic``: a candidate's part in a served request (`evolve serve --shadow/--interleave`), one row a request:
+both rankings (document ids), what was shown with the side that contributed each (interleaved), the documents the
+answer cited, and ``status`` (ok, or candidate_unavailable: the champion served alone)."""
+MANIFEST_VERSION = 2
+"""2: the ``traffic`` table and ``feedback.used_doc_ids``; a snapshot of another version is exported again whole."""
+TRAFFIC_MODES = ("shadow", "interleave")
+TRAFFIC_STATUSES = ("ok", "candidate_unavailable")
+MAX_USED = 100
 SOURCES = ("api", "import")
 """Where a feedback event came in: POST /feedback (a rating of a request this store served), or an import."""
 MAX_TEXT = 4000
 MAX_ID = 200
 MANIFEST = "manifest.json"
 PARTS = "parts"
-PART_NAME = re.compile(r"(?:requests|feedback)-[0-9a-f]{32}\.parquet")
+PART_NAME = re.compile(r"(?:requests|feedback|traffic)-[0-9a-f]{32}\.parquet")
 MERGE_FANOUT = 8
 """This many parts of one size are merged into one (so a table has at most 7 parts per size level)."""
 RETIRE_AFTER_S = 60.0
@@ -89,6 +101,9 @@ class FeedbackEvent(BaseModel):
     query: str | None = Field(None, max_length=MAX_TEXT)
     comment: str | None = Field(None, max_length=MAX_TEXT)
     correct_doc_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
+    used_doc_ids: list[Annotated[str, Field(min_length=1, max_length=MAX_ID)]] | None = Field(
+        None, max_length=MAX_USED, description="documents of the served request the user opened or used (credit for "
+                                               "the side that contributed them when the request was interleaved)")
     config_version: str | None = Field(None, min_length=1, max_length=MAX_ID)
     event_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
 
@@ -178,6 +193,9 @@ class FeedbackStore:
             event = event.model_copy(update={"query": served["query"], "config_version": served["config_version"]})
         if doc_ids is not None and event.correct_doc_id is not None and event.correct_doc_id not in doc_ids:
             raise FeedbackRefused(f"correct_doc_id {event.correct_doc_id!r} is not a document of this corpus")
+        unknown = [d for d in event.used_doc_ids or () if doc_ids is not None and d not in doc_ids]
+        if unknown:
+            raise FeedbackRefused(f"used_doc_ids: {unknown[0]!r} is not a document of this corpus")
         return event
 
     def vouch_all(self, events: Sequence[Any], doc_ids: set[str] | None = None
@@ -203,10 +221,11 @@ class FeedbackStore:
             try:
                 for event in events:
                     inserted = self._db.execute(
-                        "INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
+                        "INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
                         "RETURNING feedback_id",
                         [event.event_id, utc_now(), event.request_id, event.query, event.rating, event.comment,
-                         event.correct_doc_id, event.config_version, source]).fetchall()
+                         event.correct_doc_id, event.config_version, source,
+                         None if event.used_doc_ids is None else json.dumps(event.used_doc_ids)]).fetchall()
                     new.append(bool(inserted))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -214,6 +233,21 @@ class FeedbackStore:
                 raise
             self.dirty = self.dirty or any(new)
         return new
+
+    def record_traffic(self, request_id: str, mode: str, candidate_version: str, k: int, champion: list[str],
+                       candidate: list[str] | None, shown: list[dict[str, str]] | None = None,
+                       cited: list[str] | None = None, status: str = "ok") -> None:
+        """A candidate's part in the served request ``request_id`` (see :data:`TABLES`)."""
+        if mode not in TRAFFIC_MODES or status not in TRAFFIC_STATUSES:
+            raise ValueError(f"traffic mode {mode!r} / status {status!r}: not one of {TRAFFIC_MODES} / "
+                             f"{TRAFFIC_STATUSES}")
+        encoded = [None if value is None else json.dumps(value, ensure_ascii=False)
+                   for value in (candidate, shown, cited)]
+        with self._lock:
+            self._db.execute("INSERT INTO traffic VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [request_id, utc_now(), mode, candidate_version, k,
+                              json.dumps(champion, ensure_ascii=False), *encoded, status])
+            self.dirty = True
 
     def count(self, table: str) -> int:
         assert table in TABLES
@@ -286,11 +320,11 @@ class FeedbackStore:
         """The snapshot's manifest if it still describes this database (each table's exported row count up to
         its watermark matches, every part is there), else an empty one; unnamed files in parts/ are retired.
         Called under the store lock."""
-        fresh = {"version": 1, "tables": {t: {"watermark": -1, "rows": 0, "parts": []} for t in TABLES}}
+        fresh = {"version": MANIFEST_VERSION, "tables": {t: {"watermark": -1, "rows": 0, "parts": []} for t in TABLES}}
         manifest = fresh
         try:
             found = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-            if found.get("version") == 1 and all(
+            if found.get("version") == MANIFEST_VERSION and all(
                     cursor.execute(f"SELECT count(*) FROM {t} WHERE rowid <= ?",
                                    [found["tables"][t]["watermark"]]).fetchall()[0][0] == found["tables"][t]["rows"]
                     and all(PART_NAME.fullmatch(p["file"]) and (folder / PARTS / p["file"]).is_file()
@@ -417,11 +451,13 @@ def _snapshot_files(folder: Path) -> dict[str, list[Path]]:
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {table: [folder / f"{table}.parquet"] for table in TABLES}
+        return {table: [folder / f"{table}.parquet"] for table in TABLES if table != "traffic"}
     except (OSError, ValueError) as err:
         raise FileNotFoundError(f"unreadable snapshot manifest in {folder}: {err}") from None
     files = {}
     for table in TABLES:
+        if table not in manifest.get("tables", {}):  # a snapshot an evolve before the traffic table wrote
+            continue
         names = [p["file"] for p in manifest["tables"][table]["parts"]]
         if not names or not all(isinstance(n, str) and PART_NAME.fullmatch(n) for n in names):
             raise FileNotFoundError(f"the snapshot manifest in {folder} names no valid parts of {table}")
@@ -435,7 +471,7 @@ def _read_snapshot_once(folder: Path, sql: str) -> list[dict[str, Any]]:
     files = _snapshot_files(folder)
     connection = duckdb.connect()
     try:
-        for table in TABLES:
+        for table in files:
             missing = [path for path in files[table] if not path.is_file()]
             if missing:
                 if (folder / MANIFEST).exists():

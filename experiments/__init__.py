@@ -18,10 +18,13 @@ from experiments.calibration import (Agreement, Calibration, CalibrationReport, 
 from experiments.costs import EmbeddingCost, cost_table, embedding_cost
 from experiments.durations import parse_duration
 from experiments.evaluate import EvalResult, evaluate
+from experiments.interleaving import CANDIDATE, CHAMPION, Pick, SignTest, credit, preference, sign_test, team_draft
 from experiments.runs import Run, retrieve, score, search_run
 from experiments.judge import Judge, mean_score
 from experiments.metrics import (DEFAULT_METRICS, mean_scores, mrr_at_k, ndcg_at_k, parse_metric, recall_at_k,
                                  score_query)
+from experiments.online import (InterleaveSummary, Rating, ShadowSummary, TrafficRecord, interleave_summary,
+                                shadow_summary)
 from experiments.serving_cost import latency_ms, p95
 from experiments.space import SpaceError, describe_space, load_space, space_from_dict, space_json_schema
 from experiments.splits import DecisionSplit, decision_folds, decision_split, tune_and_heldout
@@ -41,7 +44,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'experiments' has no attribute {name!r}")
 
 
-__all__ = ["ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "Calibration",
+__all__ = ["CANDIDATE", "CHAMPION", "InterleaveSummary", "Pick", "Rating", "ShadowSummary", "SignTest", "TrafficRecord",
+           "credit", "interleave_summary", "preference", "shadow_summary", "sign_test", "team_draft",
+           "ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "Calibration",
            "CalibrationReport", "CalibrationStore", "CalibrationStoreBusy", "JudgedItem", "LabelledItem", "agreement",
            "calibrate", "judge_items", "read_labels", "DEFAULT_METRICS", "DecisionSplit",
            "EmbeddingCost", "cost_table", "embedding_cost",

@@ -39,9 +39,10 @@ from guardrails.mirror import mirror_differences, sync_mirror
 from guardrails.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy, policy_sha256
 from guardrails.project import PACKAGED_DEFAULT, DecisionError, Project, champion_file_header
 from guardrails.registry import PipelineRegistry
+from guardrails.traffic import TRAFFIC_START, TRAFFIC_STOP, log_traffic, online_rule, traffic_candidate
 from guardrails.stats import alpha_for_look, minimum_detectable_effect, paired_bootstrap_p, permutation_p, resamples_for
 
-__all__ = ["ChainBroken", "ChampionRecord", "DEFAULT_POLICY", "DecisionError", "DecisionLog", "Evidence",
+__all__ = ["TRAFFIC_START", "TRAFFIC_STOP", "log_traffic", "online_rule", "traffic_candidate", "ChainBroken", "ChampionRecord", "DEFAULT_POLICY", "DecisionError", "DecisionLog", "Evidence",
            "GuardReport", "LogError", "LogLocked", "LookVerdict", "MACHINE_ACTOR", "PACKAGED_DEFAULT",
            "PipelineRegistry", "Policy", "PolicyError", "Project", "RuleResult", "TuningEvidence", "alpha_for_look",
            "approve", "champion_file_header", "check_candidate", "collect_evidence", "ensure_trained_models",

@@ -92,6 +92,16 @@ class Answers(_Strict):
         "human labels is at least this; null: any judge"))
 
 
+class Online(_Strict):
+    """Evidence from live traffic (`evolve serve --interleave`): a candidate with at least ``min_queries`` interleaved
+    queries may not lose to the champion significantly (two-sided sign test of wins against losses at
+    ``max_loss_p``). Read at review and approval, never at the guard step (no traffic exists then); it can only
+    refuse, never promote. Absent from the policy: off."""
+
+    min_queries: int = Field(200, ge=1, description="interleaved queries before the rule judges (fewer: pending)")
+    max_loss_p: float = Field(0.05, gt=0, le=1, description="a loss with a sign-test p-value below this refuses")
+
+
 class Policy(_Strict):
     primary_metric: str = "ndcg@10"
     min_gain: float = Field(0.005, ge=-1, le=1, description="negative: allow a small loss (e.g. for a cheaper model)")
@@ -104,6 +114,7 @@ class Policy(_Strict):
     min_queries: int = Field(30, ge=1)
     answers: Answers = Field(default_factory=Answers)
     looks_gate: LookGate = Field(default_factory=LookGate)
+    online: Online | None = Field(None, description="live-traffic rule (off when absent)")
     failure_set_sources: list[Literal["api", "import", "unknown"]] = Field(
         default_factory=lambda: ["api"],
         description="feedback sources whose failure queries may gate promotion (imports only when a human lists them)")
@@ -131,6 +142,8 @@ def policy_sha256(policy: Policy) -> str:
     for name, part in LATER_FIELDS.items():  # added after decisions were first recorded: at its default, left out
         if data[name] == part().model_dump(mode="json"):
             del data[name]
+    if data.get("online") is None:  # added later, off by default: an unchanged policy keeps its address
+        data.pop("online", None)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

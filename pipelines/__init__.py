@@ -36,11 +36,11 @@ from pipelines.trained import (ROOT_ENV as TRAINED_ROOT_ENV, TrainedModel, Train
 
 __all__ = ["Answer", "Components", "ConfigError", "ConfigRegistry", "GenerationConfig", "Generator", "KindConfig",
            "LexicalConfig", "LiveRetriever", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Registry", "Retriever",
-           "ServeLimits", "StageLog", "TRAINED_ROOT_ENV", "TrainedModel", "TrainedModelError", "TrainedModelStore",
+           "ServeLimits", "StageLog", "TRAINED_ROOT_ENV", "Traffic", "best_chunk_per_doc", "TrainedModel", "TrainedModelError", "TrainedModelStore",
            "context_block", "corpus_fingerprint", "create_app", "import_kinds", "is_trained", "load_config", "load_model", "problems_of",
            "save_config", "torch_device", "validate_as"]
 
-_LAZY = {"ServeLimits": "pipelines.serving", "LiveRetriever": "pipelines.serving", "create_app": "pipelines.serving", "Answer": "pipelines.generator",
+_LAZY = {"ServeLimits": "pipelines.serving", "Traffic": "pipelines.serving", "best_chunk_per_doc": "pipelines.serving", "LiveRetriever": "pipelines.serving", "create_app": "pipelines.serving", "Answer": "pipelines.generator",
          "Generator": "pipelines.generator", "PASSAGES_SYSTEM": "pipelines.generator",
          "context_block": "pipelines.generator"}
 """Heavy modules (a web framework) load on first use, so importing the package stays light."""

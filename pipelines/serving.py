@@ -64,6 +64,41 @@ class Answerer(Protocol):
     def answer(self, query: str, chunks: list[dict[str, Any]], timeout: float | None = None) -> Answer: ...
 
 
+class Traffic(Protocol):
+    """A candidate that takes part in serving beside the champion (``agent.online.CandidateTraffic`` is the one).
+    Both hooks are called from several request threads at once and must never raise for the candidate's sake:
+    a candidate that fails leaves the champion's hits as they were."""
+
+    def arrange(self, query: str, k: int, hits: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+        """The hits to serve for ``query`` (the champion's ``hits``, or an interleaving with the candidate's, each a
+        :class:`Hit` as a dict) and the request's part to hand to :meth:`served`."""
+        ...
+
+    def served(self, request_id: str, part: Any, citations: list[str] | None = None) -> None:
+        """After the request was recorded: keep the candidate's part (``citations``: the chunk ids an answer cites).
+        Must not wait for the candidate (a shadow run is queued, never run here)."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """What /health says about the candidate: mode, version, counts."""
+        ...
+
+
+def best_chunk_per_doc(rows: list[Any], k: int) -> list[dict[str, Any]]:
+    """Ranked chunks as hits, one per document (its best chunk), at most ``k``."""
+    hits: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for row in rows:
+        if row.doc_id in seen:
+            continue
+        seen.add(row.doc_id)
+        hits.append({"rank": len(hits) + 1, "doc_id": row.doc_id, "chunk_id": row.chunk_id, "score": row.score,
+                     "text": row.text})
+        if len(hits) == k:
+            break
+    return hits
+
+
 @dataclass(frozen=True)
 class ServeLimits:
     """What one request may carry (`evolve serve` options; these defaults are theirs)."""
@@ -351,7 +386,8 @@ class LiveRetriever:
 def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, config_version: str, store: FeedbackStore,
                token: str | None = None, answerer: Answerer | None = None,
                registry_mirror: Callable[[], str] | None = None, nonce: str | None = None,
-               limits: ServeLimits = ServeLimits(), answers_off: str = NO_LLM) -> FastAPI:
+               limits: ServeLimits = ServeLimits(), answers_off: str = NO_LLM,
+               traffic: Traffic | None = None) -> FastAPI:
     """The API; ``registry_mirror`` says whether the MLflow registry agrees with the decision log (for /health).
 
     Without an ``answerer``, /answer is a 503 that gives ``answers_off`` (why there is none), and /health too.
@@ -359,6 +395,8 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
     ``nonce`` is a random value per start, echoed by /health with or without the token (and nothing else is,
     without it): clients compare it with the one in .evolve/server.json before they send a token, so a stale
     file pointing at another process is caught. ``limits`` caps what one request may carry.
+
+    ``traffic``: a registered candidate shadowed or interleaved with the champion (see :class:`Traffic`).
     """
     app = FastAPI(title="evolve search", version="1", description=f"Champion pipeline {config.name} "
                                                                  f"(version {config_version}).")
@@ -373,7 +411,7 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": short_errors(err.errors())})
 
-    def run_search(body: SearchRequest) -> tuple[list[Hit], float]:
+    def run_search(body: SearchRequest) -> tuple[list[Hit], float, Any]:
         if len(body.query) > limits.max_query_chars:
             raise HTTPException(422, f"query: at most {limits.max_query_chars} characters "
                                      f"(`evolve serve --max-query-chars`)")
@@ -382,16 +420,12 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
             raise HTTPException(422, "no searchable words in the query (only stopwords, punctuation or spaces)")
         started = time.perf_counter()
         rows = retriever.search_chunks([body.query], use_query_cache=False)[0]
-        hits, seen = [], set()
-        for row in rows:  # one hit per document: its best chunk
-            if row.doc_id in seen:
-                continue
-            seen.add(row.doc_id)
-            hits.append(Hit(rank=len(hits) + 1, doc_id=row.doc_id, chunk_id=row.chunk_id, score=row.score,
-                            text=row.text))
-            if len(hits) == body.k:
-                break
-        return hits, 1000 * (time.perf_counter() - started)
+        found = best_chunk_per_doc(rows, body.k)
+        part = None
+        if traffic is not None:  # the candidate's turn: the same query, filtered to the documents served here
+            found, part = traffic.arrange(body.query, body.k, found)
+        hits = [Hit(**hit) for hit in found]
+        return hits, 1000 * (time.perf_counter() - started), part
 
     @app.get("/health")
     def health(request: Request) -> dict[str, Any]:
@@ -406,13 +440,15 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
                 "chunks": len(live.retriever.chunks), "corpus_version": live.current[2],
                 "answers": answers_health(answerer, answers_off, slots),
                 "registry_mirror": registry_mirror() if registry_mirror else "not watched", "snapshot": snapshot,
-                "nonce": nonce}
+                "traffic": traffic.health() if traffic is not None else {"mode": "champion only"}, "nonce": nonce}
 
     @app.post("/search", response_model=SearchResponse)
     def search(body: SearchRequest) -> SearchResponse:
-        hits, latency = run_search(body)
+        hits, latency, part = run_search(body)
         request_id = store.record_request("search", body.query, [h.model_dump(exclude={"text"}) for h in hits],
                                           config_version, config.name, latency)
+        if traffic is not None:
+            traffic.served(request_id, part)
         return SearchResponse(request_id=request_id, config_version=config_version, hits=hits, latency_ms=latency)
 
     @app.post("/answer", response_model=AnswerResponse)
@@ -429,7 +465,7 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
             log.warning("/answer refused: %s", busy)
             raise HTTPException(503, str(busy), headers={"Retry-After": str(busy.retry_after)}) from None
         try:
-            hits, latency = await run_in_threadpool(run_search, body)
+            hits, latency, part = await run_in_threadpool(run_search, body)
             chunks = [h.model_dump() for h in hits]
             started = time.perf_counter()
             try:  # the client's own timeout (per read) a little past the deadline: a stalled LLM ends the thread too
@@ -437,20 +473,26 @@ def create_app(retriever: Retriever | LiveRetriever, config: PipelineConfig, con
                                                                  timeout=limits.answer_timeout_s + 1))
             except Exception as err:  # noqa: BLE001 - whatever the LLM did, the user gets a line and the request is kept
                 latency += 1000 * (time.perf_counter() - started)
-                request_id = await run_in_threadpool(record, body.query, hits, latency, None)
+                request_id = await run_in_threadpool(record, body.query, hits, latency, None, part)
                 raise answer_failed(err, request_id, answerer.client) from None
         finally:
             slot.release()
         latency += 1000 * (time.perf_counter() - started)
-        request_id = await run_in_threadpool(record, body.query, hits, latency, written.text)
+        request_id = await run_in_threadpool(record, body.query, hits, latency, written.text, part,
+                                             written.citations)
         return AnswerResponse(request_id=request_id, config_version=config_version, hits=hits, latency_ms=latency,
                               answer=written.text, citations=written.citations, language=written.language,
                               model=written.model)
 
-    def record(query: str, hits: list[Hit], latency: float, text: str | None) -> str:
-        """Commit an /answer request to the store (``text`` None: no answer was written) and return its id."""
-        return store.record_request("answer", query, [h.model_dump(exclude={"text"}) for h in hits],
-                                    config_version, config.name, latency, answer=text)
+    def record(query: str, hits: list[Hit], latency: float, text: str | None, part: Any,
+               citations: list[str] | None = None) -> str:
+        """Commit an /answer request to the store (``text`` None: no answer was written) and return its id; the
+        candidate's part in it (with the chunks the answer cites) goes to ``traffic``."""
+        request_id = store.record_request("answer", query, [h.model_dump(exclude={"text"}) for h in hits],
+                                          config_version, config.name, latency, answer=text)
+        if traffic is not None:
+            traffic.served(request_id, part, citations)
+        return request_id
 
     @app.post("/feedback", response_model=FeedbackResponse)
     def feedback(body: FeedbackEvent) -> FeedbackResponse:

@@ -29,6 +29,8 @@ def approve_command(
         "--accept-stale-champion", help="Approve a candidate judged against an earlier champion than today's "
                                         "(recorded in the decision log).")] = False,
     actor: ActorOption = None,
+    token: Annotated[Optional[str], typer.Option(envvar="EVOLVE_API_TOKEN", help="The running server's API token "
+                                                 "(its live traffic is read for the policy's online rule).")] = None,
     tracking_uri: TrackingOption = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
@@ -39,6 +41,7 @@ def approve_command(
     with decision_errors():
         say_recovered(project)
         replaced = project.champion_config().name
+        _online_rule(project, version, token)
         if not yes:
             _before_asking(project, version)
             if not typer.confirm(f"Make version {version} the champion that `evolve serve` runs?"):
@@ -50,6 +53,25 @@ def approve_command(
     console.print(f"version {version} ({installed.name}, config sha256 {installed.sha256()[:16]}) is the champion, "
                   f"replacing {'version ' + previous if previous else 'the default config'} ({replaced}); "
                   f"{project.champion_file} written")
+
+
+def _online_rule(project, version: str, token: Optional[str]) -> None:
+    """Refuse a candidate the policy's online rule fails (enough interleaved queries, a significant loss); say the
+    online evidence either way when there is any. Nothing is decided on it otherwise."""
+    from agent.app import fail
+    from agent.online import NO_TRAFFIC, online_evidence
+    from agent.project import load_policy_of
+
+    policy = load_policy_of(project)
+    lines, rule = online_evidence(project.root, token, version, policy)
+    if not rule.passed:
+        fail(f"version {version} fails the policy's online rule: {rule.why} ({rule.measured}); nothing was changed")
+    if lines != [NO_TRAFFIC]:
+        console.print("online evidence (live traffic; the guard's report is offline):", highlight=False)
+        for line in lines:
+            console.print(f"  {escape(line)}", highlight=False)
+    if policy.online is not None:
+        console.print(f"online rule: {escape(rule.why)}", highlight=False)
 
 
 def _before_asking(project, version: str) -> None:

@@ -176,3 +176,27 @@ def feedback_failures(
                   f"{len(report.skipped_no_answer)} left out without a known right document{left}; "
                   f"{len(report.skipped_unknown_doc)} ratings naming unknown documents)",
                   highlight=False, soft_wrap=True)
+
+
+@feedback_app.command("compare")
+def feedback_compare(
+    version: Annotated[str, typer.Argument(help="The registered candidate that was shadowed or interleaved.")],
+    token: Annotated[Optional[str], typer.Option(envvar="EVOLVE_API_TOKEN")] = None,
+    project_dir: ProjectDir = Path("."),
+) -> None:
+    """What live traffic says about a candidate: over its shadowed requests, top-k overlap with the champion and what
+    it does with rated documents; over its interleaved requests, wins, losses and ties with a sign test.
+
+    Online evidence only: the offline guard report is `evolve review`'s."""
+    from agent.online import read_traffic
+    from experiments import interleave_summary, shadow_summary
+
+    records = read_traffic(project_dir, running_server(project_dir), token, version)
+    if not records:
+        fail(f"version {version} has taken no traffic in this project (`evolve serve --shadow {version}` or "
+             f"`--interleave {version}`)")
+    console.print(f"online evidence for candidate version {version} ({len(records)} requests):", highlight=False)
+    for summary in (shadow_summary(records), interleave_summary(records)):
+        if summary.requests:
+            for line in summary.lines():
+                console.print("  " + escape(line), highlight=False, soft_wrap=True)

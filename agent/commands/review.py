@@ -112,3 +112,21 @@ def _details(project, row, stale: str | None, current_policy: str, ui_url: str) 
         console.print(f"- {escape(rule['rule'])}: {escape(short_why(rule['why']))}", highlight=False)
     for line in answer_lines(report):
         console.print(escape(line), highlight=False)
+    _online(project, row.version)
+
+
+def _online(project, version: str) -> None:
+    """The online half of the evidence, apart from the offline guard report above: live traffic and the policy's
+    online rule on it (which never promotes; approve refuses a candidate it fails)."""
+    import os
+
+    from agent.online import online_evidence
+
+    lines, rule = online_evidence(project.root, os.environ.get("EVOLVE_API_TOKEN"), version, load_policy_of(project))
+    console.print("\n[bold]online evidence[/] (live traffic in `evolve serve`; everything above is offline, on "
+                  "held-back queries):", highlight=False)
+    for line in lines:
+        console.print(f"  {escape(line)}", highlight=False)  # wrapped to the terminal
+    verdict = "pass" if rule.passed else "[red]FAIL[/]"
+    console.print(f"  {escape(rule.rule)} ({escape(str(rule.limit))}): {verdict}: {escape(rule.why)}",
+                  highlight=False)

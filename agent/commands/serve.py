@@ -18,6 +18,7 @@ from rich.markup import escape
 from agent.app import ProjectDir, app, at_least, cache_path, check_models, console, err_console, fail, load_pipeline
 from agent.http_guard import ConnectionLimits, fit_to_open_files, uvicorn_settings
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
+from agent.project import ActorOption
 from agent.server import feedback_db, remove_server_file, server_file, write_server_file
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -87,10 +88,13 @@ class CorpusWatch:
     one answering (:meth:`Retriever.refreshed`: only new and changed chunks are embedded) and swapped in whole, so
     no request is dropped or sees half of each version. A failed reload keeps the old version and says why."""
 
-    def __init__(self, corpus: Path, live: Any, say: Any, every_s: float = 10.0):
+    def __init__(self, corpus: Path, live: Any, say: Any, every_s: float = 10.0, traffic: Any = None):
         import threading
 
         self.corpus, self.live, self.say, self.every_s = corpus, live, say, every_s
+        self.traffic = traffic
+        """a candidate taking traffic: brought to each new version too, after the champion (its own failure only
+        leaves it out)"""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="corpus-watch")
 
@@ -116,6 +120,8 @@ class CorpusWatch:
         counts = new.build_log.counts
         self.say(f"corpus version {version}: {counts['chunks_added']} chunks added, {counts['chunks_removed']} "
                  f"removed, {counts['chunks_kept']} kept; swapped in after {time.perf_counter() - started:.1f} s")
+        if self.traffic is not None:
+            self.say(self.traffic.refresh(docs))
         return True
 
     def _run(self) -> None:
@@ -149,6 +155,36 @@ def bind(host: str, port: int) -> socket.socket:
             sock.close()
         fail(f"cannot listen on {host}:{port}: {err.strerror or err}")
     return sock
+
+
+def candidate_traffic(project: Any, mode: str, version: str, share: float, queue_size: int, seed: Optional[int],
+                      docs: list[Any], live: Any, store: Any, project_dir: Path) -> tuple[Any, Any]:
+    """(the CandidateTraffic for registered candidate ``version``, its register row). A version that is not a
+    registered candidate is one line (exit 2); a candidate whose models cannot be had here, or whose index cannot be
+    built, still starts: /health says why, and every request is the champion's alone (counted)."""
+    from agent.online import CandidateTraffic
+    from guardrails import DecisionError, ensure_trained_models, traffic_candidate
+    from pipelines import Components, Retriever, TrainedModelError
+    from pipelines.embedders import resolve_model
+
+    try:
+        config, registered = traffic_candidate(project, version)
+    except DecisionError as err:
+        fail(str(err))
+    retriever, unavailable = None, None
+    try:
+        ensure_trained_models(project, config, version)
+        for model in filter(None, [config.dense.model if config.dense else None]):
+            resolve_model(model)
+        retriever = Retriever(config, Components(cache_path(project_dir))).build(docs)
+        retriever.search(["warm-up"], use_query_cache=False)
+    except (DecisionError, TrainedModelError, KeyError, OSError, ValueError, RuntimeError) as err:
+        unavailable = f"{type(err).__name__}: {err}"[:300]
+        err_console.print(f"candidate version {version} is unavailable ({unavailable}); the champion serves alone",
+                          highlight=False, soft_wrap=True)
+    traffic = CandidateTraffic(mode, version, config.name, retriever, store, lambda: live.current[1], share=share,
+                               queue_size=queue_size, seed=seed, unavailable=unavailable)
+    return traffic, registered
 
 
 def serve_limits(**given: Optional[int]) -> Any:
@@ -188,6 +224,35 @@ def say_answers(generator: Any, reason: str) -> None:
                           soft_wrap=True)
     else:
         console.print(f"answers: {generator.client.model} at {generator.client.settings.base_url}", highlight=False)
+
+
+def start_traffic(project: Any, traffic: Any, registered: Any, actor: Optional[str], host: str, port: int,
+                  champion_version: str) -> None:
+    """The decision log's ``traffic-start`` row (before the first request); a log that cannot be written stops serve."""
+    from guardrails import TRAFFIC_START, LogError, log_traffic
+
+    try:
+        log_traffic(project, TRAFFIC_START, traffic.mode, registered, actor,
+                    {"share": traffic.share if traffic.mode == "interleave" else None, "pid": os.getpid(),
+                     "host": socket.gethostname(), "listen": f"{host}:{port}", "champion": champion_version,
+                     "candidate_available": traffic.retriever is not None})
+    except LogError as err:
+        fail(f"cannot record the start of {traffic.mode} of version {traffic.version} in the decision log: {err}")
+    console.print(f"{traffic.mode} of candidate version {traffic.version} ({traffic.config_name})"
+                  + (f" on {traffic.share:.0%} of requests" if traffic.mode == "interleave" else "")
+                  + " (recorded in the decision log)", highlight=False)
+
+
+def stop_traffic(project: Any, traffic: Any, registered: Any, actor: Optional[str]) -> None:
+    """The shadow worker stopped, then the ``traffic-stop`` row with the counts (a failure to log it is said)."""
+    from guardrails import TRAFFIC_STOP, LogError, log_traffic
+
+    traffic.stop()
+    try:
+        log_traffic(project, TRAFFIC_STOP, traffic.mode, registered, actor, {"counts": traffic.counts.as_dict()})
+    except LogError as err:
+        err_console.print(f"could not record the stop of {traffic.mode} of version {traffic.version} in the "
+                          f"decision log: {err}", highlight=False, soft_wrap=True)
 
 
 def close_store(store: Any) -> None:
@@ -243,6 +308,18 @@ def serve_command(
     reload_every: Annotated[float, typer.Option(help="Seconds between checks for a new corpus version (a folder "
                                                      "`evolve ingest` keeps); the new one is swapped in without "
                                                      "dropping requests.")] = 10.0,
+    shadow: Annotated[Optional[str], typer.Option(help="Registered candidate VERSION run on every query after the "
+                                                       "champion's response is sent (both rankings stored; see "
+                                                       "`evolve feedback compare`).")] = None,
+    interleave: Annotated[Optional[str], typer.Option(help="Registered candidate VERSION interleaved (team draft) with "
+                                                           "the champion on --share of the requests.")] = None,
+    share: Annotated[float, typer.Option(help="With --interleave: the share of requests answered from the "
+                                              "interleaving (0-1).")] = 0.5,
+    shadow_queue: Annotated[int, typer.Option(help="With --shadow: queries waiting for the candidate at most; more "
+                                                   "are dropped (counted in /health).")] = 256,
+    traffic_seed: Annotated[Optional[int], typer.Option(help="Seed of the interleaving's coin (default: random).")]
+    = None,
+    actor: ActorOption = None,
     tracking_uri: Annotated[Optional[str], typer.Option(envvar="MLFLOW_TRACKING_URI")] = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
@@ -268,6 +345,11 @@ def serve_command(
     at_least(head_timeout, 0.5, "--head-timeout")
     at_least(limit_concurrency, 1, "--limit-concurrency")
     at_least(backlog, 1, "--backlog")
+    at_least(shadow_queue, 1, "--shadow-queue")
+    if shadow and interleave:
+        fail("give --shadow or --interleave, not both (one candidate takes traffic at a time)")
+    if not 0 < share <= 1:
+        fail(f"--share must be above 0 and at most 1, not {share}")
     limits = serve_limits(max_body_bytes=max_body_bytes, max_import_bytes=max_import_bytes,
                           max_import_batch=max_import_batch, max_query_chars=max_query_chars, answer_slots=answer_slots)
     limits = replace(limits, **{name: value for name, value in (("answer_timeout_s", answer_timeout),
@@ -310,9 +392,16 @@ def serve_command(
             except OSError as err:  # a model that is not on this machine (offline), a cache that cannot be written
                 fail(f"cannot build {pipeline.name}: {err}")
             live = LiveRetriever(retriever, corpus_version)
+            traffic = None
+            if shadow or interleave:
+                mode, candidate_version = ("shadow", shadow) if shadow else ("interleave", interleave)
+                traffic, registered = candidate_traffic(project, mode, candidate_version, share, shadow_queue,
+                                                        traffic_seed, docs, live, store, project_dir)
+                stack.callback(stop_traffic, project, traffic, registered, actor)
+                start_traffic(project, traffic, registered, actor, host, port, version)
             if live.current[2] is not None:
                 watch = CorpusWatch(corpus, live, lambda line: console.print(escape(line), highlight=False),
-                                    reload_every).start()
+                                    reload_every, traffic).start()
                 stack.callback(watch.stop)
                 console.print(f"corpus version {live.current[2]}: a new version is served when `evolve ingest` "
                               f"writes one (checked every {reload_every:g} s)")
@@ -338,7 +427,7 @@ def serve_command(
 
             api = create_app(live, pipeline, version, store, token, answerer=generator,
                              registry_mirror=lambda: mirror.state, nonce=nonce, limits=limits,
-                             answers_off=answers_off)
+                             answers_off=answers_off, traffic=traffic)
             Server(uvicorn.Config(api, **uvicorn_settings(connections))).run(sockets=[listener])
         except Stopped as signalled:
             stopped_by = str(signalled)
