@@ -262,3 +262,14 @@ def online_evidence(project_dir: Any, token: str | None, version: str, policy: A
              for line in summary.lines()] or [NO_TRAFFIC]
     interleaved = interleave_summary(records)
     return lines, online_rule(policy, interleaved.test if interleaved.requests else None)
+
+
+def publish_online_evidence(project: Any, version: str, lines: list[str], rule: Any) -> str | None:
+    """The online evidence on ``version``'s MLflow version page (what the reviewer opens in the UI), beside the
+    offline report. Returns a one-line problem when MLflow cannot be written (the terminal still shows it all)."""
+    verdict = f"{rule.rule} ({rule.limit}): {'pass' if rule.passed else 'FAIL'}: {rule.why}"
+    try:
+        project.registry.show_online_evidence(version, lines, verdict)
+    except Exception as err:  # noqa: BLE001 - the page is a copy; the evidence itself is in the feedback store
+        return f"the MLflow version page of {version} was not updated: {str(err).splitlines()[0][:200]}"
+    return None

@@ -129,6 +129,21 @@ class PipelineRegistry:
         self.client.set_registered_model_alias(self.name, "candidate", version.version)
         return run_id, str(version.version)
 
+    def show_online_evidence(self, version: str, lines: list[str], verdict: str) -> None:
+        """Put what live traffic says about ``version`` on its MLflow version page, in a section of its own below
+        the offline decision (replaced at each call, dated), and the rule's verdict in the tag
+        ``evolve.online_verdict``: evidence for the reviewer, never a status (the decision log keeps those)."""
+        current = self.client.get_model_version(self.name, version)
+        offline = (current.description or "").split(ONLINE_HEADING)[0].rstrip()
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        section = (f"{ONLINE_HEADING} (live traffic in `evolve serve`, as of {when})\n\n"
+                   "Everything above is offline, on held-back queries. Online evidence never promotes: "
+                   "approval stays human.\n\n" + "\n".join(f"- {line}" for line in lines) + f"\n- {verdict}\n")
+        room = 7900 - len(section) - 2
+        self.client.update_model_version(self.name, version, description=fit(offline, max(room, 200)) + "\n\n"
+                                         + section)
+        self.client.set_model_version_tag(self.name, version, ONLINE_VERDICT_TAG, verdict[:5000])
+
     def _log_per_query(self, run_id: str, rows: list[dict], metric: str) -> None:
         """The per-query table (MLflow's table view) and the histogram of the deltas; a plot or table that cannot
         be made (no matplotlib, no pandas) is left out: the JSON artifact holds the same rows."""
@@ -258,6 +273,8 @@ class PipelineRegistry:
 
 TRAINED_TAG = "evolve.trained_models"
 TRAINED_ARTIFACTS = "trained_models"
+ONLINE_HEADING = "## Online evidence"
+ONLINE_VERDICT_TAG = "evolve.online_verdict"
 
 
 def fit(page: str, limit: int = 7900) -> str:

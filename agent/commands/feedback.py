@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from agent.app import ProjectDir, app, console, err_console, fail
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
+from agent.project import TrackingOption
 from agent.progress import stage_progress
 from agent.server import call_server, corpus_file, feedback_db, feedback_rows, response_detail, running_server
 
@@ -182,6 +183,7 @@ def feedback_failures(
 def feedback_compare(
     version: Annotated[str, typer.Argument(help="The registered candidate that was shadowed or interleaved.")],
     token: Annotated[Optional[str], typer.Option(envvar="EVOLVE_API_TOKEN")] = None,
+    tracking_uri: TrackingOption = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
     """What live traffic says about a candidate: over its shadowed requests, top-k overlap with the champion and what
@@ -196,7 +198,25 @@ def feedback_compare(
         fail(f"version {version} has taken no traffic in this project (`evolve serve --shadow {version}` or "
              f"`--interleave {version}`)")
     console.print(f"online evidence for candidate version {version} ({len(records)} requests):", highlight=False)
+    lines = []
     for summary in (shadow_summary(records), interleave_summary(records)):
         if summary.requests:
+            lines += summary.lines()
             for line in summary.lines():
                 console.print("  " + escape(line), highlight=False, soft_wrap=True)
+    _publish(project_dir, tracking_uri, version, lines, interleave_summary(records))
+
+
+def _publish(project_dir: Path, tracking_uri: Optional[str], version: str, lines: list[str], interleaved: Any) -> None:
+    """The same evidence, with the policy's online rule on it, on the version's MLflow page (the reviewer's UI)."""
+    from agent.online import publish_online_evidence
+    from agent.project import load_policy_of, open_project
+    from guardrails import online_rule
+
+    project = open_project(project_dir, tracking_uri)
+    rule = online_rule(load_policy_of(project), interleaved.test if interleaved.requests else None)
+    problem = publish_online_evidence(project, version, lines, rule)
+    console.print(f"  {escape(rule.rule)}: {'pass' if rule.passed else 'FAIL'}: {escape(rule.why)}", highlight=False)
+    console.print(f"  [yellow]{escape(problem)}[/]" if problem else
+                  f"  written to version {version}'s page in the MLflow UI (section 'Online evidence')",
+                  highlight=False)

@@ -120,9 +120,10 @@ def _online(project, version: str) -> None:
     online rule on it (which never promotes; approve refuses a candidate it fails)."""
     import os
 
-    from agent.online import online_evidence
+    from agent.online import online_evidence, publish_online_evidence
 
     lines, rule = online_evidence(project.root, os.environ.get("EVOLVE_API_TOKEN"), version, load_policy_of(project))
+    problem = publish_online_evidence(project, version, lines, rule)  # the UI's version page shows it too
     console.print("\n[bold]online evidence[/] (live traffic in `evolve serve`; everything above is offline, on "
                   "held-back queries):", highlight=False)
     for line in lines:
@@ -130,3 +131,5 @@ def _online(project, version: str) -> None:
     verdict = "pass" if rule.passed else "[red]FAIL[/]"
     console.print(f"  {escape(rule.rule)} ({escape(str(rule.limit))}): {verdict}: {escape(rule.why)}",
                   highlight=False)
+    if problem:
+        console.print(f"  [yellow]{escape(problem)}[/]", highlight=False)

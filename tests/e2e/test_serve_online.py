@@ -227,6 +227,14 @@ def test_interleaved_requests_show_both_sides_and_feedback_credits_a_side(projec
         wins, losses = credited["candidate"], credited["champion"]
         assert f"{wins} wins, {losses} losses, {26 - wins - losses} ties over 26 interleaved queries" in out, out
         assert f"feedback: champion {losses}, candidate {wins}; citations: champion 0, candidate 0" in out
+        # the reviewer's UI shows the same evidence: a dated section of version 1's MLflow page, beside the offline one
+        assert "written to version 1's page in the MLflow UI" in out, out
+        registry = open_project(project, None).registry
+        page = registry.client.get_model_version(registry.name, "1")
+        assert page.description.count("## Online evidence") == 1
+        offline, online = page.description.split("## Online evidence")
+        assert "ndcg@10" in offline.lower() and f"{wins} wins, {losses} losses" in " ".join(online.split())
+        assert page.tags["evolve.online_verdict"].startswith("online: no significant loss on live traffic")
     finally:
         server.stop()
     log = open_project(project, None).log.rows()
