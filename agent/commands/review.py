@@ -79,6 +79,7 @@ def review_command(
     console.print()
     for line in overview_lines(waiting, stale, alias):
         console.print(escape(line), highlight=False, soft_wrap=True)
+    _online_overview(project, [r.version for r in waiting])
     if any(stale.values()):
         console.print("[yellow]stale[/]: judged against an earlier champion; approve refuses it unless guarded "
                       "again or told (`evolve review N` names both)", highlight=False)
@@ -113,6 +114,20 @@ def _details(project, row, stale: str | None, current_policy: str, ui_url: str) 
     for line in answer_lines(report):
         console.print(escape(line), highlight=False)
     _online(project, row.version)
+
+
+def _online_overview(project, versions: list[str]) -> None:
+    """One line per candidate that took live traffic: the online rule's verdict (details: `evolve review N`)."""
+    import os
+
+    from agent.online import NO_TRAFFIC, online_evidence
+
+    policy = load_policy_of(project)
+    for version in versions:
+        lines, rule = online_evidence(project.root, os.environ.get("EVOLVE_API_TOKEN"), version, policy)
+        if lines != [NO_TRAFFIC]:
+            console.print(f"  online, version {version}: {'pass' if rule.passed else 'FAIL'}: {escape(rule.why)}",
+                          highlight=False, soft_wrap=True)
 
 
 def _online(project, version: str) -> None:

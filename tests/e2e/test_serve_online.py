@@ -279,6 +279,8 @@ def test_a_candidate_losing_on_live_traffic_is_shown_in_review_and_refused_by_ap
         try:
             on = cli("review", "3", "--project-dir", str(project), cwd=project)
             assert "FAIL: loses to the champion on live traffic" in " ".join(on.stdout.split()), on.stdout
+            overview = " ".join(cli("review", "--project-dir", str(project), cwd=project).stdout.split())
+            assert "online, version 3: FAIL: loses to the champion on live traffic" in overview, overview
             refused = cli("approve", "3", "--yes", "--reason", "looks fine offline", "--project-dir", str(project),
                           cwd=project)
             assert refused.returncode == 2
