@@ -22,6 +22,8 @@ from experiments.judge import Judge, mean_score
 from experiments.metrics import (DEFAULT_METRICS, mean_scores, mrr_at_k, ndcg_at_k, parse_metric, recall_at_k,
                                  score_query)
 from experiments.serving_cost import latency_ms, p95
+from experiments.short_answers import (CONTAINMENT, DECIDER, SHORT_ANSWER_METRICS, is_short_reference,
+                                       score_short_answer)
 from experiments.space import SpaceError, describe_space, load_space, space_from_dict, space_json_schema
 from experiments.splits import DecisionSplit, decision_folds, decision_split, tune_and_heldout
 from experiments.tracking import StudyTracker, artifact_location, flatten, metric_key, sqlite_tracking_uri
@@ -40,7 +42,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'experiments' has no attribute {name!r}")
 
 
-__all__ = ["ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "Calibration",
+__all__ = ["CONTAINMENT", "DECIDER", "SHORT_ANSWER_METRICS", "is_short_reference", "score_short_answer",
+           "ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "Calibration",
            "CalibrationReport", "CalibrationStore", "CalibrationStoreBusy", "JudgedItem", "LabelledItem", "agreement",
            "calibrate", "judge_items", "read_labels", "DEFAULT_METRICS", "DecisionSplit",
            "EmbeddingCost", "cost_table", "embedding_cost",

@@ -8,6 +8,8 @@ queries, until a deadline. Every generator and judge call goes through the cache
 Per query: ``answer_correctness`` (against the reference answer, where the set has one), ``faithfulness`` (the
 answer's claims are supported by the contexts it was given) and ``context_relevance`` (those contexts contain
 the answer), each a 0/1 verdict of the judge; a verdict the judge could not give is left out, never counted 0.
+Where every reference is short (a span: :mod:`experiments.short_answers`), ``answer_correctness`` is decided
+without the judge, by containment after Korean normalisation, and exact match and F1 join the row.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from evalsets import Query
 from experiments.judge import Judge
+from experiments.short_answers import score_short_answer, short_references
 from pipelines import GenerationConfig, Generator, Retriever
 from pipelines.llm import LLMError, LLMUnavailable
 
@@ -138,14 +141,18 @@ class AnswerJudging:
             # the chunk dicts themselves: the verdicts' prompts then open like the answer's (a prompt-cache hit)
             verdicts = [self.judge.faithfulness(answer.text, answer.contexts),
                         self.judge.context_relevance(query.text, answer.contexts)]
-            if query.answers:
+            short = short_references(query.answers)
+            if query.answers and not short:
                 verdicts.append(self.judge.correctness(query.text, answer.text, query.answers[0]))
         except LLMUnavailable as err:
             self.unavailable = str(err)
             return None
         except LLMError:
             return {}
-        return {_JUDGE_METRIC[v.metric]: v.value for v in verdicts if v.value is not None}
+        row = {_JUDGE_METRIC[v.metric]: v.value for v in verdicts if v.value is not None}
+        if short:  # a span: containment decides, no judge call (experiments.short_answers)
+            row.update(score_short_answer(answer.text, short))
+        return row
 
     def _cache_hits(self) -> int:
         cache = getattr(self.client, "cache", None)
