@@ -12,6 +12,7 @@ The study names (Optuna, SQLAlchemy) load on first use, so ``from experiments im
 from importlib import import_module
 from typing import Any
 
+from experiments.answer_cost import AnswerCost, measure_answer_cost
 from experiments.answers import ANSWER_METRICS, AnswerJudging, AnswerSpend, answer_queries
 from experiments.calibration import (Agreement, Calibration, CalibrationReport, CalibrationStore, CalibrationStoreBusy,
                                      JudgedItem, LabelledItem, agreement, calibrate, judge_items, read_labels)
@@ -42,7 +43,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'experiments' has no attribute {name!r}")
 
 
-__all__ = ["CONTAINMENT", "DECIDER", "SHORT_ANSWER_METRICS", "is_short_reference", "score_short_answer",
+__all__ = ["AnswerCost", "measure_answer_cost", "CONTAINMENT", "DECIDER", "SHORT_ANSWER_METRICS", "is_short_reference", "score_short_answer",
            "ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "Calibration",
            "CalibrationReport", "CalibrationStore", "CalibrationStoreBusy", "JudgedItem", "LabelledItem", "agreement",
            "calibrate", "judge_items", "read_labels", "DEFAULT_METRICS", "DecisionSplit",
