@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,12 +59,17 @@ def _probe_query(evalset: EvalSet) -> Query:
 
 
 def _probe_chunks(evalset: EvalSet, query: Query, count: int) -> list[dict[str, Any]]:
-    """The query's relevant documents first, then others, as whole-document chunks (the generator trims them to
-    its budgets, as it trims a real ranking's)."""
+    """``count`` paragraphs (blank-line separated, as the paragraph chunker cuts), of the query's relevant
+    documents first, then of others: about what a ranking hands the generator (which trims them to its budgets)."""
     relevant = list(evalset.qrels.get(query.query_id, {}))
     docs = {d.doc_id: d for d in evalset.corpus}
-    order = [d for d in relevant if d in docs] + [d for d in docs if d not in relevant]
-    return [{"chunk_id": f"{doc_id}#0", "doc_id": doc_id, "text": docs[doc_id].text} for doc_id in order[:count]]
+    chunks: list[dict[str, Any]] = []
+    for doc_id in [d for d in relevant if d in docs] + [d for d in docs if d not in relevant]:
+        for number, text in enumerate(p.strip() for p in re.split(r"\n\s*\n", docs[doc_id].text) if p.strip()):
+            chunks.append({"chunk_id": f"{doc_id}#{number}", "doc_id": doc_id, "text": text})
+            if len(chunks) == count:
+                return chunks
+    return chunks
 
 
 def measure_answer_cost(client: Any, evalset: EvalSet, generation: GenerationConfig) -> AnswerCost:
