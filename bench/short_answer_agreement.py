@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from judge_labels import build  # noqa: E402
+from judge_labels import build
 
-from experiments import agreement, is_short_reference  # noqa: E402
-from experiments.short_answers import char_f1, contains_reference, exact_match  # noqa: E402
+from experiments import agreement, is_short_reference
+from experiments.short_answers import char_f1, contains_reference, exact_match
 
 OUT = ROOT / "bench" / "results" / "short_answer_agreement.md"
 RULES = {"containment (answer_correctness)": contains_reference,
@@ -67,14 +67,14 @@ def main() -> None:
                     f"{found.tp} | {found.fp} | {found.fn} | {found.tn} |")
     text = "\n".join([
         "# Short-answer correctness against the judge calibration's KorQuAD labels (no LLM)", "",
-        f"`bench/short_answer_agreement.py --per-set {args.per_set} --seed {args.seed}`: the {len(items)} KorQuAD "
-        f"items of `bench/judge_labels.py`, {len(short)} with a short reference. For comparison, the judge "
-        "qwen2.5-coder-1.5b on the same items: accuracy 0.569, kappa 0.162 (bench/results/judge_calibration.md).",
+        (f"`bench/short_answer_agreement.py --per-set {args.per_set} --seed {args.seed}`: the {len(items)} KorQuAD "
+         f"items of `bench/judge_labels.py`, {len(short)} with a short reference. For comparison, the judge "
+         "qwen2.5-coder-1.5b on the same items: accuracy 0.569, kappa 0.162 (bench/results/judge_calibration.md)."),
         "", "| rule | n | accuracy | kappa [95% bootstrap] | tp | fp | fn | tn |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", *rows, "",
-        "Caveat: the labels are made by construction (a right answer is a passage sentence containing the reference "
-        "span), so containment agrees nearly by definition; exact match shows why containment, not exact match, "
-        "decides: a right answer that is a sentence is never an exact match.", ""])
+        ("Caveat: the labels are made by construction (a right answer is a passage sentence containing the "
+         "reference span), so containment agrees nearly by definition; exact match shows why containment, not exact "
+         "match, decides: a right answer that is a sentence is never an exact match."), ""])
     OUT.write_text(text, "utf-8")
     OUT.with_suffix(".json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
     print(text)
