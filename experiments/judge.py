@@ -15,22 +15,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from evalsets import language_of
 from pipelines import PASSAGES_SYSTEM, context_block
 from pipelines.llm import LLMClient, LLMError
 
 
 class Verdict(BaseModel):
     reason: str = Field(description="one short sentence")
-    score: Literal[0, 1]
-
-
-class FactsVerdict(BaseModel):
-    """The Korean judge's verdict: the reference's key facts first, the verdict last, so a small model names what
-    must be said before it decides (it rejected right Korean answers worded unlike the reference)."""
-
-    key_facts: str = Field(description="the key facts (names, numbers, dates) the reference gives")
-    reason: str = Field(description="one short sentence: does the answer give those facts?")
     score: Literal[0, 1]
 
 
@@ -59,28 +49,6 @@ RUBRICS = {
                        "Score 0 = it does not answer the question, or states something the context does not support."),
 }
 REPLY = "Reply as JSON with a short reason, then score."
-KOREAN_RUBRICS = {
-    "correctness": ("당신은 답변이 참조 답변과 같은 내용을 말하는지 채점합니다.\n"
-                    "먼저 참조 답변의 핵심 사실(이름, 숫자, 날짜 등)을 적고, 답변에 그 사실이 있는지 확인한 뒤 점수를 "
-                    "매기세요.\n"
-                    "1점 = 답변에 참조 답변의 핵심 사실이 있다. 표현이 다르거나, 더 길거나, 세부 내용을 덧붙여도 참조 "
-                    "답변과 모순되지 않으면 1점입니다.\n"
-                    "0점 = 답변에 핵심 사실이 없거나, 다른 사실을 말하거나, 참조 답변과 모순된다.\n"
-                    "예시: 질문 \"훈민정음을 창제한 왕은?\", 참조 답변 \"세종대왕\", 답변 \"훈민정음은 조선의 네 번째 "
-                    "임금인 세종이 1443년에 만들었습니다.\" -> 핵심 사실: 세종대왕. 답변이 세종이라고 말하므로 1점.\n"
-                    "같은 질문에 답변 \"태종이 만들었습니다.\" -> 핵심 사실 세종대왕이 없으므로 0점."),
-    "faithfulness": ("당신은 답변이 위 구절에 근거하는지 확인합니다.\n"
-                     "1점 = 답변의 모든 내용이 구절에 있다.\n0점 = 답변이 구절에 없는 내용을 말한다."),
-    "context_relevance": ("당신은 위 구절에 질문의 답이 있는지 확인합니다.\n"
-                          "1점 = 구절에 답이 있다.\n0점 = 구절에 답이 없다."),
-}
-"""Korean questions get Korean instructions (a 1.5B judge given the English rubric rejected 25 of 30 right Korean
-answers, bench/results/judge_calibration.md): the scale in words, and for correctness an example of a right answer
-worded unlike its reference."""
-KOREAN_REPLY = {"correctness": "JSON으로 답하세요: key_facts(참조 답변의 핵심 사실), reason(한 문장), score(1 또는 0) 순서.",
-                "faithfulness": "JSON으로 답하세요: reason(한 문장), score(1 또는 0) 순서.",
-                "context_relevance": "JSON으로 답하세요: reason(한 문장), score(1 또는 0) 순서."}
-KOREAN_LABELS = {"Question": "질문", "Reference answer": "참조 답변", "Answer": "판정할 답변"}
 CHUNK_RUBRIC = ("You find which numbered passage answers a question.\n"
                 "Reply with the number of the passage that contains the answer, or 0 when none of them does.")
 
@@ -111,43 +79,32 @@ class Judge:
     def model(self) -> str:
         return self.client.model
 
-    def _verdict(self, metric: str, content: str, contexts: list[Any] | None = None,
-                 korean: bool = False) -> JudgedScore:
+    def _verdict(self, metric: str, content: str, contexts: list[Any] | None = None) -> JudgedScore:
         """With ``contexts``, the request opens like the generator's over them (same system prompt, same context
-        block), so a server's prompt cache reads the passages once for the answer and its verdicts. ``korean``:
-        the Korean rubric, labels and (for correctness) the key-facts-first verdict."""
-        rubric, reply, schema = RUBRICS.get(metric), REPLY, Verdict
-        if korean and metric in KOREAN_RUBRICS:
-            rubric, reply = KOREAN_RUBRICS[metric], KOREAN_REPLY[metric]
-            schema = FactsVerdict if metric == "correctness" else Verdict
-            for english, hangul in KOREAN_LABELS.items():
-                content = content.replace(f"{english}: ", f"{hangul}: ")
+        block), so a server's prompt cache reads the passages once for the answer and its verdicts."""
         if contexts is None:
-            messages = [{"role": "system", "content": rubric + "\n" + reply},
+            messages = [{"role": "system", "content": RUBRICS[metric] + "\n" + REPLY},
                         {"role": "user", "content": content}]
         else:
             messages = [{"role": "system", "content": PASSAGES_SYSTEM},
-                        {"role": "user", "content": f"{context_block(contexts)}\n\n{rubric}\n{reply}\n\n"
+                        {"role": "user", "content": f"{context_block(contexts)}\n\n{RUBRICS[metric]}\n{REPLY}\n\n"
                                                     f"{content}"}]
         limit = {"timeout": seconds} if self.timeout and (seconds := self.timeout()) is not None else {}
         try:
-            verdict = self.client.structured(messages, schema, max_tokens=300 if schema is FactsVerdict else 200,
-                                             **limit)
+            verdict = self.client.structured(messages, Verdict, max_tokens=200, **limit)
         except LLMError as err:
             return JudgedScore(metric, None, f"no valid verdict: {err}", self.model)
         return JudgedScore(metric, float(verdict.score), verdict.reason, self.model)
 
     def correctness(self, question: str, answer: str, reference: str) -> JudgedScore:
-        return self._verdict("correctness", f"Question: {question}\nReference answer: {reference}\nAnswer: {answer}",
-                             korean=language_of(question) == "ko")
+        return self._verdict("correctness", f"Question: {question}\nReference answer: {reference}\nAnswer: {answer}")
 
     def faithfulness(self, answer: str, contexts: list[Any]) -> JudgedScore:
         """``contexts``: texts, or the chunk dicts the generator was given (then the prompts share a prefix)."""
-        return self._verdict("faithfulness", f"Answer: {answer}", contexts, korean=language_of(answer) == "ko")
+        return self._verdict("faithfulness", f"Answer: {answer}", contexts)
 
     def context_relevance(self, question: str, contexts: list[Any]) -> JudgedScore:
-        return self._verdict("context_relevance", f"Question: {question}", contexts,
-                             korean=language_of(question) == "ko")
+        return self._verdict("context_relevance", f"Question: {question}", contexts)
 
     def answer_quality(self, question: str, answer: str, contexts: list[Any]) -> JudgedScore:
         """Is this served answer good? (what a user's good/bad rating of an /answer response says)"""

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 from agent.llm_session import judge_agreement
 from agent.paths import ProjectPaths
 from experiments import CalibrationStore, Judge, LabelledItem, calibrate
-from experiments.judge import KOREAN_RUBRICS
 
 
 class Verdicts:
@@ -18,9 +17,8 @@ class Verdicts:
     settings = SimpleNamespace(max_concurrency=1)
 
     def structured(self, messages, schema, **params):
-        text = " ".join(m["content"] for m in messages)
-        korean = "판정" in text
-        return schema.model_validate({"key_facts": "", "reason": "-", "score": 0 if korean else 1})
+        korean = any("\uac00" <= ch <= "\ud7a3" for m in messages for ch in m["content"])
+        return schema.model_validate({"reason": "-", "score": 0 if korean else 1})
 
 
 def items() -> list[LabelledItem]:
@@ -47,23 +45,3 @@ def test_agreement_is_measured_and_stored_per_language_and_the_guard_reads_it(tm
     english = calibrate(Judge(Verdicts()), {"en.jsonl": items()[:10]})
     store.record(english.overall, english.parts + english.languages)
     assert set(judge_agreement(tmp_path, "judge-a")["languages"]) == {"en"}
-
-
-def test_korean_questions_get_the_korean_rubric_with_its_scale_and_an_example_worded_unlike_the_reference():
-    seen = []
-
-    class Recording(Verdicts):
-        def structured(self, messages, schema, **params):
-            seen.append((messages, schema))
-            return super().structured(messages, schema, **params)
-
-    judge = Judge(Recording())
-    judge.correctness("임종석이 지명수배된 날은?", "1989년 2월 15일에 수배되었다", "1989년 2월 15일")
-    judge.correctness("How many requests per minute?", "50 a minute", "50 requests per minute")
-    korean, english = seen
-    assert korean[0][0]["content"].startswith(KOREAN_RUBRICS["correctness"][:20])
-    assert "1점" in korean[0][0]["content"] and "0점" in korean[0][0]["content"]
-    assert "판정" in korean[0][1]["content"] and "Question:" not in korean[0][1]["content"]
-    assert "reference answer" in english[0][0]["content"]
-    fields = list(korean[1].model_json_schema()["properties"])
-    assert fields == ["key_facts", "reason", "score"]  # the facts first, the verdict last
