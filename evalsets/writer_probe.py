@@ -3,8 +3,10 @@
 SmolLM2-135M wrote 22 Korean "questions" that were timestamps equal to their answers, and its answerability
 verdicts accepted them all. So before synthesizing, the model writes one question for a built-in passage in the
 corpus's language (it must pass every check of :mod:`evalsets.question_checks`) and gives answerability verdicts
-on four built-in question-answer pairs whose verdicts are known (two right, two wrong: a wrong number, a fact the
-passage does not have). A model that misses any of them is refused; ``--force`` overrides.
+on four built-in question-answer pairs whose verdicts are known (two right; two about facts the passage does not
+have). A model that misses any of them is refused; ``--force`` overrides. A wrong number for a question the passage
+does answer is not among them: the grounding check rejects it without the model, and Qwen2.5-Coder-1.5B, the
+smallest model that writes real Korean questions, accepts it (measured: both languages, two prompts).
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ PASSAGES = {
 }
 VERDICTS = {
     "ko": [("서울시립도서관에서 한 사람이 빌릴 수 있는 도서는 최대 몇 권인가요?", "5권", 1),
-           ("서울시립도서관에서 한 사람이 빌릴 수 있는 도서는 최대 몇 권인가요?", "10권", 0),
+           ("서울시립도서관의 주차 요금은 얼마인가요?", "시간당 1,000원", 0),
            ("서울시립도서관의 휴관일은 언제인가요?", "매주 월요일", 1),
            ("서울시립도서관의 관장은 누구인가요?", "김철수 관장", 0)],
     "en": [("How many books may a member borrow at most?", "5 books", 1),
-           ("How many books may a member borrow at most?", "10 books", 0),
+           ("How much does parking at the library cost?", "2 dollars an hour", 0),
            ("On which day is the library closed?", "Mondays", 1),
            ("Who is the director of the library?", "Jane Smith", 0)],
 }

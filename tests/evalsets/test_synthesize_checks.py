@@ -97,13 +97,13 @@ def test_every_check_is_counted_and_progress_is_reported_per_passage(tmp_path):
 
 def test_the_probe_passes_a_model_that_gets_the_built_in_items_right_and_names_each_miss():
     right = ['{"question": "서울시립도서관의 휴관일은 언제인가요?", "answer": "매주 월요일"}',
-             '{"reason": "5권", "answerable": 1}', '{"reason": "10권은 틀림", "answerable": 0}',
+             '{"reason": "5권", "answerable": 1}', '{"reason": "주차 요금은 없음", "answerable": 0}',
              '{"reason": "월요일", "answerable": 1}', '{"reason": "관장은 없음", "answerable": 0}']
     assert probe_writer(Scripted(right), "ko").passed
     yes_man = ['{"question": "2024-01-01", "answer": "2024-01-01"}'] + ['{"reason": "ok", "answerable": 1}'] * 4
     result = probe_writer(Scripted(yes_man), "ko")
     assert not result.passed and len(result.misses) == 3
-    assert "(own answer)" in result.misses[0] and "'10권'" in result.misses[1]
+    assert "(own answer)" in result.misses[0] and "'시간당 1,000원'" in result.misses[1]
 
 
 def test_smollm2_is_refused_for_korean_by_the_cli_and_force_overrides(tmp_path, monkeypatch):
