@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from evalsets.answer_text import compact, content_morphemes, ends_sentence, normalise_answer
+from evalsets import compact, content_morphemes, ends_sentence, normalise_answer
 
 SHORT_MAX_CHARS = 40
 SHORT_MAX_WORDS = 6

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evalsets.text import language_of
+from evalsets import language_of
 from experiments import CONTAINMENT, DECIDER
 from guardrails.evidence import Evidence
 from guardrails.policy import Policy

@@ -35,10 +35,8 @@ def synthesize_command(
     """Ask the LLM to write questions (+ reference answers) for sampled passages; filter; write the layout.
 
     Document text goes only to the LLM named here (--llm-base-url, else a local llama.cpp server)."""
-    from evalsets import EvalSetError, synthesize
+    from evalsets import EvalSetError, corpus_language, probe_writer, synthesize
     from evalsets.ingest import CorpusFolder
-    from evalsets.synthesize import corpus_language
-    from evalsets.writer_probe import probe_writer
     from pipelines.llm import LLMUnavailable
 
     living = CorpusFolder(corpus) if corpus.is_dir() else None
