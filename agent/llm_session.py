@@ -86,16 +86,23 @@ def try_connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, m
 
 
 def judge_agreement(project_dir: Path, judge_model: str) -> dict[str, Any] | None:
-    """The judge model's latest agreement with human labels (`evolve judge calibrate`), as the guard step takes
-    it for the policy's ``answers.min_judge_kappa``; None when it was never calibrated in this project."""
+    """The judge model's latest agreement with human labels (`evolve judge calibrate`), pooled and per language of
+    the labelled questions, as the guard step takes it for the policy's ``answers.min_judge_kappa``; None when it
+    was never calibrated in this project."""
     from experiments import CalibrationStore, CalibrationStoreBusy
 
+    store = CalibrationStore(ProjectPaths.of(project_dir).judge_calibration)
     try:
-        found = CalibrationStore(ProjectPaths.of(project_dir).judge_calibration).latest(judge_model)
+        found = store.latest(judge_model)
+        languages = store.latest_languages(judge_model) if found is not None else {}
     except CalibrationStoreBusy:  # another process holds the file: treated as not calibrated (the safe side)
         return None
-    return None if found is None else {"kappa": found.kappa, "n": found.n, "accuracy": found.accuracy,
-                                       "source": found.source}
+    if found is None:
+        return None
+    out: dict[str, Any] = {"kappa": found.kappa, "n": found.n, "accuracy": found.accuracy, "source": found.source}
+    if languages:  # the guard reads the held-back set's language (a run recorded before languages: the pooled one)
+        out["languages"] = {lang: {"kappa": c.kappa, "n": c.n, "accuracy": c.accuracy} for lang, c in languages.items()}
+    return out
 
 
 @contextmanager

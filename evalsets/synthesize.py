@@ -1,5 +1,6 @@
 """Synthesize an evaluation set from raw documents with an LLM: a question + reference answer per
-sampled passage, kept only if a second LLM call finds it answerable from that passage, deduplicated.
+sampled passage, kept only if it passes the checks of :mod:`evalsets.question_checks` (a question a person would
+ask, not its own answer, grounded in the passage, no near duplicate) and a second LLM call finds it answerable.
 
 The LLM is passed in (anything with ``structured(messages, schema)`` and ``model``), so this module
 stays below the pipelines layer.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -17,12 +19,11 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from evalsets.errors import EvalSetError
-from evalsets.failures import normalise_query
 from evalsets.jsonl import json_line, split_lines
 from evalsets.loader import read_corpus
 from evalsets.model import Document
+from evalsets.question_checks import CHECKS, failed_check, trigrams
 from evalsets.text import language_of
-
 
 
 class StructuredLLM(Protocol):
@@ -51,6 +52,17 @@ class SynthesisReport:
     kept: int = 0
     model: str = ""
     rejected: list[dict[str, str]] = field(default_factory=list)
+    failed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
+    """Items dropped by each check of :mod:`evalsets.question_checks` (each under the first it fails)."""
+
+    def checks_line(self) -> str:
+        return ", ".join(f"{count} {name}" for name, count in self.failed.items())
+
+
+def corpus_language(corpus_path: Path) -> Literal["ko", "en"]:
+    """The language of a corpus (folder or corpus.jsonl), from the start of its first 50 documents."""
+    corpus_file = corpus_path / "corpus.jsonl" if corpus_path.is_dir() else corpus_path
+    return language_of([d.text[:2000] for d in read_corpus(corpus_file)[:50]])
 
 
 def sample_passage(doc: Document, rng: random.Random, max_chars: int = 1200) -> str:
@@ -74,6 +86,34 @@ def _answerable_messages(passage: str, qa: QA) -> list[dict[str, str]]:
             {"role": "user", "content": f"Passage:\n{passage}\n\nQuestion: {qa.question}\nAnswer: {qa.answer}"}]
 
 
+def _one(doc: Document, passage: str, llm: StructuredLLM, check_answerable: bool, seen: list[set[str]],
+         report: SynthesisReport) -> QA | str:
+    """One passage's item, or why it was dropped (counted in ``report``)."""
+    try:
+        qa = llm.structured(_question_messages(doc, passage), QA, max_tokens=300)
+    except Exception as err:  # a small model that cannot produce the JSON: count it, go on
+        report.invalid += 1
+        report.rejected.append({"doc_id": doc.doc_id, "why": f"invalid: {err}"[:200]})
+        return "invalid"
+    report.generated += 1
+    why = failed_check(qa.question, qa.answer, passage, seen)
+    if why:
+        report.failed[why] += 1
+        report.duplicates += why == "near duplicate"
+        report.rejected.append({"doc_id": doc.doc_id, "question": qa.question, "answer": qa.answer, "why": why})
+        return why
+    if check_answerable:
+        try:
+            verdict = llm.structured(_answerable_messages(passage, qa), Answerable, max_tokens=200)
+        except Exception:
+            verdict = Answerable(reason="no valid verdict", answerable=0)
+        if verdict.answerable != 1:
+            report.unanswerable += 1
+            report.rejected.append({"doc_id": doc.doc_id, "question": qa.question, "why": verdict.reason})
+            return "unanswerable"
+    return qa
+
+
 def _existing(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """The questions a set already has (a living corpus's set grows with `--since`): lines kept as written."""
     queries = out / "queries.jsonl"
@@ -87,10 +127,12 @@ def _existing(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: int = 0,
                check_answerable: bool = True, only: set[str] | None = None,
-               corpus_version: str | None = None) -> SynthesisReport:
+               corpus_version: str | None = None,
+               progress: Callable[[int, int, str], None] | None = None) -> SynthesisReport:
     """Questions for ``n`` sampled documents (of ``only``, when given: the new and changed documents of a living
     corpus), added to the set in ``out``. When ``out`` holds the corpus (a folder `evolve ingest` keeps), the set
-    lives beside it and follows it; otherwise the corpus is copied in and the set is fixed."""
+    lives beside it and follows it; otherwise the corpus is copied in and the set is fixed. ``progress(done,
+    total, outcome)`` after each passage ('kept', or why the item was dropped)."""
     corpus_file = corpus_path / "corpus.jsonl" if corpus_path.is_dir() else corpus_path
     docs = read_corpus(corpus_file)
     if only is not None:
@@ -102,46 +144,30 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
     chosen = rng.sample(docs, min(n, len(docs))) if n <= len(docs) else [rng.choice(docs) for _ in range(n)]
     report = SynthesisReport(sampled=len(chosen), model=llm.model)
     old_queries, old_qrels = _existing(out)
-    seen: set[str] = {normalise_query(q["text"]) for q in old_queries}
+    seen = [trigrams(q["text"]) for q in old_queries]
     taken = {q["query_id"] for q in old_queries}
     queries, qrels = [], []
-    for doc in chosen:
-        passage = sample_passage(doc, rng)
-        try:
-            qa = llm.structured(_question_messages(doc, passage), QA, max_tokens=300)
-        except Exception as err:  # a small model that cannot produce the JSON: count it, go on
-            report.invalid += 1
-            report.rejected.append({"doc_id": doc.doc_id, "why": f"invalid: {err}"[:200]})
-            continue
-        report.generated += 1
-        key = normalise_query(qa.question)
-        if key in seen:
-            report.duplicates += 1
-            continue
-        if check_answerable:
-            try:
-                verdict = llm.structured(_answerable_messages(passage, qa), Answerable, max_tokens=200)
-            except Exception:
-                verdict = Answerable(reason="no valid verdict", answerable=0)
-            if verdict.answerable != 1:
-                report.unanswerable += 1
-                report.rejected.append({"doc_id": doc.doc_id, "question": qa.question, "why": verdict.reason})
-                continue
-        seen.add(key)
-        number = len(taken)
-        while f"syn-{number:05d}" in taken:
-            number += 1
-        query_id = f"syn-{number:05d}"
-        taken.add(query_id)
-        metadata = {"source_doc": doc.doc_id, "generator": llm.model}
-        if corpus_version:
-            metadata["corpus_version"] = corpus_version
-        queries.append({"query_id": query_id, "text": qa.question, "answers": [qa.answer], "metadata": metadata})
-        qrels.append((query_id, doc.doc_id))
+    for done, doc in enumerate(chosen, start=1):
+        outcome = _one(doc, sample_passage(doc, rng), llm, check_answerable, seen, report)
+        if isinstance(outcome, QA):
+            seen.append(trigrams(outcome.question))
+            number = len(taken)
+            while f"syn-{number:05d}" in taken:
+                number += 1
+            query_id = f"syn-{number:05d}"
+            taken.add(query_id)
+            metadata = {"source_doc": doc.doc_id, "generator": llm.model}
+            if corpus_version:
+                metadata["corpus_version"] = corpus_version
+            queries.append({"query_id": query_id, "text": outcome.question, "answers": [outcome.answer],
+                            "metadata": metadata})
+            qrels.append((query_id, doc.doc_id))
+        if progress:
+            progress(done, len(chosen), "kept" if isinstance(outcome, QA) else outcome)
     report.kept = len(queries)
     if not queries:
         raise EvalSetError(f"no synthesized question passed the filters ({report.invalid} invalid, "
-                           f"{report.unanswerable} unanswerable, {report.duplicates} duplicates) with {llm.model}",
+                           f"{report.unanswerable} unanswerable; checks: {report.checks_line()}) with {llm.model}",
                            corpus_path)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "corpus.jsonl").resolve() != corpus_file.resolve():
@@ -152,8 +178,8 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
     scope = f"{len(docs)} new or changed documents" if only is not None else f"`{corpus_file}`"
     line = (f"{report.kept} questions written by {llm.model} from {report.sampled} sampled passages of {scope} "
             f"(seed {seed}{f', corpus version {corpus_version}' if corpus_version else ''}); "
-            f"{report.unanswerable} judged unanswerable, {report.duplicates} duplicates, "
-            f"{report.invalid} invalid replies dropped.\n")
+            f"{report.unanswerable} judged unanswerable, {report.invalid} invalid replies dropped; "
+            f"dropped by the checks: {report.checks_line()}.\n")
     readme = out / "README.md"
     if old_queries and readme.is_file():
         readme.write_text(readme.read_text(encoding="utf-8") + "\n" + line, "utf-8")

@@ -12,6 +12,7 @@ The study names (Optuna, SQLAlchemy) load on first use, so ``from experiments im
 from importlib import import_module
 from typing import Any
 
+from experiments.answer_cost import AnswerCost, measure_answer_cost
 from experiments.answers import ANSWER_METRICS, AnswerJudging, AnswerSpend, answer_queries
 from experiments.calibration import (Agreement, Calibration, CalibrationReport, CalibrationStore, CalibrationStoreBusy,
                                      JudgedItem, LabelledItem, agreement, calibrate, judge_items, read_labels)
@@ -26,6 +27,8 @@ from experiments.metrics import (DEFAULT_METRICS, mean_scores, mrr_at_k, ndcg_at
 from experiments.online import (InterleaveSummary, Rating, ShadowSummary, TrafficRecord, interleave_summary,
                                 shadow_summary)
 from experiments.serving_cost import latency_ms, p95
+from experiments.short_answers import (CONTAINMENT, DECIDER, SHORT_ANSWER_METRICS, is_short_reference,
+                                       score_short_answer)
 from experiments.space import SpaceError, describe_space, load_space, space_from_dict, space_json_schema
 from experiments.splits import DecisionSplit, decision_folds, decision_split, tune_and_heldout
 from experiments.tracking import StudyTracker, artifact_location, flatten, metric_key, sqlite_tracking_uri
@@ -46,6 +49,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["CANDIDATE", "CHAMPION", "InterleaveSummary", "Pick", "Rating", "ShadowSummary", "SignTest", "TrafficRecord",
            "credit", "interleave_summary", "preference", "shadow_summary", "sign_test", "team_draft",
+           "AnswerCost", "measure_answer_cost", "CONTAINMENT", "DECIDER", "SHORT_ANSWER_METRICS", "is_short_reference", "score_short_answer",
            "ANSWER_METRICS", "Agreement", "AnswerJudging", "AnswerSpend", "CLOSED_ATTR", "Calibration",
            "CalibrationReport", "CalibrationStore", "CalibrationStoreBusy", "JudgedItem", "LabelledItem", "agreement",
            "calibrate", "judge_items", "read_labels", "DEFAULT_METRICS", "DecisionSplit",

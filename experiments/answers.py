@@ -8,6 +8,8 @@ queries, until a deadline. Every generator and judge call goes through the cache
 Per query: ``answer_correctness`` (against the reference answer, where the set has one), ``faithfulness`` (the
 answer's claims are supported by the contexts it was given) and ``context_relevance`` (those contexts contain
 the answer), each a 0/1 verdict of the judge; a verdict the judge could not give is left out, never counted 0.
+Where every reference is short (a span: :mod:`experiments.short_answers`), ``answer_correctness`` is decided
+without the judge, by containment after Korean normalisation, and exact match and F1 join the row.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from evalsets import Query
 from experiments.judge import Judge
+from experiments.short_answers import DECIDER, score_short_answer, short_references
 from pipelines import GenerationConfig, Generator, Retriever
 from pipelines.llm import LLMError, LLMUnavailable
 
@@ -44,10 +47,17 @@ class AnswerSpend:
     cached: int = 0
     """Requests answered from the cache."""
     seconds: float = 0.0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    """Per metric, the queries it was scored on (``answer_correctness``: judge and containment together;
+    ``contained``: those decided by containment, without the judge)."""
 
     def add(self, other: "AnswerSpend") -> None:
         for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
+            if name == "verdicts":
+                for metric, count in value.items():
+                    self.verdicts[metric] = self.verdicts.get(metric, 0) + count
+            else:
+                setattr(self, name, getattr(self, name) + value)
 
     def line(self) -> str:
         text = (f"{self.queries} queries answered and judged, {self.calls} LLM calls ({self.cached} from the cache), "
@@ -56,6 +66,8 @@ class AnswerSpend:
             text += f"; {self.skipped} queries not reached within the time allowed"
         if self.failed:
             text += f"; {self.failed} queries without an answer or a valid verdict"
+        if self.verdicts:
+            text += "; scored: " + ", ".join(f"{metric} {count}" for metric, count in self.verdicts.items())
         return text
 
 
@@ -123,9 +135,13 @@ class AnswerJudging:
         with ThreadPoolExecutor(self.client.settings.max_concurrency) as pool:
             rows = list(pool.map(one, zip(chosen, rankings)))
         out = {q.query_id: row for q, row in zip(chosen, rows) if row}
+        verdicts = {m: n for m in ANSWER_METRICS if (n := sum(m in row for row in out.values()))}
+        if contained := sum(DECIDER in row for row in out.values()):
+            verdicts["contained"] = contained
         self.spend.add(AnswerSpend(queries=len(out), skipped=sum(row is None for row in rows),
                                    failed=sum(row == {} for row in rows), calls=self.client.calls - calls,
-                                   cached=self._cache_hits() - hits, seconds=time.perf_counter() - started))
+                                   cached=self._cache_hits() - hits, seconds=time.perf_counter() - started,
+                                   verdicts=verdicts))
         return out
 
     def _judge_one(self, generator: Generator, query: Query, ranking: list[Any]) -> dict[str, float] | None:
@@ -138,14 +154,18 @@ class AnswerJudging:
             # the chunk dicts themselves: the verdicts' prompts then open like the answer's (a prompt-cache hit)
             verdicts = [self.judge.faithfulness(answer.text, answer.contexts),
                         self.judge.context_relevance(query.text, answer.contexts)]
-            if query.answers:
+            short = short_references(query.answers)
+            if query.answers and not short:
                 verdicts.append(self.judge.correctness(query.text, answer.text, query.answers[0]))
         except LLMUnavailable as err:
             self.unavailable = str(err)
             return None
         except LLMError:
             return {}
-        return {_JUDGE_METRIC[v.metric]: v.value for v in verdicts if v.value is not None}
+        row = {_JUDGE_METRIC[v.metric]: v.value for v in verdicts if v.value is not None}
+        if short:  # a span: containment decides, no judge call (experiments.short_answers)
+            row.update(score_short_answer(answer.text, short))
+        return row
 
     def _cache_hits(self) -> int:
         cache = getattr(self.client, "cache", None)

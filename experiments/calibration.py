@@ -25,14 +25,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evalsets import EvalSetError, split_lines
+from evalsets import EvalSetError, language_of, split_lines
 from experiments.judge import Judge, JudgedScore
 
 METRICS = ("correctness", "answer_quality", "faithfulness", "context_relevance")
@@ -40,6 +40,8 @@ NEEDS = {"correctness": ("answer", "reference"), "answer_quality": ("answer", "c
          "faithfulness": ("answer", "contexts"), "context_relevance": ("contexts",)}
 """What a line must carry to be judged with each metric."""
 MAX_ERRORS_SHOWN = 10
+LANGUAGE_SOURCE = "language:"
+"""Source of a calibration part measured on one language's items ('language:ko')."""
 
 
 class LabelledItem(BaseModel):
@@ -261,6 +263,9 @@ class CalibrationReport:
     parts: list[Calibration]
     """One per source, when the items come from more than one."""
     judged: list[JudgedItem]
+    languages: list[Calibration] = field(default_factory=list)
+    """One per language of the questions (source 'language:ko', 'language:en'): what the guard reads for a
+    held-back set in that language (``answers.min_judge_kappa``)."""
 
     @property
     def seconds_per_judgement(self) -> float | None:
@@ -282,7 +287,12 @@ def calibrate(judge: Judge, groups: dict[str, Sequence[LabelledItem]], progress:
         by_source.setdefault(source, []).append(one)
     parts = [calibration_of(group, judge.model, source) for source, group in by_source.items()]
     overall = calibration_of(judged, judge.model, " + ".join(by_source))
-    return CalibrationReport(overall, parts if len(parts) > 1 else [], judged)
+    by_language: dict[str, list[JudgedItem]] = {}
+    for one in judged:
+        by_language.setdefault(language_of(one.item.question), []).append(one)
+    languages = [calibration_of(group, judge.model, f"{LANGUAGE_SOURCE}{language}")
+                 for language, group in sorted(by_language.items())]
+    return CalibrationReport(overall, parts if len(parts) > 1 else [], judged, languages)
 
 
 TABLE = "judge_calibration"
@@ -352,6 +362,25 @@ class CalibrationStore:
         """The most recent calibration of ``judge_model`` (all its labels pooled), or None if it was never calibrated."""
         found = self._select("judge_model = ? AND pooled", [judge_model], limit=1)
         return found[0] if found else None
+
+    def latest_languages(self, judge_model: str) -> dict[str, Calibration]:
+        """Language -> the agreement on that language's items, of the latest calibration run of ``judge_model``
+        (empty when that run measured none: one recorded before languages were)."""
+        if not self.path.exists():
+            return {}
+        connection = self._connect(read_only=True)
+        try:
+            if not connection.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                                      [TABLE]).fetchone()[0]:
+                return {}
+            rows = connection.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE NOT pooled AND starts_with(source, ?) AND run_id = "
+                f"(SELECT run_id FROM {TABLE} WHERE judge_model = ? AND pooled ORDER BY created DESC, rowid DESC "
+                "LIMIT 1)", [LANGUAGE_SOURCE, judge_model]).fetchall()
+        finally:
+            connection.close()
+        found = [Calibration(**dict(zip(COLUMNS, row))) for row in rows]
+        return {c.source.removeprefix(LANGUAGE_SOURCE): c for c in found}
 
     def history(self, judge_model: str | None = None) -> list[Calibration]:
         """Every pooled calibration, newest first (of one judge model when given)."""

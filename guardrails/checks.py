@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from evalsets import language_of
+from experiments import CONTAINMENT, DECIDER
 from guardrails.evidence import Evidence
 from guardrails.policy import Policy
 from guardrails.stats import TESTS, alpha_for_look, minimum_detectable_effect, resamples_for
@@ -69,12 +71,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _paired(candidate: Evidence, champion: Evidence, metric: str, failure: bool) -> tuple[np.ndarray, np.ndarray]:
+def _paired(candidate: Evidence, champion: Evidence, metric: str, failure: bool, decided: bool | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Paired scores of the queries scored on ``metric`` for both; ``decided``: only those whose answer metrics
+    were decided without the judge (True) or by it (False)."""
     cand, champ = [], []
     for mine, theirs in zip(candidate.sets, champion.sets):
         if mine.is_failure_set != failure:
             continue
         for qid, row in mine.per_query.items():
+            if decided is not None and (metric == "answer_correctness" and DECIDER in row) != decided:
+                continue
             if metric in row and metric in theirs.per_query.get(qid, {}):
                 cand.append(row[metric])
                 champ.append(theirs.per_query[qid][metric])
@@ -158,9 +165,14 @@ def answer_rules(candidate: Evidence, champion: Evidence, policy: Policy,
     """"No significant regression" on each answer metric the policy holds, or one line saying why none applies.
 
     One-sided paired test (the policy's test) of "the champion's answers are better" on the held-back queries
-    judged for both, refused when p is below ``significance.p_value`` shared out over the held metrics
+    scored for both, refused when p is below ``significance.p_value`` shared out over the metrics tested
     (Bonferroni): a candidate no worse than the champion is then refused by noise with chance at most
-    ``p_value`` per look. No alpha is spent over looks: a false alarm can only refuse, the safe direction."""
+    ``p_value`` per look. No alpha is spent over looks: a false alarm can only refuse, the safe direction.
+
+    Each rule says what decided it: ``answer_correctness`` on short references is decided by containment
+    (deterministic, :mod:`experiments.short_answers`), the rest by the judge. A judge below the policy's
+    ``min_judge_kappa`` on the set's language has its verdicts reported, not used; the deterministic part of
+    ``answer_correctness`` still counts."""
     sig, held = policy.significance, policy.answers.hold
     if not held:
         return []
@@ -169,30 +181,58 @@ def answer_rules(candidate: Evidence, champion: Evidence, policy: Policy,
         return [RuleResult("answer metrics", "skipped", "info", True,
                            f"not measured: {why}; the decision rests on retrieval metrics")]
     judge = candidate.answers.get("judge_model", "?")
-    floor = policy.answers.min_judge_kappa
-    if floor is not None:
-        kappa = (judge_agreement or {}).get("kappa")
-        if kappa is None or kappa < floor:
-            measured = "not calibrated" if kappa is None else round(float(kappa), 4)
-            return [RuleResult(f"judge agreement [{judge}]", measured, floor, True,
-                               f"Cohen's kappa of {judge} with human labels "
-                               + (f"{kappa:.3f} (n={judge_agreement.get('n')})" if kappa is not None else
-                                  "unknown (run `evolve judge calibrate`)")
-                               + f" is below the policy's {floor:g}: its answer verdicts are reported, not used")]
-    rules, level = [], sig.p_value / len(held)
+    rules, trusted = _judge_trust(candidate, judge, policy.answers.min_judge_kappa, judge_agreement)
+    tests = []
     for metric in held:
-        cand, champ = _paired(candidate, champion, metric, failure=False)
+        deterministic = _paired(candidate, champion, metric, failure=False, decided=True)
+        judged = _paired(candidate, champion, metric, failure=False, decided=False)
+        if not trusted:
+            judged = (judged[0][:0], judged[1][:0])
+            if not len(deterministic[0]):
+                continue
+        parts = [f"{CONTAINMENT} on {len(deterministic[0])}"] if len(deterministic[0]) else []
+        parts += [f"the judge {judge} on {len(judged[0])}"] if len(judged[0]) else []
+        cand, champ = np.concatenate([deterministic[0], judged[0]]), np.concatenate([deterministic[1], judged[1]])
+        scored = "scored for both" if len(deterministic[0]) else f"judged by {judge}"
+        tests.append((metric, cand, champ, scored, "decided by " + (" and ".join(parts) or "no") + " queries"))
+    level = sig.p_value / max(1, len(tests))
+    for metric, cand, champ, scored, decided in tests:
         name = f"no significant regression [{metric}]"
         if len(cand) < 2:
-            rules.append(RuleResult(name, None, level, True, f"{len(cand)} queries judged for both configs: "
-                                    "too few to test; not applied"))
+            rules.append(RuleResult(name, None, level, True, f"{len(cand)} queries scored for both configs: "
+                                    f"too few to test; not applied ({decided})"))
             continue
         p_value = TESTS[sig.test](champ, cand, resamples_for(level, sig.resamples), sig.seed)
         effect, _, _ = minimum_detectable_effect(champ - cand, min(level, 0.5), sig.power)
         passed = sig.p_value >= 1 or p_value >= level
         rules.append(RuleResult(name, p_value, level, passed,
                                 f"{metric} {cand.mean():.3f} vs champion {champ.mean():.3f} on {len(cand)} queries "
-                                f"judged by {judge}; one-sided p={p_value:.3g} that the champion's answers are better "
-                                f"({sig.test}); below {level:.3g} ({sig.p_value:g} over {len(held)} held metrics) "
-                                f"refuses; the smallest drop this detects with power {sig.power:g} is {effect:.3f}"))
+                                f"{scored}; {decided}; one-sided p={p_value:.3g} that the champion's answers "
+                                f"are better ({sig.test}); below {level:.3g} ({sig.p_value:g} over {len(tests)} "
+                                f"tested metrics) refuses; the smallest drop this detects with power {sig.power:g} is "
+                                f"{effect:.3f}"))
     return rules
+
+
+def _judge_trust(candidate: Evidence, judge: str, floor: float | None, agreement: dict[str, Any] | None
+                 ) -> tuple[list[RuleResult], bool]:
+    """Whether the judge's verdicts count (its kappa on the held-back set's language against ``floor``), and the
+    line that says why not. A calibration that names languages is read for the set's; an older one, pooled."""
+    if floor is None:
+        return [], True
+    language = language_of([text for s in candidate.sets if not s.is_failure_set for text in s.texts.values()])
+    agreement = agreement or {}
+    per_language = agreement.get("languages")
+    found = per_language.get(language) if per_language is not None else agreement
+    kappa = (found or {}).get("kappa")
+    if kappa is not None and kappa >= floor:
+        return [], True
+    on = f" on {language}" if per_language is not None else ""
+    measured = "not calibrated" if kappa is None else round(float(kappa), 4)
+    known = (f"{kappa:.3f} (n={found.get('n')})" if kappa is not None else
+             f"unknown{on} (run `evolve judge calibrate` with labels in this language)" if per_language is not None
+             else "unknown (run `evolve judge calibrate`)")
+    return [RuleResult(f"judge agreement [{judge}]", measured, floor, True,
+                       f"Cohen's kappa of {judge} with human labels{on} {known} is below the policy's {floor:g}: "
+                       "its answer verdicts are reported, not used (correctness on short references is decided "
+                       "without it)")], False

@@ -68,7 +68,8 @@ def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldo
         cand.answers, champ.answers = dict(skipped), dict(skipped)
     else:
         spend = {"spend": answers.spend.line(), "seconds": round(answers.spend.seconds, 1),
-                 "llm_calls": answers.spend.calls, "cached": answers.spend.cached}
+                 "llm_calls": answers.spend.calls, "cached": answers.spend.cached,
+                 "judged_queries": answers.spend.queries, "scored": dict(answers.spend.verdicts)}
         cand.answers.update(spend)
         if answers.unavailable:
             cand.answers["stopped"] = answers.unavailable

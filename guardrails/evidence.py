@@ -7,7 +7,7 @@ from typing import Any
 
 from evalsets import EvalSet
 from experiments import score, search_run
-from experiments import ANSWER_METRICS, DEFAULT_METRICS, AnswerJudging
+from experiments import ANSWER_METRICS, DEFAULT_METRICS, SHORT_ANSWER_METRICS, AnswerJudging
 from experiments import latency_ms, p95
 from pipelines import Components, PipelineConfig, Retriever
 from pipelines.embedders import resolve_model
@@ -62,11 +62,12 @@ class Evidence:
                    champion)
 
     def summary(self, metric: str) -> dict[str, Any]:
-        """Means per set: the primary metric, and each answer metric judged on some of the set's queries."""
+        """Means per set: the primary metric, and each answer metric scored on some of the set's queries (exact
+        match and F1 where references are short)."""
         sets = {}
         for s in self.sets:
             sets[s.name] = {"queries": len(s.per_query), metric: s.mean(metric)}
-            sets[s.name].update({m: s.mean(m) for m in ANSWER_METRICS if s.count(m)})
+            sets[s.name].update({m: s.mean(m) for m in ANSWER_METRICS + SHORT_ANSWER_METRICS if s.count(m)})
             sets[s.name].update({f"{m}_judged": s.count(m) for m in ANSWER_METRICS if s.count(m)})
         out = {"config": self.config.name, "latency_p95_ms": round(self.latency_p95_ms, 2),
                "index_mb": round(self.index_mb, 3), "models": self.models, "sets": sets}

@@ -89,7 +89,11 @@ class Answers(_Strict):
     budget_share: float = Field(0.25, gt=0, le=1, description="largest share of a loop's budget answers may take")
     min_judge_kappa: float | None = Field(None, ge=-1, le=1, description=(
         "answer rules count only for a judge whose latest `evolve judge calibrate` agreement (Cohen's kappa) with "
-        "human labels is at least this; null: any judge"))
+        "human labels on the held-back set's language is at least this; null: any judge"))
+    min_paired_queries: int = Field(6, ge=2, le=10_000, description=(
+        "the answer stage runs only where one timed answer and verdict say the allowance pays for this many queries "
+        "judged for both candidate and champion; 6 is the fewest paired 0/1 verdicts that can refuse at 0.05 over "
+        "three held metrics (0.5^6 < 0.0167)"))
 
 
 class Online(_Strict):
@@ -131,6 +135,10 @@ LATER_FIELDS = {"answers": Answers, "looks_gate": LookGate}
 address, so a candidate judged before they existed still matches an unchanged policy."""
 
 
+LATER_KEYS = {"answers": {"min_paired_queries": 6}}
+"""Keys added to a section after decisions were recorded under it: at their defaults they do not enter the address."""
+
+
 class PolicyError(ValueError):
     pass
 
@@ -144,6 +152,10 @@ def policy_sha256(policy: Policy) -> str:
             del data[name]
     if data.get("online") is None:  # added later, off by default: an unchanged policy keeps its address
         data.pop("online", None)
+    for section, keys in LATER_KEYS.items():  # keys added to a section later: at their default, left out
+        for key, default in keys.items():
+            if section in data and data[section].get(key) == default:
+                del data[section][key]
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

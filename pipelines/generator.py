@@ -9,8 +9,12 @@ from typing import Any
 from evalsets import language_of
 from pipelines.config import GenerationConfig
 from pipelines.llm.client import LLMClient
+from pipelines.llm.tokens import estimate_text_tokens
 
-
+VERDICT_ROOM = 800
+"""Tokens of a request over the passages that are not the passages: system prompt, instruction or rubric, the
+question, the answer quoted in a verdict's request (beside ``max_answer_tokens`` kept for it) and a 200-token
+verdict, padded."""
 PASSAGES_SYSTEM = "You work with passages from the company's documents (Korean and English)."
 """One system prompt for the generator and the judge's context rubrics: with the context block right after it,
 their requests for one query share a long prefix, which llama.cpp and vLLM keep cached (the context is read once,
@@ -65,18 +69,31 @@ class Generator:
 
     def contexts(self, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The chunks the generator sees: the first ``contexts``, stopping before the budget runs out (the first
-        one always goes in, cut to the budget)."""
-        budget, used, kept = self.generation.context_tokens, 0, []
+        one always goes in, cut to the budget). Two budgets hold: the config's ``context_tokens`` (estimated as a
+        Qwen-like tokenizer counts) and the model's own context less the room the answer and each verdict on it
+        need (:data:`VERDICT_ROOM`), counted with the safe over-estimate, so a long Korean page cannot overflow a
+        4,096-token model whatever its tokenizer."""
+        budget, room = self.generation.context_tokens, self.model_room()
+        used, used_safe, kept = 0, 0, []
         for chunk in chunks[:self.generation.contexts]:
-            cost = estimate_tokens(chunk["text"])
-            if kept and used + cost > budget:
+            cost, safe = estimate_tokens(chunk["text"]), estimate_text_tokens(chunk["text"])
+            if kept and (used + cost > budget or used_safe + safe > room):
                 break
-            if not kept and cost > budget:
-                chunk = {**chunk, "text": _cut(chunk["text"], budget)}
-                cost = budget
+            if not kept and (cost > budget or safe > room):
+                chunk = {**chunk, "text": _cut(chunk["text"], budget, room)}
+                cost, safe = estimate_tokens(chunk["text"]), estimate_text_tokens(chunk["text"])
             kept.append(chunk)
             used += cost
+            used_safe += safe
         return kept
+
+    def model_room(self) -> int:
+        """Tokens (safe estimate) the passages may fill in the model's context: what the server says it holds
+        (asked once; a client that cannot say: no limit beyond the config's)."""
+        context = getattr(self.client, "context_tokens", None)
+        if context is None:
+            return 1 << 30
+        return max(100, context() - self.generation.max_answer_tokens - VERDICT_ROOM)
 
     def messages(self, query: str, chunks: list[dict[str, Any]]) -> list[dict[str, str]]:
         """The chat request for ``query`` over the chunks the budget admits (see :meth:`contexts`)."""
@@ -99,12 +116,12 @@ class Generator:
         return Answer(text.strip(), list(dict.fromkeys(cited)), query_language(query), self.client.model, given)
 
 
-def _cut(text: str, budget: int) -> str:
-    """The longest prefix of ``text`` within ``budget`` estimated tokens."""
+def _cut(text: str, budget: int, room: int) -> str:
+    """The longest prefix of ``text`` within ``budget`` estimated tokens and ``room`` safe-estimated ones."""
     low, high = 0, len(text)
     while low < high:
         middle = (low + high + 1) // 2
-        if estimate_tokens(text[:middle]) <= budget:
+        if estimate_tokens(text[:middle]) <= budget and estimate_text_tokens(text[:middle]) <= room:
             low = middle
         else:
             high = middle - 1

@@ -27,14 +27,15 @@ def synthesize_command(
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     no_answerability_check: Annotated[bool, typer.Option("--no-answerability-check",
                                                          help="Keep questions the judge finds unanswerable.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Synthesize with a model that failed the built-in checks "
+                                                        "in the corpus's language.")] = False,
     base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
     """Ask the LLM to write questions (+ reference answers) for sampled passages; filter; write the layout.
 
     Document text goes only to the LLM named here (--llm-base-url, else a local llama.cpp server)."""
-    from evalsets import EvalSetError
-    from evalsets import synthesize
+    from evalsets import EvalSetError, corpus_language, probe_writer, synthesize
     from evalsets.ingest import CorpusFolder
     from pipelines.llm import LLMUnavailable
 
@@ -52,9 +53,20 @@ def synthesize_command(
             only = set(living.changed_since(since))
             console.print(f"{len(only)} documents new or changed since version {since} (now {version})")
         with llm_client(project_dir, base_url, model, local_model) as client:
-            with console.status(f"writing questions with {client.model}..."):
-                report = synthesize(corpus, out, client, n, seed, not no_answerability_check, only, version)
+            language = corpus_language(corpus)
+            with console.status(f"trying {client.model} on built-in {language} items..."):
+                probe = probe_writer(client, language, not no_answerability_check)
+            if not probe.passed:
+                line = (f"{client.model} failed {len(probe.misses)} built-in {language} check(s) "
+                        f"({probe.misses[0]}); its questions would not be ones a person asks")
+                if not force:
+                    fail(f"{line}: use --local-model qwen2.5-coder-1.5b, or --llm-base-url of a larger model "
+                         "(--force to synthesize anyway)")
+                console.print(f"{line}; going on (--force)")
+            report = synthesize(corpus, out, client, n, seed, not no_answerability_check, only, version,
+                                progress=lambda done, total, outcome: console.print(
+                                    f"  passage {done}/{total}: {outcome}"))
     except (EvalSetError, LLMUnavailable) as err:
         fail(str(err))
     console.print(f"{report.kept} questions kept of {report.sampled} passages ({report.invalid} invalid replies, "
-                  f"{report.unanswerable} unanswerable, {report.duplicates} duplicates) -> {out}")
+                  f"{report.unanswerable} unanswerable; dropped by the checks: {report.checks_line()}) -> {out}")

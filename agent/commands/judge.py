@@ -160,20 +160,21 @@ def judge_calibrate(
         with stage_progress(out) as report:
             result = calibrate(Judge(client), groups, report)
     store = CalibrationStore(ProjectPaths.of(project_dir).judge_calibration)
-    run_id = store.record(result.overall, result.parts)
+    run_id = store.record(result.overall, result.parts + result.languages)
     rows_out = [as_dict(part) for part in result.parts] + [as_dict(result.overall)]
     if result.parts:
         rows_out[-1]["source"] = "all"
     if json_output:
         print(json.dumps({"judge_model": result.overall.judge_model, "run_id": run_id, "store": str(store.path),
                           "overall": as_dict(result.overall), "sources": rows_out[:-1] if result.parts else [],
+                          "languages": [as_dict(part) for part in result.languages],
                           "seconds_per_judgement": result.seconds_per_judgement, "notes": notes}, indent=2,
                          ensure_ascii=False))
         return
     table = Table(title=f"judge {result.overall.judge_model} against human labels")
     for column in ("source", "metric", "n", "accuracy", "kappa", "invalid", "confusion (tp fp fn tn)"):
         table.add_column(column, justify="left" if column in ("source", "metric") else "right")
-    for entry in rows_out:
+    for entry in rows_out + [as_dict(part) for part in result.languages]:
         c = entry["confusion"]
         table.add_row(entry["source"], entry["metric"], str(entry["n"]), fmt(entry["accuracy"]),
                       fmt(entry["kappa"], "n/a (one class)"), str(entry["invalid"]),

@@ -10,13 +10,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypedDict
 
+from agent.llm_session import judge_agreement
 from agent.loop.proposer_choice import credit
 from agent.loop.records import IterationRecord, records
 from agent.loop.runtime import AgentPaths, BudgetClock
-from agent.llm_session import judge_agreement
 from agent.paths import ProjectPaths
-from evalsets import EvalSet
-from evalsets import language_of
+from evalsets import EvalSet, language_of
 from experiments import DecisionSplit, decision_split, finished_trials
 from guardrails import Policy, Project
 from pipelines import Components
@@ -146,6 +145,8 @@ class AgentContext:
     """'auto' (the LLM only where this run's record says it helps), 'llm' or 'heuristic'."""
     say: Callable[[str], None] = print
     """Where progress lines go (the terminal of `evolve start`)."""
+    answer_stage_skipped: str | None = None
+    """Why this run skips the answer stage ('' : it runs; None: not timed yet), from one timed answer and verdict."""
     last_state: dict[str, Any] = field(default_factory=dict)
     """The state as the last node saw it (for a summary written by the budget watchdog)."""
 
@@ -188,7 +189,30 @@ class AgentContext:
         if self.llm is None or answers.queries == 0:
             return 0.0
         left = answers.budget_share * self.clock.budget_seconds - state.get("answer_seconds", 0.0)
-        return max(0.0, min(left, answers.budget_share * max(0.0, self.remaining() - self.reserve)))
+        allowance = max(0.0, min(left, answers.budget_share * max(0.0, self.remaining() - self.reserve)))
+        if allowance > 5 and self.answer_stage_skipped is None:
+            self.answer_stage_skipped = self._answer_stage_check(allowance)
+        return 0.0 if self.answer_stage_skipped else allowance
+
+    def _answer_stage_check(self, allowance: float) -> str:
+        """One answer and one verdict timed (experiments.answer_cost): '' when ``allowance`` pays for the policy's
+        paired queries, else why not (said once; the run then gives the stage's time to trials)."""
+        from experiments import measure_answer_cost
+        from pipelines.llm import LLMError
+
+        try:
+            cost = measure_answer_cost(self.llm, self.split.heldout[0], self.project.champion_config().generation)
+        except (LLMError, ValueError) as err:
+            why = f"no answer could be timed ({str(err)[:200]})"
+        else:
+            why = cost.skip_reason(allowance, self.policy.answers.min_paired_queries) or ""
+            if not why:
+                self.say(f"  answer stage: one answer {cost.answer_seconds:.1f} s, one verdict "
+                         f"{cost.verdict_seconds:.1f} s on {cost.model}: about {cost.paired_within(allowance)} "
+                         f"paired queries fit in the {allowance:.0f} s allowed")
+        if why:
+            self.say(f"  answer stage skipped for this run: {why}")
+        return why
 
     def answers_skipped(self, state: dict[str, Any]) -> str:
         """Why this iteration judges no answers (said in the output and the guard report)."""
@@ -197,6 +221,8 @@ class AgentContext:
             return f"no LLM ({self.llm_unavailable_reason or 'not configured'})"
         if answers.queries == 0:
             return "turned off by the policy (answers.queries: 0)"
+        if self.answer_stage_skipped:
+            return f"skipped for this run: {self.answer_stage_skipped}"
         return (f"the answer budget is spent ({state.get('answer_seconds', 0.0):.0f} s of "
                 f"{answers.budget_share * self.clock.budget_seconds:.0f} s, {answers.budget_share:.0%} of the budget)")
 

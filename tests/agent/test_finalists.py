@@ -22,7 +22,8 @@ class ContextCounting(LLMClient):
     judged right when it was written from ``right`` passages, else wrong."""
 
     def __init__(self, right: int):
-        super().__init__(LLMSettings(base_url="http://127.0.0.1:9/v1", model="counting", max_concurrency=1))
+        super().__init__(LLMSettings(base_url="http://127.0.0.1:9/v1", model="counting", max_concurrency=1,
+                                     context_tokens=32_768))  # no server: passages are never cut to its context
         self.right = right
 
     def _call(self, messages, params, timeout=None):

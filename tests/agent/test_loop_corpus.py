@@ -107,9 +107,9 @@ def test_synthesis_since_a_version_asks_only_about_new_and_changed_documents(tmp
     second = ingest([drive], corpus, workers=1).version
     only = set(CorpusFolder(corpus).changed_since(first))
     assert only == {"drive/05.md", "drive/20.md"}
-    replies = ['{"question": "When is lunch served now?", "answer": "11:00 to 14:00"}',
-               '{"reason": "stated", "answerable": 1}',
-               '{"question": "Where do bikes go?", "answer": "basement rack B2"}',
+    replies = ['{"question": "Where do bikes go?", "answer": "basement rack B2"}',  # in sampling order: each
+               '{"reason": "stated", "answerable": 1}',  # answer must be in its own passage
+               '{"question": "When is lunch served now?", "answer": "11:00 to 14:00"}',
                '{"reason": "stated", "answerable": 1}']
     llm = Scripted(replies)
     report = synthesize(corpus, corpus, llm, n=10, only=only, corpus_version=second)

@@ -160,11 +160,20 @@ def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer
     assert first["asked"] == "llm" and first["gain"] is None and first["seconds"] > 0
     assert [h["asked"] for h in summary["history"][:2]] == ["llm", "heuristic"][:len(summary["history"])]
     assert set(summary["proposer_credit"]) == {"llm", "heuristic"}
-    # the same LLM answers held-back queries and judges them at the guard step, within its share of the budget
+    # the same LLM answers held-back queries and judges them at the guard step, within its share of the budget,
+    # unless one timed answer and verdict say that share cannot pay for the policy's paired queries (on a loaded
+    # CPU it often cannot): then the run says so once and every guard step says why answers were skipped
     flat = " ".join(output.split())  # the terminal wraps long lines at spaces
-    assert re.search(r" answers: \d+ queries answered and judged, .*? of the 3[78] s answers may take", flat), output
-    assert first["answers"]["judge_model"] == "smollm2-135m" and "queries answered and judged" in \
-        first["answers"]["spend"]
+    if "answer stage skipped for this run" in flat:
+        assert re.search(r"answer stage skipped for this run: one answer took \d+ s and one verdict \d+ s on "
+                         r"smollm2-135m, so 6 paired queries \(answers.min_paired_queries\) need about \d+ s", flat)
+        assert flat.count("answer stage skipped for this run") == 1
+        assert "skipped for this run" in first["answers"]["skipped"], first["answers"]
+    else:
+        assert re.search(r" answers: \d+ queries answered and judged, .*? of the 3[78] s answers may take", flat), \
+            output
+        assert first["answers"]["judge_model"] == "smollm2-135m" and "queries answered and judged" in \
+            first["answers"]["spend"]
     assert first["answer_seconds"] <= 0.25 * 150 + 30  # the share, plus at most one call past the deadline
     storage = f"sqlite:///{tmp_path / '.evolve' / 'optuna.db'}"
     assert run_trials(tmp_path, summary["run_id"]), output  # something ran, so the loop below checks something

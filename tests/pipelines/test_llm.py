@@ -144,16 +144,16 @@ def test_synthesis_writes_a_valid_evaluation_set(client, tmp_path):
     assert len(data.queries) == report.kept >= 1 and all(q.answers for q in data.queries)
     assert all(q.metadata["generator"] == "smollm2-135m" for q in data.queries)
 
-    # every filter, with scripted replies in sampling order: kept, duplicate, unanswerable, invalid
-    qa = '{"question": "When does the office open?", "answer": "9 am"}'
-    replies = [qa, '{"reason": "stated", "answerable": 1}', qa,
-               '{"question": "How is a password reset?", "answer": "Settings"}', '{"reason": "no", "answerable": 0}',
-               "junk", "junk again"]
+    # every filter, with scripted replies in sampling order (d1, d2, d0, d3): kept, invalid, duplicate, unanswerable
+    qa = '{"question": "How is a password reset?", "answer": "open Settings, choose Security"}'
+    replies = [qa, '{"reason": "stated", "answerable": 1}', "junk", "junk again", qa,
+               '{"question": "Who approves VPN access?", "answer": "your team lead"}',
+               '{"reason": "no", "answerable": 0}']
     scripted = Scripted(replies)
     filtered = synthesize(corpus, tmp_path / "syn2", scripted, n=4, seed=1)
     assert (filtered.kept, filtered.duplicates, filtered.unanswerable, filtered.invalid) == (1, 1, 1, 1)
     written = load_evalset(tmp_path / "syn2")
-    assert [q.text for q in written.queries] == ["When does the office open?"]
+    assert [q.text for q in written.queries] == ["How is a password reset?"]
     assert written.qrels[written.queries[0].query_id] == {written.queries[0].metadata["source_doc"]: 1}
     with pytest.raises(EvalSetError, match="no synthesized question passed the filters"):
         synthesize(corpus, tmp_path / "syn3", Scripted(["junk"] * 8), n=4, seed=1)

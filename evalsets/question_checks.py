@@ -1,0 +1,113 @@
+"""Would a person ask this? Checks every synthesized question and answer must pass before it joins a set.
+
+A small model asked for "a question and its answer" returns timestamps equal to their own answer, statements
+answered "yes", and answers that point elsewhere ("결정내용은 붙임과 같습니다."), and its own answerability verdict
+accepts them all. These checks are plain functions of the text, so they hold whatever the model:
+
+- ``own answer``: the answer is the question, or is written in it verbatim (after normalisation);
+- ``bare literal``: the question is a bare date, number, timestamp or identifier (fewer than two words of letters);
+- ``wrong language``: the question is not in the passage's language;
+- ``not a question``: it is neither a question (question mark, question word, asking ending) nor an instruction
+  ('설명하시오', 'Explain ...');
+- ``uninformative answer``: yes/no, or an answer that refers to an attachment or to "the following";
+- ``near duplicate``: its question shares :data:`DUPLICATE_JACCARD` of character trigrams with a kept question;
+- ``ungrounded``: the answer is not in the passage, neither as a string nor by most of its content morphemes.
+
+An item is counted under the first check it fails, in this order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from evalsets.answer_text import compact, content_morphemes
+from evalsets.text import language_of
+
+CHECKS = ("own answer", "bare literal", "wrong language", "not a question", "uninformative answer", "near duplicate",
+          "ungrounded")
+DUPLICATE_JACCARD = 0.8
+GROUNDED_SHARE = 0.6
+"""Share of the answer's content morphemes the passage must hold when the answer is not in it verbatim."""
+
+_KO_QUESTION_WORDS = re.compile("무엇|무슨|누구|누가|언제|어디|어떤|어떻게|어느|왜|몇|얼마|뭐")
+_KO_ASKING_END = re.compile(r"(니까|는가|은가|인가|나요|가요|까요|을까|는지요|은지요|냐)\s*$")
+_KO_INSTRUCTION_END = re.compile(r"(시오|세요|십시오|주세요|하라|쓰라|보라)\s*[.!]?\s*$")
+_EN_OPENERS = re.compile(r"^(what|who|whom|whose|when|where|which|why|how|is|are|was|were|does|do|did|can|could|"
+                         r"should|would|will|has|have|list|name|explain|describe|give|summari[sz]e|compare|state|"
+                         r"identify|define)\b", re.IGNORECASE)
+_YES_NO = {"yes", "no", "예", "네", "아니오", "아니요", "아니", "그렇다", "그렇습니다", "맞다", "맞습니다", "아닙니다",
+           "true", "false", "o", "x"}
+_REFERRAL = re.compile(r"(붙임|첨부|별첨|별지|아래|다음|상기|위)\s*(와|과|의|에|을|를)?\s*(같|참조|참고|기재)|"
+                       r"\b(see|refer to) (the )?(attach|appendix|enclosure|below|above)|\bas follows\b", re.IGNORECASE)
+
+
+def is_question(text: str, language: str) -> bool:
+    """A question or an instruction, by its form: a question mark, a question word, or an asking or
+    instructing ending (Korean); a question mark or an opening question word or imperative (English)."""
+    stripped = text.strip()
+    if stripped.endswith(("?", "？")):
+        return True
+    if language == "ko":
+        return bool(_KO_QUESTION_WORDS.search(stripped) and not stripped.endswith(".")
+                    or _KO_ASKING_END.search(stripped) or _KO_INSTRUCTION_END.search(stripped))
+    return bool(_EN_OPENERS.match(stripped))
+
+
+def is_bare_literal(text: str) -> bool:
+    """Fewer than two words of letters (at least two letters, no digit): '2023-08-22 12:22:52', '제2023-123호'."""
+    words = [w for w in text.split() if sum(ch.isalpha() for ch in w) >= 2 and not any(ch.isdigit() for ch in w)]
+    return len(words) < 2
+
+
+def is_own_answer(question: str, answer: str) -> bool:
+    q, a = compact(question), compact(answer)
+    return bool(a) and (a == q or (len(a) >= 2 and a in q))
+
+
+def is_uninformative(answer: str) -> bool:
+    return compact(answer) in _YES_NO or bool(_REFERRAL.search(answer))
+
+
+def is_grounded(answer: str, passage: str) -> bool:
+    """The answer is in the passage as a string (normalised, no spaces), or the passage holds at least
+    :data:`GROUNDED_SHARE` of the answer's content morphemes."""
+    a = compact(answer)
+    if a and a in compact(passage):
+        return True
+    wanted = content_morphemes(answer)
+    if not wanted:
+        return False
+    found = set(content_morphemes(passage))
+    return sum(m in found for m in wanted) / len(wanted) >= GROUNDED_SHARE
+
+
+def trigrams(text: str) -> set[str]:
+    t = compact(text)
+    return {t[i:i + 3] for i in range(max(1, len(t) - 2))}
+
+
+def is_near_duplicate(question: str, kept: Iterable[set[str]]) -> bool:
+    """Character-trigram Jaccard of at least :data:`DUPLICATE_JACCARD` with any of ``kept`` (their trigrams)."""
+    mine = trigrams(question)
+    return any(len(mine & other) / len(mine | other) >= DUPLICATE_JACCARD for other in kept if mine | other)
+
+
+def failed_check(question: str, answer: str, passage: str, kept: Iterable[set[str]] = ()) -> str | None:
+    """The first of :data:`CHECKS` the item fails, or None when a person could ask it."""
+    language = language_of(passage)
+    if is_own_answer(question, answer):
+        return "own answer"
+    if is_bare_literal(question):
+        return "bare literal"
+    if language_of(question) != language:
+        return "wrong language"
+    if not is_question(question, language):
+        return "not a question"
+    if is_uninformative(answer):
+        return "uninformative answer"
+    if is_near_duplicate(question, kept):
+        return "near duplicate"
+    if not is_grounded(answer, passage):
+        return "ungrounded"
+    return None

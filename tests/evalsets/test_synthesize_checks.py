@@ -1,0 +1,127 @@
+"""Synthesized items a person would ask: the checks on the junk a small model wrote, on real KorQuAD questions, and
+the built-in probe that refuses a model before it spends a corpus (a real llama.cpp server with SmolLM2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from evalsets import EvalSetError, load_evalset, synthesize
+from evalsets.question_checks import CHECKS, failed_check, trigrams
+from evalsets.writer_probe import probe_writer
+
+KORQUAD = Path(os.environ.get("EVOLVE_SHARED_DATA", "/work/shared/data")) / "korquad-v1-dev"
+RULING = ("결정내용은 붙임과 같습니다. 2023-08-22 12:22:52.114.11.11 조세심판원은 청구인이 2021년 3월 5일 취득한 토지에 "
+          "대하여 양도소득세 감면을 적용할 수 없다고 결정하였다. 감면 요건인 8년 자경 기간을 채우지 못하였기 때문이다.")
+
+
+@pytest.mark.parametrize(("question", "answer", "why"), [
+    # what SmolLM2 kept from 40 tax-ruling HWP files: a timestamp equal to its own answer
+    ("2023-08-22 12:22:52.114.11.11", "2023-08-22 12:22:52.114.11.11", "own answer"),
+    ("2023-08-22", "2023년 8월 22일", "own answer"),  # the same date written another way
+    ("제2023-0012호", "2021년 3월 5일", "bare literal"),
+    ("청구인은 토지를 8년 이상 자경하였다.", "yes", "not a question"),  # a statement answered "yes"
+    ("청구인은 토지를 8년 이상 자경하였습니까?", "예", "uninformative answer"),
+    ("결정 내용은 무엇인가요?", "결정내용은 붙임과 같습니다.", "uninformative answer"),  # from the 1.5B's six
+    ("When did the claimant buy the land?", "2021년 3월 5일", "wrong language"),
+    ("청구인이 토지를 취득한 날은?", "2020년 1월 1일", "ungrounded"),
+    ("청구인이 토지를 취득한 날은?", "2021. 3. 5.", None),
+    ("청구인이 양도소득세 감면을 받지 못한 이유는 무엇인가요?", "8년 자경 기간을 채우지 못하였기 때문", None),
+    ("양도소득세 감면 요건을 설명하시오.", "8년 자경", None),  # an instruction is a fair item too
+])
+def test_each_check_catches_the_junk_it_names_and_lets_real_questions_through(question, answer, why):
+    assert failed_check(question, answer, RULING) == why
+
+
+def test_a_reworded_repeat_is_a_near_duplicate():
+    kept = [trigrams("청구인이 토지를 취득한 날은 언제인가?")]
+    assert failed_check("청구인이 토지를 취득한 날은 언제인가요?", "2021년 3월 5일", RULING, kept) == "near duplicate"
+    assert failed_check("청구인이 받지 못한 감면은 무엇인가?", "양도소득세 감면", RULING, kept) is None
+
+
+def test_people_s_korquad_questions_pass_the_checks():
+    path = KORQUAD / "queries.jsonl"
+    if not path.is_file():
+        pytest.skip(f"KorQuAD v1 dev is not at {KORQUAD}")
+    docs = {d["doc_id"]: d["text"] for d in map(json.loads, (KORQUAD / "corpus.jsonl").open(encoding="utf-8"))}
+    relevant = dict(row.split("\t")[:2] for row in (KORQUAD / "qrels.tsv").read_text().splitlines()[1:])
+    queries = [json.loads(line) for line in path.open(encoding="utf-8")]
+    sample = random.Random(0).sample(queries, 200)
+    kept: list[set[str]] = []
+    failed = []
+    for q in sample:
+        why = failed_check(q["text"], q["answers"][0], docs[relevant[q["query_id"]]], kept)
+        if why is None:
+            kept.append(trigrams(q["text"]))
+        else:
+            failed.append(why)
+    assert len(failed) <= 2  # written by people: (almost) all pass
+
+
+class Scripted:
+    """Replies in order, as a model would give them (for the counting, not the model)."""
+
+    model = "scripted"
+
+    def __init__(self, replies: list[str]):
+        self.replies = list(replies)
+
+    def structured(self, messages, schema, **params):
+        return schema.model_validate_json(self.replies.pop(0))
+
+
+def test_every_check_is_counted_and_progress_is_reported_per_passage(tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    texts = [RULING, RULING.replace("2021년 3월 5일", "2019년 7월 1일"), RULING.replace("8년", "10년")]
+    corpus.write_text("".join(json.dumps({"doc_id": f"d{i}", "title": "결정", "text": t}, ensure_ascii=False) + "\n"
+                              for i, t in enumerate(texts)), "utf-8")
+    replies = ['{"question": "2023-08-22 12:22:52", "answer": "2023-08-22 12:22:52"}',
+               '{"question": "청구인이 양도소득세 감면을 받지 못한 이유는 무엇인가요?", "answer": "자경 기간 미달"}',
+               '{"question": "결정 내용은 무엇인가요?", "answer": "결정내용은 붙임과 같습니다."}']
+    seen = []
+    report = synthesize(corpus, tmp_path / "set", Scripted(replies), n=3, check_answerable=False,
+                        progress=lambda done, total, outcome: seen.append((done, total, outcome)))
+    assert [s[:2] for s in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert sorted(s[2] for s in seen) == ["kept", "own answer", "uninformative answer"]
+    assert report.kept == 1 and set(report.failed) == set(CHECKS)
+    assert report.failed["own answer"] == 1 and report.failed["uninformative answer"] == 1
+    assert "1 own answer" in report.checks_line() and "0 ungrounded" in report.checks_line()
+    assert [q.text for q in load_evalset(tmp_path / "set").queries] == ["청구인이 양도소득세 감면을 받지 못한 이유는 무엇인가요?"]
+    with pytest.raises(EvalSetError, match="1 own answer"):
+        synthesize(corpus, tmp_path / "none", Scripted(replies[:1] * 3), n=1, check_answerable=False)
+
+
+def test_the_probe_passes_a_model_that_gets_the_built_in_items_right_and_names_each_miss():
+    right = ['{"question": "서울시립도서관의 휴관일은 언제인가요?", "answer": "매주 월요일"}',
+             '{"reason": "5권", "answerable": 1}', '{"reason": "주차 요금은 없음", "answerable": 0}',
+             '{"reason": "월요일", "answerable": 1}', '{"reason": "관장은 없음", "answerable": 0}']
+    assert probe_writer(Scripted(right), "ko").passed
+    yes_man = ['{"question": "2024-01-01", "answer": "2024-01-01"}'] + ['{"reason": "ok", "answerable": 1}'] * 4
+    result = probe_writer(Scripted(yes_man), "ko")
+    assert not result.passed and len(result.misses) == 3
+    assert "(own answer)" in result.misses[0] and "'시간당 1,000원'" in result.misses[1]
+
+
+def test_smollm2_is_refused_for_korean_by_the_cli_and_force_overrides(tmp_path, monkeypatch):
+    """`evolve evalset synthesize` with the real SmolLM2 server on a Korean corpus: one line naming a model that
+    works, exit 2; --force goes on and shows progress per passage."""
+    from llm_fixtures import smollm2
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps({"doc_id": "d0", "title": "결정", "text": RULING}, ensure_ascii=False) + "\n",
+                      "utf-8")
+    with smollm2(threads=1) as settings:
+        args = ["evalset", "synthesize", "--corpus", str(corpus), "--out", str(tmp_path / "set"), "--n", "1",
+                "--llm-base-url", settings.base_url, "--llm-model", settings.model, "--project-dir", str(tmp_path)]
+        refused = CliRunner().invoke(app, args)
+        assert refused.exit_code == 2, refused.output
+        assert "built-in ko check" in refused.output and "qwen2.5-coder-1.5b" in refused.output
+        forced = CliRunner().invoke(app, [*args, "--force"])
+        assert "going on (--force)" in forced.output and "passage 1/1:" in forced.output
