@@ -99,8 +99,8 @@ def process_env(env: dict[str, str] | None = None, columns: int = 200, drop: Ite
 def evolve(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None, timeout: float = 600,
            columns: int = 200, drop: Iterable[str] = (), input: str | None = None) -> subprocess.CompletedProcess:
     """`evolve ARGS` as a user runs it, to its end: the exit code, stdout and stderr."""
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], check=False, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, input=input, env=process_env(env, columns, drop))
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], check=False, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, input=input, env=process_env(env, columns, drop))
 
 
 def evolve_process(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None,

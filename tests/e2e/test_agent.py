@@ -63,7 +63,7 @@ def injected_set(tiny_scifact, tmp_path):
     return folder
 
 
-def test_loop_ends_within_its_budget_and_leaves_a_readable_trail(injected_set, tmp_path):
+def test_loop_ends_within_its_budget_and_leaves_a_readable_trail(injected_set, shared_embeddings, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     budget = 100  # a slow CI machine spends ~40 s of it on starting and the first embedding
@@ -102,7 +102,8 @@ def test_loop_ends_within_its_budget_and_leaves_a_readable_trail(injected_set, t
     assert status.returncode == 0 and "not running" in status.stdout and "finished" in status.stdout
 
 
-def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer_it(injected_set, tmp_path):
+def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer_it(injected_set, shared_embeddings,
+                                                                                      tmp_path):
     """No endpoint configured: `evolve start` starts the local llama.cpp server (SmolLM2 here), asks it for
     proposals with failure examples that include the document talking to the model, and stops it on exit."""
     import httpx
@@ -143,7 +144,7 @@ def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer
         assert "exec" not in space
 
 
-def test_stop_ends_the_loop_gracefully(tiny_scifact, tmp_path):
+def test_stop_ends_the_loop_gracefully(tiny_scifact, shared_embeddings, tmp_path):
     process = start_loop(tmp_path, tiny_scifact, "--budget", "20m", "--trials-per-iteration", "3")
     wait_for(lambda: status_value(tmp_path, "node") == "run_studies", process, 240, "the first studies")
     asked = time.time()
@@ -164,7 +165,7 @@ def test_stop_ends_the_loop_gracefully(tiny_scifact, tmp_path):
     assert any(t.state in FINISHED for t in trials)
 
 
-def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_scifact, tmp_path):
+def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_scifact, shared_embeddings, tmp_path):
     from evalsets import load_evalset
     from guardrails import DecisionLog
 
@@ -232,7 +233,7 @@ def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
     assert [h["iteration"] for h in summary["history"]] == list(range(summary["iterations"]))
 
 
-def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scifact, tmp_path):
+def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scifact, shared_embeddings, tmp_path):
     """The cluster layout: `evolve start` on one node, `evolve worker --follow` on the GPU nodes."""
     try:
         server = PostgresServer(tmp_path / "pg")

@@ -43,7 +43,8 @@ def scifact_train_set(tmp_path_factory) -> Path:
     return folder
 
 
-def test_a_loop_with_a_train_split_trains_an_adapter_and_a_memory_and_tries_them(scifact_train_set, tmp_path, monkeypatch):
+def test_a_loop_with_a_train_split_trains_an_adapter_and_a_memory_and_tries_them(scifact_train_set, shared_embeddings,
+                                                                                tmp_path, monkeypatch):
     default = tmp_path / "default.yaml"
     default.write_text("name: minilm\ndense: {model: all-MiniLM-L6-v2}\nfusion: {kind: none}\n")
     process = start_loop(tmp_path, scifact_train_set, "--budget", "6m", "--max-iterations", "1",
