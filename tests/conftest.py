@@ -1,8 +1,9 @@
-"""Shared fixtures: offline environment, small real evaluation sets, one local LLM server and one embedding cache per
-test session, the decision-log project. Helpers that are not fixtures live in tests/helpers.py."""
+"""Shared fixtures: offline environment, small real evaluation sets, one local LLM server, one embedding cache and
+one load of each packaged embedding model per test session, the decision-log project. Helpers that are not fixtures live in tests/helpers.py."""
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -53,6 +54,30 @@ def shared_embeddings(session_embedding_cache, monkeypatch) -> Path:
     of a cold one in their project; for tests that do not assert what a cold cache computes."""
     monkeypatch.setenv("EVOLVE_EMBEDDING_CACHE", str(session_embedding_cache))
     return session_embedding_cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_memo():
+    """Each packaged embedding model (the registry's, not a folder or a trained model, which a test may change) loads
+    once per session in this process: a test gets its own embedder object around the loaded weights, so what a test
+    patches on it stays with that test."""
+    from pipelines.embedders import REGISTRY, base
+
+    loaded: dict[str, object] = {}
+    originals = dict(base.LOADERS)
+
+    def memo(load):
+        def memoized(spec):
+            if spec.package is None or REGISTRY.get(spec.name) != spec:
+                return load(spec)
+            if spec.fingerprint not in loaded:
+                loaded[spec.fingerprint] = load(spec)
+            return copy.copy(loaded[spec.fingerprint])
+        return memoized
+
+    base.LOADERS.update({name: memo(load) for name, load in originals.items()})
+    yield loaded
+    base.LOADERS.update(originals)
 
 
 @pytest.fixture(scope="session")
