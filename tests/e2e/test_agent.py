@@ -1,9 +1,11 @@
 """The agent loop (`evolve start`), run as real processes: budget, status/stop, SIGKILL resume, MLflow trail,
 and a proposer that cannot be steered outside the search-space schema."""
 
+import contextlib
 import json
 import re
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -39,6 +41,18 @@ def run_trials(project: Path, run_id: str) -> dict[str, list[int]]:
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             out[summary.study_name] = [t.number for t in study.get_trials(deepcopy=False, states=FINISHED)]
     return out
+
+
+def trials_asked(project: Path) -> int:
+    """Trials asked so far in the project's SQLite Optuna storage, read-only (polling never creates its tables)."""
+    path = project / ".evolve" / "optuna.db"
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute("SELECT count(*) FROM trials").fetchone()[0]
+    except sqlite3.OperationalError:  # no tables yet, or locked for a moment
+        return 0
 
 
 def status_value(project: Path, key: str, default=None):
@@ -145,8 +159,11 @@ def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer
 
 
 def test_stop_ends_the_loop_gracefully(tiny_scifact, shared_embeddings, tmp_path):
-    process = start_loop(tmp_path, tiny_scifact, "--budget", "20m", "--trials-per-iteration", "3")
-    wait_for(lambda: status_value(tmp_path, "node") == "run_studies", process, 240, "the first studies")
+    # a study far longer than the stop takes to land (cached trials take a second), so the stop ends the first one
+    process = start_loop(tmp_path, tiny_scifact, "--budget", "20m", "--trials-per-iteration", "40")
+    # a trial running, not only the studies' step begun: a stop that lands before the first trial is asked ends the
+    # study with none, and "after the running trial" has nothing to check
+    wait_for(lambda: trials_asked(tmp_path) >= 1, process, 240, "the first trial")
     asked = time.time()
     stop = evolve("stop", "--project-dir", str(tmp_path))
     assert stop.returncode == 0, stop.stdout + stop.stderr
@@ -195,7 +212,7 @@ def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_
     assert summary_of(tmp_path)["history"][0]["answer_seconds"] == 0
 
 
-def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
+def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, shared_embeddings, tmp_path):
     # bounded by iterations, not wall time, so a slow machine reaches the second study before its budget ends
     args = ("--budget", "10m", "--max-iterations", "2", "--trials-per-iteration", "4")
     first = start_loop(tmp_path, tiny_scifact, *args)
