@@ -212,7 +212,9 @@ def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_
     assert summary_of(tmp_path)["history"][0]["answer_seconds"] == 0
 
 
-def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, shared_embeddings, tmp_path):
+def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
+    # its own cold embedding cache (not the session's): with every vector cached the first process reached the second
+    # study before it had recorded any spent time, and the kill would check nothing of the budget's carry-over
     # bounded by iterations, not wall time, so a slow machine reaches the second study before its budget ends
     args = ("--budget", "10m", "--max-iterations", "2", "--trials-per-iteration", "4")
     first = start_loop(tmp_path, tiny_scifact, *args)
