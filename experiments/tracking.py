@@ -20,10 +20,16 @@ ROLE_TAG = "evolve.role"
 
 
 def sqlite_tracking_uri(folder: Path) -> str:
-    """A SQLite tracking store (mlflow.db) in ``folder`` (MLflow 3's file store is deprecated)."""
+    """A SQLite tracking store (mlflow.db) in ``folder`` (MLflow 3's file store is deprecated); a new one is a copy
+    of a migrated empty store (experiments.mlflow_seed), not migrated again."""
+    from experiments.mlflow_seed import seed_sqlite_store
+
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    db = folder / "mlflow.db"
+    if not db.exists():
+        seed_sqlite_store(db)
+    return f"sqlite:///{db}"
 
 
 def default_tracking_uri(root: Path) -> str:

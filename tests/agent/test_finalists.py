@@ -6,10 +6,10 @@ from types import SimpleNamespace
 from mlflow import MlflowClient
 
 from agent.loop.nodes import _judge_finalists
-from conftest import DEMO_SET
 from experiments import ANSWER_METRICS
 from experiments.study import StudyRunner, StudySpec
 from guardrails import Policy
+from helpers import DEMO_SET
 from pipelines import Components
 from pipelines.llm import LLMClient, LLMSettings
 

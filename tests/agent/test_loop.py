@@ -10,8 +10,8 @@ import pytest
 
 from agent.loop.proposers import MOVES, LLMProposal, heuristic_proposal, llm_proposal, validate_proposal
 from agent.loop.runtime import AgentPaths
-from conftest import INJECTED, REPO
 from experiments.space import SpaceError, space_from_dict
+from helpers import INJECTED, REPO
 
 
 # --- proposals: schema-bound, whoever proposes -------------------------------------------------

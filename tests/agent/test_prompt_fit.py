@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from llm_fixtures import korean_observation, smollm2
 
 from agent.loop.prompt_fit import CHUNK_QUOTE, EXAMPLE, QUERY_QUOTE, fit_prompt
 from agent.loop.proposers import ANSWER_TOKENS, LLMProposal, llm_messages, llm_proposal, proposal_json_schema
+from helpers import korean_observation
 from pipelines.llm import LLMClient, LLMError, LLMSettings
 from pipelines.llm.tokens import estimate_chat_tokens
 
@@ -87,11 +87,10 @@ def test_a_prompt_that_cannot_fit_is_not_sent():
     assert len(notes) == 1 and notes[0].endswith("not sent") and "leaves no room" in notes[0]
 
 
-@pytest.fixture(scope="module")
-def small_context():
+@pytest.fixture
+def small_context(smollm2_small_context):
     """SmolLM2 behind llama.cpp with 4,096 tokens of context: the size that refused the Korean pages."""
-    with smollm2(threads=2, ctx=4096) as settings:
-        yield settings
+    return smollm2_small_context
 
 
 def test_a_7000_token_korean_prompt_is_refused_whole_and_accepted_fitted(small_context):

@@ -64,16 +64,15 @@ def test_the_schema_names_only_the_projects_models_and_kinds():
     assert proposal_json_schema("en")["properties"]["train"] == {"type": "array", "maxItems": 0}  # nothing offered
 
 
-def test_a_real_llama_cpp_server_decodes_by_the_schema_and_its_proposal_is_valid(tmp_path):
+def test_a_real_llama_cpp_server_decodes_by_the_schema_and_its_proposal_is_valid(smollm2_server, tmp_path):
     """SmolLM2 behind llama.cpp: the server turns the schema into a grammar (prefixItems, anyOf, enums), and what it
     decodes passes validation on the first reply, without the correction round."""
     from agent.loop.proposers import LLMProposal, llm_messages
-    from pipelines.llm import LLMCache, LLMClient, LocalLLMServer
+    from pipelines.llm import LLMCache, LLMClient
 
-    with LocalLLMServer("smollm2-135m", threads=2) as settings:
-        client = LLMClient(settings, LLMCache(tmp_path / "llm.duckdb"))
-        messages = llm_messages("- queries about rate limits return the pricing page first", "en", "- none yet")
-        reply = client.structured(messages, LLMProposal, max_tokens=900, json_schema=proposal_json_schema("en"))
+    client = LLMClient(smollm2_server, LLMCache(tmp_path / "llm.duckdb"))
+    messages = llm_messages("- queries about rate limits return the pricing page first", "en", "- none yet")
+    reply = client.structured(messages, LLMProposal, max_tokens=900, json_schema=proposal_json_schema("en"))
     space = validate_proposal(reply.space, "llm-1")
     assert space["dense_models"][0] in models_for("en") and reply.train == []
 

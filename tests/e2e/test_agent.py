@@ -1,12 +1,11 @@
 """The agent loop (`evolve start`), run as real processes: budget, status/stop, SIGKILL resume, MLflow trail,
 and a proposer that cannot be steered outside the search-space schema."""
 
+import contextlib
 import json
 import re
-import os
 import signal
-import subprocess
-import sys
+import sqlite3
 import time
 from pathlib import Path
 
@@ -15,22 +14,11 @@ import pytest
 from mlflow import MlflowClient
 
 from agent.loop.runtime import AgentPaths, read_status
-from conftest import INJECTED
 from experiments.space import space_from_dict
+from helpers import FAST_HEARTBEAT, INJECTED, PostgresServer, evolve, evolve_process, start_loop, summary_of, wait_for
 from pipelines.embedders import REGISTRY
 
-
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-def start_process(project: Path, evalset: Path, *args: str, llm: bool = False) -> subprocess.Popen:
-    env = {**os.environ, "COLUMNS": "200", "EVOLVE_OPTUNA_HEARTBEAT": "1", "EVOLVE_OPTUNA_GRACE": "3"}
-    env.pop("EVOLVE_LLM_BASE_URL", None)
-    decision = [] if "--decision" in args else ["--decision", "fixed"]  # one fixed hold-back unless a test asks
-    command = [sys.executable, "-m", "agent.cli", "start", "--evalset", str(evalset), *([] if llm else ["--no-llm"]),
-               "--project-dir", str(project), *decision, *args]
-    return subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
 
 
 def look_at_every_candidate(project: Path) -> None:
@@ -44,24 +32,6 @@ def look_at_every_candidate(project: Path) -> None:
     (project / "policy.yaml").write_text(text, "utf-8")
 
 
-def wait_for(predicate, process: subprocess.Popen, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    output = lambda: process.stdout.read() if process.stdout else ""  # noqa: E731
-    while not predicate():
-        if process.poll() is not None:
-            raise AssertionError(f"the process ended before {what}:\n{output()}")
-        if time.time() > deadline:
-            process.kill()
-            raise AssertionError(f"timed out waiting for {what}:\n{output()}")
-        time.sleep(0.3)
-
-
-def summary_of(project: Path) -> dict:
-    paths = AgentPaths(project)
-    run_id = json.loads(paths.current_run.read_text())["run_id"]
-    return json.loads((paths.folder / f"summary-{run_id}.json").read_text())
-
-
 def run_trials(project: Path, run_id: str) -> dict[str, list[int]]:
     """Finished trial numbers of every study this run created, from the Optuna storage itself."""
     storage = f"sqlite:///{project / '.evolve' / 'optuna.db'}"
@@ -71,6 +41,18 @@ def run_trials(project: Path, run_id: str) -> dict[str, list[int]]:
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             out[summary.study_name] = [t.number for t in study.get_trials(deepcopy=False, states=FINISHED)]
     return out
+
+
+def trials_asked(project: Path) -> int:
+    """Trials asked so far in the project's SQLite Optuna storage, read-only (polling never creates its tables)."""
+    path = project / ".evolve" / "optuna.db"
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute("SELECT count(*) FROM trials").fetchone()[0]
+    except sqlite3.OperationalError:  # no tables yet, or locked for a moment
+        return 0
 
 
 def status_value(project: Path, key: str, default=None):
@@ -95,12 +77,12 @@ def injected_set(tiny_scifact, tmp_path):
     return folder
 
 
-def test_loop_ends_within_its_budget_and_leaves_a_readable_trail(injected_set, tmp_path):
+def test_loop_ends_within_its_budget_and_leaves_a_readable_trail(injected_set, shared_embeddings, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     budget = 100  # a slow CI machine spends ~40 s of it on starting and the first embedding
     began = time.time()
-    process = start_process(project, injected_set, "--budget", f"{budget}s", "--trials-per-iteration", "3")
+    process = start_loop(project, injected_set, "--budget", f"{budget}s", "--trials-per-iteration", "3")
     output, _ = process.communicate(timeout=budget + 120)
     wall = time.time() - began
     assert process.returncode == 0, output
@@ -130,19 +112,20 @@ def test_loop_ends_within_its_budget_and_leaves_a_readable_trail(injected_set, t
         spec = optuna.load_study(study_name=name, storage=storage).user_attrs["evolve.spec"]
         assert set(spec["space"]["dense_models"]) - {"none"} <= set(REGISTRY)
 
-    status = subprocess.run([sys.executable, "-m", "agent.cli", "status", "--project-dir", str(project)],
-                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    status = evolve("status", "--project-dir", str(project))
     assert status.returncode == 0 and "not running" in status.stdout and "finished" in status.stdout
 
 
-def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer_it(injected_set, tmp_path):
+def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer_it(injected_set, shared_embeddings,
+                                                                                      tmp_path):
     """No endpoint configured: `evolve start` starts the local llama.cpp server (SmolLM2 here), asks it for
     proposals with failure examples that include the document talking to the model, and stops it on exit."""
     import httpx
 
     look_at_every_candidate(tmp_path)
-    process = start_process(tmp_path, injected_set, "--budget", "150s", "--trials-per-iteration", "3",
-                            "--local-model", "smollm2-135m", llm=True)
+    # two iterations (the LLM's turn, then the heuristic's) bound it; the 150 s budget sets the answers' share
+    process = start_loop(tmp_path, injected_set, "--budget", "150s", "--max-iterations", "2",
+                         "--trials-per-iteration", "3", "--local-model", "smollm2-135m", llm=True)
     output, _ = process.communicate(timeout=400)
     assert process.returncode == 0, output
     assert "starting a local smollm2-135m server on 127.0.0.1" in output
@@ -184,12 +167,14 @@ def test_without_an_endpoint_the_loop_runs_its_own_llm_server_which_cannot_steer
         assert "exec" not in space
 
 
-def test_stop_ends_the_loop_gracefully(tiny_scifact, tmp_path):
-    process = start_process(tmp_path, tiny_scifact, "--budget", "20m", "--trials-per-iteration", "3")
-    wait_for(lambda: status_value(tmp_path, "node") == "run_studies", process, 240, "the first studies")
+def test_stop_ends_the_loop_gracefully(tiny_scifact, shared_embeddings, tmp_path):
+    # a study far longer than the stop takes to land (cached trials take a second), so the stop ends the first one
+    process = start_loop(tmp_path, tiny_scifact, "--budget", "20m", "--trials-per-iteration", "40")
+    # a trial running, not only the studies' step begun: a stop that lands before the first trial is asked ends the
+    # study with none, and "after the running trial" has nothing to check
+    wait_for(lambda: trials_asked(tmp_path) >= 1, process, 240, "the first trial")
     asked = time.time()
-    stop = subprocess.run([sys.executable, "-m", "agent.cli", "stop", "--project-dir", str(tmp_path)],
-                          capture_output=True, text=True)
+    stop = evolve("stop", "--project-dir", str(tmp_path))
     assert stop.returncode == 0, stop.stdout + stop.stderr
     output, _ = process.communicate(timeout=180)
     assert process.returncode == 0, output
@@ -206,12 +191,12 @@ def test_stop_ends_the_loop_gracefully(tiny_scifact, tmp_path):
     assert any(t.state in FINISHED for t in trials)
 
 
-def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_scifact, tmp_path):
-    from guardrails import DecisionLog
+def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_scifact, shared_embeddings, tmp_path):
     from evalsets import load_evalset
+    from guardrails import DecisionLog
 
     look_at_every_candidate(tmp_path)
-    process = start_process(tmp_path, tiny_scifact, "--decision", "crossfit", "--folds", "3", "--budget", "10m",
+    process = start_loop(tmp_path, tiny_scifact, "--decision", "crossfit", "--folds", "3", "--budget", "10m",
                             "--trials-per-iteration", "9", "--max-iterations", "1")
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0, output
@@ -237,9 +222,11 @@ def test_crossfit_tunes_one_study_per_fold_and_decides_on_every_query_once(tiny_
 
 
 def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
+    # its own cold embedding cache (not the session's): with every vector cached the first process reached the second
+    # study before it had recorded any spent time, and the kill would check nothing of the budget's carry-over
     # bounded by iterations, not wall time, so a slow machine reaches the second study before its budget ends
     args = ("--budget", "10m", "--max-iterations", "2", "--trials-per-iteration", "4")
-    first = start_process(tmp_path, tiny_scifact, *args)
+    first = start_loop(tmp_path, tiny_scifact, *args)
     # kill it inside its second study, after at least one trial of that study finished
     paths = AgentPaths(tmp_path)
 
@@ -256,7 +243,7 @@ def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
     trials_before = run_trials(tmp_path, run_before["run_id"])
     assert run_before["spent_seconds"] > 0
 
-    second = start_process(tmp_path, tiny_scifact, *args)
+    second = start_loop(tmp_path, tiny_scifact, *args)
     output, _ = second.communicate(timeout=300)
     assert second.returncode == 0, output
     assert f"resuming run {run_before['run_id']}" in output
@@ -274,10 +261,8 @@ def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
     assert [h["iteration"] for h in summary["history"]] == list(range(summary["iterations"]))
 
 
-def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scifact, tmp_path):
+def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scifact, shared_embeddings, tmp_path):
     """The cluster layout: `evolve start` on one node, `evolve worker --follow` on the GPU nodes."""
-    from postgres import PostgresServer
-
     try:
         server = PostgresServer(tmp_path / "pg")
     except FileNotFoundError as err:
@@ -285,18 +270,16 @@ def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scif
     url = server.start()
     project = tmp_path / "project"
     project.mkdir()
-    env = {**os.environ, "EVOLVE_OPTUNA_HEARTBEAT": "1", "EVOLVE_OPTUNA_GRACE": "3"}
     log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen([sys.executable, "-m", "agent.cli", "worker", "--follow", "--poll", "1s",
-                               "--storage", url, "--project-dir", str(project)], cwd=project, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, text=True)
+    worker = evolve_process("worker", "--follow", "--poll", "1s", "--storage", url, "--project-dir", str(project),
+                            cwd=project, env=FAST_HEARTBEAT, stdout=log)
     try:
         # the loop starts once the worker is listening: on a slow machine its imports alone outlast a short study
         wait_for(lambda: "following" in (tmp_path / "worker.log").read_text(), worker, 180, "the worker to listen")
         # bounded by iterations, not by wall time, so a slow machine runs the same studies (only slower)
         # trials take well under a second here: each study waits for the worker to take one before the loop
         # runs trials itself, or the loop would finish a study before the worker has loaded its models
-        loop = start_process(project, tiny_scifact, "--budget", "15m", "--max-iterations", "2",
+        loop = start_loop(project, tiny_scifact, "--budget", "15m", "--max-iterations", "2",
                              "--trials-per-iteration", "8", "--storage", url, "--wait-for-workers", "5m")
         output, _ = loop.communicate(timeout=900)
         assert loop.returncode == 0, output

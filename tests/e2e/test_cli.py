@@ -2,16 +2,10 @@
 
 import json
 import re
-import os
-import subprocess
-import sys
 
 import pytest
 
-
-def evolve(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "COLUMNS": "200"})
+from helpers import evolve
 
 
 @pytest.fixture

@@ -2,10 +2,7 @@
 
 import pytest
 
-from conftest import REPO
-from postgres import free_port
-from test_cli import evolve
-
+from helpers import REPO, evolve, free_port
 
 BM25 = "lexical: {tokenizer: english}\nfusion: {kind: none}\n"
 

@@ -16,20 +16,22 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from conftest import DEMO_SET
-# ruff: noqa: F811 (the tests take the project fixture imported here)
-from decision_fixtures import bm25, project  # noqa: F401
 from guardrails import ChainBroken, DecisionError, LogLocked, approve, mirror_differences, reject, rollback
 from guardrails.ledger import first_bad_row
-from postgres import free_port
-
+from helpers import DEMO_SET, bm25_config, evolve, evolve_process, free_port
 
 REPO = DEMO_SET.parent.parent.parent
 
 
+@pytest.fixture
+def project(decision_project):
+    """The decision-log project of tests/conftest.py: two guarded candidates, versions 1 and 2."""
+    return decision_project
+
+
 def cli(*args, cwd, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "250", **(env or {})})
+    """`evolve ARGS` on a 250-column terminal (the decision tables stay on one line)."""
+    return evolve(*args, cwd=cwd, env=env, timeout=timeout, columns=250)
 
 
 def alias(proj, name):
@@ -40,7 +42,7 @@ def test_what_was_evaluated_is_what_gets_approved(project):
     rows = project.log.rows()
     register = [r for r in rows if r.action == "register"]
     assert [r.version for r in register] == ["1", "2"]
-    assert register[0].config_sha256 == bm25("english", tokenizer="english").sha256()
+    assert register[0].config_sha256 == bm25_config("english", tokenizer="english").sha256()
     tags = project.registry.version("1").tags
     assert tags["evolve.config_sha256"] == register[0].config_sha256
     assert tags["evolve.policy_sha256"] == register[0].policy_sha256
@@ -49,7 +51,7 @@ def test_what_was_evaluated_is_what_gets_approved(project):
     client = MlflowClient(project.registry.tracking_uri)
     swapped = project.root / "swap" / "pipeline"
     swapped.mkdir(parents=True)
-    (swapped / "config.yaml").write_text(bm25("english", tokenizer="english", k1=4.5).to_yaml())
+    (swapped / "config.yaml").write_text(bm25_config("english", tokenizer="english", k1=4.5).to_yaml())
     client.log_artifacts(project.registry.version("1").run_id, str(swapped.parent))
     assert project.registry.config_of("1").lexical.k1 == 4.5
     with pytest.raises(DecisionError) as refused:
@@ -224,9 +226,8 @@ def test_an_unreachable_mlflow_never_half_decides_and_serve_runs_without_it(proj
 
     # serve starts from the audited champion while MLflow is unreachable, and /health says so
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "agent.cli", "serve", "--corpus", str(DEMO_SET), "--port",
-                               str(port), "--no-llm", "--project-dir", str(project.root)], cwd=project.root,
-                              env={**os.environ, **down}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = evolve_process("serve", "--corpus", str(DEMO_SET), "--port", str(port), "--no-llm", "--project-dir",
+                            str(project.root), cwd=project.root, env=down)
     try:
         deadline = time.time() + 120
         while True:

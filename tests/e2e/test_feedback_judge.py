@@ -8,12 +8,9 @@ import re
 import duckdb
 import pytest
 
-from conftest import write_evalset
 from evalsets import load_evalset
 from evalsets.feedback import FeedbackStore, parse_event
-from pipelines.llm import LocalLLMServer
-from postgres import free_port
-from test_serve import cli
+from helpers import evolve, free_port, llm_env, write_evalset
 
 DOCS = [{"doc_id": "rate", "title": "Rate limits", "text": "Each API key may send 50 requests per minute."},
         {"doc_id": "keys", "title": "API keys", "text": "Create an API key in the console under Settings."},
@@ -22,11 +19,8 @@ UNMARKED = "How many requests per minute may one key send?"
 
 
 @pytest.fixture(scope="module")
-def llm(tmp_path_factory):
-    local = LocalLLMServer("smollm2-135m", threads=1, log=tmp_path_factory.mktemp("llm") / "server.log")
-    settings = local.start()
-    yield {"EVOLVE_LLM_BASE_URL": settings.base_url, "EVOLVE_LLM_MODEL": settings.model}
-    local.stop()
+def llm(smollm2_server):
+    return llm_env(smollm2_server)
 
 
 @pytest.fixture
@@ -46,7 +40,7 @@ def project(tmp_path):
 
 
 def failures(project, *extra, env=None):
-    result = cli("feedback", "failures", "--corpus", str(project / "data"), "--out", str(project / "failures"),
+    result = evolve("feedback", "failures", "--corpus", str(project / "data"), "--out", str(project / "failures"),
                  "--project-dir", str(project), *extra, cwd=project, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 bad ratings -> " in result.stdout and "1 with a user-marked document" in result.stdout
@@ -91,7 +85,7 @@ def test_no_judge_or_no_llm_leaves_such_ratings_out_counted(project):
         {"relevant_by": "user"}]
 
     dead = {"EVOLVE_LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1", "EVOLVE_LLM_MODEL": "smollm2-135m"}
-    result = cli("feedback", "failures", "--corpus", str(project / "data"), "--out", str(project / "failures"),
+    result = evolve("feedback", "failures", "--corpus", str(project / "data"), "--out", str(project / "failures"),
                  "--project-dir", str(project), cwd=project, env=dead)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "no LLM judge:" in result.stderr and "1 not judged" in result.stdout

@@ -8,11 +8,9 @@ import json
 import duckdb
 import pytest
 
-from conftest import write_evalset
 from evalsets.feedback import FeedbackStore, parse_event
 from experiments import CalibrationStore
-from pipelines.llm import LocalLLMServer
-from test_serve import BM25, Server, cli
+from helpers import BM25, Server, evolve, llm_env, write_evalset
 
 MODEL = "smollm2-135m"
 DOCS = [{"doc_id": "rate", "title": "Rate limits", "text": "Each API key may send 50 requests per minute."},
@@ -28,15 +26,12 @@ LABELS = [
 
 
 @pytest.fixture(scope="module")
-def llm(tmp_path_factory):
-    local = LocalLLMServer(MODEL, threads=1, log=tmp_path_factory.mktemp("llm") / "server.log")
-    settings = local.start()
-    yield {"EVOLVE_LLM_BASE_URL": settings.base_url, "EVOLVE_LLM_MODEL": settings.model}
-    local.stop()
+def llm(smollm2_server):
+    return llm_env(smollm2_server)
 
 
 def calibrate(project, *args, env=None):
-    return cli("judge", "calibrate", "--project-dir", str(project), *args, cwd=project, env=env)
+    return evolve("judge", "calibrate", "--project-dir", str(project), *args, cwd=project, env=env)
 
 
 def write_labels(path, lines):

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from helpers import REPO
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess:

@@ -5,15 +5,13 @@ A refused key is one line naming the endpoint and what to set, never a traceback
 import json
 import os
 import secrets
-import subprocess
-import sys
 import threading
 from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from llm_fixtures import smollm2
+from helpers import evolve, smollm2
 from pipelines.llm import LLMAuthError, LLMClient, LLMError, LLMSettings
 
 KEY = "sk-live-" + secrets.token_hex(16)
@@ -22,10 +20,9 @@ SET = "EVOLVE_LLM_API_KEY or EVOLVE_LLM_API_KEY_FILE"
 
 def llm_check(base_url, cwd, model="smollm2-135m", **env):
     """`evolve llm check` as a user runs it, with only the LLM variables given here."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVOLVE_LLM_")}
-    return subprocess.run([sys.executable, "-m", "agent.cli", "llm", "check", "--llm-base-url", base_url,
-                           "--llm-model", model, "--project-dir", str(cwd)], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**clean, "COLUMNS": "200", **env})
+    llm_variables = [name for name in os.environ if name.startswith("EVOLVE_LLM_")]
+    return evolve("llm", "check", "--llm-base-url", base_url, "--llm-model", model, "--project-dir", str(cwd),
+                  cwd=cwd, timeout=300, env=env, drop=llm_variables)
 
 
 def one_line_refusal(done, *needles):

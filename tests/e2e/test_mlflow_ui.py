@@ -14,8 +14,8 @@ from experiments.tracking import default_tracking_uri
 from guardrails import DecisionLog, PipelineRegistry, Policy, Project, guard_and_register
 from guardrails.decisions import evaluate_against_champion
 from guardrails.evidence import collect_evidence
+from helpers import free_port
 from pipelines import Components, PipelineConfig, save_config
-from postgres import free_port
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "bench" / "results" / "version-page.png"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

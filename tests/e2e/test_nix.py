@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 NIX_FILES = sorted((REPO / "nix").rglob("*.nix"))
 

@@ -4,10 +4,8 @@ an LLM answers (a real llama.cpp SmolLM2 server: the mechanics, not the verdicts
 import pytest
 import yaml
 
-from conftest import DEMO_SET
 from guardrails import DecisionLog, Policy
-from pipelines.llm import LocalLLMServer
-from test_serve import cli
+from helpers import DEMO_SET, evolve, llm_env
 
 CONFIG = "name: english-bm25\nlexical: {tokenizer: english}\nfusion: {kind: none}\ngeneration: {contexts: 2, " \
          "context_tokens: 300, max_answer_tokens: 32}\n"
@@ -16,11 +14,8 @@ POLICY = Policy(min_gain=-1, significance={"p_value": 1.0}, max_regression={"def
 
 
 @pytest.fixture(scope="module")
-def llm(tmp_path_factory):
-    local = LocalLLMServer("smollm2-135m", threads=1, log=tmp_path_factory.mktemp("llm") / "server.log")
-    settings = local.start()
-    yield {"EVOLVE_LLM_BASE_URL": settings.base_url, "EVOLVE_LLM_MODEL": settings.model}
-    local.stop()
+def llm(smollm2_server):
+    return llm_env(smollm2_server)
 
 
 @pytest.fixture
@@ -33,7 +28,7 @@ def project(tmp_path):
 
 
 def promote(project, *args, env=None):
-    return cli("promote", "--config", str(project / "candidate.yaml"), "--evalset", str(DEMO_SET),
+    return evolve("promote", "--config", str(project / "candidate.yaml"), "--evalset", str(DEMO_SET),
                "--heldout-limit", "8", "--policy", str(project / "policy.yaml"), "--project-dir", str(project),
                *args, cwd=project, env=env)
 

@@ -1,16 +1,20 @@
 """The reviewer's week as processes at 80 columns: approvals bound to today's champion, `evolve review`'s overview
 and details, `evolve audit`, the approve prompt, `evolve status` before any loop run (issue 34, points 1 and 3)."""
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 
-# ruff: noqa: F811 (the tests take the project fixture imported here)
-from decision_fixtures import project  # noqa: F401
+import pytest
+
+from helpers import evolve
 
 WIDTH = 80
+
+
+@pytest.fixture
+def project(decision_project):
+    """The decision-log project of tests/conftest.py: two guarded candidates, versions 1 and 2."""
+    return decision_project
 
 
 def cli(*args, proj, input=None):
@@ -18,9 +22,7 @@ def cli(*args, proj, input=None):
     starting champion (what the guard step judged the candidates against)."""
     if not (proj.root / "default.yaml").exists():
         shutil.copy(proj.root / "start.yaml", proj.root / "default.yaml")
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args, "--project-dir", str(proj.root)],
-                          cwd=proj.root, capture_output=True, text=True, timeout=300, input=input,
-                          env={**os.environ, "COLUMNS": str(WIDTH)})
+    return evolve(*args, "--project-dir", str(proj.root), cwd=proj.root, timeout=300, input=input, columns=WIDTH)
 
 
 def narrow(text):

@@ -8,7 +8,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -17,47 +16,7 @@ import pytest
 from evalsets import load_evalset
 from evalsets.failures import gating_subset
 from evalsets.feedback import FeedbackStore, read_snapshot
-from postgres import free_port
-
-
-BM25 = "name: bm25-english\nlexical: {tokenizer: english}\nfusion: {kind: none}\n"
-
-
-def cli(*args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "COLUMNS": "200", **(env or {})})
-
-
-class Server:
-    """`evolve serve` of ``config`` (default BM25) on a free port; search only unless ``llm`` says otherwise (the
-    LLM options: tests/e2e/test_serve_answer.py)."""
-
-    def __init__(self, corpus, project, *extra, token=None, config=BM25, llm=("--no-llm",), env=None, log=None):
-        """``log``: a file for the server's output (else a pipe: ``process.stdout``)."""
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        (project / "bm25.yaml").write_text(config)
-        env = {**os.environ, **({"EVOLVE_API_TOKEN": token} if token else {}), **(env or {})}
-        output = open(log, "w") if log else subprocess.PIPE
-        self.process = subprocess.Popen([sys.executable, "-m", "agent.cli", "serve", "--corpus", str(corpus),
-                                         "--config", "bm25.yaml", "--port", str(self.port), "--project-dir",
-                                         str(project), "--snapshot-every", "0.5", *llm, *extra], cwd=project,
-                                        env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
-        if log:
-            output.close()  # the server has its own copy
-        deadline = time.time() + 120
-        while True:
-            try:
-                httpx.get(self.url + "/health", timeout=1).raise_for_status()
-                return
-            except httpx.HTTPError:
-                assert self.process.poll() is None, self.process.stdout.read() if not log else log.read_text()
-                assert time.time() < deadline
-                time.sleep(0.3)
-
-    def stop(self, sig=signal.SIGTERM):
-        self.process.send_signal(sig)
-        self.process.wait(timeout=60)
+from helpers import Server, evolve, jsonl
 
 
 @pytest.fixture
@@ -173,7 +132,7 @@ def test_scripted_bad_feedback_becomes_a_failure_set(server, tiny_scifact, tmp_p
         client.post("/feedback", json={"request_id": request_id, "rating": "bad"}).raise_for_status()
         request_id = client.post("/search", json={"query": "this one was fine"}).json()["request_id"]
         client.post("/feedback", json={"request_id": request_id, "rating": "good"}).raise_for_status()
-    result = cli("feedback", "failures", "--out", str(tmp_path / "failures"), "--project-dir", str(tmp_path),
+    result = evolve("feedback", "failures", "--out", str(tmp_path / "failures"), "--project-dir", str(tmp_path),
                  "--no-judge", cwd=tmp_path)  # the judge's part: test_feedback_judge.py
     assert result.returncode == 0, result.stderr
     assert "13 bad ratings -> 6 queries" in result.stdout and "6 duplicates merged" in result.stdout
@@ -188,12 +147,12 @@ def test_scripted_bad_feedback_becomes_a_failure_set(server, tiny_scifact, tmp_p
 def test_feedback_import_validates_every_line(tmp_path, tiny_scifact):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"rating": "bad", "query": "q1"}\n{"rating": "terrible", "query": "q2"}\n')
-    result = cli("feedback", "import", str(bad), "--project-dir", str(tmp_path), cwd=tmp_path)
+    result = evolve("feedback", "import", str(bad), "--project-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "bad.jsonl:2: rating: Input should be 'good' or 'bad'" in result.stderr
     good = tmp_path / "good.jsonl"
     good.write_text("".join(json.dumps({"rating": "bad", "query": f"q{i}", "correct_doc_id": "d"}) + "\n"
                             for i in range(5)))
-    result = cli("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path)
+    result = evolve("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0 and "5 feedback events, 5 new" in result.stdout
     assert "correct_doc_id not checked (give --corpus)" in result.stdout
     store = FeedbackStore(tmp_path / ".evolve" / "feedback.duckdb")
@@ -202,7 +161,7 @@ def test_feedback_import_validates_every_line(tmp_path, tiny_scifact):
 
 
 def test_non_loopback_bind_requires_a_token_and_the_token_is_enforced(tiny_scifact, tmp_path):
-    refused = cli("serve", "--corpus", str(tiny_scifact), "--host", "0.0.0.0", "--project-dir", str(tmp_path),
+    refused = evolve("serve", "--corpus", str(tiny_scifact), "--host", "0.0.0.0", "--project-dir", str(tmp_path),
                   cwd=tmp_path)
     assert refused.returncode == 2 and "give --token" in refused.stderr
     server = Server(tiny_scifact, tmp_path, token="s3cret")
@@ -226,18 +185,13 @@ def feedback_count(project):
         store.close()
 
 
-def jsonl(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return path
-
-
 def test_cli_import_is_whole_or_nothing_idempotent_and_checked(tmp_path, tiny_scifact):
     project = tmp_path / "project"
     data = load_evalset(tiny_scifact)
     doc = data.corpus[0].doc_id
 
     def run(path, *extra):
-        return cli("feedback", "import", str(path), "--project-dir", str(project), *extra, cwd=tmp_path)
+        return evolve("feedback", "import", str(path), "--project-dir", str(project), *extra, cwd=tmp_path)
 
     broken = jsonl(tmp_path / "broken.jsonl", [{"rating": "bad", "query": "q1"}, {"rating": "bad", "query": "q2"},
                                                {"rating": "bad", "query": True}, "", "{not json"])
@@ -316,10 +270,10 @@ def test_import_through_the_server_needs_the_token_and_is_one_checked_batch(tiny
         right = sorted(data.qrels[query.query_id])[0]
         good = jsonl(tmp_path / "good.jsonl", [{"rating": "bad", "request_id": request_id, "correct_doc_id": right},
                                                {"rating": "bad", "query": "helpdesk question", "event_id": "hd-1"}])
-        first = cli("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
+        first = evolve("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
         assert first.returncode == 0, first.stderr
         assert "2 feedback events, 2 new, 0 already present" in first.stdout and server.url in first.stdout
-        again = cli("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
+        again = evolve("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
         assert again.returncode == 0 and "2 feedback events, 0 new, 2 already present" in again.stdout
 
         for rows, message in [
@@ -329,10 +283,10 @@ def test_import_through_the_server_needs_the_token_and_is_one_checked_batch(tiny
              "bad.jsonl:2: correct_doc_id 'zzz' is not a document of this corpus"),
             ([{"rating": "bad", "query": f"q{i}"} for i in range(5)], "more than this server takes in one import (4"),
         ]:
-            result = cli("feedback", "import", str(jsonl(tmp_path / "bad.jsonl", rows)), "--project-dir", str(tmp_path),
+            result = evolve("feedback", "import", str(jsonl(tmp_path / "bad.jsonl", rows)), "--project-dir", str(tmp_path),
                          cwd=tmp_path, env=env)
             assert result.returncode == 2 and message in result.stderr, result.stderr
-        no_token = cli("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path)
+        no_token = evolve("feedback", "import", str(good), "--project-dir", str(tmp_path), cwd=tmp_path)
         assert no_token.returncode == 2 and "401" in no_token.stderr and "EVOLVE_API_TOKEN" in no_token.stderr
         assert httpx.post(server.url + "/snapshot", headers=auth).json()["feedback"] == 3
     finally:
@@ -392,7 +346,7 @@ def test_a_stale_server_json_gets_no_token_and_no_say_over_paths(tmp_path, tiny_
     spoof = FakeServer(nonce="b" * 32)
     try:  # another process answers at the URL: it does not echo this file's nonce, so it gets no token
         write_server_json(tmp_path, spoof.url, "a" * 32, os.getpid(), tiny_scifact)
-        result = cli("feedback", "import", str(rows), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
+        result = evolve("feedback", "import", str(rows), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
         assert result.returncode == 0, result.stderr
         assert "ignoring stale" in result.stderr and "does not echo the nonce" in result.stderr
         assert spoof.seen == [("GET", "/health", None)]
@@ -405,7 +359,7 @@ def test_a_stale_server_json_gets_no_token_and_no_say_over_paths(tmp_path, tiny_
     spoof = FakeServer(nonce="a" * 32)
     try:  # the server that wrote the file is gone: nothing is asked of whatever listens now
         write_server_json(tmp_path, spoof.url, "a" * 32, dead.pid, tiny_scifact)
-        result = cli("feedback", "import", str(rows), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
+        result = evolve("feedback", "import", str(rows), "--project-dir", str(tmp_path), cwd=tmp_path, env=env)
         assert result.returncode == 0 and f"server process {dead.pid} is gone" in result.stderr
         assert spoof.seen == []
     finally:
@@ -417,7 +371,7 @@ def test_a_stale_server_json_gets_no_token_and_no_say_over_paths(tmp_path, tiny_
     spoof = FakeServer(nonce="a" * 32, snapshot=str(crafted))
     try:
         write_server_json(tmp_path, spoof.url, "a" * 32, os.getpid(), tiny_scifact)
-        result = cli("feedback", "failures", "--out", str(tmp_path / "failures"), "--project-dir", str(tmp_path),
+        result = evolve("feedback", "failures", "--out", str(tmp_path / "failures"), "--project-dir", str(tmp_path),
                      cwd=tmp_path, env=env)
         assert result.returncode == 0, result.stderr
         assert ("POST", "/snapshot", "Bearer s3cret") in spoof.seen

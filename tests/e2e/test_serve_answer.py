@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from evalsets.feedback import FeedbackStore
-from postgres import free_port
-from test_serve import Server
+from helpers import Server, free_port
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -6,7 +6,7 @@ import time
 import httpx
 
 from evalsets.ingest import ingest
-from test_serve import Server
+from helpers import Server
 
 HYBRID = ("name: hybrid-minilm\nchunking: {kind: paragraph, size: 800}\ndense: {model: all-MiniLM-L6-v2}\n"
           "lexical: {tokenizer: english}\nfusion: {kind: rrf}\n")

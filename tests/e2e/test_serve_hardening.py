@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from test_serve import Server, cli, jsonl
+from helpers import Server, evolve, jsonl
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -110,15 +110,15 @@ def test_only_a_bare_health_answers_without_the_token(guarded):
 def test_feedback_commands_without_the_token_say_how_to_give_it(guarded, tmp_path):
     rows = jsonl(tmp_path / "rows.jsonl", [{"rating": "bad", "query": "from the helpdesk"}])
     for args in (("feedback", "import", str(rows)), ("feedback", "failures", "--out", str(tmp_path / "f"))):
-        result = cli(*args, "--project-dir", str(guarded.project), cwd=tmp_path, env={"EVOLVE_API_TOKEN": ""})
+        result = evolve(*args, "--project-dir", str(guarded.project), cwd=tmp_path, env={"EVOLVE_API_TOKEN": ""})
         assert result.returncode == 2, result.stderr
         assert "401" in result.stderr and "--token" in result.stderr and "EVOLVE_API_TOKEN" in result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    wrong = cli("feedback", "failures", "--out", str(tmp_path / "f"), "--project-dir", str(guarded.project),
+    wrong = evolve("feedback", "failures", "--out", str(tmp_path / "f"), "--project-dir", str(guarded.project),
                 cwd=tmp_path, env={"EVOLVE_API_TOKEN": "wrong"})
     assert wrong.returncode == 2 and "does not take the token given" in wrong.stderr
     big = jsonl(tmp_path / "big.jsonl", [{"rating": "bad", "query": f"q{i}", "comment": "c" * 100} for i in range(60)])
-    refused = cli("feedback", "import", str(big), "--project-dir", str(guarded.project), cwd=tmp_path,
+    refused = evolve("feedback", "import", str(big), "--project-dir", str(guarded.project), cwd=tmp_path,
                   env={"EVOLVE_API_TOKEN": TOKEN})
     assert refused.returncode == 2 and "(413)" in refused.stderr and "--max-import-bytes" in refused.stderr
 
@@ -156,7 +156,7 @@ def test_listening_is_said_only_once_bound_and_a_busy_port_is_one_line(tiny_scif
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = cli("serve", "--corpus", str(tiny_scifact), "--config", "bm25.yaml", "--port", str(port),
+        result = evolve("serve", "--corpus", str(tiny_scifact), "--config", "bm25.yaml", "--port", str(port),
                      "--project-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
@@ -174,7 +174,7 @@ def test_listening_is_said_only_once_bound_and_a_busy_port_is_one_line(tiny_scif
     (("--answer-slots", "0"), "--answer-slots must be at least 1, not 0"),
 ])
 def test_bad_serve_settings_are_one_line(tmp_path, args, message):
-    result = cli("serve", "--corpus", str(tmp_path), *args, "--project-dir", str(tmp_path), cwd=tmp_path)
+    result = evolve("serve", "--corpus", str(tmp_path), *args, "--project-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -182,7 +182,7 @@ def test_bad_serve_settings_are_one_line(tmp_path, args, message):
 def test_serve_help_documents_the_limits(tmp_path):
     from pipelines.serving import ServeLimits
 
-    result = cli("serve", "--help", cwd=tmp_path)
+    result = evolve("serve", "--help", cwd=tmp_path)
     text = " ".join(word for word in result.stdout.split() if word != "│")  # the words, out of rich's box
     for option in ("--max-body-bytes", "--max-import-bytes", "--max-import-batch", "--max-query-chars"):
         assert option in text
@@ -193,7 +193,7 @@ def test_serve_help_documents_the_limits(tmp_path):
 
 def test_serve_with_an_unknown_model_is_one_line(tiny_scifact, tmp_path):
     (tmp_path / "dense.yaml").write_text("name: d\ndense: {model: no-such-model}\n")
-    result = cli("serve", "--corpus", str(tiny_scifact), "--config", "dense.yaml", "--project-dir", str(tmp_path),
+    result = evolve("serve", "--corpus", str(tiny_scifact), "--config", "dense.yaml", "--project-dir", str(tmp_path),
                  cwd=tmp_path)
     assert result.returncode == 2 and "unknown embedding model 'no-such-model'" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_serve import Server, cli
+from helpers import Server, evolve
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -277,7 +277,7 @@ def test_a_bare_health_with_a_body_that_never_comes_answers_and_is_closed(limite
 def test_serve_help_documents_the_connection_and_answer_limits(tmp_path):
     from agent.http_guard import ConnectionLimits
 
-    text = " ".join(word for word in cli("serve", "--help", cwd=tmp_path).stdout.split() if word != "│")
+    text = " ".join(word for word in evolve("serve", "--help", cwd=tmp_path).stdout.split() if word != "│")
     for option in ("--answer-timeout", "--answer-wait", "--answer-slots", "--head-timeout", "--limit-concurrency",
                    "--backlog"):
         assert option in text

@@ -4,8 +4,6 @@ import contextlib
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 import optuna
@@ -14,17 +12,11 @@ import yaml
 from mlflow import MlflowClient
 
 from experiments.tracking import ROLE_TAG, TRIAL_TAG
-from postgres import PostgresServer
+from helpers import FAST_HEARTBEAT, PostgresServer, evolve_process
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 SPACE = {"name": "proc", "dense_models": ["none"], "chunkers": [{"kind": "whole"}, {"kind": "paragraph", "size": [600, 1200]}],
          "lexical": {"tokenizers": ["english", "regex"], "k1": {"low": 0.5, "high": 2.5}, "b": {"low": 0.3, "high": 0.9}}}
-
-
-def evolve_process(args, cwd, **env):
-    environment = {**os.environ, "COLUMNS": "200", "EVOLVE_OPTUNA_HEARTBEAT": "1", "EVOLVE_OPTUNA_GRACE": "3", **env}
-    return subprocess.Popen([sys.executable, "-m", "agent.cli", *args], cwd=cwd, env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finished_trials(storage, name):
@@ -67,7 +59,7 @@ def test_sigkill_mid_study_then_the_same_command_finishes_it(tiny_scifact, space
     storage = f"sqlite:///{tmp_path / '.evolve' / 'optuna.db'}"
     args = ["tune", "--evalset", str(tiny_scifact), "--space", str(space_file), "--trials", "40",
             "--study", "killed", "--project-dir", str(tmp_path)]
-    first = evolve_process(args, tmp_path)
+    first = evolve_process(*args, cwd=tmp_path, env=FAST_HEARTBEAT)
     deadline = time.time() + 300
     while finished_count_read_only(tmp_path / ".evolve" / "optuna.db", "killed") < 5:
         assert first.poll() is None, first.stdout.read()
@@ -78,7 +70,7 @@ def test_sigkill_mid_study_then_the_same_command_finishes_it(tiny_scifact, space
     before = {t.number: t.params for t in finished_trials(storage, "killed")}
     assert 5 <= len(before) < 40
 
-    second = evolve_process(args, tmp_path)
+    second = evolve_process(*args, cwd=tmp_path, env=FAST_HEARTBEAT)
     output, _ = second.communicate(timeout=600)
     assert second.returncode == 0, output
     study = optuna.load_study(study_name="killed", storage=storage)
@@ -100,10 +92,11 @@ def test_two_workers_share_one_postgresql_study(tiny_scifact, space_file, tmp_pa
         project = tmp_path / "project"
         project.mkdir()
         # the worker starts first and waits for the study, as a systemd unit on a GPU node would
-        worker = evolve_process(["worker", "--study", "shared", "--storage", url, "--wait", "2m",
-                                 "--project-dir", str(project)], project)
-        tune = evolve_process(["tune", "--evalset", str(tiny_scifact), "--space", str(space_file), "--trials", "60",
-                               "--study", "shared", "--storage", url, "--project-dir", str(project)], project)
+        worker = evolve_process("worker", "--study", "shared", "--storage", url, "--wait", "2m", "--project-dir",
+                                str(project), cwd=project, env=FAST_HEARTBEAT)
+        tune = evolve_process("tune", "--evalset", str(tiny_scifact), "--space", str(space_file), "--trials", "60",
+                              "--study", "shared", "--storage", url, "--project-dir", str(project), cwd=project,
+                              env=FAST_HEARTBEAT)
         worker_out, _ = worker.communicate(timeout=600)
         tune_out, _ = tune.communicate(timeout=600)
         assert worker.returncode == 0, worker_out

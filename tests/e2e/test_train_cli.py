@@ -4,23 +4,18 @@ kept out, the model is stored in the project, listed, and logged to the project'
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from mlflow import MlflowClient
 
-from conftest import DEMO_SET
 from evalsets import FeedbackEvent, FeedbackStore, load_evalset
 from experiments import sqlite_tracking_uri
+from helpers import DEMO_SET, evolve
 from pipelines import TrainedModelStore
 
 
-def evolve(project, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("EVOLVE_TRAINED_MODELS", None)
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args, "--project-dir", str(project)], cwd=project,
-                          env=env, capture_output=True, text=True, timeout=900)
+def evolve_in(project, *args: str):
+    """`evolve ARGS --project-dir PROJECT`, its trained models in the project (not $EVOLVE_TRAINED_MODELS)."""
+    return evolve(*args, "--project-dir", str(project), cwd=project, timeout=900, drop=("EVOLVE_TRAINED_MODELS",))
 
 
 def test_feedback_trains_an_adapter_without_the_evaluation_queries(tmp_path):
@@ -43,7 +38,7 @@ def test_feedback_trains_an_adapter_without_the_evaluation_queries(tmp_path):
     bm25 = tmp_path / "bm25.yaml"
     bm25.write_text("name: bm25\nlexical: {tokenizer: english}\nfusion: {kind: none}\n")
 
-    result = evolve(tmp_path, "train", "--kind", "adapter", "--base", "use-multilingual-v3", "--feedback",
+    result = evolve_in(tmp_path, "train", "--kind", "adapter", "--base", "use-multilingual-v3", "--feedback",
                     str(DEMO_SET), "--negatives-from", str(bm25))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "training data: 12 examples {'feedback': 12}, 1 dropped as evaluation queries" in result.stdout
@@ -52,7 +47,7 @@ def test_feedback_trains_an_adapter_without_the_evaluation_queries(tmp_path):
     assert model.manifest["data"]["per_source"] == {"feedback": 12} and model.manifest["data"]["negatives"] >= 12
     assert model.licence == "Apache-2.0" and model.model_id in result.stdout
 
-    listed = evolve(tmp_path, "models")
+    listed = evolve_in(tmp_path, "models")
     assert model.model_id in listed.stdout
     client = MlflowClient(sqlite_tracking_uri(tmp_path / "mlruns"))
     [run] = client.search_runs([client.get_experiment_by_name("evolve-training").experiment_id])
@@ -63,7 +58,7 @@ def test_feedback_trains_an_adapter_without_the_evaluation_queries(tmp_path):
     assert not (tmp_path / "mlruns" / "0").exists() and (tmp_path / "mlruns" / "artifacts").is_dir()
     assert json.loads((model.folder / "manifest.json").read_text())["id"] == model.model_id
 
-    refused = evolve(tmp_path, "train", "--kind", "embedder", "--base", "multilingual-e5-small", "--feedback",
+    refused = evolve_in(tmp_path, "train", "--kind", "embedder", "--base", "multilingual-e5-small", "--feedback",
                      str(DEMO_SET), "--negatives", "0")
     assert refused.returncode == 2
     assert "cannot be fine-tuned" in refused.stderr and "Traceback" not in refused.stderr

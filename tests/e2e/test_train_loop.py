@@ -9,11 +9,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import shared_set, write_evalset
 from experiments import SPEC_ATTR
 from experiments.space import space_from_dict
+from helpers import shared_set, start_loop, summary_of, write_evalset
 from pipelines import TrainedModelStore
-from test_agent import start_process, summary_of
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +43,11 @@ def scifact_train_set(tmp_path_factory) -> Path:
     return folder
 
 
-def test_a_loop_with_a_train_split_trains_an_adapter_and_a_memory_and_tries_them(scifact_train_set, tmp_path, monkeypatch):
+def test_a_loop_with_a_train_split_trains_an_adapter_and_a_memory_and_tries_them(scifact_train_set, shared_embeddings,
+                                                                                tmp_path, monkeypatch):
     default = tmp_path / "default.yaml"
     default.write_text("name: minilm\ndense: {model: all-MiniLM-L6-v2}\nfusion: {kind: none}\n")
-    process = start_process(tmp_path, scifact_train_set, "--budget", "6m", "--max-iterations", "1",
+    process = start_loop(tmp_path, scifact_train_set, "--budget", "6m", "--max-iterations", "1",
                             "--trials-per-iteration", "6")
     output, _ = process.communicate(timeout=900)
     assert process.returncode == 0, output

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from conftest import DEMO_SET, shared_set, write_evalset
 from evalsets import EvalSetError, available_splits, load_evalset
+from helpers import DEMO_SET, shared_set, write_evalset
 
 DOCS = [{"doc_id": "d1", "title": "T1", "text": "alpha"}, {"doc_id": "d2", "title": "", "text": "beta"}]
 QUERIES = [{"query_id": "q1", "text": "alpha?", "answers": ["alpha"]}]

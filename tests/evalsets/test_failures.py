@@ -5,10 +5,10 @@ every query left out is counted with its reason."""
 import json
 from dataclasses import dataclass
 
-from conftest import write_evalset
 from evalsets import build_failure_set, load_evalset
 from evalsets.failures import JudgeUnavailable, gating_subset
 from guardrails.policy import Policy
+from helpers import write_evalset
 
 
 @dataclass

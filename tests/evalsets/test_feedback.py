@@ -6,12 +6,12 @@ import re
 import duckdb
 import pytest
 
-from conftest import write_evalset
 from evalsets import load_evalset
 from evalsets.failures import gating_subset
 from evalsets.feedback import (FeedbackEvent, FeedbackRefused, FeedbackStore, UnknownRequest, parse_event,
                                read_snapshot)
 from guardrails.policy import Policy
+from helpers import write_evalset
 
 
 @pytest.mark.parametrize("row, message", [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import docx
@@ -13,6 +12,7 @@ import pytest
 
 from evalsets import load_evalset, read_corpus
 from evalsets.ingest import CorpusFolder, ingest
+from helpers import evolve
 
 
 def write_docx(path: Path, heading: str, body: str) -> None:
@@ -124,23 +124,22 @@ def test_queries_whose_documents_were_removed_are_dropped_with_a_count(drive: Pa
 
 
 def test_cli_reports_and_refuses_bad_input(drive: Path, tmp_path: Path) -> None:
-    def evolve(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "agent.cli", "ingest", *args], capture_output=True, text=True,
-                              timeout=300, env={**os.environ, "COLUMNS": "200"})
+    def ingest_cli(*args: str) -> subprocess.CompletedProcess:
+        return evolve("ingest", *args, timeout=300)
 
-    done = evolve(str(drive), "--corpus", str(tmp_path / "corpus"))
+    done = ingest_cli(str(drive), "--corpus", str(tmp_path / "corpus"))
     assert done.returncode == 0, done.stderr
     assert "skipped 3 files" in done.stdout and "broken.pdf: corrupt" in done.stdout and "version" in done.stdout
-    missing = evolve(str(tmp_path / "nowhere"), "--corpus", str(tmp_path / "corpus"))
+    missing = ingest_cli(str(tmp_path / "nowhere"), "--corpus", str(tmp_path / "corpus"))
     assert missing.returncode == 2 and "source not found" in missing.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "a.bin").write_bytes(b"\x00")
-    nothing = evolve(str(empty), "--corpus", str(tmp_path / "c2"))
+    nothing = ingest_cli(str(empty), "--corpus", str(tmp_path / "c2"))
     assert nothing.returncode == 2 and "no documents in 1 files" in nothing.stderr and "a.bin" in nothing.stderr
     mapping = tmp_path / "fields.yaml"
     mapping.write_text("ticket_id: [x]\n")
-    bad = evolve(str(drive), "--corpus", str(tmp_path / "c3"), "--ticket-fields", str(mapping))
+    bad = ingest_cli(str(drive), "--corpus", str(tmp_path / "c3"), "--ticket-fields", str(mapping))
     assert bad.returncode == 2 and "takes only id, metadata, text, title" in bad.stderr
 
 

@@ -7,10 +7,8 @@ hypothesis is not installed in this project, so the round trip is a seeded rando
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from evalsets import Document, json_line, load_evalset, read_corpus, split_lines
 from evalsets.ingest import CorpusFolder
 from evalsets.ingest.base import tidy
 from evalsets.ingest.corpus import read_versioned
+from helpers import evolve
 
 # Every character str.splitlines() breaks at, and the ones that made `corpus.jsonl:21: bad JSON`
 LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
@@ -122,13 +121,12 @@ def test_ingest_of_files_with_line_separators_runs_twice_and_the_corpus_loads(tm
     (source / "memo\u2028two\x85.txt").write_text("메모 본문\u2028다음 줄\n", "utf-8")  # the raw characters in the id
     corpus = tmp_path / "corpus"
 
-    def evolve() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "agent.cli", "ingest", str(source), "--corpus", str(corpus)],
-                              capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    def ingest_cli() -> subprocess.CompletedProcess:
+        return evolve("ingest", str(source), "--corpus", str(corpus), timeout=300)
 
-    first = evolve()
+    first = ingest_cli()
     assert first.returncode == 0, first.stdout + first.stderr
-    second = evolve()  # the run that used to fail with `corpus.jsonl:N: bad JSON`
+    second = ingest_cli()  # the run that used to fail with `corpus.jsonl:N: bad JSON`
     assert second.returncode == 0, second.stdout + second.stderr
     docs = {d.doc_id: d for d in read_corpus(corpus / "corpus.jsonl")}
     assert set(docs) == {"docs/notice.txt", "docs/memo\u2028two\x85.txt"}

@@ -8,23 +8,22 @@ import pytest
 import yaml
 
 from agent.project import open_project
-from conftest import DEMO_SET
 from evalsets import load_evalset
 from experiments import ANSWER_METRICS, AnswerJudging
 from experiments.splits import tune_and_heldout
 from guardrails import Policy, guard_and_register
+from helpers import DEMO_SET
 from pipelines import Components, GenerationConfig, PipelineConfig, Retriever
-from pipelines.llm import LLMCache, LLMClient, LLMSettings, LocalLLMServer
+from pipelines.llm import LLMCache, LLMClient, LLMSettings
 
 SHORT = GenerationConfig(contexts=2, context_tokens=300, max_answer_tokens=32)
 BM25 = {"lexical": {"tokenizer": "english"}, "fusion": {"kind": "none"}, "generation": SHORT.model_dump()}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    local = LocalLLMServer("smollm2-135m", threads=1, parallel=2, log=tmp_path_factory.mktemp("llm") / "server.log")
-    yield local.start()
-    local.stop()
+@pytest.fixture
+def server(smollm2_server):
+    """The session's SmolLM2 server (1 thread, 2 slots)."""
+    return smollm2_server
 
 
 @pytest.fixture

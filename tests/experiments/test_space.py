@@ -3,9 +3,9 @@ import hashlib
 import optuna
 import pytest
 
-from conftest import REPO
 from experiments.sampler import suggest_config
 from experiments.space import SpaceError, load_space, space_from_dict
+from helpers import REPO
 
 SPACES = REPO / "experiments" / "spaces"
 BASE = {"dense_models": ["all-MiniLM-L6-v2"], "lexical": {"tokenizers": ["english"]}}

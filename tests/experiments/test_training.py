@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_set, write_evalset
 from evalsets import load_evalset
 from experiments import evaluate
 from experiments.training import (LeakError, LeakGuard, TrainingExample, TrainSettings, assemble, from_feedback,
                                   from_split, mine_negatives, train_model)
+from helpers import shared_set, write_evalset
 from pipelines import Components, PipelineConfig, Retriever, TrainedModelError, TrainedModelStore
 
 BASE = "all-MiniLM-L6-v2"

@@ -4,9 +4,14 @@ and the actor recorded is the human behind sudo plus the given identity."""
 import pytest
 import yaml
 
-# ruff: noqa: F811 (the tests take the project fixture imported here)
-from decision_fixtures import PERMISSIVE, project  # noqa: F401
 from guardrails import DecisionError, approve
+from helpers import PERMISSIVE
+
+
+@pytest.fixture
+def project(decision_project):
+    """The decision-log project of tests/conftest.py: two guarded candidates, versions 1 and 2."""
+    return decision_project
 
 
 def test_a_candidate_judged_under_another_policy_needs_an_explicit_yes(project):

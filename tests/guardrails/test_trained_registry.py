@@ -14,9 +14,9 @@ import yaml
 from agent.project import open_project
 from evalsets import load_evalset
 from guardrails import DecisionError, GuardReport, Project, approve, guard_and_register, rollback
+from helpers import PERMISSIVE as ANY_GAIN
 from pipelines import Components, PipelineConfig, TrainedModelError, TrainedModelStore
 from pipelines.embedders import save_adapter
-from decision_fixtures import PERMISSIVE as ANY_GAIN
 
 PERMISSIVE = ANY_GAIN.model_copy(update={"allowed_licences": ["Apache-2.0"]})
 """The licence rule sees a trained model's licence as its base model's (MiniLM: Apache-2.0)."""
@@ -109,9 +109,9 @@ def test_a_manifest_edited_to_name_an_allowed_base_is_refused_by_the_guard_and_t
     """The policy allows MIT only; the adapter was trained on MiniLM (Apache-2.0: here the licence that must not
     pass). Its manifest edited to name e5-small (MIT) no longer matches the model's id: the guard cannot load it, and
     the licence lookup the licence rule reads says 'unknown', not MIT."""
-    from pipelines.embedders import resolve_model
     from guardrails import check_candidate, collect_evidence
     from guardrails.evidence import models_of
+    from pipelines.embedders import resolve_model
 
     monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
     store = TrainedModelStore()

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from conftest import REPO
+from helpers import REPO
 from pipelines import ConfigError, PipelineConfig, load_config, save_config
 
 FULL = {

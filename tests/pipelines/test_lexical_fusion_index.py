@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from conftest import shared_set
 from evalsets import load_evalset
 from experiments import evaluate
+from helpers import shared_set
 from pipelines import Components, PipelineConfig
 from pipelines.dense_index import DenseIndex
 from pipelines.fusion import reciprocal_rank_fusion, weighted_score_fusion

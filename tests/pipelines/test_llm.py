@@ -13,7 +13,7 @@ from evalsets import EvalSetError, load_evalset
 from evalsets.synthesize import synthesize
 from experiments.judge import Judge, mean_score
 from pipelines.generator import Generator, query_language
-from pipelines.llm import LLMCache, LLMClient, LLMSettings, LLMUnavailable, LocalLLMServer
+from pipelines.llm import LLMCache, LLMClient, LLMSettings, LLMUnavailable
 from pipelines.llm.client import LLMError
 
 
@@ -30,13 +30,10 @@ class Scripted(LLMClient):
         return self.replies.pop(0)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    local = LocalLLMServer("smollm2-135m", threads=1, parallel=2,
-                           log=tmp_path_factory.mktemp("llm") / "server.log")
-    settings = local.start()
-    yield settings
-    local.stop()
+@pytest.fixture
+def server(smollm2_server):
+    """The session's SmolLM2 server (1 thread, 2 slots)."""
+    return smollm2_server
 
 
 @pytest.fixture

@@ -7,18 +7,17 @@ import json
 
 import httpx
 import pytest
-from llm_fixtures import korean_observation, smollm2
 
+from helpers import korean_observation
 from pipelines.llm import LLMClient, LLMSettings, resolve_gguf
 from pipelines.llm.models import LOCAL_MODELS, trained_context
 from pipelines.llm.tokens import estimate_chat_tokens, server_root
 
 
-@pytest.fixture(scope="module")
-def server():
+@pytest.fixture
+def server(smollm2_small_context):
     """Two slots of 4,096 tokens: llama.cpp's context is 8,192, a request's 4,096."""
-    with smollm2(threads=2, ctx=4096, parallel=2) as settings:
-        yield settings
+    return smollm2_small_context
 
 
 def test_the_count_is_the_servers_own(server):
@@ -63,11 +62,10 @@ def test_a_server_that_cannot_say_falls_back_without_raising():
     assert client.context_tokens() == 3000
 
 
-def test_a_local_server_gets_the_context_its_model_was_trained_for():
-    """No ctx given: SmolLM2's 8,192 (its GGUF header's llama.context_length), read back from the server."""
-    with smollm2(threads=1) as settings:
-        props = httpx.get(f"{server_root(settings.base_url)}/props").json()
-        assert props["default_generation_settings"]["n_ctx"] == settings.context_tokens == 8192
-        assert LLMClient(settings).context_tokens() == 8192
+def test_a_local_server_gets_the_context_its_model_was_trained_for(smollm2_server):
+    """No ctx given: SmolLM2's 8,192 (its GGUF header's llama.context_length) per slot, read back from the server."""
+    props = httpx.get(f"{server_root(smollm2_server.base_url)}/props").json()
+    assert props["default_generation_settings"]["n_ctx"] == smollm2_server.context_tokens == 8192
+    assert LLMClient(smollm2_server).context_tokens() == 8192
     header = trained_context("smollm2-135m", resolve_gguf("smollm2-135m"))
     assert LOCAL_MODELS["smollm2-135m"].context == header == 8192

@@ -7,10 +7,8 @@ same check: what they return is finite, numeric and of the right shape before it
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import write_evalset
+from helpers import evolve, write_evalset
 from misbehaving_server import PROBE_MARKERS, MisbehavingServer, vector
 from pipelines import Components
 from pipelines.embedders import AdaptedEmbedder, CachedEmbedder, EmbeddingStore, save_adapter, text_key
@@ -265,10 +263,8 @@ def test_local_embedders_are_checked_before_anything_is_cached(tmp_path):
 
 
 def _run(*args: str, project: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in (REGISTRY_ENV, "EVOLVE_EMBEDDING_CACHE")}
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args, "--project-dir", str(project)],
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**env, "COLUMNS": "500", "MISBEHAVING_KEY": KEY})
+    return evolve(*args, "--project-dir", str(project), timeout=timeout, columns=500, env={"MISBEHAVING_KEY": KEY},
+                  drop=(REGISTRY_ENV, "EVOLVE_EMBEDDING_CACHE"))
 
 
 def test_evolve_models_check_ends_in_time_with_one_line_per_failure_and_no_key(server, tmp_path):

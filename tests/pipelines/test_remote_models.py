@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import DEMO_SET, slice_evalset
 from evalsets import load_evalset
 from experiments import evaluate
+from helpers import DEMO_SET, evolve, free_port, slice_evalset
 from pipelines import Components, PipelineConfig
 from pipelines.embedders import model_location, resolve_model
 from pipelines.llm import LocalLLMServer
@@ -195,20 +195,13 @@ def test_the_registry_file_is_validated_and_never_holds_credentials(tmp_path, mo
 
 
 def test_evolve_models_check_probes_each_served_model_of_the_project(servers, tmp_path, monkeypatch):
-    import os
-    import subprocess
-    import sys
-
-    from pipelines.llm.local_server import free_port
-
     project = tmp_path / "project"
     project.mkdir()
     _registry(project / "models.yaml", _entry("minilm@llamacpp", "embedder", "openai", servers["embedder"]),
               _entry("reranker@llamacpp", "reranker", "rerank", servers["reranker"]),
               _entry("gone@nowhere", "embedder", "openai", f"http://127.0.0.1:{free_port()}/v1", retries=0))
     monkeypatch.delenv(REGISTRY_ENV, raising=False)
-    result = subprocess.run([sys.executable, "-m", "agent.cli", "models", "--check", "--project-dir", str(project)],
-                            capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
+    result = evolve("models", "--check", "--project-dir", str(project), timeout=300, columns=250)
     assert result.returncode == 0, result.stderr
     lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 5}
     assert "up, weights" in lines["minilm@llamacpp"] and "up, weights" in lines["reranker@llamacpp"]
