@@ -61,10 +61,10 @@ def model_memo():
     """Each packaged embedding model (the registry's, not a folder or a trained model, which a test may change) loads
     once per session in this process: a test gets its own embedder object around the loaded weights, so what a test
     patches on it stays with that test."""
-    from pipelines.embedders import REGISTRY, base
+    from pipelines.embedders import REGISTRY, loading
 
     loaded: dict[str, object] = {}
-    originals = dict(base.LOADERS)
+    originals = dict(loading.LOADERS)
 
     def memo(load):
         def memoized(spec):
@@ -75,9 +75,9 @@ def model_memo():
             return copy.copy(loaded[spec.fingerprint])
         return memoized
 
-    base.LOADERS.update({name: memo(load) for name, load in originals.items()})
+    loading.LOADERS.update({name: memo(load) for name, load in originals.items()})
     yield loaded
-    base.LOADERS.update(originals)
+    loading.LOADERS.update(originals)
 
 
 @pytest.fixture(scope="session")

@@ -234,17 +234,24 @@ class PostgresServer:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-@contextmanager
-def smollm2(**options: Any) -> Iterator:
-    """SmolLM2-135M behind llama.cpp for the length of a ``with`` block (``options``: LocalLLMServer's); the test
-    is skipped where the model's package is missing. For a server with other options than the session's
-    (conftest's ``smollm2_server``)."""
-    from pipelines.llm import LocalLLMServer, ModelUnavailable, resolve_gguf
+def require_smollm2() -> None:
+    """Skip the test where SmolLM2-135M's package is missing (for a test whose `evolve` process starts the server)."""
+    from pipelines.llm import ModelUnavailable, resolve_gguf
 
     try:
         resolve_gguf("smollm2-135m")
     except ModelUnavailable as err:
         pytest.skip(str(err))
+
+
+@contextmanager
+def smollm2(**options: Any) -> Iterator:
+    """SmolLM2-135M behind llama.cpp for the length of a ``with`` block (``options``: LocalLLMServer's); the test
+    is skipped where the model's package is missing. For a server with other options than the session's
+    (conftest's ``smollm2_server``)."""
+    from pipelines.llm import LocalLLMServer
+
+    require_smollm2()
     with LocalLLMServer("smollm2-135m", **options) as settings:
         yield settings
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 README_LIMIT_BYTES = 15 * 1024
 README_SECTIONS = ("Quick start", "Tests (one command)", "Concepts", "Commands", "Layout")

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 import yaml
-from postgres import free_port
+from helpers import free_port, require_smollm2
 
 from agent.project import open_project
 from evalsets import load_evalset
@@ -325,10 +325,7 @@ def test_an_interleaved_answer_is_written_from_the_merged_list_and_its_citations
                                                                                                  tiny_scifact):
     """/answer through a real local SmolLM2 (skipped where it cannot be had): the contexts are the merged hits,
     and the documents of the chunks the answer cites are stored with the request and credited to their sides."""
-    from llm_fixtures import smollm2
-
-    with smollm2():  # only to skip where the model is missing; serve starts its own
-        pass
+    require_smollm2()  # serve starts its own server
     config = CHAMPION + "generation: {contexts: 4, context_tokens: 400, max_answer_tokens: 24}\n"
     server = Server(tiny_scifact, project, "--interleave", "1", "--share", "1", llm=(), config=config,
                     env={"EVOLVE_LOCAL_LLM": "smollm2-135m", "EVOLVE_LLM_BASE_URL": ""})

@@ -106,10 +106,9 @@ def test_the_probe_passes_a_model_that_gets_the_built_in_items_right_and_names_e
     assert "(own answer)" in result.misses[0] and "'시간당 1,000원'" in result.misses[1]
 
 
-def test_smollm2_is_refused_for_korean_by_the_cli_and_force_overrides(tmp_path, monkeypatch):
+def test_smollm2_is_refused_for_korean_by_the_cli_and_force_overrides(tmp_path, monkeypatch, smollm2_server):
     """`evolve evalset synthesize` with the real SmolLM2 server on a Korean corpus: one line naming a model that
     works, exit 2; --force goes on and shows progress per passage."""
-    from llm_fixtures import smollm2
     from typer.testing import CliRunner
 
     from agent.cli import app
@@ -117,11 +116,11 @@ def test_smollm2_is_refused_for_korean_by_the_cli_and_force_overrides(tmp_path, 
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text(json.dumps({"doc_id": "d0", "title": "결정", "text": RULING}, ensure_ascii=False) + "\n",
                       "utf-8")
-    with smollm2(threads=1) as settings:
-        args = ["evalset", "synthesize", "--corpus", str(corpus), "--out", str(tmp_path / "set"), "--n", "1",
-                "--llm-base-url", settings.base_url, "--llm-model", settings.model, "--project-dir", str(tmp_path)]
-        refused = CliRunner().invoke(app, args)
-        assert refused.exit_code == 2, refused.output
-        assert "built-in ko check" in refused.output and "qwen2.5-coder-1.5b" in refused.output
-        forced = CliRunner().invoke(app, [*args, "--force"])
-        assert "going on (--force)" in forced.output and "passage 1/1:" in forced.output
+    settings = smollm2_server
+    args = ["evalset", "synthesize", "--corpus", str(corpus), "--out", str(tmp_path / "set"), "--n", "1",
+            "--llm-base-url", settings.base_url, "--llm-model", settings.model, "--project-dir", str(tmp_path)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2, refused.output
+    assert "built-in ko check" in refused.output and "qwen2.5-coder-1.5b" in refused.output
+    forced = CliRunner().invoke(app, [*args, "--force"])
+    assert "going on (--force)" in forced.output and "passage 1/1:" in forced.output

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from llm_fixtures import korean_page, smollm2
+from helpers import korean_page, smollm2
 
 from evalsets import Document, EvalSet, Query
 from experiments import AnswerCost, AnswerJudging, measure_answer_cost
