@@ -46,6 +46,16 @@ ROLE_ATTR = "evolve.role"
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
+def _taken_back(err: BaseException) -> bool:
+    """Optuna's refusal to record a result for a trial that is already finished (another process failed it as
+    stale: its heartbeat was missed). Optuna 4 raises it as a ValueError, and its post-processing then replaces it
+    with an AssertionError ("Should not reach.") whose context is that ValueError."""
+    for seen in (err, err.__context__):
+        if isinstance(seen, ValueError) and str(seen).startswith("Cannot tell a ") and str(seen).endswith(" trial."):
+            return True
+    return False
+
+
 def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker_seed: int = 0) -> optuna.Study:
     """Create the study (storing its spec) or load it, with its pruner and a sampler seeded for this process."""
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0) if spec.prune \
@@ -195,9 +205,26 @@ class StudyRunner:
         abandon_at = self.abandon_at
         if abandon_at is not None:  # embedding also stops between batches when time is up
             self.components.stop_check = lambda: time.time() > abandon_at
+        started = time.monotonic()
         try:
-            self.study.optimize(self.objective, timeout=timeout, catch=(Exception,),
-                                callbacks=[self.trial_log, stop_on_repeated_failures, *stop, *(callbacks or [])])
+            while True:
+                left = None if timeout is None else timeout - (time.monotonic() - started)
+                if left is not None and left <= 0:
+                    break
+                try:
+                    self.study.optimize(self.objective, timeout=left, catch=(Exception,),
+                                        callbacks=[self.trial_log, stop_on_repeated_failures, *stop,
+                                                   *(callbacks or [])])
+                    break
+                except (ValueError, AssertionError) as err:
+                    if not _taken_back(err):
+                        raise
+                    # another process of the study found this trial's heartbeat stale (a loaded node) and failed
+                    # it; its result is not told twice, and this process goes on with the next trial
+                    logger.warning("study %s: a trial of this process was failed by another as stale (%s); going on",
+                                   self.spec.study_name, err)
+                    if target is not None and self.finished_count() >= target:
+                        break
         finally:
             self.components.stop_check = None
         return self.study
