@@ -254,13 +254,18 @@ NO_TRAFFIC = "no live traffic yet (`evolve serve --shadow VERSION` / `--interlea
 def online_evidence(project_dir: Any, token: str | None, version: str, policy: Any) -> tuple[list[str], Any]:
     """(lines on what live traffic says about ``version``, the policy's online rule on it), for review and approval."""
     from agent.server import running_server
+
+    return evidence_of(read_traffic(project_dir, running_server(project_dir), token, version), policy)
+
+
+def evidence_of(records: list[Any], policy: Any) -> tuple[list[str], Any]:
+    """(lines on what these traffic records say, the policy's online rule on their interleaved part)."""
     from experiments import interleave_summary, shadow_summary
     from guardrails import online_rule
 
-    records = read_traffic(project_dir, running_server(project_dir), token, version)
-    lines = [line for summary in (shadow_summary(records), interleave_summary(records)) if summary.requests
-             for line in summary.lines()] or [NO_TRAFFIC]
     interleaved = interleave_summary(records)
+    lines = [line for summary in (shadow_summary(records), interleaved) if summary.requests
+             for line in summary.lines()] or [NO_TRAFFIC]
     return lines, online_rule(policy, interleaved.test if interleaved.requests else None)
 
 

@@ -190,31 +190,19 @@ def feedback_compare(
     it does with rated documents; over its interleaved requests, wins, losses and ties with a sign test.
 
     Online evidence only: the offline guard report is `evolve review`'s."""
-    from agent.online import read_traffic
-    from experiments import interleave_summary, shadow_summary
+    from agent.online import evidence_of, publish_online_evidence, read_traffic
+    from agent.project import load_policy_of, open_project
 
     records = read_traffic(project_dir, running_server(project_dir), token, version)
     if not records:
         fail(f"version {version} has taken no traffic in this project (`evolve serve --shadow {version}` or "
              f"`--interleave {version}`)")
     console.print(f"online evidence for candidate version {version} ({len(records)} requests):", highlight=False)
-    lines = []
-    for summary in (shadow_summary(records), interleave_summary(records)):
-        if summary.requests:
-            lines += summary.lines()
-            for line in summary.lines():
-                console.print("  " + escape(line), highlight=False, soft_wrap=True)
-    _publish(project_dir, tracking_uri, version, lines, interleave_summary(records))
-
-
-def _publish(project_dir: Path, tracking_uri: Optional[str], version: str, lines: list[str], interleaved: Any) -> None:
-    """The same evidence, with the policy's online rule on it, on the version's MLflow page (the reviewer's UI)."""
-    from agent.online import publish_online_evidence
-    from agent.project import load_policy_of, open_project
-    from guardrails import online_rule
-
     project = open_project(project_dir, tracking_uri)
-    rule = online_rule(load_policy_of(project), interleaved.test if interleaved.requests else None)
+    lines, rule = evidence_of(records, load_policy_of(project))
+    for line in lines:
+        console.print("  " + escape(line), highlight=False, soft_wrap=True)
+    # the same evidence on the version's MLflow page (the reviewer's UI)
     problem = publish_online_evidence(project, version, lines, rule)
     console.print(f"  {escape(rule.rule)}: {'pass' if rule.passed else 'FAIL'}: {escape(rule.why)}", highlight=False)
     console.print(f"  [yellow]{escape(problem)}[/]" if problem else

@@ -15,10 +15,10 @@ import guardrails
 from agent.loop import train_move
 from agent.loop.proposers import coverage, heuristic_proposal, llm_proposal, models_for
 from agent.loop.proposer_choice import choose_proposer, iteration_credit
-from agent.loop.records import IterationRecord, records
+from agent.loop.records import IterationRecord, heldout_value, records
 from agent.loop.runtime import write_status
 from agent.paths import ProjectPaths
-from agent.loop.state import AgentContext, AgentState, best_candidate, heldout_value, study_prefix
+from agent.loop.state import AgentContext, AgentState, best_candidate, study_prefix
 from agent.progress import stage_lines
 from experiments import ANSWER_METRICS, AnswerJudging, StudyRunner, StudySpec
 from experiments import cost_table, score, search_run

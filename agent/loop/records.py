@@ -11,6 +11,13 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+def heldout_value(side: dict[str, Any] | None, metric: str) -> float | None:
+    """The held-back score in one side (candidate or champion) of a guard report: its first set that is not the
+    failure set."""
+    sets = [values for name, values in ((side or {}).get("sets") or {}).items() if name != "failure-set"]
+    return sets[0].get(metric) if sets else None
+
+
 class IterationRecord(BaseModel):
     """One iteration of the loop: what was proposed, by whom, what the study found and what the guard decided."""
 
@@ -65,8 +72,7 @@ class IterationRecord(BaseModel):
 
     def held_back(self, metric: str | None = None) -> float | None:
         """The candidate's held-back ``metric`` (default: the loop's) on its first set that is not the failure set."""
-        sets = [v for name, v in (self.candidate_heldout or {}).items() if name != "failure-set"]
-        return sets[0].get(metric or self.metric) if sets else None
+        return heldout_value({"sets": self.candidate_heldout}, metric or self.metric)
 
     def as_state(self) -> dict[str, Any]:
         """The JSON form the graph's state and the run summary keep."""

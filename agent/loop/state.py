@@ -99,13 +99,6 @@ def study_prefix(run_id: str) -> str:
     return f"{run_id}-it"
 
 
-def heldout_value(side: dict[str, Any] | None, metric: str) -> float | None:
-    """The held-back score in one side (candidate or champion) of a guard report: its first set that is not the
-    failure set."""
-    sets = [values for name, values in ((side or {}).get("sets") or {}).items() if name != "failure-set"]
-    return sets[0].get(metric) if sets else None
-
-
 def best_candidate(history: Sequence[IterationRecord | dict[str, Any]], metric: str) -> dict[str, Any] | None:
     """The iteration whose best config scored highest on the held-back queries (promoted or not)."""
     scored = [(value, entry) for entry in records(history) if (value := entry.held_back(metric)) is not None]
