@@ -86,7 +86,10 @@ def start_command(
     paths = AgentPaths(project_dir.resolve())
     try:
         budget_seconds = parse_duration(budget)
-        worker_wait_seconds = parse_duration(wait_for_workers)
+        try:
+            worker_wait_seconds = parse_duration(wait_for_workers)
+        except ValueError as err:
+            raise ValueError(f"--wait-for-workers: {err}") from None
         # --policy, else the project's own (what `evolve approve` checks candidates against), else the packaged one
         rules = load_policy(policy or ProjectPaths.of(project_dir).policy)
         load_evalset(evalset)

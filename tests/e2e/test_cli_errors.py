@@ -69,6 +69,13 @@ def test_a_following_worker_refuses_a_poll_it_cannot_wait(tmp_path, poll, said):
     assert not storage.exists()  # refused before the storage is opened
 
 
+def test_the_loop_refuses_a_worker_wait_it_cannot_read_before_writing_anything(tmp_path):
+    result = evolve("start", "--wait-for-workers", "soon", "--budget", "1m", "--project-dir", str(tmp_path),
+                    cwd=tmp_path)
+    assert "--wait-for-workers: not a duration: 'soon'" in one_line_error(result)
+    assert list(tmp_path.iterdir()) == []  # no run, no project state
+
+
 def test_a_model_folder_that_ships_its_own_code_is_refused_in_one_line_and_its_code_never_runs(tmp_path,
                                                                                              tiny_scifact):
     model = tmp_path / "model"
