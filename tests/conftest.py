@@ -89,6 +89,14 @@ def smollm2_server(tmp_path_factory):
         yield settings
 
 
+@pytest.fixture
+def llm_client(smollm2_server, tmp_path):
+    """A client of the session's SmolLM2 server with this test's own DuckDB cache (so a test's first call is real)."""
+    from pipelines.llm import LLMCache, LLMClient
+
+    return LLMClient(smollm2_server, LLMCache(tmp_path / "llm.duckdb"))
+
+
 @pytest.fixture(scope="session")
 def smollm2_small_context(tmp_path_factory):
     """SmolLM2 with 4,096 tokens per slot (2 slots, 2 threads): the size that refused a long Korean prompt."""

@@ -20,17 +20,6 @@ SHORT = GenerationConfig(contexts=2, context_tokens=300, max_answer_tokens=32)
 BM25 = {"lexical": {"tokenizer": "english"}, "fusion": {"kind": "none"}, "generation": SHORT.model_dump()}
 
 
-@pytest.fixture
-def server(smollm2_server):
-    """The session's SmolLM2 server (1 thread, 2 slots)."""
-    return smollm2_server
-
-
-@pytest.fixture
-def client(server, tmp_path):
-    return LLMClient(server, LLMCache(tmp_path / "llm.duckdb"))
-
-
 @pytest.fixture(scope="module")
 def demo():
     return load_evalset(DEMO_SET).sample(12, seed=0)
@@ -42,9 +31,9 @@ def retriever(demo, tmp_path_factory):
     return Retriever(config, Components(tmp_path_factory.mktemp("emb") / "cache.sqlite")).build(demo.corpus)
 
 
-def test_answers_are_generated_judged_per_query_and_a_repeat_costs_no_call(client, demo, retriever):
+def test_answers_are_generated_judged_per_query_and_a_repeat_costs_no_call(llm_client, demo, retriever):
     seen = []
-    judging = AnswerJudging(client)
+    judging = AnswerJudging(llm_client)
     rows = judging.score(retriever, demo.queries, SHORT, limit=3, progress=lambda done, total: seen.append(done))
     spend = judging.spend
     assert spend.queries + spend.failed == 3 and spend.skipped == 0 and sorted(seen) == [1, 2, 3]
@@ -52,14 +41,14 @@ def test_answers_are_generated_judged_per_query_and_a_repeat_costs_no_call(clien
     assert rows and all(set(row) <= set(ANSWER_METRICS) and set(row.values()) <= {0.0, 1.0} for row in rows.values())
     # one generation and up to three verdicts (each maybe with a repair round) per query, all real calls
     assert 3 * 2 <= spend.calls <= 3 * 7 and spend.cached == 0
-    again = AnswerJudging(client)
+    again = AnswerJudging(llm_client)
     assert again.score(retriever, demo.queries, SHORT, limit=3) == rows
     assert again.spend.calls == 0 and again.spend.cached >= spend.calls - 3
     assert "3 queries answered and judged" in again.spend.line() or again.spend.failed
 
 
-def test_past_the_deadline_nothing_is_asked_and_the_queries_are_counted_as_not_reached(client, demo, retriever):
-    judging = AnswerJudging(client, deadline=time.monotonic() - 1)
+def test_past_the_deadline_nothing_is_asked_and_the_queries_are_counted_as_not_reached(llm_client, demo, retriever):
+    judging = AnswerJudging(llm_client, deadline=time.monotonic() - 1)
     assert judging.score(retriever, demo.queries, SHORT, limit=4) == {}
     assert (judging.spend.skipped, judging.spend.calls) == (4, 0)
     assert "4 queries not reached within the time allowed" in judging.spend.line()
@@ -74,7 +63,7 @@ def test_an_llm_that_goes_away_stops_the_stage_instead_of_failing_the_caller(dem
 
 
 def test_the_guard_step_judges_candidate_and_champion_on_the_same_queries_and_logs_the_answer_metrics(
-        client, tmp_path):
+        llm_client, tmp_path):
     policy = Policy(min_gain=-1, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=5,
                     answers={"queries": 3})
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
@@ -84,7 +73,7 @@ def test_the_guard_step_judges_candidate_and_champion_on_the_same_queries_and_lo
     project = open_project(tmp_path, None, start)
     held = tune_and_heldout(DEMO_SET)[1].sample(10, seed=0)
     candidate = PipelineConfig.model_validate({"name": "english", **BM25})
-    judging = AnswerJudging(client)
+    judging = AnswerJudging(llm_client)
     report, version = guard_and_register(project, candidate, [held], policy, Components(tmp_path / "e.sqlite"),
                                          answers=judging)
     rules = {r.rule: r for r in report.rules}

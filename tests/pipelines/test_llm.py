@@ -30,48 +30,38 @@ class Scripted(LLMClient):
         return self.replies.pop(0)
 
 
-@pytest.fixture
-def server(smollm2_server):
-    """The session's SmolLM2 server (1 thread, 2 slots)."""
-    return smollm2_server
-
-
-@pytest.fixture
-def client(server, tmp_path):
-    return LLMClient(server, LLMCache(tmp_path / "llm.duckdb"))
-
-
-def test_check_reports_model_and_latency(client):
-    report = client.check()
+def test_check_reports_model_and_latency(llm_client):
+    report = llm_client.check()
     assert report["model"] == "smollm2-135m" and "smollm2-135m" in report["served_models"]
-    assert isinstance(report["reply"], str) and report["reply"].strip() and client.calls == 1  # a real, uncached call
-    client.check()
-    assert client.calls == 2  # the check never answers from the cache
+    # a real, uncached call
+    assert isinstance(report["reply"], str) and report["reply"].strip() and llm_client.calls == 1
+    llm_client.check()
+    assert llm_client.calls == 2  # the check never answers from the cache
 
 
-def test_repeated_requests_are_served_from_the_duckdb_cache(client, server, tmp_path):
+def test_repeated_requests_are_served_from_the_duckdb_cache(llm_client, smollm2_server, tmp_path):
     messages = [{"role": "user", "content": "Name a colour."}]
     started = time.perf_counter()
-    first = client.chat(messages)
+    first = llm_client.chat(messages)
     first_seconds = time.perf_counter() - started
-    assert first and client.calls == 1
-    assert client.chat(messages) == first and client.calls == 1  # no second call to the server
-    reopened = LLMClient(server, LLMCache(tmp_path / "llm.duckdb"))  # another process would see it too
+    assert first and llm_client.calls == 1
+    assert llm_client.chat(messages) == first and llm_client.calls == 1  # no second call to the server
+    reopened = LLMClient(smollm2_server, LLMCache(tmp_path / "llm.duckdb"))  # another process would see it too
     assert reopened.chat(messages) == first and reopened.calls == 0
-    short = client.chat(messages, max_tokens=7)
-    assert client.calls == 2  # other params: other key
-    assert client.chat(messages, max_tokens=7) == short and client.calls == 2
+    short = llm_client.chat(messages, max_tokens=7)
+    assert llm_client.calls == 2  # other params: other key
+    assert llm_client.chat(messages, max_tokens=7) == short and llm_client.calls == 2
     assert first_seconds > 0.01  # the first call went to the server (a cache hit takes microseconds)
 
 
-def test_structured_output_validates_with_pydantic(client):
+def test_structured_output_validates_with_pydantic(llm_client):
     from pydantic import BaseModel
 
     class City(BaseModel):
         name: str
         country: str
 
-    city = client.structured([{"role": "user", "content": "Give a city and its country as JSON."}], City)
+    city = llm_client.structured([{"role": "user", "content": "Give a city and its country as JSON."}], City)
     assert city.name.strip() and city.country.strip()  # the real server's JSON-schema output validated
 
     # the repair round: an invalid reply is shown its error once; a second invalid reply is a clear error
@@ -84,30 +74,30 @@ def test_structured_output_validates_with_pydantic(client):
     assert hopeless.calls == 2
 
 
-def test_server_down_and_wrong_model_are_clear_errors(server, tmp_path):
+def test_server_down_and_wrong_model_are_clear_errors(smollm2_server, tmp_path):
     down = LLMClient(LLMSettings(base_url="http://127.0.0.1:9/v1", model="x", max_retries=1, timeout_s=2))
     with pytest.raises(LLMUnavailable, match=r"no LLM server answers at http://127.0.0.1:9/v1"):
         down.chat([{"role": "user", "content": "hi"}])
-    wrong = LLMClient(server.model_copy(update={"model": "gpt-nothing"}))
+    wrong = LLMClient(smollm2_server.model_copy(update={"model": "gpt-nothing"}))
     with pytest.raises(LLMUnavailable, match="does not serve model 'gpt-nothing'; it serves: smollm2-135m"):
         wrong.check()
 
 
-def test_generator_answers_in_the_query_language_and_keeps_only_real_citations(client):
+def test_generator_answers_in_the_query_language_and_keeps_only_real_citations(llm_client):
     chunks = [{"chunk_id": "doc-1#0", "text": "The evaluation tool lets you add test cases with the 'Add Test Case' button."},
               {"chunk_id": "doc-2#0", "text": "서울은 대한민국의 수도이다."}]
-    english = Generator(client).answer("How do I add a test case?", chunks)
+    english = Generator(llm_client).answer("How do I add a test case?", chunks)
     assert english.text and english.language == "en" and english.model == "smollm2-135m"
     scripted = Generator(Scripted(["Click 'Add Test Case' [doc-1#0] [doc-9#9] [doc-1#0] [doc-2#0]"]))
     cited = scripted.answer("How do I add a test case?", chunks)
     assert cited.citations == ["doc-1#0", "doc-2#0"]  # invented ids dropped, repeats once, order kept
     assert query_language("대한민국의 수도는?") == "ko"
-    korean_prompt = Generator(client).messages("대한민국의 수도는?", chunks)
+    korean_prompt = Generator(llm_client).messages("대한민국의 수도는?", chunks)
     assert "한국어로 답" in korean_prompt[1]["content"] and "질문: 대한민국의 수도는?" in korean_prompt[1]["content"]
 
 
-def test_judge_scores_are_binary_and_carry_the_judge_model(client):
-    judge = Judge(client)
+def test_judge_scores_are_binary_and_carry_the_judge_model(llm_client):
+    judge = Judge(llm_client)
     scores = judge.correctness_many([("What is the capital of France?", "Paris", "Paris"),
                                      ("What is the capital of France?", "Berlin", "Paris")])
     assert all(s.judge_model == "smollm2-135m" for s in scores)
@@ -128,7 +118,7 @@ def test_judge_scores_are_binary_and_carry_the_judge_model(client):
     assert faithful.metric == "faithfulness" and relevant.metric == "context_relevance"
 
 
-def test_synthesis_writes_a_valid_evaluation_set(client, tmp_path):
+def test_synthesis_writes_a_valid_evaluation_set(llm_client, tmp_path):
     corpus = tmp_path / "docs.jsonl"
     docs = [{"doc_id": f"d{i}", "title": f"Topic {i}", "text": text} for i, text in enumerate([
         "The office opens at 9 am and closes at 6 pm on weekdays. On Saturdays it opens at 10 am.",
@@ -136,7 +126,7 @@ def test_synthesis_writes_a_valid_evaluation_set(client, tmp_path):
         "사내 식당은 평일 오전 11시 30분부터 오후 1시 30분까지 점심을 제공합니다. 주말에는 운영하지 않습니다.",
         "VPN access requires a ticket to the IT helpdesk and the approval of your team lead."])]
     corpus.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
-    report = synthesize(corpus, tmp_path / "syn", client, n=4, check_answerable=False)
+    report = synthesize(corpus, tmp_path / "syn", llm_client, n=4, check_answerable=False)
     data = load_evalset(tmp_path / "syn")  # what the real model wrote is a valid layout
     assert len(data.queries) == report.kept >= 1 and all(q.answers for q in data.queries)
     assert all(q.metadata["generator"] == "smollm2-135m" for q in data.queries)
@@ -156,17 +146,17 @@ def test_synthesis_writes_a_valid_evaluation_set(client, tmp_path):
         synthesize(corpus, tmp_path / "syn3", Scripted(["junk"] * 8), n=4, seed=1)
 
 
-def test_judge_run_is_near_free_the_second_time(client):
-    judge = Judge(client)
+def test_judge_run_is_near_free_the_second_time(llm_client):
+    judge = Judge(llm_client)
     items = [(f"What is {i} + {i}?", str(2 * i), str(2 * i)) for i in range(4)]
     started = time.perf_counter()
     first = judge.correctness_many(items)
     cold = time.perf_counter() - started
-    calls = client.calls
+    calls = llm_client.calls
     started = time.perf_counter()
     second = judge.correctness_many(items)
     warm = time.perf_counter() - started
-    assert client.calls == calls and [s.value for s in second] == [s.value for s in first]
+    assert llm_client.calls == calls and [s.value for s in second] == [s.value for s in first]
     assert warm < cold
 
 
@@ -189,17 +179,17 @@ def test_the_same_against_real_vllm_on_cpu(tmp_path):
                                 "--served-model-name", "local", "--host", "127.0.0.1", "--port", str(port),
                                 "--max-model-len", "4096", "-O0", "--enforce-eager"], env=env)
     try:
-        client = LLMClient(LLMSettings(base_url=f"http://127.0.0.1:{port}/v1", model="local", max_retries=10),
+        llm_client = LLMClient(LLMSettings(base_url=f"http://127.0.0.1:{port}/v1", model="local", max_retries=10),
                            LLMCache(tmp_path / "c.duckdb"))
         deadline = time.time() + 900
         while True:
             try:
-                client.check()
+                llm_client.check()
                 break
             except (LLMUnavailable, LLMError):
                 assert process.poll() is None and time.time() < deadline
                 time.sleep(5)
-        judged = Judge(client).correctness("Capital of France?", "Paris", "Paris")
+        judged = Judge(llm_client).correctness("Capital of France?", "Paris", "Paris")
         assert judged.judge_model == "local" and judged.value in (0.0, 1.0, None)
     finally:
         process.terminate()
