@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -11,10 +13,22 @@ from rich.markup import escape
 from agent.app import ProjectDir, app, console
 from agent.project import ActorOption, TrackingOption, decision_errors, open_project, say_mirror, say_recovered
 
+if TYPE_CHECKING:
+    from guardrails import Project
 
 CandidateVersion = Annotated[str, typer.Argument(help="Registered candidate version.")]
 AskedReason = Annotated[Optional[str], typer.Option(help="Why (recorded in the decision log); asked if missing.")]
 NoQuestion = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+
+
+@contextmanager
+def _deciding(project_dir: Path, tracking_uri: str | None) -> Iterator[Project]:
+    """The project a decision is made in, with what every decision needs first: interrupted decisions completed
+    (said), and a refused decision or a held log as one line, not a traceback."""
+    project = open_project(project_dir, tracking_uri)
+    with decision_errors():
+        say_recovered(project)
+        yield project
 
 
 @app.command("approve")
@@ -37,9 +51,7 @@ def approve_command(
     """Make a candidate the champion: checks its config hash, writes champion.yaml, logs who/when/why, mirrors MLflow."""
     from guardrails import approve
 
-    project = open_project(project_dir, tracking_uri)
-    with decision_errors():
-        say_recovered(project)
+    with _deciding(project_dir, tracking_uri) as project:
         replaced = project.champion_config().name
         _online_rule(project, version, token)
         if not yes:
@@ -110,9 +122,7 @@ def reject_command(
     """Reject a candidate: it stays in the registry, tagged rejected, and loses the `candidate` alias."""
     from guardrails import reject
 
-    project = open_project(project_dir, tracking_uri)
-    with decision_errors():
-        say_recovered(project)
+    with _deciding(project_dir, tracking_uri) as project:
         problems = reject(project, version, reason, actor)
     say_mirror(problems)
     console.print(f"version {version} rejected")
@@ -129,9 +139,7 @@ def rollback_command(
     """Move the champion back to what the current one replaced, as the decision log has it."""
     from guardrails import rollback
 
-    project = open_project(project_dir, tracking_uri)
-    with decision_errors():
-        say_recovered(project)
+    with _deciding(project_dir, tracking_uri) as project:
         if not yes and not typer.confirm("Roll the champion back to the previous one?"):
             raise typer.Exit(1)
         reason = reason or typer.prompt("Reason (for the decision log)")
