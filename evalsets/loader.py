@@ -39,10 +39,11 @@ def _split_files(folder: Path, split: str) -> tuple[Path, Path]:
     return folder / f"queries.{split}.jsonl", folder / f"qrels.{split}.tsv"
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) of a UTF-8 text file; a missing or non-UTF-8 file is one EvalSetError naming it."""
+def read_lines(path: Path, what: str = "file") -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file; a missing or non-UTF-8 file is one EvalSetError naming it (and
+    ``what`` it is, when missing)."""
     if not path.is_file():
-        raise EvalSetError("file not found", path)
+        raise EvalSetError(f"{what} not found", path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

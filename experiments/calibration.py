@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evalsets import EvalSetError, language_of, split_lines
+from evalsets import EvalSetError, language_of, read_lines
 from experiments.judge import Judge, JudgedScore
 
 METRICS = ("correctness", "answer_quality", "faithfulness", "context_relevance")
@@ -91,16 +91,10 @@ def _line_error(err: ValidationError) -> str:
 def read_labels(path: Path | str) -> list[LabelledItem]:
     """Every line of a labels file, validated: the whole file or an EvalSetError naming each bad line (file:line)."""
     path = Path(path)
-    if not path.is_file():
-        raise EvalSetError("labels file not found", path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise EvalSetError(f"not valid UTF-8 ({err.reason} at byte {err.start})", path) from None
     items: list[LabelledItem] = []
     errors: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(split_lines(text), start=1):
+    for number, line in read_lines(path, "labels file"):
         if not line.strip():
             continue
         try:

@@ -92,15 +92,15 @@ def test_a_bad_line_is_named_with_its_number(tmp_path, bad, message):
     assert f"{path}:2: " in str(caught.value) and message in str(caught.value)
 
 
-def test_an_empty_missing_or_undecodable_labels_file_is_one_error(tmp_path):
-    with pytest.raises(EvalSetError, match="labels file not found"):
-        read_labels(tmp_path / "none.jsonl")
-    (tmp_path / "empty.jsonl").write_text("\n\n")
-    with pytest.raises(EvalSetError, match="no labelled lines"):
-        read_labels(tmp_path / "empty.jsonl")
-    (tmp_path / "latin.jsonl").write_bytes(b'{"id": "\xe9"}\n')
-    with pytest.raises(EvalSetError, match="not valid UTF-8"):
-        read_labels(tmp_path / "latin.jsonl")
+@pytest.mark.parametrize(("content", "message"), [(None, "labels file not found"), (b"\n\n", "no labelled lines"),
+                                                   (b'{"id": "\xe9"}\n', "not valid UTF-8")],
+                         ids=["missing", "empty", "undecodable"])
+def test_an_empty_missing_or_undecodable_labels_file_is_one_error(tmp_path, content, message):
+    path = tmp_path / "labels.jsonl"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(EvalSetError, match=message):
+        read_labels(path)
 
 
 def calibration(model="judge-a", kappa=0.5, source="labels.jsonl", created=None, **extra):
