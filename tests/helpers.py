@@ -141,6 +141,25 @@ def summary_of(project: Path) -> dict:
     return json.loads((paths.folder / f"summary-{run_id}.json").read_text())
 
 
+def loop_context(project_dir: Path, evalset: Path, policy: Any, start: Any) -> Any:
+    """The loop's AgentContext (no LLM, silent, 600 s of budget unspent) for a project in ``project_dir`` judged under
+    ``policy`` (its policy.yaml) and starting from the PipelineConfig ``start``: for driving the loop's nodes."""
+    import yaml
+
+    from agent.loop.runtime import AgentPaths, BudgetClock
+    from agent.loop.state import AgentContext
+    from agent.project import open_project
+    from pipelines import Components
+
+    (project_dir / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
+    (project_dir / "start.yaml").write_text(start.to_yaml())
+    project = open_project(project_dir, None, project_dir / "start.yaml")
+    run_file = project_dir / "run.json"
+    run_file.write_text(json.dumps({"spent_seconds": 0.0}))
+    return AgentContext(project, AgentPaths(project_dir), BudgetClock(run_file, 600), evalset, policy,
+                        Components(project_dir / "cache.sqlite"), None, say=lambda line: None)
+
+
 # --- servers -----------------------------------------------------------------------------------
 
 class Server:

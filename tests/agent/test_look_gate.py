@@ -2,18 +2,13 @@
 spends a look only when its tuning evidence can matter; every other one is logged as not looked, spends no alpha
 and reads no held-back query."""
 
-import json
-
 import pytest
-import yaml
 
 from agent.loop import nodes
-from agent.loop.runtime import AgentPaths, BudgetClock
-from agent.loop.state import AgentContext
-from agent.project import open_project
 from guardrails import Policy, approve, looks_and_skips
 from guardrails.ledger import looks_since_human_decision
-from pipelines import Components, PipelineConfig
+from helpers import loop_context
+from pipelines import PipelineConfig
 
 
 def bm25(name: str, k1: float) -> PipelineConfig:
@@ -25,15 +20,7 @@ def bm25(name: str, k1: float) -> PipelineConfig:
 def loop(tiny_scifact, tmp_path):
     policy = Policy(min_gain=0.005, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=1,
                     max_latency_p95_ms=60_000, looks_gate={"record_margin": 0.01, "record_units": "absolute"})
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
-    start = bm25("start", 0.2)
-    (tmp_path / "start.yaml").write_text(start.to_yaml())
-    project = open_project(tmp_path, None, tmp_path / "start.yaml")
-    run_file = tmp_path / "run.json"
-    run_file.write_text(json.dumps({"spent_seconds": 0.0}))
-    ctx = AgentContext(project, AgentPaths(tmp_path), BudgetClock(run_file, 600), tiny_scifact, policy,
-                       Components(tmp_path / "cache.sqlite"), None, say=lambda line: None)
-    return ctx
+    return loop_context(tmp_path, tiny_scifact, policy, bm25("start", 0.2))
 
 
 def iterate(ctx, iteration: int, config: PipelineConfig, gain: float) -> dict:

@@ -9,9 +9,8 @@ import time
 import pytest
 
 from agent.loop.proposers import MOVES, LLMProposal, heuristic_proposal, llm_proposal, validate_proposal
-from agent.loop.runtime import AgentPaths
 from experiments.space import SpaceError, space_from_dict
-from helpers import INJECTED, REPO
+from helpers import INJECTED, REPO, loop_context
 
 
 # --- proposals: schema-bound, whoever proposes -------------------------------------------------
@@ -112,29 +111,18 @@ def test_a_steered_llm_gets_one_correction_then_the_heuristic_takes_over():
 def test_a_decision_is_recorded_once_however_the_run_is_resumed_around_it(tiny_scifact, tmp_path):
     """The decision log is append-only: record_decision run again after a kill between its write and its
     checkpoint finds the row instead of adding one, and a state without the guard's evidence is measured again."""
-    import yaml
-
-    from agent.project import open_project
     from agent.loop import nodes
-    from agent.loop.runtime import BudgetClock
-    from agent.loop.state import AgentContext
     from guardrails import Policy
-    from pipelines import Components, PipelineConfig
+    from pipelines import PipelineConfig
 
     policy = Policy(min_gain=-1, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=1,
                     primary_metric="mrr@10")
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
     def bm25(name, tokenizer):
         return PipelineConfig.model_validate({"name": name, "lexical": {"tokenizer": tokenizer, "k1": 0.3, "b": 0.1},
                                               "fusion": {"kind": "none"}})
 
-    start = bm25("start", "regex")
-    (tmp_path / "start.yaml").write_text(start.to_yaml())
-    project = open_project(tmp_path, None, tmp_path / "start.yaml")
-    run_file = tmp_path / "run.json"
-    run_file.write_text(json.dumps({"spent_seconds": 0.0}))
-    ctx = AgentContext(project, AgentPaths(tmp_path), BudgetClock(run_file, 600), tiny_scifact, policy,
-                       Components(tmp_path / "cache.sqlite"), None, say=lambda line: None)
+    ctx = loop_context(tmp_path, tiny_scifact, policy, bm25("start", "regex"))
+    project = ctx.project
     best = bm25("english", "english")
     ahead = {"behaviour_sha256": best.behaviour_sha256(), "differences": [0.1] * 20}  # on the tuning queries
     state = {"run_id": "r", "iteration": 0, "study": "r-it0", "best": best.model_dump(mode="json"),
