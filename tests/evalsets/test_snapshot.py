@@ -20,6 +20,19 @@ def record(store, n, start=0):
                               source="api")
 
 
+@pytest.fixture
+def store(tmp_path):
+    """The test's feedback store, closed after it."""
+    store = FeedbackStore(tmp_path / "feedback.duckdb")
+    yield store
+    store.close()
+
+
+def snapshot_requests(store):
+    """How many requests the store's snapshot holds, as a reader of the Parquet files counts them."""
+    return read_snapshot(store.snapshot_dir, "SELECT count(*) AS n FROM requests")[0]["n"]
+
+
 def test_each_export_writes_only_the_new_rows_and_readers_see_them_all(tmp_path):
     store = FeedbackStore(tmp_path / "feedback.duckdb")
     record(store, 50)
@@ -45,8 +58,7 @@ def test_each_export_writes_only_the_new_rows_and_readers_see_them_all(tmp_path)
     reopened.close()
 
 
-def test_parts_are_merged_so_a_reader_opens_few_files(tmp_path):
-    store = FeedbackStore(tmp_path / "feedback.duckdb")
+def test_parts_are_merged_so_a_reader_opens_few_files(store):
     for i in range(MERGE_FANOUT * MERGE_FANOUT + 3):
         record(store, 1, start=i)
         store.export_snapshot()
@@ -55,7 +67,6 @@ def test_parts_are_merged_so_a_reader_opens_few_files(tmp_path):
     assert sum(p["rows"] for p in parts) == MERGE_FANOUT * MERGE_FANOUT + 3
     assert read_snapshot(store.snapshot_dir, "SELECT count(DISTINCT feedback_id) AS n FROM feedback") == [
         {"n": MERGE_FANOUT * MERGE_FANOUT + 3}]
-    store.close()
 
 
 def test_a_manifest_that_does_not_match_the_database_is_rebuilt(tmp_path):
@@ -67,13 +78,12 @@ def test_a_manifest_that_does_not_match_the_database_is_rebuilt(tmp_path):
     (tmp_path / "b" / "feedback-snapshot").symlink_to(tmp_path / "a" / "feedback-snapshot")
     record(other, 2)
     other.export_snapshot()
-    assert read_snapshot(other.snapshot_dir, "SELECT count(*) AS n FROM requests") == [{"n": 2}]
+    assert snapshot_requests(other) == 2
     other.close()
 
 
-def test_the_parquet_write_does_not_hold_up_requests(tmp_path, monkeypatch):
+def test_the_parquet_write_does_not_hold_up_requests(store, monkeypatch):
     """The store lock is held to copy the new rows, not while the part files are written."""
-    store = FeedbackStore(tmp_path / "feedback.duckdb")
     record(store, 10)
     writing, release = threading.Event(), threading.Event()
     original = store._write_part
@@ -94,12 +104,10 @@ def test_the_parquet_write_does_not_hold_up_requests(tmp_path, monkeypatch):
     exporter.join(30)
     assert waited < 1.0
     store.export_snapshot()
-    assert read_snapshot(store.snapshot_dir, "SELECT count(*) AS n FROM requests") == [{"n": 11}]
-    store.close()
+    assert snapshot_requests(store) == 11
 
 
-def test_a_failed_export_is_on_record_and_the_exporter_lives_on(tmp_path, monkeypatch):
-    store = FeedbackStore(tmp_path / "feedback.duckdb")
+def test_a_failed_export_is_on_record_and_the_exporter_lives_on(store, tmp_path, monkeypatch):
     record(store, 2)
     assert store.export_status()["ok"] and store.export_status()["last_success"] is None
     failures = []
@@ -124,7 +132,6 @@ def test_a_failed_export_is_on_record_and_the_exporter_lives_on(tmp_path, monkey
     exporter.stop()
     exporter.join(5)
     assert store.export_status()["ok"] and store.export_status()["last_success"]
-    assert read_snapshot(store.snapshot_dir, "SELECT count(*) AS n FROM requests") == [{"n": 2}]  # nothing lost
+    assert snapshot_requests(store) == 2  # nothing lost
     with pytest.raises(FileNotFoundError):
         read_snapshot(tmp_path / "nowhere", "SELECT 1")
-    store.close()
