@@ -27,6 +27,22 @@ def read_one(path: Path):
     return documents[0]
 
 
+def read_titled(path: Path, title: str, start: str):
+    """(the one document read from ``path``, its text), checked for the title found and how the text starts."""
+    doc = read_one(path)
+    assert doc.title == title
+    assert doc.text.startswith(start)
+    return doc, doc.text
+
+
+def assert_sections(doc, headings: list[str]) -> None:
+    """The document's sections are ``headings`` in order, each offset at the start of its heading line."""
+    sections = doc.metadata["sections"]
+    assert [heading for _, heading in sections] == headings
+    for offset, heading in sections:
+        assert doc.text[offset:].lstrip("#").startswith(" " + heading)
+
+
 def failure(path: Path, kind: str) -> str:
     with pytest.raises(ExtractionError) as caught:
         read(path)
@@ -183,10 +199,8 @@ def make_docx(path: Path, title: str | None = None) -> Path:
 
 
 def test_docx_body_order_headings_and_tables(tmp_path):
-    doc = read_one(make_docx(tmp_path / "travel.docx"))
-    text = doc.text
-    assert doc.title == "출장 규정 Travel policy"
-    assert text.startswith("# 출장 규정 Travel policy\n\n출장비는 사전 승인이 필요합니다.")
+    doc, text = read_titled(make_docx(tmp_path / "travel.docx"), "출장 규정 Travel policy",
+                            "# 출장 규정 Travel policy\n\n출장비는 사전 승인이 필요합니다.")
     rows = "| 항목 Item | 한도 Limit |\n| 숙박 Hotel | 150,000원 |\n| 식비 Meals | 50,000원 |"
     assert rows in text
     assert text.index("Travel costs need approval") < text.index(rows) < text.index("A paragraph after the table")
@@ -194,10 +208,7 @@ def test_docx_body_order_headings_and_tables(tmp_path):
     assert "- 영수증을 첨부하세요.\n- Attach every receipt." in text
     assert "\n### 예외 사항 Exceptions\n" in text
     assert "| 병합된 머리글 Merged header |\n| 왼쪽 | right |" in text
-    sections = doc.metadata["sections"]
-    assert [heading for _, heading in sections] == ["출장 규정 Travel policy", "정산 Settlement", "예외 사항 Exceptions"]
-    for offset, heading in sections:
-        assert text[offset:].lstrip("#").startswith(" " + heading)
+    assert_sections(doc, ["출장 규정 Travel policy", "정산 Settlement", "예외 사항 Exceptions"])
 
 
 def test_docx_title_from_properties_and_empty_file(tmp_path):
@@ -253,10 +264,8 @@ def make_pptx(path: Path) -> Path:
 
 
 def test_pptx_slides_tables_and_notes(tmp_path):
-    doc = read_one(make_pptx(tmp_path / "실적.pptx"))
-    text = doc.text
-    assert doc.title == "2024년 실적 Results"
-    assert text.startswith("## 2024년 실적 Results\n매출이 20% 늘었습니다.\nRevenue grew by 20%.")
+    doc, text = read_titled(make_pptx(tmp_path / "실적.pptx"), "2024년 실적 Results",
+                            "## 2024년 실적 Results\n매출이 20% 늘었습니다.\nRevenue grew by 20%.")
     assert "| 지역 Region | 매출 Sales |\n| 서울 Seoul | 120 |\n| 부산 Busan | 80 |" in text
     assert "Notes:\n부산은 신규 지점입니다. Busan is a new branch." in text
     pages = doc.metadata["pages"]
@@ -299,11 +308,9 @@ def make_xlsx(path: Path, extra_rows: int = 0) -> Path:
 
 
 def test_xlsx_sheets_and_rows(tmp_path):
-    doc = read_one(make_xlsx(tmp_path / "sales.xlsx"))
-    text = doc.text
-    assert doc.title == "sales"
-    assert text.startswith("## 매출 Sales\n| 제품 Product | 수량 Quantity | 날짜 Date |\n| 노트북 Laptop | 3 | 2024-05-01 |\n"
-                           "| 모니터 Monitor | 2 | 2024-05-02 09:30:00 |\n|  |  |  | 비고 note |")
+    doc, text = read_titled(make_xlsx(tmp_path / "sales.xlsx"), "sales",
+                            "## 매출 Sales\n| 제품 Product | 수량 Quantity | 날짜 Date |\n| 노트북 Laptop | 3 | 2024-05-01 |\n"
+                            "| 모니터 Monitor | 2 | 2024-05-02 09:30:00 |\n|  |  |  | 비고 note |")
     assert "## Staff\n| 이름 Name | 부서 Team |\n| 김민수 | 영업 Sales |" in text
     assert "Empty" not in text
     assert doc.metadata["sheets"] == ["매출 Sales", "Staff"]
@@ -356,18 +363,14 @@ HTML = """<!DOCTYPE html>
 def test_html_structure(tmp_path):
     path = tmp_path / "refund.html"
     path.write_text(HTML, encoding="utf-8")
-    doc = read_one(path)
-    text = doc.text
-    assert doc.title == "고객 지원 Customer support"
-    assert text.startswith("# 환불 정책 Refund policy\n\n구매 후 14일 이내에 환불할 수 있습니다. Refunds are possible")
+    doc, text = read_titled(path, "고객 지원 Customer support",
+                            "# 환불 정책 Refund policy\n\n구매 후 14일 이내에 환불할 수 있습니다. Refunds are possible")
     assert "\n\n첫 문단 First\n\n둘째 문단 Second\n다음 줄 next line\n\n" in text
     assert "\n## 조건 Conditions\n\n- 미개봉 상품 Unopened items\n- 영수증 필요 Receipt required\n  - 원본 Original\n" in text
     assert "| 상품 Item | 기간 Period |\n| 전자제품 Electronics | 7일 |" in text
     for dropped in ("스크립트", "color", "홈 Home", "Copyright"):
         assert dropped not in text
-    assert [h for _, h in doc.metadata["sections"]] == ["환불 정책 Refund policy", "조건 Conditions"]
-    for offset, heading in doc.metadata["sections"]:
-        assert text[offset:].lstrip("#").startswith(" " + heading)
+    assert_sections(doc, ["환불 정책 Refund policy", "조건 Conditions"])
 
 
 def test_html_euc_kr_declared(tmp_path):
@@ -417,16 +420,11 @@ def test_markdown_notion_export(tmp_path):
     assert doc.title == "온보딩 가이드 Onboarding guide"
     assert doc.metadata["notion_id"] == "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d"
     assert "| 메일 Mail | IT |" in doc.text and "You get a laptop in the first week." in doc.text
-    sections = doc.metadata["sections"]
-    assert [h for _, h in sections] == ["온보딩 가이드 Onboarding guide", "계정 Accounts", "문의 Contact"]
-    for offset, heading in sections:
-        assert doc.text[offset:].lstrip("#").startswith(" " + heading)
+    assert_sections(doc, ["온보딩 가이드 Onboarding guide", "계정 Accounts", "문의 Contact"])
 
     untitled = tmp_path / "회의록 Minutes 0123456789abcdef0123456789abcdef.md"
     untitled.write_text("\ufeff## 안건 Agenda\n\n예산 Budget\n", encoding="utf-8")
-    doc = read_one(untitled)
-    assert doc.title == "회의록 Minutes"
-    assert doc.text.startswith("## 안건 Agenda")  # the BOM is gone
+    read_titled(untitled, "회의록 Minutes", "## 안건 Agenda")  # the BOM is gone
 
 
 def test_text_encodings(tmp_path):
