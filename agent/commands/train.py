@@ -100,7 +100,7 @@ def train_command(
     from pipelines import Components
 
     components = Components(cache_path(project_dir))
-    wanted = negatives if negatives is not None else TRAINERS.get(kind).default_negatives
+    wanted = negatives if negatives is not None else TRAINERS.get(kind).defaults.negatives
     with stage_progress(console) as progress:
         if wanted:
             mine(data, miner, components, wanted, progress)

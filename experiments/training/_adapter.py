@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.metrics import ndcg_at_k
-from experiments.training.base import TRAINERS, Trainer, torch_load, torch_save
+from experiments.training.base import TRAINERS, KindDefaults, Trainer, torch_load, torch_save
 from experiments.training.data import TrainingExample
 from pipelines import torch_device
 from pipelines.embedders import save_adapter
@@ -22,11 +22,7 @@ from pipelines.embedders import save_adapter
 @TRAINERS.register
 class AdapterTrainer(Trainer):
     kind = "adapter"
-    default_batch_size = 64
-    default_learning_rate = 1e-3
-    default_negatives = 3
-    default_epochs = 20.0
-    default_validation_share = 0.2
+    defaults = KindDefaults(batch_size=64, learning_rate=1e-3, negatives=3, epochs=20.0, validation_share=0.2)
     """On SciFact's train split the full matrix scores best on documents it never saw after 1-3 epochs and falls
     below the base model by 20 (while rising on cited documents): the epoch count is chosen on held-out examples."""
 

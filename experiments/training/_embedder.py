@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from experiments.training.base import TRAINERS, TransformerTrainer, filled_negatives
+from experiments.training.base import TRAINERS, KindDefaults, TransformerTrainer, filled_negatives
 from experiments.training.data import TrainingExample
 from pipelines import torch_device
 from pipelines.embedders import load_without_code, model_location, resolve_model
@@ -38,10 +38,7 @@ def features(model: Any, texts: list[str]) -> dict[str, Any]:
 @TRAINERS.register
 class EmbedderTrainer(TransformerTrainer):
     kind = "embedder"
-    default_batch_size = 16
-    default_learning_rate = 2e-5
-    default_negatives = 1
-    default_epochs = 1.0
+    defaults = KindDefaults(batch_size=16, learning_rate=2e-5, negatives=1, epochs=1.0)
 
     def prepare(self) -> None:
         import torch

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.training.base import TRAINERS, Trainer
+from experiments.training.base import TRAINERS, KindDefaults, Trainer
 from experiments.training.data import TrainingExample
 from pipelines.rerankers import FALLBACK_THRESHOLD, save_memory
 
@@ -23,9 +23,7 @@ from pipelines.rerankers import FALLBACK_THRESHOLD, save_memory
 @TRAINERS.register
 class MemoryTrainer(Trainer):
     kind = "memory"
-    default_batch_size = 256
-    default_negatives = 0
-    default_epochs = 1.0
+    defaults = KindDefaults(batch_size=256, negatives=0, epochs=1.0)
     recipe = 2
     """2: the memory carries its calibrated threshold."""
 

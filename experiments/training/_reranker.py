@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from experiments.training.base import TRAINERS, TransformerTrainer, filled_negatives
+from experiments.training.base import TRAINERS, KindDefaults, TransformerTrainer, filled_negatives
 from experiments.training.data import TrainingExample
 from pipelines import torch_device
 from pipelines.embedders import model_location, resolve_model, transformer_subfolder
@@ -30,10 +30,7 @@ def transformer_folder(name: str) -> Path:
 @TRAINERS.register
 class RerankerTrainer(TransformerTrainer):
     kind = "reranker"
-    default_batch_size = 4
-    default_learning_rate = 3e-5
-    default_negatives = 7
-    default_epochs = 1.0
+    defaults = KindDefaults(batch_size=4, learning_rate=3e-5, negatives=7, epochs=1.0)
     recipe = 2
     """2: the fresh head at its own rate (1e-3); at 3e-5 for everything, 100 CPU steps left the loss at chance."""
 

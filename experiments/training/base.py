@@ -21,6 +21,7 @@ import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +29,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from experiments.training.data import TrainingData, TrainingExample
 from pipelines import Registry
+
+
+@dataclass(frozen=True)
+class KindDefaults:
+    """What a kind trains with where its :class:`TrainSettings` leave a setting to it (None)."""
+
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    negatives: int = 1
+    epochs: float = 1.0
+    validation_share: float = 0.0
+    """> 0 only for kinds that implement :meth:`Trainer.validate` cheaply enough to run after every epoch."""
 
 
 class TrainSettings(BaseModel):
@@ -53,9 +66,7 @@ class TrainSettings(BaseModel):
 
     def resolved(self, trainer: "Trainer") -> "TrainSettings":
         """These settings with the kind's defaults filled in (what the manifest records)."""
-        defaults = {"batch_size": trainer.default_batch_size, "learning_rate": trainer.default_learning_rate,
-                    "negatives": trainer.default_negatives, "epochs": trainer.default_epochs,
-                    "validation_share": trainer.default_validation_share}
+        defaults = asdict(trainer.defaults)
         return self.model_copy(update={k: v for k, v in defaults.items() if getattr(self, k) is None})
 
 
@@ -77,12 +88,7 @@ class Trainer(ABC):
     """
 
     kind: ClassVar[str]
-    default_batch_size: ClassVar[int] = 16
-    default_learning_rate: ClassVar[float] = 2e-5
-    default_negatives: ClassVar[int] = 1
-    default_epochs: ClassVar[float] = 1.0
-    default_validation_share: ClassVar[float] = 0.0
-    """> 0 only for kinds that implement :meth:`validate` cheaply enough to run after every epoch."""
+    defaults: ClassVar[KindDefaults] = KindDefaults()
     recipe: ClassVar[int] = 1
     """Raised when the kind's training changes, so a finished run of the old recipe is not reused for the new."""
 
