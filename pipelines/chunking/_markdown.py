@@ -7,16 +7,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipelines.chunking._paragraph import ParagraphChunker
-from pipelines.chunking.base import CHUNKERS, ChunkingConfig
+from pipelines.chunking._paragraph import ParagraphChunker, ParagraphChunking
+from pipelines.chunking.base import CHUNKERS
 
 _HEADING = re.compile(r"^#{1,6}\s+\S", re.MULTILINE)
 
 
-class MarkdownChunking(ChunkingConfig):
-    kind: Literal["markdown"] = "markdown"
+class MarkdownChunking(ParagraphChunking):
+    """Paragraph chunking's parameters (a long section is packed by paragraphs), sized for whole sections."""
+
+    kind: Literal["markdown"] = "markdown"  # type: ignore[assignment]
     size: int = Field(1500, ge=16, le=100_000, description="max characters per section chunk")
-    include_title: bool = True
 
 
 @CHUNKERS.register
