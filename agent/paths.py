@@ -14,7 +14,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
+
+
+class Below:
+    """A path attribute of a layout class: ``parts`` below the path another attribute (``base``) names, so each file of
+    the layout is one line, and moving a folder moves everything below it."""
+
+    def __init__(self, base: str, *parts: str):
+        self.base, self.parts = base, parts
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Below: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type) -> Path: ...
+
+    def __get__(self, obj: object | None, owner: type) -> Below | Path:
+        return self if obj is None else getattr(obj, self.base).joinpath(*self.parts)
 
 
 @dataclass(frozen=True)
@@ -26,9 +43,7 @@ class ProjectPaths:
         return cls(Path(project_dir).resolve())
 
     # --- chosen by people ---------------------------------------------------------------------------
-    @property
-    def champion(self) -> Path:
-        return self.root / "champion.yaml"
+    champion = Below("root", "champion.yaml")
 
     @property
     def default_config(self) -> Path | None:
@@ -44,13 +59,8 @@ class ProjectPaths:
         return path if path.is_file() else None
 
     # --- MLflow -------------------------------------------------------------------------------------
-    @property
-    def mlruns(self) -> Path:
-        return self.root / "mlruns"
-
-    @property
-    def mlflow_artifacts(self) -> Path:
-        return self.mlruns / "artifacts"
+    mlruns = Below("root", "mlruns")
+    mlflow_artifacts = Below("mlruns", "artifacts")
 
     def tracking_uri(self, given: str | None = None) -> str:
         """The given tracking URI (a server on a cluster), else the project's SQLite store in mlruns/."""
@@ -59,13 +69,8 @@ class ProjectPaths:
         return given or sqlite_tracking_uri(self.mlruns)
 
     # --- evolve's state -----------------------------------------------------------------------------
-    @property
-    def state(self) -> Path:
-        return self.root / ".evolve"
-
-    @property
-    def decision_log(self) -> Path:
-        return self.state / "audit.duckdb"
+    state = Below("root", ".evolve")
+    decision_log = Below("state", "audit.duckdb")
 
     @property
     def embedding_cache(self) -> Path:
@@ -73,10 +78,8 @@ class ProjectPaths:
         override = os.environ.get("EVOLVE_EMBEDDING_CACHE")
         return Path(override) if override else self.state / "cache" / "embeddings.sqlite"
 
-    @property
-    def score_cache(self) -> Path:
-        """Per-query scores of every pipeline this project scored (a repeat reads them back, searches nothing)."""
-        return self.state / "cache" / "scores.sqlite"
+    score_cache = Below("state", "cache", "scores.sqlite")
+    """Per-query scores of every pipeline this project scored (a repeat reads them back, searches nothing)."""
 
     @property
     def trained_models(self) -> Path:
@@ -84,14 +87,9 @@ class ProjectPaths:
         override = os.environ.get("EVOLVE_TRAINED_MODELS")
         return Path(override) if override else self.state / "models"
 
-    @property
-    def model_registry(self) -> Path:
-        """Models served over the network (vLLM, llama.cpp, TEI, Ollama endpoints): `models.yaml` in the project."""
-        return self.root / "models.yaml"
-
-    @property
-    def optuna(self) -> Path:
-        return self.state / "optuna.db"
+    model_registry = Below("root", "models.yaml")
+    """Models served over the network (vLLM, llama.cpp, TEI, Ollama endpoints): `models.yaml` in the project."""
+    optuna = Below("state", "optuna.db")
 
     def optuna_url(self, given: str | None = None) -> str:
         """The given Optuna storage URL (PostgreSQL shared by workers), else the project's SQLite file."""
@@ -99,9 +97,7 @@ class ProjectPaths:
 
         return given or sqlite_storage(self.optuna)
 
-    @property
-    def studies(self) -> Path:
-        return self.state / "studies"
+    studies = Below("state", "studies")
 
     def study_places(self, tracking_uri: str | None = None) -> Any:
         """Where this project's studies write: their folders, MLflow, the embedding and score caches."""
@@ -110,32 +106,12 @@ class ProjectPaths:
         return StudyPlaces(self.studies, self.tracking_uri(tracking_uri), self.mlflow_artifacts, self.embedding_cache,
                            self.score_cache)
 
-    @property
-    def results(self) -> Path:
-        return self.state / "results"
-
-    @property
-    def feedback_db(self) -> Path:
-        return self.state / "feedback.duckdb"
-
-    @property
-    def server_info(self) -> Path:
-        return self.state / "server.json"
-
-    @property
-    def llm_cache(self) -> Path:
-        return self.state / "llm_cache.duckdb"
-
-    @property
-    def judge_calibration(self) -> Path:
-        """Agreement of each judge model with human labels (`evolve judge calibrate`), read by the guard step."""
-        return self.state / "judge_calibration.duckdb"
-
-    @property
-    def llm_log(self) -> Path:
-        return self.state / "local-llm.log"
-
-    @property
-    def agent(self) -> Path:
-        """The loop's folder: checkpoints, live status, the stop request, the current run, summaries."""
-        return self.state / "agent"
+    results = Below("state", "results")
+    feedback_db = Below("state", "feedback.duckdb")
+    server_info = Below("state", "server.json")
+    llm_cache = Below("state", "llm_cache.duckdb")
+    judge_calibration = Below("state", "judge_calibration.duckdb")
+    """Agreement of each judge model with human labels (`evolve judge calibrate`), read by the guard step."""
+    llm_log = Below("state", "local-llm.log")
+    agent = Below("state", "agent")
+    """The loop's folder: checkpoints, live status, the stop request, the current run, summaries."""

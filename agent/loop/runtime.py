@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.paths import ProjectPaths
+from agent.paths import Below, ProjectPaths
 
 
 @dataclass(frozen=True)
@@ -23,21 +23,10 @@ class AgentPaths:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    @property
-    def checkpoints(self) -> Path:
-        return self.folder / "checkpoints.sqlite"
-
-    @property
-    def status(self) -> Path:
-        return self.folder / "status.json"
-
-    @property
-    def stop(self) -> Path:
-        return self.folder / "STOP"
-
-    @property
-    def current_run(self) -> Path:
-        return self.folder / "current_run.json"
+    checkpoints = Below("folder", "checkpoints.sqlite")
+    status = Below("folder", "status.json")
+    stop = Below("folder", "STOP")
+    current_run = Below("folder", "current_run.json")
 
 
 def write_status(paths: AgentPaths, status: dict[str, Any]) -> None:
