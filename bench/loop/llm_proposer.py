@@ -19,7 +19,6 @@ seeds) for each proposer, the compute to come within 1% of the grid's pick, and 
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 from bench import RESULTS
 from bench.llm.args import add_llm_arguments, bench_client
 from bench.loop.replay import AutoProposer, LLMProposer, evolve_loop
-from bench.search.methods import Grid, summarize
+from bench.search.methods import Grid, held_range, replay_arguments, summarize
 
 CACHE = Path.home() / ".cache" / "evolve" / "bench-loop-llm.duckdb"
 
@@ -44,8 +43,7 @@ def report(out: dict, seeds: int) -> list[str]:
         for method, by_method in data["summary"]["methods"].items():
             counts = data["llm"].get(method.removeprefix("evolve_"), data["llm"])
             for row in by_method["budgets"]:
-                held = "-" if row["heldout_mean"] is None else \
-                    f"{row['heldout_mean']:.4f} [{row['heldout_min']:.4f}, {row['heldout_max']:.4f}]"
+                held = held_range(row) or "-"
                 within = row["to_within"]
                 reach = "-" if within["median"] is None else f"{within['median']:.3f}"
                 llm = (f"{counts['valid_first']} / {counts['valid']} / {counts['asked']}"
@@ -58,9 +56,7 @@ def report(out: dict, seeds: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", nargs="+", default=["korquad", "scifact"])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser = replay_arguments(__doc__, seeds=3)
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.4])
     parser.add_argument("--proposers", nargs="+", default=["heuristic", "llm"], choices=["heuristic", "llm", "auto"])
     parser.add_argument("--out", default="loop-llm", help="results file stem in bench/results")

@@ -14,12 +14,11 @@ MLflow (experiment `evolve-bench`, mlruns/ of this checkout).
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from bench import RESULTS, ROOT
 from bench.loop.replay import evolve_loop
-from bench.search.methods import METHODS, plot, summarize
+from bench.search.methods import METHODS, held_range, plot, replay_arguments, summarize
 
 BUDGETS = (0.02, 0.05, 0.1, 0.2, 0.4, 1.0)
 
@@ -49,8 +48,7 @@ def table_lines(summary: dict) -> list[str]:
              "| --- | --- | --- | --- | --- |"]
     for name, data in summary["methods"].items():
         for row in data["budgets"]:
-            held = ("-" if row["heldout_mean"] is None else
-                    f"{row['heldout_mean']:.4f} [{row['heldout_min']:.4f}, {row['heldout_max']:.4f}]")
+            held = held_range(row) or "-"
             if row["with_selection"] < len(summary["seeds"]):
                 held += f" ({row['with_selection']} of {len(summary['seeds'])} seeds fit anything)"
             within = row["to_within"]
@@ -62,9 +60,7 @@ def table_lines(summary: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", nargs="+", default=["korquad", "scifact"])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser = replay_arguments(__doc__, seeds=10)
     parser.add_argument("--tracking-uri", default=f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}")
     args = parser.parse_args()
     out: dict = {}

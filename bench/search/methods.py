@@ -21,6 +21,7 @@ compute_to_within, summarize and plot turn runs into the benchmark's numbers and
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import math
@@ -666,6 +667,21 @@ def _nanmax(values: Sequence[float]) -> float | None:
     return max(finite) if finite else None
 
 
+def held_range(row: Mapping[str, Any]) -> str | None:
+    """A summary row's held-back scores over the seeds, 'mean [min, max]'; None where no seed selected anything."""
+    if row["heldout_mean"] is None:
+        return None
+    return f"{row['heldout_mean']:.4f} [{row['heldout_min']:.4f}, {row['heldout_max']:.4f}]"
+
+
+def replay_arguments(description: str | None, seeds: int) -> argparse.ArgumentParser:
+    """The options of a benchmark replayed on the search grids: which sets' grids, how many seeds."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=["korquad", "scifact"])
+    parser.add_argument("--seeds", type=int, default=seeds)
+    return parser
+
+
 def plot(data: Mapping[str, Any], path: str, grid: Mapping[str, Any] | None = None, title: str | None = None) -> None:
     """Best heldout so far vs compute (fraction of the grid's, log x): median over seeds and a min-max band.
 
@@ -849,8 +865,7 @@ def main() -> None:
             w = row["to_within"]
             reach = (f"{w['median']:.3f} [{w['min']:.3f}, {w['max']:.3f}] ({w['reached']}/{w['of']})"
                      if w["reached"] else f"- (0/{w['of']})")
-            held = (f"{row['heldout_mean']:.4f} [{row['heldout_min']:.4f}, {row['heldout_max']:.4f}]"
-                    if row["heldout_mean"] is not None else "- (nothing fitted)")
+            held = held_range(row) or "- (nothing fitted)"
             if 0 < row["with_selection"] < len(seeds):
                 held = f"{row['with_selection']}/{len(seeds)}: {held}"
             print(f"{name:<11}{row['fraction']:>7.2f}{held:>34}{row['evaluated_mean']:>7.1f}"
