@@ -104,6 +104,21 @@ def smollm2_small_context(tmp_path_factory):
         yield settings
 
 
+@pytest.fixture
+def postgres_url(tmp_path):
+    """The Optuna database of a private PostgreSQL server for this test, stopped after it (the test is skipped where
+    the server binaries are missing)."""
+    from helpers import PostgresServer
+
+    try:
+        server = PostgresServer(tmp_path / "pg")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    url = server.start()
+    yield url
+    server.stop()
+
+
 # --- the decision-log project --------------------------------------------------------------------
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from agent.loop.runtime import AgentPaths, read_status
 from experiments.space import space_from_dict
-from helpers import FAST_HEARTBEAT, INJECTED, PostgresServer, evolve, evolve_process, start_loop, summary_of, wait_for
+from helpers import FAST_HEARTBEAT, INJECTED, evolve, evolve_process, start_loop, summary_of, wait_for
 from pipelines.embedders import REGISTRY
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -261,13 +261,10 @@ def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
     assert [h["iteration"] for h in summary["history"]] == list(range(summary["iterations"]))
 
 
-def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scifact, shared_embeddings, tmp_path):
+def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scifact, shared_embeddings, tmp_path,
+                                                                       postgres_url):
     """The cluster layout: `evolve start` on one node, `evolve worker --follow` on the GPU nodes."""
-    try:
-        server = PostgresServer(tmp_path / "pg")
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
-    url = server.start()
+    url = postgres_url
     project = tmp_path / "project"
     project.mkdir()
     log = (tmp_path / "worker.log").open("w")
@@ -301,4 +298,3 @@ def test_workers_following_a_postgresql_storage_run_trials_of_the_loop(tiny_scif
         worker.kill()
         worker.wait()
         log.close()
-        server.stop()

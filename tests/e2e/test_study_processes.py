@@ -12,7 +12,7 @@ import yaml
 from mlflow import MlflowClient
 
 from experiments.tracking import ROLE_TAG, TRIAL_TAG
-from helpers import FAST_HEARTBEAT, PostgresServer, evolve_process
+from helpers import FAST_HEARTBEAT, evolve_process
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 SPACE = {"name": "proc", "dense_models": ["none"], "chunkers": [{"kind": "whole"}, {"kind": "paragraph", "size": [600, 1200]}],
@@ -82,33 +82,26 @@ def test_sigkill_mid_study_then_the_same_command_finishes_it(tiny_scifact, space
     assert sorted(logged) == sorted(after)  # every finished trial in MLflow exactly once
 
 
-def test_two_workers_share_one_postgresql_study(tiny_scifact, space_file, tmp_path):
-    try:
-        server = PostgresServer(tmp_path / "pg")
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
-    url = server.start()
-    try:
-        project = tmp_path / "project"
-        project.mkdir()
-        # the worker starts first and waits for the study, as a systemd unit on a GPU node would
-        worker = evolve_process("worker", "--study", "shared", "--storage", url, "--wait", "2m", "--project-dir",
-                                str(project), cwd=project, env=FAST_HEARTBEAT)
-        tune = evolve_process("tune", "--evalset", str(tiny_scifact), "--space", str(space_file), "--trials", "60",
-                              "--study", "shared", "--storage", url, "--project-dir", str(project), cwd=project,
-                              env=FAST_HEARTBEAT)
-        worker_out, _ = worker.communicate(timeout=600)
-        tune_out, _ = tune.communicate(timeout=600)
-        assert worker.returncode == 0, worker_out
-        assert tune.returncode == 0, tune_out
-        trials = finished_trials(url, "shared")
-        assert 60 <= len(trials) <= 61  # the last two trials may finish together
-        numbers = [t.number for t in trials]
-        assert len(set(numbers)) == len(numbers)
-        assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes pulled trials
-        logged = mlflow_trial_numbers(project, "shared")
-        every = optuna.load_study(study_name="shared", storage=url).trials
-        assert sorted(logged) == sorted(numbers), (len(trials), sorted(numbers)[-5:], sorted(logged)[-6:],
-                                                   [(t.number, t.state.name) for t in every[55:]])
-    finally:
-        server.stop()
+def test_two_workers_share_one_postgresql_study(tiny_scifact, space_file, tmp_path, postgres_url):
+    url = postgres_url
+    project = tmp_path / "project"
+    project.mkdir()
+    # the worker starts first and waits for the study, as a systemd unit on a GPU node would
+    worker = evolve_process("worker", "--study", "shared", "--storage", url, "--wait", "2m", "--project-dir",
+                            str(project), cwd=project, env=FAST_HEARTBEAT)
+    tune = evolve_process("tune", "--evalset", str(tiny_scifact), "--space", str(space_file), "--trials", "60",
+                          "--study", "shared", "--storage", url, "--project-dir", str(project), cwd=project,
+                          env=FAST_HEARTBEAT)
+    worker_out, _ = worker.communicate(timeout=600)
+    tune_out, _ = tune.communicate(timeout=600)
+    assert worker.returncode == 0, worker_out
+    assert tune.returncode == 0, tune_out
+    trials = finished_trials(url, "shared")
+    assert 60 <= len(trials) <= 61  # the last two trials may finish together
+    numbers = [t.number for t in trials]
+    assert len(set(numbers)) == len(numbers)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes pulled trials
+    logged = mlflow_trial_numbers(project, "shared")
+    every = optuna.load_study(study_name="shared", storage=url).trials
+    assert sorted(logged) == sorted(numbers), (len(trials), sorted(numbers)[-5:], sorted(logged)[-6:],
+                                               [(t.number, t.state.name) for t in every[55:]])
