@@ -15,8 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -162,14 +163,38 @@ def loop_context(project_dir: Path, evalset: Path, policy: Any, start: Any) -> A
 
 # --- servers -----------------------------------------------------------------------------------
 
+def send_json(handler: BaseHTTPRequestHandler, payload: Any, status: int = 200) -> None:
+    """A whole JSON response from a test's stand-in HTTP server (status, type, length, body)."""
+    body = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def wait_healthy(url: str, process: subprocess.Popen, output: Callable[[], str], timeout: float) -> None:
+    """Polls ``url``/health until it answers 200; fails with ``output()`` when the server ends first, or once
+    ``timeout`` seconds have passed."""
+    import httpx
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            httpx.get(url + "/health", timeout=1).raise_for_status()
+            return
+        except httpx.HTTPError:
+            assert process.poll() is None, output()
+            assert time.time() < deadline
+            time.sleep(0.3)
+
+
 class Server:
     """`evolve serve` of ``config`` (default BM25) on a free port; search only unless ``llm`` says otherwise (the
     LLM options: tests/e2e/test_serve_answer.py)."""
 
     def __init__(self, corpus, project, *extra, token=None, config=BM25, llm=("--no-llm",), env=None, log=None):
         """``log``: a file for the server's output (else a pipe: ``process.stdout``)."""
-        import httpx
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (project / "bm25.yaml").write_text(config)
@@ -180,15 +205,7 @@ class Server:
                                       *extra, cwd=project, env=env, stdout=output)
         if log:
             output.close()  # the server has its own copy
-        deadline = time.time() + 120
-        while True:
-            try:
-                httpx.get(self.url + "/health", timeout=1).raise_for_status()
-                return
-            except httpx.HTTPError:
-                assert self.process.poll() is None, self.process.stdout.read() if not log else log.read_text()
-                assert time.time() < deadline
-                time.sleep(0.3)
+        wait_healthy(self.url, self.process, lambda: self.process.stdout.read() if not log else log.read_text(), 120)
 
     def stop(self, sig=signal.SIGTERM):
         self.process.send_signal(sig)

@@ -2,7 +2,6 @@
 that demands a key, a header-echoing server that answers 401 with what it was sent, and a URL with credentials.
 A refused key is one line naming the endpoint and what to set, never a traceback, never the key."""
 
-import json
 import os
 import secrets
 import threading
@@ -11,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import evolve, smollm2
+from helpers import evolve, send_json, smollm2
 from pipelines.llm import LLMAuthError, LLMClient, LLMError, LLMSettings
 
 KEY = "sk-live-" + secrets.token_hex(16)
@@ -46,14 +45,9 @@ class Echo(BaseHTTPRequestHandler):
     """Answers every request with 401 and a body that repeats the Authorization header (and pads it out)."""
 
     def _echo(self):
-        body = json.dumps({"error": {"message": f"invalid key; you sent {self.headers.get('Authorization')} "
-                                                + "x" * 5000,
-                                     "type": "authentication_error"}}).encode()
-        self.send_response(int(self.path.split("/")[1]))  # /401/v1/...: the status to answer with
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        error = {"message": f"invalid key; you sent {self.headers.get('Authorization')} " + "x" * 5000,
+                 "type": "authentication_error"}
+        send_json(self, {"error": error}, int(self.path.split("/")[1]))  # /401/v1/...: the status to answer with
 
     do_GET = do_POST = _echo
 

@@ -16,7 +16,7 @@ import pytest
 from evalsets import load_evalset
 from evalsets.failures import gating_subset
 from evalsets.feedback import FeedbackStore, read_snapshot
-from helpers import Server, evolve, jsonl
+from helpers import Server, evolve, jsonl, send_json
 
 
 @pytest.fixture
@@ -305,12 +305,7 @@ class FakeServer:
         class Handler(BaseHTTPRequestHandler):
             def reply(self, body):
                 owner.seen.append((self.command, self.path, self.headers.get("Authorization")))
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, body)
 
             def do_GET(self):
                 self.reply({"status": "ok", "nonce": nonce})

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 import yaml
-from helpers import free_port, require_smollm2
+from helpers import free_port, require_smollm2, wait_healthy
 
 from agent.project import open_project
 from evalsets import load_evalset
@@ -45,15 +45,7 @@ class Server:
                  "--port", str(self.port), "--project-dir", str(project), "--snapshot-every", "0.5", *llm,
                  *extra], cwd=project, env={**os.environ, "EVOLVE_ACTOR": "reviewer-ann", **(env or {})}, stdout=output,
                 stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 180
-        while True:
-            try:
-                httpx.get(self.url + "/health", timeout=1).raise_for_status()
-                return
-            except httpx.HTTPError:
-                assert self.process.poll() is None, self.log.read_text()
-                assert time.time() < deadline
-                time.sleep(0.3)
+        wait_healthy(self.url, self.process, self.log.read_text, 180)
 
     def health(self):
         return httpx.get(self.url + "/health").json()

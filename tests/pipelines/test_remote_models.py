@@ -16,7 +16,7 @@ import yaml
 
 from evalsets import load_evalset
 from experiments import evaluate
-from helpers import DEMO_SET, evolve, free_port, slice_evalset
+from helpers import DEMO_SET, evolve, free_port, send_json, slice_evalset
 from pipelines import Components, PipelineConfig
 from pipelines.embedders import model_location, resolve_model
 from pipelines.llm import LocalLLMServer
@@ -233,12 +233,7 @@ def test_protocols_without_a_package_here_send_and_read_their_documented_shapes(
                 answer = {"data": [{"index": i, "score": len(t) / 10} for i, t in enumerate(body["text_2"])][::-1]}
             else:
                 answer = [{"index": i, "score": len(t) / 10} for i, t in enumerate(body["texts"])][::-1]
-            data = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, answer)
 
         def log_message(self, *args) -> None:
             pass
