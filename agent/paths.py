@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from experiments import StudyPlaces
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class ProjectPaths:
     def studies(self) -> Path:
         return self.state / "studies"
 
-    def study_places(self, tracking_uri: str | None = None) -> Any:
+    def study_places(self, tracking_uri: str | None = None) -> StudyPlaces:
         """Where this project's studies write: their folders, MLflow, the embedding and score caches."""
         from experiments import StudyPlaces
 

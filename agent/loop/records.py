@@ -1,8 +1,9 @@
 """What the loop remembers of one iteration: one typed record, written by ``record_decision`` and read by the
 proposers, the proposer choice, the status and summary, the MLflow trail and bench/loop/replay.py.
 
-The graph's state keeps each record as its JSON form (what the LangGraph checkpoint and ``summary-*.json`` hold, so
-a run checkpointed by an older evolve resumes); readers go through :func:`records`, never by key."""
+The graph's state keeps the records themselves (the checkpoint revives them, agent.loop.state); ``summary-*.json``
+and a checkpoint written by an older evolve hold their JSON forms, which :func:`records` validates: a reader that may
+get either goes through it, never by key."""
 
 from __future__ import annotations
 
