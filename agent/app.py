@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from pipelines import PipelineConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -86,7 +89,7 @@ def file_stem(*labels: str) -> str:
     return re.sub(r"[^\w+@]{2,}|[^\w.+@-]", "-", "-".join(labels)).strip(".-") or "unnamed"
 
 
-def load_pipeline(path: Path) -> Any:
+def load_pipeline(path: Path) -> PipelineConfig:
     """The pipeline config at ``path``, every model it names resolvable; a user mistake (no such file, not
     UTF-8, bad YAML, a bad field, an unknown model) is one line and exit 2."""
     from pipelines import ConfigError, load_config
@@ -99,7 +102,7 @@ def load_pipeline(path: Path) -> Any:
     return pipeline
 
 
-def check_models(pipeline: Any, where: str) -> None:
+def check_models(pipeline: PipelineConfig, where: str) -> None:
     """Every embedding model ``pipeline`` names is one evolve can load, else one line naming ``where``."""
     from pipelines.embedders import resolve_model
 

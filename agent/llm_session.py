@@ -10,11 +10,14 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from agent.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from pipelines.llm import LLMClient
 
 BaseUrlOption = Annotated[Optional[str], typer.Option("--llm-base-url", envvar="EVOLVE_LLM_BASE_URL",
                                                       help="OpenAI-compatible endpoint (vLLM), e.g. http://gpu1:8000/v1. "
@@ -45,7 +48,7 @@ def best_local_model(choice: str | None = None) -> str:
 
 def connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model: str | None,
                 local_model: str | None = None, *, threads: int | None = None, max_retries: int | None = None,
-                say: Callable[[str], None] | None = None) -> Any:
+                say: Callable[[str], None] | None = None) -> LLMClient:
     """An LLMClient for the endpoint, or for a local server whose shutdown is registered on ``stack``.
 
     Raises LLMUnavailable (LLMConfigError: settings that cannot be used) / ModelUnavailable / RuntimeError when
@@ -71,7 +74,7 @@ def connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model
 
 
 def try_connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, model: str | None,
-                    local_model: str | None, say: Callable[[str], None] | None = None) -> tuple[Any, str]:
+                    local_model: str | None, say: Callable[[str], None] | None = None) -> tuple[LLMClient | None, str]:
     """:func:`connect_llm`, checked with one call; (None, why) when no LLM answers, for commands that go on
     without one (the loop proposes with the heuristic, a guard skips answer metrics)."""
     from pipelines.llm import LLMUnavailable, ModelUnavailable
@@ -85,7 +88,7 @@ def try_connect_llm(stack: ExitStack, project_dir: Path, base_url: str | None, m
         return None, f"LLM unavailable: {err}"
 
 
-def judge_agreement(project_dir: Path, judge_model: str) -> dict[str, Any] | None:
+def judge_agreement(project_dir: Path, judge_model: str) -> dict[str, object] | None:
     """The judge model's latest agreement with human labels (`evolve judge calibrate`), pooled and per language of
     the labelled questions, as the guard step takes it for the policy's ``answers.min_judge_kappa``; None when it
     was never calibrated in this project."""
@@ -99,7 +102,7 @@ def judge_agreement(project_dir: Path, judge_model: str) -> dict[str, Any] | Non
         return None
     if found is None:
         return None
-    out: dict[str, Any] = {"kappa": found.kappa, "n": found.n, "accuracy": found.accuracy, "source": found.source}
+    out: dict[str, object] = {"kappa": found.kappa, "n": found.n, "accuracy": found.accuracy, "source": found.source}
     if languages:  # the guard reads the held-back set's language (a run recorded before languages: the pooled one)
         out["languages"] = {lang: {"kappa": c.kappa, "n": c.n, "accuracy": c.accuracy} for lang, c in languages.items()}
     return out
@@ -107,7 +110,7 @@ def judge_agreement(project_dir: Path, judge_model: str) -> dict[str, Any] | Non
 
 @contextmanager
 def llm_client(project_dir: Path, base_url: str | None, model: str | None, local_model: str | None = None,
-               threads: int | None = None) -> Iterator[Any]:
+               threads: int | None = None) -> Iterator[LLMClient]:
     """:func:`connect_llm` for the length of a ``with`` block."""
     with ExitStack() as stack:
         yield connect_llm(stack, project_dir, base_url, model, local_model, threads=threads)

@@ -20,10 +20,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from experiments import CANDIDATE, team_draft
 from pipelines import best_chunk_per_doc
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from agent.server import ServerInfo
+    from evalsets import Document, FeedbackStore
+    from experiments import TrafficRecord
+    from guardrails import Policy, Project, RuleResult
+    from pipelines import Retriever
 
 
 @dataclass
@@ -33,7 +42,7 @@ class Part:
     query: str
     k: int
     champion: list[str]
-    hits: list[dict[str, Any]]
+    hits: list[dict[str, object]]
     """the hits served (chunk id -> document id for citations)"""
     candidate: list[str] | None = None
     shown: list[dict[str, str]] | None = None
@@ -58,7 +67,7 @@ class Counts:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         with self.lock:
             ranked = self.interleaved + self.shadowed
             return {**{name: getattr(self, name) for name in ("requests", "interleaved", "champion_only", "shadowed",
@@ -71,7 +80,7 @@ class CandidateTraffic:
     the served corpus (None: it could not be, ``unavailable`` says why; the champion then serves alone).
     ``allowed()``: the document ids the champion serves now. ``store``: the feedback store (``record_traffic``)."""
 
-    def __init__(self, mode: str, version: str, config_name: str, retriever: Any, store: Any,
+    def __init__(self, mode: str, version: str, config_name: str, retriever: Retriever | None, store: FeedbackStore,
                  allowed: Callable[[], set[str]], share: float = 0.5, queue_size: int = 256, seed: int | None = None,
                  unavailable: str | None = None):
         if mode not in ("shadow", "interleave"):
@@ -89,7 +98,7 @@ class CandidateTraffic:
             self._worker.start()
 
     # --- the API's hooks (pipelines.Traffic) ----------------------------------------------------------------
-    def arrange(self, query: str, k: int, hits: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Part | None]:
+    def arrange(self, query: str, k: int, hits: list[dict[str, object]]) -> tuple[list[dict[str, object]], Part | None]:
         self.counts.add(requests=1)
         part = Part(query, k, [h["doc_id"] for h in hits], hits)
         if self.mode == "shadow":
@@ -123,7 +132,7 @@ class CandidateTraffic:
         except queue.Full:
             self.counts.add(dropped=1)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, object]:
         said = {"mode": self.mode, "version": self.version, "config": self.config_name,
                 "candidate_available": self.retriever is not None, **self.counts.as_dict()}
         if self.unavailable:
@@ -135,7 +144,7 @@ class CandidateTraffic:
             said["queue_size"] = self._queue.maxsize
         return said
 
-    def refresh(self, corpus: list[Any]) -> str:
+    def refresh(self, corpus: list[Document]) -> str:
         """The candidate brought to a new corpus version (the champion's was swapped in already; until this one is,
         the candidate still ranks the old version, filtered to the new one's documents). A line for the log."""
         if self.retriever is None:
@@ -148,7 +157,7 @@ class CandidateTraffic:
         return f"candidate version {self.version} brought to the new corpus version"
 
     # --- the candidate's side -------------------------------------------------------------------------------
-    def _candidate_hits(self, query: str, k: int) -> list[dict[str, Any]] | None:
+    def _candidate_hits(self, query: str, k: int) -> list[dict[str, object]] | None:
         """The candidate's top ``k`` documents among those the champion serves; None (counted) when it fails."""
         if self.retriever is None:
             self.counts.add(unavailable=1)
@@ -210,13 +219,13 @@ FROM traffic t LEFT JOIN feedback f ON f.request_id = t.request_id
 WHERE t.candidate_version = '{version}' ORDER BY t.ts, t.request_id"""
 
 
-def traffic_records(rows: list[dict[str, Any]]) -> list[Any]:
+def traffic_records(rows: list[dict[str, object]]) -> list[TrafficRecord]:
     """The flat rows of :data:`TRAFFIC_SQL` (one per rating) as one ``TrafficRecord`` per request."""
     import json
 
     from experiments import Pick, Rating, TrafficRecord
 
-    def decoded(value: Any) -> Any:
+    def decoded(value: object) -> object:
         return json.loads(value) if isinstance(value, str) else value
 
     records: dict[str, TrafficRecord] = {}
@@ -234,7 +243,7 @@ def traffic_records(rows: list[dict[str, Any]]) -> list[Any]:
     return list(records.values())
 
 
-def read_traffic(project_dir: Any, server: dict[str, Any] | None, token: str | None, version: str) -> list[Any]:
+def read_traffic(project_dir: Path, server: ServerInfo | None, token: str | None, version: str) -> list[TrafficRecord]:
     """The requests registered candidate ``version`` took part in, with their ratings: from the running server's
     fresh snapshot, else from the feedback store's file (none when there is none)."""
     import re
@@ -251,14 +260,14 @@ def read_traffic(project_dir: Any, server: dict[str, Any] | None, token: str | N
 NO_TRAFFIC = "no live traffic yet (`evolve serve --shadow VERSION` / `--interleave VERSION`)"
 
 
-def online_evidence(project_dir: Any, token: str | None, version: str, policy: Any) -> tuple[list[str], Any]:
+def online_evidence(project_dir: Path, token: str | None, version: str, policy: Policy) -> tuple[list[str], RuleResult]:
     """(lines on what live traffic says about ``version``, the policy's online rule on it), for review and approval."""
     from agent.server import running_server
 
     return evidence_of(read_traffic(project_dir, running_server(project_dir), token, version), policy)
 
 
-def evidence_of(records: list[Any], policy: Any) -> tuple[list[str], Any]:
+def evidence_of(records: list[TrafficRecord], policy: Policy) -> tuple[list[str], RuleResult]:
     """(lines on what these traffic records say, the policy's online rule on their interleaved part)."""
     from experiments import interleave_summary, shadow_summary
     from guardrails import online_rule
@@ -269,7 +278,7 @@ def evidence_of(records: list[Any], policy: Any) -> tuple[list[str], Any]:
     return lines, online_rule(policy, interleaved.test if interleaved.requests else None)
 
 
-def publish_online_evidence(project: Any, version: str, lines: list[str], rule: Any) -> str | None:
+def publish_online_evidence(project: Project, version: str, lines: list[str], rule: RuleResult) -> str | None:
     """The online evidence on ``version``'s MLflow version page (what the reviewer opens in the UI), beside the
     offline report. Returns a one-line problem when MLflow cannot be written (the terminal still shows it all)."""
     verdict = f"{rule.rule} ({rule.limit}): {'pass' if rule.passed else 'FAIL'}: {rule.why}"

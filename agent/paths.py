@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:
+    from experiments import StudyPlaces
 
 
 class Below:
@@ -99,7 +102,7 @@ class ProjectPaths:
 
     studies = Below("state", "studies")
 
-    def study_places(self, tracking_uri: str | None = None) -> Any:
+    def study_places(self, tracking_uri: str | None = None) -> StudyPlaces:
         """Where this project's studies write: their folders, MLflow, the embedding and score caches."""
         from experiments import StudyPlaces
 

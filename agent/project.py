@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -13,6 +13,10 @@ from rich.table import Table
 
 from agent.app import console, fail
 from agent.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from evalsets import EvalSet
+    from guardrails import Policy, Project, Row
 
 PolicyOption = Annotated[Optional[Path], typer.Option("--policy", envvar="EVOLVE_POLICY",
                                                       help="Policy YAML (default: guardrails/policy.yaml).")]
@@ -25,7 +29,7 @@ UiOption = Annotated[str, typer.Option("--ui-url", envvar="EVOLVE_MLFLOW_UI",
                                        help="Base URL of the MLflow UI, for links.")]
 
 
-def open_project(project_dir: Path, tracking_uri: str | None, default_config: Path | None = None) -> Any:
+def open_project(project_dir: Path, tracking_uri: str | None, default_config: Path | None = None) -> Project:
     """The project's decision state; the MLflow registry is opened only when a command needs it."""
     from agent.app import DEMO_CONFIG, PACKAGE_ROOT
     from guardrails import DEFAULT_POLICY, PACKAGED_DEFAULT, DecisionLog, PipelineRegistry, Project
@@ -51,7 +55,7 @@ def decision_errors() -> Iterator[None]:
         fail(str(err))
 
 
-def say_recovered(project: Any) -> None:
+def say_recovered(project: Project) -> None:
     """Complete interrupted decisions first, saying so (every command that reads the champion calls this)."""
     from guardrails import recover
 
@@ -59,7 +63,7 @@ def say_recovered(project: Any) -> None:
         console.print(f"[yellow]{escape(line)}[/]")
 
 
-def looks_line(rows: list[Any]) -> str:
+def looks_line(rows: list[Row]) -> str:
     """Looks spent and candidates kept from the guard since the last human decision (the look gate), one line."""
     from guardrails import looks_and_skips
 
@@ -73,7 +77,7 @@ def say_mirror(problems: list[str]) -> None:
         console.print(f"[yellow]registry mirror:[/] {escape(line)}")
 
 
-def report_table(report: dict[str, Any], why: bool = True, skip: tuple[str, ...] = ()) -> Table:
+def report_table(report: dict[str, object], why: bool = True, skip: tuple[str, ...] = ()) -> Table:
     """The guard report as a table; its caption says what the decision was made under (look, alpha, hashes, each
     short). ``why``: a column with each rule's explanation; ``skip``: decision keys printed elsewhere."""
     import re
@@ -81,7 +85,7 @@ def report_table(report: dict[str, Any], why: bool = True, skip: tuple[str, ...]
     verdict = "[green]PASSED[/]" if report["passed"] else "[red]REJECTED[/]"
     decision = {k: v for k, v in (report.get("decision") or {}).items() if k not in skip}
 
-    def value(v: Any) -> str:
+    def value(v: object) -> str:
         return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1", _number(v)) if isinstance(v, str) else _number(v)
 
     table = Table(title=f"guardrails: {verdict}  {report['candidate']['config']} vs {report['champion']['config']}",
@@ -96,7 +100,7 @@ def report_table(report: dict[str, Any], why: bool = True, skip: tuple[str, ...]
     return table
 
 
-def answer_lines(report: dict[str, Any]) -> list[str]:
+def answer_lines(report: dict[str, object]) -> list[str]:
     """The judged answer means of candidate and champion per held-back set, or why answers were not judged."""
     candidate, champion = report["candidate"], report["champion"]
     note = candidate.get("answers") or {}
@@ -113,20 +117,20 @@ def answer_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _number(value: Any) -> str:
+def _number(value: object) -> str:
     """Four decimals, or three significant digits for the tiny alphas and p-values of late looks."""
     if isinstance(value, float):
         return f"{value:.3g}" if value and abs(value) < 1e-3 else f"{value:.4f}"
     return str(value)
 
 
-def load_policy_of(project: Any) -> Any:
+def load_policy_of(project: Project) -> Policy:
     from guardrails import load_policy
 
     return load_policy(project.policy_path)
 
 
-def artifact_check(project: Any, row: Any) -> str:
+def artifact_check(project: Project, row: Row) -> str:
     """Whether the config in MLflow is still the one the guard step evaluated (what approve will install)."""
     try:
         found = project.registry.config_of(row.version).sha256()
@@ -138,7 +142,7 @@ def artifact_check(project: Any, row: Any) -> str:
             "approve will refuse it[/]")
 
 
-def gating_failure_set(path: Optional[Path], rules: Any) -> Any:
+def gating_failure_set(path: Optional[Path], rules: Policy) -> EvalSet | None:
     """The failure set's queries that may gate promotion under the policy's ``failure_set_sources`` (None
     without a set, or when none may); says in one line how many gate and how many the policy left out."""
     if path is None:

@@ -3,7 +3,10 @@ one overview line per candidate, each hash once and short, the config diff again
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from guardrails import Row
 
 SHORT = 12
 """Characters of a sha256 shown to people (the log and `evolve audit --wide` hold the full ones)."""
@@ -13,7 +16,7 @@ def short(sha: str | None) -> str:
     return (sha or "-")[:SHORT]
 
 
-def headline(report: dict[str, Any]) -> tuple[str, float | None, float | None]:
+def headline(report: dict[str, object]) -> tuple[str, float | None, float | None]:
     """(primary metric, candidate - champion on the held-back queries, one-sided p) from a guard report's rules."""
     metric, delta, p_value = "score", None, None
     for rule in report.get("rules") or []:
@@ -25,7 +28,7 @@ def headline(report: dict[str, Any]) -> tuple[str, float | None, float | None]:
     return metric, delta, p_value
 
 
-def wins_losses_ties(report: dict[str, Any]) -> str | None:
+def wins_losses_ties(report: dict[str, object]) -> str | None:
     """"W/L/T" over the held-back queries when the report carries the per-query outcome, else None."""
     for source in (report.get("per_query_outcome"), report.get("outcome"), report.get("decision")):
         if isinstance(source, dict) and all(isinstance(source.get(k), int) for k in ("wins", "losses", "ties")):
@@ -43,9 +46,9 @@ def p_text(value: float | None) -> str:
     return f"{value:.2g}" if value < 0.01 else f"{value:.3f}"
 
 
-def overview_lines(rows: list[Any], stale: dict[str, str | None], alias: str | None) -> list[str]:
+def overview_lines(rows: list[Row], stale: dict[str, str | None], alias: str | None) -> list[str]:
     """One line per candidate register row, the strongest evidence (largest delta) first."""
-    def key(row: Any) -> float:
+    def key(row: Row) -> float:
         delta = headline(row.info.get("report") or {})[1]
         return -(delta if delta is not None else float("-inf"))
 
@@ -64,17 +67,17 @@ def overview_lines(rows: list[Any], stale: dict[str, str | None], alias: str | N
     return lines
 
 
-def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+def flat(value: object, prefix: str = "") -> dict[str, object]:
     """A nested config as dotted keys -> leaf values."""
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
+        out: dict[str, object] = {}
         for k, v in value.items():
             out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: value}
 
 
-def config_diff(candidate: dict[str, Any], champion: dict[str, Any]) -> list[str]:
+def config_diff(candidate: dict[str, object], champion: dict[str, object]) -> list[str]:
     """One line per setting that differs: ``key: champion -> candidate`` (the name left out)."""
     mine, theirs = flat(candidate), flat(champion)
     return [f"{k}: {theirs.get(k, '(unset)')} -> {mine.get(k, '(unset)')}"

@@ -7,10 +7,26 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional, TypedDict
 
 from agent.app import err_console, fail
 from agent.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class ServerInfo(TypedDict):
+    """What ``server.json`` says of a running `evolve serve` (written once it listens)."""
+
+    url: str
+    pid: int
+    host: str
+    nonce: str
+    """Echoed on /health: proves the server at ``url`` is the one that wrote the file."""
+    corpus: str
+    config: str
+    config_version: str | None
 
 
 def server_file(project_dir: Path) -> Path:
@@ -35,7 +51,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def running_server(project_dir: Path) -> dict[str, Any] | None:
+def running_server(project_dir: Path) -> ServerInfo | None:
     """The server of this project: its server.json names a live process, and the server at its URL echoes
     the file's per-start nonce on /health (asked with no token: nothing secret is sent to a server before
     it has proved it is the one that wrote the file). Anything else is a stale file, said in one line."""
@@ -67,7 +83,7 @@ def running_server(project_dir: Path) -> dict[str, Any] | None:
     return info
 
 
-def api_client(server: dict[str, Any], token: Optional[str], timeout: float) -> Any:
+def api_client(server: ServerInfo, token: Optional[str], timeout: float) -> httpx.Client:
     """An HTTP client for a server that running_server() has verified; the token goes only there."""
     import httpx
 
@@ -75,8 +91,8 @@ def api_client(server: dict[str, Any], token: Optional[str], timeout: float) -> 
     return httpx.Client(base_url=server["url"], headers=headers, timeout=timeout, trust_env=False)
 
 
-def call_server(server: dict[str, Any], token: Optional[str], method: str, path: str, timeout: float,
-                **request: Any) -> Any:
+def call_server(server: ServerInfo, token: Optional[str], method: str, path: str, timeout: float,
+                **request: object) -> httpx.Response:
     """One request to a server running_server() has verified. A server that does not answer, or answers 401
     (no token given, or not its token), is one line; other statuses are the caller's to read."""
     import httpx
@@ -93,7 +109,7 @@ def call_server(server: dict[str, Any], token: Optional[str], method: str, path:
     return response
 
 
-def response_detail(response: Any) -> Any:
+def response_detail(response: httpx.Response) -> object:
     """The ``detail`` of a FastAPI error reply, else the start of its text."""
     if response.headers.get("content-type") == "application/json":
         try:
@@ -103,8 +119,8 @@ def response_detail(response: Any) -> Any:
     return response.text[:300]
 
 
-def feedback_rows(project_dir: Path, server: dict[str, Any] | None, token: Optional[str], sql: str,
-                  missing_ok: bool = False) -> list[dict[str, Any]]:
+def feedback_rows(project_dir: Path, server: ServerInfo | None, token: Optional[str], sql: str,
+                  missing_ok: bool = False) -> list[dict[str, object]]:
     """Rows of the feedback store for ``sql``: from the running server's fresh snapshot (it holds the file), else
     from the file itself (none when it does not exist and ``missing_ok``). The snapshot is read where this project
     keeps it; the path in the server's reply is not used."""
@@ -129,7 +145,7 @@ def feedback_rows(project_dir: Path, server: dict[str, Any] | None, token: Optio
         store.close()
 
 
-def write_server_file(path: Path, info: dict[str, Any]) -> None:
+def write_server_file(path: Path, info: ServerInfo) -> None:
     """Readable by this user only (it carries the nonce), swapped in whole."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.unlink(missing_ok=True)

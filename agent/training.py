@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evalsets import Document
+    from experiments.training import TrainingData, TrainingExample
+    from pipelines import Components, PipelineConfig, Progress
 
 TRAINING_SQL = """SELECT f.feedback_id, f.rating, f.correct_doc_id, coalesce(f.query, r.query) AS query, r.results
 FROM feedback f LEFT JOIN requests r ON f.request_id = r.request_id ORDER BY f.ts"""
@@ -34,12 +39,12 @@ class TrainingSources:
         return ", ".join(parts + (["feedback"] if self.feedback_corpus else [])) or "none"
 
 
-def gather(project_dir: Path, sources: TrainingSources) -> Any:
+def gather(project_dir: Path, sources: TrainingSources) -> TrainingData:
     """The guarded ``TrainingData`` of ``sources`` (no hard negatives yet). Raises EvalSetError for an unreadable
     set and LeakError if a guarded query got through."""
     from experiments.training import LeakGuard, assemble, from_split, from_synthesized
 
-    parts: list[Any] = [from_split(path, "train") for path in sources.train_splits]
+    parts: list[tuple[list[TrainingExample], list[Document]]] = [from_split(path, "train") for path in sources.train_splits]
     parts += [from_synthesized(path) for path in sources.synthesized]
     notes: list[str] = []
     if sources.feedback_corpus is not None:
@@ -53,7 +58,7 @@ def gather(project_dir: Path, sources: TrainingSources) -> Any:
     return assemble(parts, guard, notes)
 
 
-def feedback_part(project_dir: Path, corpus: Path) -> tuple[list[Any], list[Any], str]:
+def feedback_part(project_dir: Path, corpus: Path) -> tuple[list[TrainingExample], list[Document], str]:
     """(examples, the corpus's documents, a note with the counts) from the project's feedback store."""
     from agent.server import corpus_file, feedback_rows, running_server
     from evalsets import read_corpus
@@ -65,7 +70,8 @@ def feedback_part(project_dir: Path, corpus: Path) -> tuple[list[Any], list[Any]
     return examples, docs, f"feedback: {len(rows)} ratings, {len(examples)} usable, {unusable} without a known document"
 
 
-def mine(data: Any, miner: Any, components: Any, per_query: int, progress: Any = None) -> Any:
+def mine(data: TrainingData, miner: PipelineConfig, components: Components, per_query: int,
+         progress: Progress | None = None) -> TrainingData:
     """``data`` with hard negatives: ``miner``'s (the champion's) top documents that are not positives."""
     from experiments.training import mine_negatives
     from pipelines import Retriever

@@ -29,7 +29,7 @@ from experiments.online import (InterleaveSummary, Rating, ShadowSummary, Traffi
 from experiments.serving_cost import latency_ms, p95
 from experiments.short_answers import (CONTAINMENT, DECIDER, SHORT_ANSWER_METRICS, is_short_reference,
                                        score_short_answer)
-from experiments.space import SpaceError, describe_space, load_space, space_from_dict, space_json_schema
+from experiments.space import SearchSpace, SpaceError, describe_space, load_space, space_from_dict, space_json_schema
 from experiments.splits import DecisionSplit, decision_folds, decision_split, tune_and_heldout
 from experiments.tracking import StudyTracker, artifact_location, flatten, metric_key, sqlite_tracking_uri
 
@@ -54,7 +54,7 @@ __all__ = ["CANDIDATE", "CHAMPION", "InterleaveSummary", "Pick", "Rating", "Shad
            "CalibrationReport", "CalibrationStore", "CalibrationStoreBusy", "JudgedItem", "LabelledItem", "agreement",
            "calibrate", "judge_items", "read_labels", "DEFAULT_METRICS", "DecisionSplit",
            "EmbeddingCost", "cost_table", "embedding_cost",
-           "EvalResult", "FINISHED", "HeartbeatStorage", "Judge", "SPEC_ATTR", "SpaceError", "StudyPlaces",
+           "EvalResult", "FINISHED", "HeartbeatStorage", "Judge", "SPEC_ATTR", "SearchSpace", "SpaceError", "StudyPlaces",
            "StudyRunner", "StudySpec", "StudyTracker", "answer_queries", "artifact_location", "decision_folds",
            "decision_split", "describe_space", "space_json_schema", "evaluate", "finished_trials", "flatten", "latency_ms", "load_space",
            "mean_score", "mean_scores", "metric_key", "mrr_at_k", "ndcg_at_k", "open_storage", "open_studies", "p95",

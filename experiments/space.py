@@ -13,7 +13,7 @@ and :func:`describe_space` writes the schema text from the same models and limit
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
@@ -254,7 +254,7 @@ class SearchSpace(_Strict):
         return chunkers
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SearchSpace":
+    def _consistent(self) -> SearchSpace:
         tokenizers = self.lexical.tokenizers if self.lexical else ["none"]
         if "none" in self.dense_models and tokenizers == ["none"]:
             raise ValueError("'none' as a dense model needs a lexical tokenizer other than 'none'")
@@ -281,6 +281,18 @@ class SearchSpace(_Strict):
         for config in FUSIONS.configs():  # every field of the space, whichever kinds it lists
             kind = config.kind_name()
             _within_limits("fusion", config, _ends({"kind": kind, **self.fusion.params(kind)}))
+
+    def with_dense_models(self, models: Sequence[str]) -> SearchSpace:
+        """This space offering ``models`` too, after its own dense models (each once)."""
+        return self._with(dense_models=list(dict.fromkeys([*self.dense_models, *models])))
+
+    def with_rerankers(self, choices: Sequence[dict[str, object]]) -> SearchSpace:
+        """This space offering the reranker ``choices`` (space entries, as in YAML) too, after its own."""
+        return self._with(rerankers=[*(r.model_dump(mode="json") for r in self.rerankers), *choices])
+
+    def _with(self, **changes: object) -> SearchSpace:
+        """A copy with ``changes``, validated as a whole (a new choice is checked against the rest of the space)."""
+        return space_from_dict({**self.model_dump(mode="json"), **changes}, f"space {self.name}")
 
     def to_yaml(self) -> str:
         """The space as YAML (logged with every study, so a study is reproducible from its logs)."""

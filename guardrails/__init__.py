@@ -30,6 +30,7 @@ from guardrails.ledger import (
     DecisionLog,
     LogError,
     LogLocked,
+    Row,
     first_bad_row,
     pending_intents,
     register_row,
@@ -44,7 +45,7 @@ from guardrails.stats import alpha_for_look, minimum_detectable_effect, paired_b
 
 __all__ = ["TRAFFIC_START", "TRAFFIC_STOP", "log_traffic", "online_rule", "traffic_candidate", "ChainBroken", "ChampionRecord", "DEFAULT_POLICY", "DecisionError", "DecisionLog", "Evidence",
            "GuardReport", "LogError", "LogLocked", "LookVerdict", "MACHINE_ACTOR", "PACKAGED_DEFAULT",
-           "PipelineRegistry", "Policy", "PolicyError", "Project", "RuleResult", "TuningEvidence", "alpha_for_look",
+           "PipelineRegistry", "Policy", "PolicyError", "Project", "Row", "RuleResult", "TuningEvidence", "alpha_for_look",
            "approve", "champion_file_header", "check_candidate", "collect_evidence", "ensure_trained_models",
            "evaluate_against_champion", "first_bad_row", "guard_and_register", "load_policy", "logged_decision",
            "look_verdict", "looks_and_skips", "materialise", "minimum_detectable_effect", "mirror_differences",

@@ -82,6 +82,13 @@ def slice_evalset(source: Path, target: Path, n_queries: int, distractors: int =
 
 # --- processes ---------------------------------------------------------------------------------
 
+def bm25_space(name: str = "space"):
+    """A small valid search space (BM25 only), for node tests whose state needs a proposal."""
+    from experiments import space_from_dict
+
+    return space_from_dict({"name": name, "dense_models": ["none"], "lexical": {"tokenizers": ["english"]}})
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as sock:

@@ -10,7 +10,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -21,6 +21,15 @@ from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, conn
 from agent.project import ActorOption
 from agent.server import feedback_db, remove_server_file, server_file, write_server_file
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
+    from agent.online import CandidateTraffic
+    from evalsets import Document, FeedbackStore
+    from guardrails import Project, Row
+    from pipelines import GenerationConfig, Generator, LiveRetriever, PipelineConfig, ServeLimits
+
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -28,11 +37,11 @@ class Stopped(Exception):
     """SIGTERM or SIGINT reached `evolve serve`: unwind through its cleanup."""
 
 
-def _raise_stopped(signum: int, frame: Any) -> None:
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-def champion(project_dir: Path, config: Optional[Path], tracking_uri: Optional[str]) -> tuple[Any, str, Any]:
+def champion(project_dir: Path, config: Optional[Path], tracking_uri: Optional[str]) -> tuple[PipelineConfig, str, Project]:
     """(config, version label, project): --config, else the audited champion (checked against the decision
     log; MLflow is not needed), else the packaged default."""
     from agent.project import open_project, say_recovered
@@ -55,7 +64,7 @@ def champion(project_dir: Path, config: Optional[Path], tracking_uri: Optional[s
 class MirrorWatch:
     """Compares the MLflow registry with the decision log now and then, off the request path (for /health)."""
 
-    def __init__(self, project: Any, every_s: float = 60.0):
+    def __init__(self, project: Project, every_s: float = 60.0):
         import threading
 
         self.project, self.every_s = project, every_s
@@ -88,7 +97,8 @@ class CorpusWatch:
     one answering (:meth:`Retriever.refreshed`: only new and changed chunks are embedded) and swapped in whole, so
     no request is dropped or sees half of each version. A failed reload keeps the old version and says why."""
 
-    def __init__(self, corpus: Path, live: Any, say: Any, every_s: float = 10.0, traffic: Any = None):
+    def __init__(self, corpus: Path, live: LiveRetriever, say: Callable[[str], None], every_s: float = 10.0,
+                 traffic: CandidateTraffic | None = None):
         import threading
 
         self.corpus, self.live, self.say, self.every_s = corpus, live, say, every_s
@@ -157,8 +167,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def candidate_traffic(project: Any, mode: str, version: str, share: float, queue_size: int, seed: Optional[int],
-                      docs: list[Any], live: Any, store: Any, project_dir: Path) -> tuple[Any, Any]:
+def candidate_traffic(project: Project, mode: str, version: str, share: float, queue_size: int, seed: Optional[int],
+                      docs: list[Document], live: LiveRetriever, store: FeedbackStore, project_dir: Path
+                      ) -> tuple[CandidateTraffic, Row]:
     """(the CandidateTraffic for registered candidate ``version``, its register row). A version that is not a
     registered candidate is one line (exit 2); a candidate whose models cannot be had here, or whose index cannot be
     built, still starts: /health says why, and every request is the champion's alone (counted)."""
@@ -187,7 +198,7 @@ def candidate_traffic(project: Any, mode: str, version: str, share: float, queue
     return traffic, registered
 
 
-def serve_limits(**given: Optional[int]) -> Any:
+def serve_limits(**given: Optional[int]) -> ServeLimits:
     """The server's ServeLimits: its defaults, but for the options given (each at least 1)."""
     from evalsets import MAX_TEXT
     from pipelines import ServeLimits
@@ -199,8 +210,8 @@ def serve_limits(**given: Optional[int]) -> Any:
     return ServeLimits(**{name: value for name, value in given.items() if value is not None})
 
 
-def answerer(stack: ExitStack, project_dir: Path, generation: Any, base_url: Optional[str], model: Optional[str],
-             local_model: Optional[str], no_llm: bool) -> tuple[Any, str]:
+def answerer(stack: ExitStack, project_dir: Path, generation: GenerationConfig, base_url: Optional[str], model: Optional[str],
+             local_model: Optional[str], no_llm: bool) -> tuple[Generator | None, str]:
     """(the Generator behind /answer, "") or (None, why answers are off): without an LLM, serve still serves
     /search. A local llama.cpp server started here is stopped by ``stack``."""
     from pipelines import Generator
@@ -217,7 +228,7 @@ def answerer(stack: ExitStack, project_dir: Path, generation: Any, base_url: Opt
     return Generator(client, generation), ""
 
 
-def say_answers(generator: Any, reason: str) -> None:
+def say_answers(generator: Generator | None, reason: str) -> None:
     """One line on the terminal: which LLM writes the answers, or why /answer is off (a 503 until restarted)."""
     if generator is None:
         err_console.print(f"answers are off: {reason}; /search is served, /answer answers 503", highlight=False,
@@ -226,7 +237,7 @@ def say_answers(generator: Any, reason: str) -> None:
         console.print(f"answers: {generator.client.model} at {generator.client.settings.base_url}", highlight=False)
 
 
-def start_traffic(project: Any, traffic: Any, registered: Any, actor: Optional[str], host: str, port: int,
+def start_traffic(project: Project, traffic: CandidateTraffic, registered: Row, actor: Optional[str], host: str, port: int,
                   champion_version: str) -> None:
     """The decision log's ``traffic-start`` row (before the first request); a log that cannot be written stops serve."""
     from guardrails import TRAFFIC_START, LogError, log_traffic
@@ -243,7 +254,7 @@ def start_traffic(project: Any, traffic: Any, registered: Any, actor: Optional[s
                   + " (recorded in the decision log)", highlight=False)
 
 
-def stop_traffic(project: Any, traffic: Any, registered: Any, actor: Optional[str]) -> None:
+def stop_traffic(project: Project, traffic: CandidateTraffic, registered: Row, actor: Optional[str]) -> None:
     """The shadow worker stopped, then the ``traffic-stop`` row with the counts (a failure to log it is said)."""
     from guardrails import TRAFFIC_STOP, LogError, log_traffic
 
@@ -255,7 +266,7 @@ def stop_traffic(project: Any, traffic: Any, registered: Any, actor: Optional[st
                           f"decision log: {err}", highlight=False, soft_wrap=True)
 
 
-def close_store(store: Any) -> None:
+def close_store(store: FeedbackStore) -> None:
     """The last snapshot export, then the store closed: a failed export only delays the snapshot."""
     try:
         store.export_snapshot()
@@ -420,7 +431,7 @@ def serve_command(
                 console.print(f"listening on {url} (OpenAPI: {url}/docs)")
 
             class Server(uvicorn.Server):
-                async def startup(self, sockets: Any = None) -> None:
+                async def startup(self, sockets: list[socket.socket] | None = None) -> None:
                     await super().startup(sockets)
                     if self.started:
                         started()

@@ -7,7 +7,7 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -17,6 +17,10 @@ from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, cache_path, co
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, try_connect_llm
 from agent.paths import ProjectPaths
 from agent.project import PolicyOption, TrackingOption, decision_errors, looks_line, open_project, say_recovered
+
+if TYPE_CHECKING:
+    from agent.loop.state import RunSummary
+    from agent.training import TrainingSources
 
 
 
@@ -75,7 +79,7 @@ def start_command(
 
     from agent.loop.graph import ITERATION, build_graph
     from agent.loop.runtime import AgentPaths, BudgetClock, Watchdog, read_status, write_status
-    from agent.loop.state import AgentContext
+    from agent.loop.state import AgentContext, checkpoint_serializer, typed_state
     from agent.loop.tracking import AgentTracker
     from agent.project import gating_failure_set
     from evalsets import EvalSetError, load_evalset
@@ -152,13 +156,13 @@ def start_command(
         console.print("decision: " + (f"cross-fitted over {ctx.folds} folds (one study per fold; every query "
                                       "held back once)" if ctx.folds else "one fixed hold-back of the queries")
                       + "; alpha spent over the looks since the last human decision")
-        saver = SqliteSaver(sqlite3.connect(paths.checkpoints, check_same_thread=False))
+        saver = SqliteSaver(sqlite3.connect(paths.checkpoints, check_same_thread=False), serde=checkpoint_serializer())
         graph = build_graph(ctx, saver)
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
 
         def hard_stop() -> None:
             node = (read_status(paths) or {}).get("node")
-            state = dict(ctx.last_state or {"run_id": run_id})
+            state = typed_state(ctx.last_state or {"run_id": run_id})
             state["trials_run"] = ctx.trials_finished(run_id)
             ctx.write_summary(state, f"budget (hard stop during {node})")
             write_status(paths, {**(read_status(paths) or {}), "node": "finished",
@@ -167,7 +171,7 @@ def start_command(
             stack.close()  # stop the local LLM server
 
         if saver.get_tuple(config) is not None and clock.remaining() <= 0:  # killed after its budget ran out
-            summary = ctx.write_summary(graph.get_state(config).values, "budget")
+            summary = ctx.write_summary(typed_state(graph.get_state(config).values), "budget")
             write_status(paths, {**(read_status(paths) or {}), "node": "finished", "stop_reason": "budget"})
             _print_summary(summary)
             return
@@ -190,7 +194,7 @@ def start_command(
     _print_summary(final["summary"])
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: RunSummary) -> None:
     from agent.loop.records import records
 
     table = Table(title=f"run {summary['run_id']}: stopped by {summary['stop_reason']}")
@@ -265,7 +269,7 @@ def stop_command(project_dir: ProjectDir = Path(".")) -> None:
     console.print(f"stop requested ({paths.stop}); the loop ends after its current trial")
 
 
-def _training_sources(evalset: Path, resume: dict[str, Any]) -> Any:
+def _training_sources(evalset: Path, resume: dict[str, Any]) -> TrainingSources | None:
     """What the loop's train move may learn from: the decision set's 'train' split (its other splits are guarded),
     the synthesized sets given, and feedback on the set's corpus. None with --no-train."""
     from agent.training import TrainingSources

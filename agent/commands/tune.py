@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -16,11 +16,17 @@ from rich.table import Table
 from agent.app import ProjectDir, app, console, err_console, fail, metrics_table, safe_name
 from agent.paths import ProjectPaths
 
+if TYPE_CHECKING:
+    import optuna
+    from rich.progress import TaskID
+
+    from experiments import StudyRunner
+
 
 class StudyDisplay:
     """Live line under the study: trials done of target, best so far, ETA (an Optuna callback)."""
 
-    def __init__(self, runner: Any, target: int | None, timeout: float | None):
+    def __init__(self, runner: StudyRunner, target: int | None, timeout: float | None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
             TimeRemainingColumn
 
@@ -31,7 +37,7 @@ class StudyDisplay:
                                  TimeRemainingColumn(), console=console)
         self.task = self.progress.add_task(runner.spec.study_name, total=target, completed=runner.finished_count(),
                                            best=self._best())
-        self.stage_task: Any = None
+        self.stage_task: TaskID | None = None
         self.stage_name = ""
 
     def _best(self) -> str:
@@ -41,7 +47,7 @@ class StudyDisplay:
         best = max(complete, key=lambda t: t.values[0])
         return f"best {self.runner.spec.metric}={best.values[0]:.4f} (trial {best.number})"
 
-    def __call__(self, study: Any, trial: Any) -> None:
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self._drop_stage()  # an abandoned trial leaves its stage unfinished
         self.progress.update(self.task, completed=self.runner.finished_count(), best=self._best())
         note = trial.state.name.lower()
@@ -107,7 +113,7 @@ def storage_errors(storage: str) -> Iterator[None]:
         fail(f"cannot open the Optuna storage {shown}: {cause}")
 
 
-def _print_summary(summary: dict[str, Any], runner: Any) -> None:
+def _print_summary(summary: dict[str, Any], runner: StudyRunner) -> None:
     console.print(metrics_table(f"best config on held-back queries ({summary['heldout_split']}, "
                                 f"{summary['heldout_queries']} queries)", [("best", summary["heldout"])]))
     table = Table(title=f"study {summary['study']}")
@@ -123,7 +129,7 @@ def _print_summary(summary: dict[str, Any], runner: Any) -> None:
                   f"browse with `mlflow ui --backend-store-uri {runner.tracking_uri}`")
 
 
-def _run_with_display(runner: Any, trials: int | None, seconds: float | None) -> None:
+def _run_with_display(runner: StudyRunner, trials: int | None, seconds: float | None) -> None:
     target = trials or runner.spec.n_trials
     with StudyDisplay(runner, target, seconds) as display:
         runner.run(n_trials=target, timeout=seconds, callbacks=[display])

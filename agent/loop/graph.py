@@ -7,12 +7,19 @@ until the budget, a stop request, or the iteration or trial limit ends it; then 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agent.loop import nodes
-from agent.loop.state import AgentContext, AgentState
+from agent.loop.state import AgentContext, AgentState, typed_state
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+Node = Callable[[AgentContext, AgentState], AgentState]
 
 ITERATION = (nodes.observe_champion, nodes.propose_space, nodes.train_models, nodes.run_studies,
              nodes.guard_candidate, nodes.record_decision)
@@ -23,12 +30,17 @@ def _after_observing(done: str, proceed: str, state: AgentState) -> str:
     return done if state.get("observation_abandoned") else proceed
 
 
-def build_graph(ctx: AgentContext, checkpointer: Any):
+def _typed(node: Node, ctx: AgentContext, state: AgentState) -> AgentState:
+    """``node`` on the state with its models (a checkpoint from an older evolve holds their JSON forms)."""
+    return node(ctx, typed_state(state))
+
+
+def build_graph(ctx: AgentContext, checkpointer: BaseCheckpointSaver) -> CompiledStateGraph:
     from langgraph.graph import END, START, StateGraph
 
     graph = StateGraph(AgentState)
     for node in (*ITERATION, nodes.summarize):
-        graph.add_node(node.__name__, partial(node, ctx))
+        graph.add_node(node.__name__, partial(_typed, node, ctx))
     graph.add_edge(START, ITERATION[0].__name__)
     again, done = ITERATION[0].__name__, nodes.summarize.__name__
     for before, after in pairwise(ITERATION):
@@ -38,7 +50,7 @@ def build_graph(ctx: AgentContext, checkpointer: Any):
         else:
             graph.add_edge(before.__name__, after.__name__)
     graph.add_conditional_edges(ITERATION[-1].__name__,
-                                lambda state: again if nodes.next_step(ctx, state) == "continue" else done,
+                                lambda state: again if nodes.next_step(ctx, typed_state(state)) == "continue" else done,
                                 {again: again, done: done})
     graph.add_edge(done, END)
     return graph.compile(checkpointer=checkpointer)

@@ -7,9 +7,9 @@ anywhere resumes from the last checkpoint with what it needs.
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import guardrails
 from agent.loop import train_move
@@ -18,12 +18,16 @@ from agent.loop.proposer_choice import choose_proposer, iteration_credit
 from agent.loop.records import IterationRecord, heldout_value, records
 from agent.loop.runtime import write_status
 from agent.paths import ProjectPaths
-from agent.loop.state import AgentContext, AgentState, best_candidate, study_prefix
+from agent.loop.state import (AgentContext, AgentState, Finalist, Guard, Tuning, best_candidate, json_ready,
+                              study_prefix)
 from agent.progress import stage_lines
-from experiments import ANSWER_METRICS, AnswerJudging, StudyRunner, StudySpec
-from experiments import cost_table, score, search_run
+from experiments import ANSWER_METRICS, AnswerJudging, SearchSpace, StudyRunner, StudySpec
+from experiments import cost_table, score, search_run, space_from_dict
 from pipelines import PipelineConfig, Retriever
 from pipelines.embedders import WorkAbandoned
+
+if TYPE_CHECKING:
+    import optuna
 
 FINALIST_MIN_SECONDS = 120.0
 """An iteration's answer allowance below this all goes to the guard step (a finalist stage needs minutes on CPU)."""
@@ -31,14 +35,14 @@ OBSERVED_QUERIES = 300
 """Tuning queries the champion is scored on to show the proposer its worst ones."""
 
 
-def report_status(ctx: AgentContext, state: AgentState, node: str, **extra: Any) -> None:
+def report_status(ctx: AgentContext, state: AgentState, node: str, **extra: object) -> None:
     """status.json for `evolve status` in another terminal; the state is kept for a watchdog's summary."""
-    ctx.last_state = dict(state)
+    ctx.last_state = AgentState(**state)
     history = state.get("history", [])
     metric = ctx.metric
     write_status(ctx.paths, {"run_id": state.get("run_id"), "node": node, "iteration": state.get("iteration", 0),
                              "budget_left_s": round(ctx.remaining()), "spent_s": round(ctx.clock.spent()),
-                             "champion": (state.get("champion") or {}).get("name"),
+                             "champion": champion.name if (champion := state.get("champion")) else None,
                              f"champion_heldout_{metric}": state.get("champion_heldout"),
                              "best_tune_value": state.get("best_overall_value"),
                              f"best_candidate_heldout_{metric}": (best_candidate(history, metric) or {}).get("heldout"),
@@ -47,7 +51,7 @@ def report_status(ctx: AgentContext, state: AgentState, node: str, **extra: Any)
                              "looks": ctx.looks(history),
                              "llm": (f"{ctx.llm.model} at {ctx.llm.settings.base_url}" if ctx.llm is not None
                                      else f"none ({ctx.llm_unavailable_reason or 'not configured'})"),
-                             "promoted": [h.promoted_version for h in records(history) if h.promoted_version],
+                             "promoted": [h.promoted_version for h in history if h.promoted_version],
                              "trained": [t["id"] for t in state.get("trained", [])], **extra})
 
 
@@ -95,8 +99,7 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
     if ctx.failure_set is not None:
         lines.append(f"failure set from user feedback: {len(ctx.failure_set.queries)} queries")
     # priced for the chunks of the config the next moves are made around (the best so far, else the champion)
-    chunking = PipelineConfig.model_validate(state["best_overall"]).chunking if state.get("best_overall") \
-        else champion.chunking
+    chunking = (state.get("best_overall") or champion).chunking
     costs = cost_table(models_for(ctx.language), tune.corpus, chunking, ctx.components)
     lines.append(f"cost of embedding this corpus ({chunking.kind} chunks) with each model on this machine; "
                  f"BM25, fusion and cached models cost seconds; {ctx.remaining() / 60:.0f} min of budget left:")
@@ -106,7 +109,7 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
     ctx.say(f"iteration {state['iteration']}: champion {champion.name}, held-back {metric} "
             + (f"{heldout:.4f} (at the last guard step)" if heldout is not None else "not measured yet (the guard "
                "step measures it)") + f"; {ctx.remaining() / 60:.1f} min of budget left")
-    return {"champion": json.loads(champion.model_dump_json()), "observation": "\n".join(lines),
+    return {"champion": champion, "observation": "\n".join(lines),
             "champion_heldout": heldout, "corpus_version": version,
             "model_costs": {cost.model: round(cost.expected_seconds, 1) for cost in costs},
             **({"champion_heldout_sha256": None} if changed else {})}
@@ -131,24 +134,27 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
     elif ctx.llm is None:
         notes = [f"no LLM: {ctx.llm_unavailable_reason or 'not configured'}; the heuristic proposer takes over"]
     if proposal is None:
-        improved = history[-1]["outcome"] == "promoted" if history else None
-        proposal = heuristic_proposal(state["iteration"], ctx.language, state["champion"], state.get("best_overall"),
-                                      improved, history, offer["kinds"] if offer else (), state.get("model_costs"),
-                                      ctx.remaining())
+        improved = history[-1].promoted if history else None
+        best = state.get("best_overall")
+        proposal = heuristic_proposal(state["iteration"], ctx.language, state["champion"].model_dump(mode="json"),
+                                      best.model_dump(mode="json") if best else None, improved,
+                                      [h.as_state() for h in history], offer["kinds"] if offer else (),
+                                      state.get("model_costs"), ctx.remaining())
         if asked == "llm":
             notes.append("LLM proposal unusable: the heuristic proposer takes over")
     counts = dict(state.get("proposals", {}))
     counts[proposal.proposer] = counts.get(proposal.proposer, 0) + 1
     for note in notes:
         ctx.say(f"  note: {note[:300]}")
-    ctx.say(f"  {proposal.proposer} proposes {proposal.space.get('name')}: {proposal.rationale[:300]}")
-    return {"proposal": proposal.space, "rationale": proposal.rationale, "proposer": proposal.proposer,
+    space = space_from_dict(proposal.space, f"the {proposal.proposer}'s proposal")
+    ctx.say(f"  {proposal.proposer} proposes {space.name}: {proposal.rationale[:300]}")
+    return {"proposal": space, "rationale": proposal.rationale, "proposer": proposal.proposer,
             "proposal_move": proposal.move, "proposal_base": proposal.base,
             "proposal_notes": notes + proposal.notes, "proposals": counts, "proposal_train": proposal.train,
             "asked": asked, "best_before": state.get("best_overall_value"), "remaining_at_proposal": ctx.remaining()}
 
 
-def history_text(history: list[dict[str, Any]] | list[IterationRecord]) -> str:
+def history_text(history: list[dict[str, object]] | list[IterationRecord]) -> str:
     """The earlier iterations as the LLM proposer is told them (the last 12), so bench/loop/llm_proposer.py measures
     the prompt the loop sends. The proposer learns one bit per look at the held-back queries (promoted or not),
     never their scores or which rule failed: that keeps alpha spending over looks valid (see guardrails.stats)."""
@@ -182,7 +188,7 @@ def train_models(ctx: AgentContext, state: AgentState) -> AgentState:
 def run_studies(ctx: AgentContext, state: AgentState) -> AgentState:
     """One Optuna study on the proposed space (one per fold when cross-fitting), sharing out the time left;
     the candidate is the winner with the best tuning score (no held-back query chooses it)."""
-    report_status(ctx, state, "run_studies", space=state["proposal"].get("name"))
+    report_status(ctx, state, "run_studies", space=state["proposal"].name)
     name = f"{study_prefix(state['run_id'])}{state['iteration']}"
     trials = ctx.trials_per_iteration
     if state.get("max_trials"):
@@ -201,45 +207,61 @@ def run_studies(ctx: AgentContext, state: AgentState) -> AgentState:
             / (len(folds) - index)
         results.append(_run_study(ctx, state["proposal"], name if fold is None else f"{name}-f{fold}", trials, fold,
                                   timeout, finalist_share / len(folds), champion))
-    ran = state.get("trials_run", 0) + sum(r["ran"] for r in results)
-    reused_now = sum(r.get("reused", 0) for r in results)
+    ran = state.get("trials_run", 0) + sum(r.ran for r in results)
+    reused_now = sum(r.reused for r in results)
     reused = state.get("trials_reused", 0) + reused_now
-    spent = state.get("answer_seconds", 0.0) + sum(r.get("answer_seconds", 0.0) for r in results)
-    finalists = [f for r in results for f in r.get("finalists") or []] or None
-    answers = {"answer_seconds": spent, "finalists": finalists,  # the guard step gets the rest of the allowance
-               "answer_allowance": allowance - (spent - state.get("answer_seconds", 0.0))}
-    if any(r["best"] is None for r in results):
+    spent = state.get("answer_seconds", 0.0) + sum(r.answer_seconds for r in results)
+    finalists = [f for r in results for f in r.finalists] or None
+    answers: AgentState = {"answer_seconds": spent, "finalists": finalists,  # the guard step gets the rest
+                           "answer_allowance": allowance - (spent - state.get("answer_seconds", 0.0))}
+    chosen = max(results, key=lambda r: r.value if r.value is not None else float("-inf"))
+    if any(r.best is None for r in results) or chosen.best is None or chosen.value is None:
         return {"study": name, "best": None, "fold_best": None, "best_tune_value": None, "trials_run": ran,
                 "trials_reused": reused, "iteration_reused": reused_now, "tuning": None, **answers}
-    chosen = max(results, key=lambda r: r["value"])
     # the gate's evidence: each fold's winner against the champion on that study's tuning queries, pooled
-    pooled = None if any(r["differences"] is None for r in results) else \
-        [d for r in results for d in r["differences"]]
-    tuning = {"behaviour_sha256": PipelineConfig.model_validate(chosen["best"]).behaviour_sha256(),
-              "differences": pooled, "champion_tune_value": chosen.get("champion_value"),
-              "champion_behaviour_sha256": champion.behaviour_sha256()}
-    update: AgentState = {"study": name, "best": chosen["best"], "best_tune_value": chosen["value"],
+    pooled = None if any(r.differences is None for r in results) else \
+        [d for r in results for d in r.differences or []]
+    tuning: Tuning = {"behaviour_sha256": chosen.best.behaviour_sha256(), "differences": pooled,
+                      "champion_tune_value": chosen.champion_value,
+                      "champion_behaviour_sha256": champion.behaviour_sha256()}
+    update: AgentState = {"study": name, "best": chosen.best, "best_tune_value": chosen.value,
                           "trials_run": ran, "trials_reused": reused, "iteration_reused": reused_now, "tuning": tuning,
-                          "fold_best": [r["best"] for r in results] if ctx.folds else None, **answers}
-    if state.get("best_overall_value") is None or chosen["value"] > state["best_overall_value"]:
-        update.update(best_overall=chosen["best"], best_overall_value=chosen["value"])
+                          "fold_best": [r.best for r in results if r.best] if ctx.folds else None, **answers}
+    if state.get("best_overall_value") is None or chosen.value > state["best_overall_value"]:
+        update.update(best_overall=chosen.best, best_overall_value=chosen.value)
     return update
 
 
-def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int, fold: int | None,
-               timeout: float, answer_seconds: float = 0.0, champion: PipelineConfig | None = None) -> dict[str, Any]:
-    """One study (tuning without ``fold`` when cross-fitting) with ``champion`` as its trial 0: {ran: finished
-    trials, reused: trials scored from the score cache, best: config, value, differences: the best's per-query
-    tuning differences from the champion}, and when ``answer_seconds`` allow, its finalists judged on their
-    answers (the best answers win)."""
-    spec = StudySpec(study_name=name, evalset=str(ctx.evalset_path), space=space, metric=ctx.metric,
-                     n_trials=trials, fold=fold, folds=ctx.folds or 5)
+@dataclass
+class StudyOutcome:
+    """What one study of an iteration found (one per fold when cross-fitting)."""
+
+    ran: int
+    """Finished trials."""
+    reused: int
+    """Trials scored from the score cache."""
+    best: PipelineConfig | None = None
+    value: float | None = None
+    """The best's tuning score."""
+    finalists: list[Finalist] = field(default_factory=list)
+    answer_seconds: float = 0.0
+    differences: list[float] | None = None
+    """The best's per-query tuning differences from the champion (None: the champion's trial 0 did not complete)."""
+    champion_value: float | None = None
+
+
+def _run_study(ctx: AgentContext, space: SearchSpace, name: str, trials: int, fold: int | None,
+               timeout: float, answer_seconds: float = 0.0, champion: PipelineConfig | None = None) -> StudyOutcome:
+    """One study (tuning without ``fold`` when cross-fitting) with ``champion`` as its trial 0, and when
+    ``answer_seconds`` allow, its finalists judged on their answers (the best answers win)."""
+    spec = StudySpec(study_name=name, evalset=str(ctx.evalset_path), space=space.model_dump(mode="json"),
+                     metric=ctx.metric, n_trials=trials, fold=fold, folds=ctx.folds or 5)
     places = ProjectPaths.of(ctx.project.root).study_places(ctx.project.registry.tracking_uri)
     runner = StudyRunner(spec, ctx.storage, places, components=ctx.components)
     runner.abandon_at = ctx.clock.deadline - ctx.reserve  # a running trial stops at its next step
     runner.stage_progress = stage_lines(ctx.say, "      ")  # a cold embedding takes minutes
 
-    def stop_if_asked(study: Any, trial: Any) -> None:
+    def stop_if_asked(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         value = f"{trial.values[0]:.4f}" if trial.values else "-"
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
             if trial.datetime_complete and trial.datetime_start else 0.0
@@ -265,16 +287,15 @@ def _run_study(ctx: AgentContext, space: dict[str, Any], name: str, trials: int,
             + (f", champion (trial 0) {ctx.metric} {held.values[0]:.4f}" if held is not None else "")
             + (f", best tuning {ctx.metric} {best[1]:.4f}" if best else ", none complete"))
     if best is None:
-        return {"ran": ran, "reused": reused, "best": None, "value": None}
+        return StudyOutcome(ran, reused)
     chosen, finalists, spent = _judge_finalists(ctx, runner, answer_seconds)
     config, value = chosen or best
-    return {"ran": ran, "reused": reused, "best": json.loads(config.model_dump_json()), "value": value,
-            "finalists": finalists, "answer_seconds": spent, "differences": runner.tuning_differences(config),
-            "champion_value": held.values[0] if held is not None else None}
+    return StudyOutcome(ran, reused, config, value, finalists, spent, runner.tuning_differences(config),
+                        held.values[0] if held is not None else None)
 
 
 def _judge_finalists(ctx: AgentContext, runner: StudyRunner, seconds: float
-                     ) -> tuple[tuple[PipelineConfig, float] | None, list[dict[str, Any]], float]:
+                     ) -> tuple[tuple[PipelineConfig, float] | None, list[Finalist], float]:
     """The study's second stage: its best trials (distinct configs, the policy's ``answers.finalists``) answer
     some of the queries the study tuned on, and the one with the best judged answers becomes the candidate.
 
@@ -285,7 +306,7 @@ def _judge_finalists(ctx: AgentContext, runner: StudyRunner, seconds: float
     if len(finalists) < 2:
         return None, [], 0.0
     judging = AnswerJudging(ctx.llm, deadline=time.monotonic() + seconds)
-    scored = []
+    scored: list[Finalist] = []
     for config, value, number in finalists:
         retriever = Retriever(config, ctx.components).build(runner.tune.corpus)
         rows = judging.score(retriever, runner.query_order, config.generation, answers.finalist_queries)
@@ -317,7 +338,7 @@ def guard_candidate(ctx: AgentContext, state: AgentState) -> AgentState:
     report_status(ctx, state, "guard_candidate")
     if not state.get("best"):
         return {"guard": {"passed": False, "failed_rules": ["no complete trial"], "rules": []}, "evidence": None}
-    candidate = PipelineConfig.model_validate(state["best"])
+    candidate = state["best"]
     verdict = guardrails.look_verdict(ctx.project.log.rows(), tuning_evidence(state), ctx.policy,
                                       crossfit=bool(ctx.folds))
     if not verdict.look:  # decided on tuning evidence alone: no held-back query is read, no alpha is spent
@@ -325,7 +346,7 @@ def guard_candidate(ctx: AgentContext, state: AgentState) -> AgentState:
         return {"guard": {"passed": False, "not_looked": verdict.reason, "failed_rules": [], "rules": []},
                 "evidence": None}
     ctx.say(f"  look: {verdict.reason}")
-    winners = [PipelineConfig.model_validate(c) for c in state["fold_best"]] if state.get("fold_best") else None
+    winners = state.get("fold_best") or None
     # what run_studies left of this iteration's answer allowance (it kept that time free), within the time left
     allowance = min(state.get("answer_allowance", ctx.answer_allowance(state)), ctx.remaining() - 10)
     judging = AnswerJudging(ctx.llm, deadline=time.monotonic() + allowance) if allowance > 5 else None
@@ -339,8 +360,8 @@ def guard_candidate(ctx: AgentContext, state: AgentState) -> AgentState:
     budget = ctx.policy.answers.budget_share * ctx.clock.budget_seconds
     ctx.say(f"  answers: {judging.spend.line()}; {spent:.0f} s of the {budget:.0f} s answers may take"
             if judging is not None else f"  answer metrics skipped: {skipped}")
-    guard = json.loads(json.dumps(report.to_dict(), default=str))
-    return {"guard": guard, "evidence": json.loads(json.dumps(evidence.to_dict())),
+    guard = Guard(**json_ready(report.to_dict()))
+    return {"guard": guard, "evidence": json_ready(evidence.to_dict()),
             "champion_heldout": heldout_value(guard["champion"], ctx.metric),
             "champion_heldout_sha256": report.decision["champion_config_sha256"], "answer_seconds": spent}
 
@@ -360,11 +381,11 @@ def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
             outcome = "promoted"
     guard = state["guard"]
     entry = IterationRecord(
-        iteration=state["iteration"], space_name=state["proposal"].get("name"), proposer=state["proposer"],
+        iteration=state["iteration"], space_name=state["proposal"].name, proposer=state["proposer"],
         asked=state.get("asked", state["proposer"]), rationale=state["rationale"] or "",
         notes=state.get("proposal_notes"), move=state.get("proposal_move"), base=state.get("proposal_base"),
-        covered=coverage(state["proposal"]), study=state.get("study"), metric=ctx.metric,
-        best_tune_value=state.get("best_tune_value"), best_config=(state.get("best") or {}).get("name"),
+        covered=coverage(state["proposal"].model_dump(mode="json")), study=state.get("study"), metric=ctx.metric,
+        best_tune_value=state.get("best_tune_value"), best_config=best.name if (best := state.get("best")) else None,
         champion_tune_value=(state.get("tuning") or {}).get("champion_tune_value"),
         trials_reused=state.get("iteration_reused", 0), champion_heldout=state.get("champion_heldout"),
         candidate_heldout=(guard.get("candidate") or {}).get("sets"),
@@ -379,14 +400,14 @@ def record_decision(ctx: AgentContext, state: AgentState) -> AgentState:
     ctx.say(f"  {outcome}" + (f": registered version {version} as candidate" if version else ""))
     if ctx.tracker is not None:
         ctx.tracker(state, entry)
-    return {"history": state.get("history", []) + [entry.as_state()], "promoted_version": version,
+    return {"history": [*state.get("history", []), entry], "promoted_version": version,
             "evidence": None, "iteration": state["iteration"] + 1}
 
 
 def _record_once(ctx: AgentContext, state: AgentState) -> str | None:
     """The version registered for this iteration's candidate (None: refused), writing the decision only if the log
     does not hold it yet (a run killed after the write but before its checkpoint comes back here)."""
-    candidate = PipelineConfig.model_validate(state["best"])
+    candidate = state["best"]
     logged = guardrails.logged_decision(ctx.project, state["study"], candidate.sha256())
     if logged is not None:
         ctx.say(f"  the decision on {state['study']} was recorded before the run was interrupted")
@@ -404,7 +425,7 @@ def _record_once(ctx: AgentContext, state: AgentState) -> str | None:
 
 def _record_not_looked_once(ctx: AgentContext, state: AgentState) -> None:
     """The ``not-looked`` row for this iteration's candidate, written once (a resumed run finds it)."""
-    candidate = PipelineConfig.model_validate(state["best"])
+    candidate = state["best"]
     if guardrails.logged_decision(ctx.project, state["study"], candidate.sha256()) is None:
         guardrails.record_not_looked(ctx.project, candidate, ctx.policy, state["guard"]["not_looked"],
                                      state["study"], guardrails.tuning_details(tuning_evidence(state), ctx.policy))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 from agent.loop.records import IterationRecord, records
 
@@ -51,14 +51,14 @@ class Credit:
         return f"{who} {self.per_hour:+.4f}/h over {self.looks} looks ({self.gain:+.4f} in {self.seconds / 60:.1f} min)"
 
 
-def credit(history: Sequence[IterationRecord | dict[str, Any]], who: str) -> Credit:
+def credit(history: Sequence[IterationRecord | dict[str, object]], who: str) -> Credit:
     """``who``'s record from the history entries (each asked of one proposer; an LLM proposal that was refused
     and replaced by the heuristic's counts against the LLM, which spent the time)."""
     mine = [h for h in records(history) if h.who_was_asked == who and h.gain is not None]
     return Credit(len(mine), sum(h.gain or 0.0 for h in mine), sum(h.seconds for h in mine))
 
 
-def choose_proposer(history: Sequence[IterationRecord | dict[str, Any]], iteration: int, llm_available: bool,
+def choose_proposer(history: Sequence[IterationRecord | dict[str, object]], iteration: int, llm_available: bool,
                     mode: ProposerMode = "auto") -> tuple[str, str]:
     """('llm' or 'heuristic', why) for the next proposal."""
     if not llm_available:
@@ -80,7 +80,14 @@ def choose_proposer(history: Sequence[IterationRecord | dict[str, Any]], iterati
     return leader, f"higher gain per hour: {record}"
 
 
-def iteration_credit(best_before: float | None, best_tune_value: float | None, seconds: float) -> dict[str, Any]:
+class IterationCredit(TypedDict):
+    """The fields of an iteration's record that its proposer's credit is computed from."""
+
+    gain: float | None
+    seconds: float
+
+
+def iteration_credit(best_before: float | None, best_tune_value: float | None, seconds: float) -> IterationCredit:
     """What an iteration's history entry carries for the record: its gain (None when there was no earlier study
     to improve on) and the loop seconds it took."""
     gain = None

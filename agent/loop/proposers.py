@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,10 +21,14 @@ from pipelines import TrainedModelError, TrainedModelStore, is_trained
 from pipelines.embedders import REGISTRY
 from pipelines.remote import remote_models
 
+if TYPE_CHECKING:
+    from agent.loop.train_move import TrainingOffer
+    from pipelines.llm import LLMClient
+
 
 @dataclass
 class Proposal:
-    space: dict[str, Any]
+    space: dict[str, object]
     rationale: str
     proposer: str
     """'llm' or 'heuristic'."""
@@ -39,7 +43,7 @@ class Proposal:
 
 class LLMProposal(BaseModel):
     rationale: str = Field(max_length=2000)
-    space: dict[str, Any]
+    space: dict[str, object]
     train: list[Literal["adapter", "embedder", "reranker"]] = Field(
         default_factory=list, max_length=3,
         description="models to train on the project's data before the study (only when offered)")
@@ -79,7 +83,7 @@ WIDENING = ("unseen-models", "unseen-chunkers", "restart")
 then a random restart (a wide space drawn by the iteration's seed)."""
 
 
-def _base(config: dict[str, Any], models: list[str], tokenizers: list[str]) -> dict[str, Any]:
+def _base(config: dict[str, object], models: list[str], tokenizers: list[str]) -> dict[str, object]:
     """The stages of a config, as one-choice space entries (the parts a move keeps fixed)."""
     dense = (config.get("dense") or {}).get("model", "none")
     lexical = config.get("lexical") or {}
@@ -94,19 +98,19 @@ def _base(config: dict[str, Any], models: list[str], tokenizers: list[str]) -> d
     }
 
 
-def base_key(base: dict[str, Any]) -> str:
+def base_key(base: dict[str, object]) -> str:
     """The address of a base (what a move keeps fixed): a move made around it is not made again."""
     return hashlib.sha256(json.dumps(base, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
-def covered(tried: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+def covered(tried: list[dict[str, object]]) -> tuple[set[str], set[str]]:
     """(dense models, chunker kinds) some space of the run offered already (history entries' ``covered``)."""
     models = {m for t in tried for m in (t.get("covered") or {}).get("models", [])}
     chunkers = {c for t in tried for c in (t.get("covered") or {}).get("chunkers", [])}
     return models, chunkers
 
 
-def coverage(space: dict[str, Any]) -> dict[str, list[str]]:
+def coverage(space: dict[str, object]) -> dict[str, list[str]]:
     """What a space offers, in short: its dense models, chunker kinds, tokenizers and reranker kinds (what the
     history remembers and the LLM is told, so neither proposes a covered space again)."""
     return {"models": list(space.get("dense_models") or []),
@@ -127,7 +131,7 @@ CHUNKERS = [{"kind": "fixed", "unit": "chars", "size": [300, 600, 1000], "overla
 """Every chunker the heuristic may offer (a move or a widening picks among them)."""
 
 
-def _wide(iteration: int, models: list[str], tokenizers: list[str], seed: int | None = None) -> dict[str, Any]:
+def _wide(iteration: int, models: list[str], tokenizers: list[str], seed: int | None = None) -> dict[str, object]:
     """A wide space: two models, several chunkers, every BM25 tokenizer and fusion. ``seed``: a random restart
     (two models and three chunkers drawn by it) instead of the first two models and the usual chunkers."""
     chunkers = [{"kind": "whole"}, {"kind": "paragraph", "size": [800, 1200]},
@@ -156,7 +160,7 @@ def _embedded(models: list[str], costs: dict[str, float] | None) -> tuple[list[s
     return cached, [m for m in models if m not in cached]
 
 
-def _next_move(tried: list[dict[str, Any]], key: str, improved_last: bool | None,
+def _next_move(tried: list[dict[str, object]], key: str, improved_last: bool | None,
                cold: frozenset[str] = frozenset()) -> str:
     """The move to make around base ``key``: in turn while studies fail (narrow first after a promotion), never
     one made around this base before; the moves that pay no cold embedding before those in ``cold`` (cheap moves
@@ -177,8 +181,8 @@ def _next_move(tried: list[dict[str, Any]], key: str, improved_last: bool | None
     return next((m for m in [*order, *WIDENING[:-1]] if m not in done), WIDENING[-1])
 
 
-def heuristic_proposal(iteration: int, language: str, champion: dict[str, Any], best: dict[str, Any] | None,
-                       improved_last: bool | None, tried: list[dict[str, Any]],
+def heuristic_proposal(iteration: int, language: str, champion: dict[str, object], best: dict[str, object] | None,
+                       improved_last: bool | None, tried: list[dict[str, object]],
                        train: Sequence[str] = (), costs: dict[str, float] | None = None,
                        seconds_left: float | None = None) -> Proposal:
     """No LLM needed. Moves are made around a base: the best config so far (the champion, trial 0 of every study,
@@ -285,7 +289,7 @@ Leave "train" out to tune settings only."""
 
 
 def llm_messages(observation: str, language: str, history: str,
-                 offer: dict[str, Any] | None = None) -> list[dict[str, str]]:
+                 offer: TrainingOffer | None = None) -> list[dict[str, str]]:
     example = _wide(0, models_for(language), tokenizers_for(language))
     help_text = describe_space(models_for(language)) + "\n" + REPLY_HELP.format(
         example=json.dumps({"rationale": "why this space", "space": example}))
@@ -302,7 +306,7 @@ def llm_messages(observation: str, language: str, history: str,
     ]
 
 
-def validate_proposal(data: dict[str, Any], name: str) -> dict[str, Any]:
+def validate_proposal(data: dict[str, object], name: str) -> dict[str, object]:
     """The space as the schema accepts it (raises SpaceError with the fields named).
 
     Stricter than a hand-written space: models must be registry names or models evolve trained for this project
@@ -334,11 +338,12 @@ def _own_model(name: str) -> bool:
         return False
 
 
-def without_repeats(data: dict[str, Any]) -> dict[str, Any]:
+def without_repeats(data: dict[str, object]) -> dict[str, object]:
     """A proposal with each list entry once: the first of repeated models, tokenizers and fusion kinds, the first
     choice of each chunker kind and of each reranker (kind, model). A JSON schema cannot ask a decoder for unique
     items, so a schema-bound model may repeat one; read as listed once, the space means what it said."""
-    def first(items: Any, key: Any = lambda item: json.dumps(item, sort_keys=True)) -> Any:
+    def first(items: object, key: Callable[[object], object] = lambda item: json.dumps(item, sort_keys=True)
+              ) -> object:
         if not isinstance(items, list):
             return items
         seen, out = set(), []
@@ -349,7 +354,7 @@ def without_repeats(data: dict[str, Any]) -> dict[str, Any]:
                 out.append(item)
         return out
 
-    def kind_of(item: Any) -> Any:
+    def kind_of(item: object) -> object:
         return (item.get("kind"), item.get("model")) if isinstance(item, dict) else json.dumps(item)
 
     out = dict(data)
@@ -362,7 +367,7 @@ def without_repeats(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if k in data}
 
 
-def proposal_json_schema(language: str, offer: dict[str, Any] | None = None) -> dict[str, Any]:
+def proposal_json_schema(language: str, offer: TrainingOffer | None = None) -> dict[str, object]:
     """What the LLM is asked to produce, as a JSON schema a schema-enforcing server (llama.cpp, vLLM) decodes by:
     the space with this project's models and every kind's limits as enums and ranges, and only the offered training
     kinds. ``LLMProposal`` leaves ``space`` an open object, so a grammar built from it could not help."""
@@ -378,7 +383,7 @@ ANSWER_TOKENS = 900
 """Room the proposer asks for its reply (a whole space as JSON, with a rationale)."""
 
 
-def fitted_messages(client: Any, observation: str, language: str, history: str, offer: dict[str, Any] | None,
+def fitted_messages(client: LLMClient, observation: str, language: str, history: str, offer: TrainingOffer | None,
                     extra: list[dict[str, str]] | None = None) -> tuple[list[dict[str, str]] | None, str | None]:
     """The proposer's request (with ``extra`` turns after it) trimmed to the server's context less the answer's
     room (agent.loop.prompt_fit), with a note saying what was cut; (None, why) when even the bare prompt does not
@@ -396,8 +401,8 @@ def fitted_messages(client: Any, observation: str, language: str, history: str, 
     return (build(fitted.observation, fitted.history) if fitted.fits else None), note
 
 
-def llm_proposal(client: Any, observation: str, language: str, history: str, iteration: int,
-                 seconds: float | None = None, offer: dict[str, Any] | None = None
+def llm_proposal(client: LLMClient, observation: str, language: str, history: str, iteration: int,
+                 seconds: float | None = None, offer: TrainingOffer | None = None
                  ) -> tuple[Proposal | None, list[str]]:
     """Ask the LLM; on a schema error, show it the error once. Returns (proposal or None, notes).
 

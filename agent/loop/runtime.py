@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from agent.paths import Below, ProjectPaths
 
@@ -29,14 +29,14 @@ class AgentPaths:
     current_run = Below("folder", "current_run.json")
 
 
-def write_status(paths: AgentPaths, status: dict[str, Any]) -> None:
+def write_status(paths: AgentPaths, status: dict[str, object]) -> None:
     """Atomic replace, so `evolve status` in another terminal never reads half a file."""
     tmp = paths.status.with_suffix(".tmp")
     tmp.write_text(json.dumps({**status, "pid": os.getpid(), "updated": time.time()}, indent=2, default=str))
     os.replace(tmp, paths.status)
 
 
-def read_status(paths: AgentPaths) -> dict[str, Any] | None:
+def read_status(paths: AgentPaths) -> dict[str, object] | None:
     if not paths.status.exists():
         return None
     return json.loads(paths.status.read_text())

@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
+
+from pydantic import BaseModel
 
 from agent.llm_session import judge_agreement
 from agent.loop.proposer_choice import credit
@@ -16,57 +18,126 @@ from agent.loop.records import IterationRecord, records
 from agent.loop.runtime import AgentPaths, BudgetClock
 from agent.paths import ProjectPaths
 from evalsets import EvalSet, language_of
-from experiments import DecisionSplit, decision_split, finished_trials
+from experiments import DecisionSplit, SearchSpace, decision_split, finished_trials, space_from_dict
 from guardrails import Policy, Project
-from pipelines import Components
+from pipelines import Components, PipelineConfig
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    from agent.training import TrainingSources
+    from pipelines.llm import LLMClient
+
+
+class Tuning(TypedDict):
+    """The candidate against the champion on the same tuning queries (what the look gate reads)."""
+
+    behaviour_sha256: str
+    differences: list[float] | None
+    """Per query, pooled over the folds' studies; None when the champion's trial 0 did not complete."""
+    champion_tune_value: float | None
+    champion_behaviour_sha256: str
+
+
+class Guard(TypedDict, total=False):
+    """The guard step's report as JSON (guardrails.GuardReport.to_dict), or why it looked at nothing."""
+
+    passed: bool
+    failed_rules: list[str]
+    rules: list[dict[str, object]]
+    not_looked: str
+    candidate: dict[str, object]
+    champion: dict[str, object]
+    decision: dict[str, object]
+
+
+class Trained(TypedDict):
+    """One model this run trained (agent.loop.train_move)."""
+
+    id: str
+    kind: str
+    base: str
+    seconds: float | None
+    examples: int
+    iteration: int
+
+
+class Finalist(TypedDict):
+    """One of a study's finalists with its judged answer means (nodes._judge_finalists)."""
+
+    trial: int
+    config: str
+    tune_value: float
+    answers: dict[str, float]
+    answer_score: float | None
+    generation: dict[str, object]
+
+
+class RunSummary(TypedDict):
+    """A run's ``summary-*.json`` (:meth:`AgentContext.write_summary`)."""
+
+    run_id: str | None
+    stop_reason: str
+    iterations: int
+    trials_run: int
+    trials_reused: int
+    looks: dict[str, int]
+    proposals: dict[str, int]
+    champion: str | None
+    metric: str
+    champion_heldout: float | None
+    budget_seconds: float
+    spent_seconds: float
+    best_candidate: dict[str, object] | None
+    proposer_credit: dict[str, dict[str, float]]
+    history: list[dict[str, object]]
 
 
 class AgentState(TypedDict, total=False):
-    """Serialisable, and everything a node needs from the nodes before it."""
+    """Everything a node needs from the nodes before it. The checkpointer serialises it after every node
+    (:func:`checkpoint_serializer`): configs, the space and the history are kept as their models."""
 
     run_id: str
     budget_seconds: float
     iteration: int
     max_iterations: int
     max_trials: int | None
-    champion: dict[str, Any]
+    champion: PipelineConfig
     champion_heldout: float | None
     """The champion's held-back score (the policy's metric) as the last guard step measured it; None when it has
     not measured the current champion."""
     champion_heldout_sha256: str | None
+    """sha256 of the config ``champion_heldout`` belongs to (a human may approve another champion meanwhile)."""
     corpus_version: str | None
+    """The corpus version (`evolve ingest`) the champion was last observed on; a new one re-scores it."""
     observation_abandoned: str
+    """Why observing the champion stopped before it finished (a stop request, the budget): the run ends."""
     model_costs: dict[str, float]
     """Seconds to embed the corpus with each model the proposers may offer (0 when cached): the cost table."""
-    """Why observing the champion stopped before it finished (a stop request, the budget): the run ends."""
-    """The corpus version (`evolve ingest`) the champion was last observed on; a new one re-scores it."""
-    """sha256 of the config ``champion_heldout`` belongs to (a human may approve another champion meanwhile)."""
     observation: str
-    proposal: dict[str, Any]
+    proposal: SearchSpace
     rationale: str
     proposer: str
     proposal_notes: list[str]
     study: str
-    best: dict[str, Any] | None
-    fold_best: list[dict[str, Any]] | None
+    best: PipelineConfig | None
+    fold_best: list[PipelineConfig] | None
     """Cross-fitting: the winner of each fold's study (tuned without that fold), scored on that fold."""
-    best_overall: dict[str, Any] | None
+    best_overall: PipelineConfig | None
     """The best config any study of this run found (by tuning score), which the heuristic builds on."""
     best_overall_value: float | None
     best_tune_value: float | None
-    guard: dict[str, Any]
-    """The guard report of this iteration's candidate (GuardReport.to_dict)."""
-    evidence: dict[str, Any] | None
+    guard: Guard
+    """The guard report of this iteration's candidate."""
+    evidence: dict[str, object] | None
     """The candidate's evidence (Evidence.to_dict) from the guard step until the decision is recorded, then None."""
     promoted_version: str | None
-    history: list[dict[str, Any]]
+    history: list[IterationRecord]
     trials_run: int
     trials_reused: int
     """Trials of this run whose every query score came from the score cache (no retrieval ran)."""
     iteration_reused: int
-    tuning: dict[str, Any] | None
-    """The candidate against the champion on the same tuning queries: behaviour_sha256, differences (per query,
-    pooled over the folds' studies; None when the champion's trial 0 did not complete), champion_tune_value."""
+    tuning: Tuning | None
     proposal_move: str | None
     """The heuristic's move this iteration (None: the LLM proposed)."""
     proposal_base: str | None
@@ -76,7 +147,7 @@ class AgentState(TypedDict, total=False):
     ``answers.budget_share`` of the budget."""
     answer_allowance: float
     """Seconds run_studies left free for this iteration's guard step to judge answers."""
-    finalists: list[dict[str, Any]] | None
+    finalists: list[Finalist] | None
     """This iteration's finalists with their judged answer means (None: no answer stage ran)."""
     proposals: dict[str, int]
     asked: str
@@ -86,12 +157,45 @@ class AgentState(TypedDict, total=False):
     remaining_at_proposal: float
     proposal_train: list[str]
     """Model kinds the proposal asked to train before its study (the train move)."""
-    trained: list[dict[str, Any]]
-    """Models this run trained: id, kind, base, seconds, examples, iteration."""
+    trained: list[Trained]
+    """Models this run trained."""
     trained_on: int
     """Training examples the last train move used (the next waits until the data has grown)."""
     stop_reason: str
-    summary: dict[str, Any]
+    summary: RunSummary
+
+
+STATE_MODELS: tuple[type[BaseModel], ...] = (PipelineConfig, SearchSpace, IterationRecord)
+"""The models the state holds: the checkpoint revives these (and only these) as themselves."""
+
+
+def checkpoint_serializer() -> JsonPlusSerializer:
+    """LangGraph's serializer, allowed to revive :data:`STATE_MODELS` (anything else comes back as its data)."""
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    return JsonPlusSerializer(allowed_msgpack_modules=[(model.__module__, model.__name__) for model in STATE_MODELS])
+
+
+def json_ready(report: dict[str, object]) -> dict[str, object]:
+    """A report guardrails gives as a dict, in plain JSON values (numpy numbers as numbers, anything else as text):
+    what the checkpoint can hold and the decision log records."""
+    return json.loads(json.dumps(report, default=str))
+
+
+def typed_state(state: AgentState) -> AgentState:
+    """The state with its configs, space and history as models: a checkpoint an older evolve wrote held their JSON
+    forms, which are validated here, once, before a node sees them."""
+    out = dict(state)
+    for key in ("champion", "best", "best_overall"):
+        if isinstance(out.get(key), dict):
+            out[key] = PipelineConfig.model_validate(out[key])
+    if out.get("fold_best"):
+        out["fold_best"] = [PipelineConfig.model_validate(c) for c in out["fold_best"]]
+    if isinstance(out.get("proposal"), dict):
+        out["proposal"] = space_from_dict(out["proposal"], "the checkpoint's proposal")
+    if "history" in out:
+        out["history"] = records(out["history"])
+    return AgentState(**out)
 
 
 def study_prefix(run_id: str) -> str:
@@ -99,7 +203,7 @@ def study_prefix(run_id: str) -> str:
     return f"{run_id}-it"
 
 
-def best_candidate(history: Sequence[IterationRecord | dict[str, Any]], metric: str) -> dict[str, Any] | None:
+def best_candidate(history: Sequence[IterationRecord | dict[str, object]], metric: str) -> dict[str, object] | None:
     """The iteration whose best config scored highest on the held-back queries (promoted or not)."""
     scored = [(value, entry) for entry in records(history) if (value := entry.held_back(metric)) is not None]
     if not scored:
@@ -119,17 +223,17 @@ class AgentContext:
     evalset_path: Path
     policy: Policy
     components: Components
-    llm: Any | None
+    llm: LLMClient | None
     trials_per_iteration: int = 20
     failure_set: EvalSet | None = None
-    tracker: Any = None
+    tracker: Callable[[AgentState, IterationRecord], None] | None = None
     llm_unavailable_reason: str = ""
     storage_url: str | None = None
     """Optuna storage for the studies (default: SQLite in the project); PostgreSQL lets `evolve worker --follow`
     processes on other nodes run trials of the same studies."""
     folds: int | None = None
     """Cross-fitting folds for the decision (None: one fixed hold-back; see experiments.splits.decision_folds)."""
-    training: Any = None
+    training: TrainingSources | None = None
     """Where training data comes from (agent.training.TrainingSources); None or empty: no train move."""
     proposer_mode: str = "auto"
     worker_wait: float = 0.0
@@ -140,7 +244,7 @@ class AgentContext:
     """Where progress lines go (the terminal of `evolve start`)."""
     answer_stage_skipped: str | None = None
     """Why this run skips the answer stage ('' : it runs; None: not timed yet), from one timed answer and verdict."""
-    last_state: dict[str, Any] = field(default_factory=dict)
+    last_state: AgentState = field(default_factory=AgentState)
     """The state as the last node saw it (for a summary written by the budget watchdog)."""
 
     @property
@@ -175,7 +279,7 @@ class AgentContext:
     def remaining(self) -> float:
         return self.clock.remaining()
 
-    def answer_allowance(self, state: dict[str, Any]) -> float:
+    def answer_allowance(self, state: AgentState) -> float:
         """Seconds answer evaluation may take in this iteration: what is left of the policy's share of the whole
         budget, and at most that share of the time left (0: no LLM, or answers are off)."""
         answers = self.policy.answers
@@ -207,7 +311,7 @@ class AgentContext:
             self.say(f"  answer stage skipped for this run: {why}")
         return why
 
-    def answers_skipped(self, state: dict[str, Any]) -> str:
+    def answers_skipped(self, state: AgentState) -> str:
         """Why this iteration judges no answers (said in the output and the guard report)."""
         answers = self.policy.answers
         if self.llm is None:
@@ -219,7 +323,7 @@ class AgentContext:
         return (f"the answer budget is spent ({state.get('answer_seconds', 0.0):.0f} s of "
                 f"{answers.budget_share * self.clock.budget_seconds:.0f} s, {answers.budget_share:.0%} of the budget)")
 
-    def judge_agreement(self, judge_model: str) -> dict[str, Any] | None:
+    def judge_agreement(self, judge_model: str) -> dict[str, object] | None:
         """The judge's latest calibration against human labels (`evolve judge calibrate`), or None."""
         return judge_agreement(self.project.root, judge_model)
 
@@ -232,22 +336,23 @@ class AgentContext:
         """Finished trials of every study of the run, from the storage (what a hard stop can still count)."""
         return finished_trials(self.storage, study_prefix(run_id))
 
-    def write_summary(self, state: dict[str, Any], reason: str) -> dict[str, Any]:
-        summary = {"run_id": state.get("run_id"), "stop_reason": reason, "iterations": state.get("iteration", 0),
+    def write_summary(self, state: AgentState, reason: str) -> RunSummary:
+        """The run's ``summary-*.json`` (also written by a hard stop, from the last state a node saw)."""
+        history = records(state.get("history", []))
+        summary: RunSummary = {"run_id": state.get("run_id"), "stop_reason": reason, "iterations": state.get("iteration", 0),
                    "trials_run": state.get("trials_run", 0), "trials_reused": state.get("trials_reused", 0),
-                   "looks": self.looks(state.get("history", [])), "proposals": state.get("proposals", {}),
-                   "champion": (state.get("champion") or {}).get("name"), "metric": self.metric,
+                   "looks": self.looks(history), "proposals": state.get("proposals", {}),
+                   "champion": champion.name if (champion := state.get("champion")) else None, "metric": self.metric,
                    "champion_heldout": state.get("champion_heldout"),
                    "budget_seconds": self.clock.budget_seconds, "spent_seconds": round(self.clock.spent(), 1),
-                   "best_candidate": best_candidate(state.get("history", []), self.metric),
-                   "proposer_credit": {who: credit(state.get("history", []), who).to_dict()
-                                       for who in ("llm", "heuristic")},
-                   "history": state.get("history", [])}
+                   "best_candidate": best_candidate(history, self.metric),
+                   "proposer_credit": {who: credit(history, who).to_dict() for who in ("llm", "heuristic")},
+                   "history": [h.as_state() for h in history]}
         path = self.paths.folder / f"summary-{state.get('run_id')}.json"
         path.write_text(json.dumps(summary, indent=2, default=str))
         return summary
 
-    def looks(self, history: Sequence[IterationRecord | dict[str, Any]]) -> dict[str, int]:
+    def looks(self, history: Sequence[IterationRecord | dict[str, object]]) -> dict[str, int]:
         """This run's looks spent and candidates not looked at, looks at a pipeline looked at before in the run
         (the gate makes that 0), and the project's looks since the last human decision (what sets alpha)."""
         from guardrails import looks_and_skips

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING
 
 from agent.loop.records import IterationRecord
 from experiments import StudyTracker
+
+if TYPE_CHECKING:
+    from agent.loop.state import AgentState
 
 ROLE = "evolve.role"
 
 
 class AgentTracker:
-    def __init__(self, tracking_uri: str, run_id: str, artifact_root: Path, settings: dict[str, Any]):
+    def __init__(self, tracking_uri: str, run_id: str, artifact_root: Path, settings: dict[str, str | int]):
         self.tracker = StudyTracker(tracking_uri, "evolve-agent", artifact_root)
         client = self.tracker.client
         found = client.search_runs([self.tracker.experiment_id],
@@ -29,7 +30,7 @@ class AgentTracker:
             self.tracker.log_params(self.parent, settings)
         self.run_id = run_id
 
-    def __call__(self, state: dict[str, Any], entry: IterationRecord) -> None:
+    def __call__(self, state: AgentState, entry: IterationRecord) -> None:
         from mlflow.entities import RunStatus
 
         client = self.tracker.client
@@ -52,8 +53,7 @@ class AgentTracker:
         self.tracker.log_metrics(run.info.run_id, {k: v for k, v in metrics.items() if v is not None})
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            (folder / "proposal_space.yaml").write_text(yaml.safe_dump(state["proposal"], sort_keys=False,
-                                                                       allow_unicode=True))
+            (folder / "proposal_space.yaml").write_text(state["proposal"].to_yaml())
             (folder / "guardrail_report.json").write_text(json.dumps(state.get("guard", {}), indent=2, default=str))
             (folder / "observation.txt").write_text(state.get("observation", ""))
             client.log_artifacts(run.info.run_id, str(folder))

@@ -12,12 +12,16 @@ and stops at a checkpoint when it runs out (a later train move, or a resumed run
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from agent.paths import ProjectPaths
 from agent.training import gather, mine
+from experiments import SearchSpace
 from pipelines import torch_device
 from pipelines.embedders import resolve_model
+
+if TYPE_CHECKING:
+    from agent.loop.state import AgentContext, AgentState, Trained
 
 MIN_EXAMPLES = 50
 GROWTH = 1.25
@@ -30,7 +34,15 @@ NEGATIVES = 7
 ENGLISH_FALLBACK = "all-MiniLM-L6-v2"
 
 
-def training_offer(ctx: Any, state: dict[str, Any]) -> dict[str, Any] | None:
+class TrainingOffer(TypedDict):
+    """What the loop may train now, as the proposers are told it."""
+
+    examples: int
+    per_source: dict[str, int]
+    kinds: list[str]
+
+
+def training_offer(ctx: AgentContext, state: AgentState) -> TrainingOffer | None:
     """{examples, per_source, kinds} when the loop may train now, else None (no sources, too little or no new data).
     Counting is cheap: the sets and the feedback store are read, nothing is embedded."""
     if not ctx.training:
@@ -46,21 +58,20 @@ def training_offer(ctx: Any, state: dict[str, Any]) -> dict[str, Any] | None:
     kinds = ["adapter", "memory"]
     if torch_device() == "cuda" or ctx.remaining() >= SLOW_KINDS_AFTER_S:
         kinds += ["embedder", "reranker"] if _fine_tunable(ctx, state) else []
-    return {"examples": count, "per_source": data.summary()["per_source"], "kinds": kinds}
+    return TrainingOffer(examples=count, per_source=data.summary()["per_source"], kinds=kinds)
 
 
-def _dense_base(ctx: Any, state: dict[str, Any]) -> str:
+def _dense_base(ctx: AgentContext, state: AgentState) -> str:
     """The dense model the best config so far (else the champion) uses; the language's first model without one."""
     from agent.loop.proposers import models_for
 
     for config in (state.get("best_overall"), state.get("champion")):
-        model = ((config or {}).get("dense") or {}).get("model")
-        if model:
-            return model
+        if config is not None and config.dense is not None and config.dense.model:
+            return config.dense.model
     return models_for(ctx.language)[0]
 
 
-def _fine_tunable(ctx: Any, state: dict[str, Any]) -> str | None:
+def _fine_tunable(ctx: AgentContext, state: AgentState) -> str | None:
     """The transformer an embedder starts from: the dense base when it is a sentence-transformers model, else the
     packaged English MiniLM for English sets, else none (no Korean model here has trainable weights)."""
     base = _dense_base(ctx, state)
@@ -69,7 +80,7 @@ def _fine_tunable(ctx: Any, state: dict[str, Any]) -> str | None:
     return ENGLISH_FALLBACK if ctx.language == "en" else None
 
 
-def train_models(ctx: Any, state: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
+def train_models(ctx: AgentContext, state: AgentState, kinds: list[str]) -> AgentState:
     """Train the asked kinds within the iteration's training share; returns the state update: ``trained`` (this
     run's models, newest last), ``trained_on`` and the space with the new models added."""
     from experiments.training import TrainSettings, log_trained_model, train_model
@@ -80,9 +91,9 @@ def train_models(ctx: Any, state: dict[str, Any], kinds: list[str]) -> dict[str,
     started = time.time()
     ctx.say(f"  train move: {len(data.examples)} examples {data.summary()['per_source']}; up to "
             f"{allowance:.0f} s for {', '.join(kinds)}")
-    champion = _champion_config(state)
-    mine(data, champion, ctx.components, NEGATIVES, stage_lines(ctx.say, "    "))
-    trained, base_embedder = [], None
+    mine(data, state["champion"], ctx.components, NEGATIVES, stage_lines(ctx.say, "    "))
+    trained: list[Trained] = []
+    base_embedder = None
     for index, kind in enumerate(kinds):
         left = allowance - (time.time() - started)
         if left < 5 or ctx.stop_requested():
@@ -116,13 +127,7 @@ def train_models(ctx: Any, state: dict[str, Any], kinds: list[str]) -> dict[str,
             "proposal": with_trained(state["proposal"], trained)}
 
 
-def _champion_config(state: dict[str, Any]) -> Any:
-    from pipelines import PipelineConfig
-
-    return PipelineConfig.model_validate(state["champion"])
-
-
-def with_trained(space: dict[str, Any], trained: list[dict[str, Any]]) -> dict[str, Any]:
+def with_trained(space: SearchSpace, trained: list[Trained]) -> SearchSpace:
     """The space with the new models as choices beside what it had: dense ids among its dense models, a reranker
     as a cross-encoder choice and a memory as a memory choice beside 'none' (its blend around the default SciFact's
     train split chose, bench/results/training-memory.md; its threshold the one it calibrated for its embedder)."""
@@ -131,9 +136,8 @@ def with_trained(space: dict[str, Any], trained: list[dict[str, Any]]) -> dict[s
                  for t in trained if t["kind"] == "reranker"]
     rerankers += [{"kind": "memory", "model": t["id"], "top_n": [100], "blend": {"low": 0.2, "high": 0.5}}
                   for t in trained if t["kind"] == "memory"]  # the threshold: the memory's calibrated one
-    out = dict(space)
     if dense:
-        out["dense_models"] = list(dict.fromkeys([*space.get("dense_models", []), *dense]))
+        space = space.with_dense_models(dense)
     if rerankers:
-        out["rerankers"] = [*space.get("rerankers", [{"kind": "none"}]), *rerankers]
-    return out
+        space = space.with_rerankers(rerankers)
+    return space

@@ -10,6 +10,8 @@ from guardrails.ledger import looks_since_human_decision
 from helpers import loop_context
 from pipelines import PipelineConfig
 
+from helpers import bm25_space
+
 
 def bm25(name: str, k1: float) -> PipelineConfig:
     return PipelineConfig.model_validate({"name": name, "lexical": {"tokenizer": "english", "k1": k1, "b": 0.5},
@@ -26,8 +28,8 @@ def loop(tiny_scifact, tmp_path):
 def iterate(ctx, iteration: int, config: PipelineConfig, gain: float) -> dict:
     """The guard and decision nodes of one iteration whose study found ``config``, ``gain`` ahead of the champion
     on every tuning query."""
-    state = {"run_id": "r", "iteration": iteration, "study": f"r-it{iteration}", "best": config.model_dump(mode="json"),
-             "proposal": {"name": "space"}, "proposer": "heuristic", "rationale": "why", "history": [],
+    state = {"run_id": "r", "iteration": iteration, "study": f"r-it{iteration}", "best": config,
+             "proposal": bm25_space(), "proposer": "heuristic", "rationale": "why", "history": [],
              "tuning": {"behaviour_sha256": config.behaviour_sha256(), "differences": [gain] * 8}}
     state |= nodes.guard_candidate(ctx, state)
     return state | nodes.record_decision(ctx, state)
@@ -36,24 +38,24 @@ def iterate(ctx, iteration: int, config: PipelineConfig, gain: float) -> dict:
 def test_only_candidates_whose_tuning_evidence_can_matter_spend_a_look(loop):
     project = loop.project
     behind = iterate(loop, 0, bm25("behind", 1.0), -0.02)
-    assert behind["history"][-1]["outcome"].startswith("not looked: tuning gain over the champion -0.0200")
+    assert behind["history"][-1].outcome.startswith("not looked: tuning gain over the champion -0.0200")
     assert "candidate" not in behind["guard"]  # no held-back query was scored
     assert looks_since_human_decision(project.log.rows()) == 0, "a candidate behind the champion spent a look"
 
     small = iterate(loop, 1, bm25("small", 1.1), 0.004)  # ahead, but by less than min_gain
-    assert small["history"][-1]["outcome"].startswith("not looked")
+    assert small["history"][-1].outcome.startswith("not looked")
     assert looks_since_human_decision(project.log.rows()) == 0
 
     ahead = iterate(loop, 2, bm25("ahead", 1.2), 0.05)
-    assert ahead["history"][-1]["looked"] and looks_since_human_decision(project.log.rows()) == 1
+    assert ahead["history"][-1].looked and looks_since_human_decision(project.log.rows()) == 1
 
     renamed = iterate(loop, 3, bm25("ahead-again", 1.2), 0.06)  # the same pipeline under another name
-    assert "was looked at since the last human decision" in renamed["history"][-1]["outcome"]
+    assert "was looked at since the last human decision" in renamed["history"][-1].outcome
     no_record = iterate(loop, 4, bm25("close", 1.3), 0.055)  # a new pipeline, but not 0.01 past the record
-    assert "not a new record" in no_record["history"][-1]["outcome"]
+    assert "not a new record" in no_record["history"][-1].outcome
     assert looks_since_human_decision(project.log.rows()) == 1
     record = iterate(loop, 5, bm25("record", 1.4), 0.07)
-    assert record["history"][-1]["looked"] and looks_since_human_decision(project.log.rows()) == 2
+    assert record["history"][-1].looked and looks_since_human_decision(project.log.rows()) == 2
     assert looks_and_skips(project.log.rows()) == (2, 4)
 
     rows = project.log.rows()
@@ -72,13 +74,13 @@ def test_only_candidates_whose_tuning_evidence_can_matter_spend_a_look(loop):
     approve(project, version, "tested")
     assert looks_and_skips(project.log.rows()) == (0, 0)
     again = iterate(loop, 6, bm25("ahead-after-approval", 1.2), 0.02)
-    assert again["history"][-1]["looked"]
+    assert again["history"][-1].looked
     assert looks_since_human_decision(project.log.rows()) == 1
 
 
 def test_without_tuning_evidence_nothing_is_looked_at(loop):
-    state = {"run_id": "r", "iteration": 0, "study": "r-it0", "best": bm25("x", 1.0).model_dump(mode="json"),
-             "proposal": {"name": "space"}, "proposer": "heuristic", "rationale": "why", "history": [], "tuning": None}
+    state = {"run_id": "r", "iteration": 0, "study": "r-it0", "best": bm25("x", 1.0),
+             "proposal": bm25_space(), "proposer": "heuristic", "rationale": "why", "history": [], "tuning": None}
     state |= nodes.guard_candidate(loop, state)
     assert "no tuning evidence" in state["guard"]["not_looked"]
     state |= nodes.record_decision(loop, state)
@@ -95,10 +97,10 @@ def test_cross_fitted_looks_follow_a_schedule_that_reads_no_score(loop):
 
     loop.folds = 5
     behind = iterate(loop, 0, bm25("behind", 1.0), -0.02)  # behind on tuning, but the schedule is due: a look
-    assert behind["history"][-1]["looked"]
+    assert behind["history"][-1].looked
     rows = loop.project.log.rows()
     soon = iterate(loop, 1, bm25("ahead", 1.2), 0.05)
-    assert "look at most every 60 min" in soon["history"][-1]["outcome"]
+    assert "look at most every 60 min" in soon["history"][-1].outcome
     assert looks_since_human_decision(loop.project.log.rows()) == 1
     later = datetime.now(timezone.utc) + timedelta(minutes=61)
     evidence = TuningEvidence(bm25("ahead", 1.2).behaviour_sha256(), (0.05,) * 8)

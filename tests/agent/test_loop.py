@@ -10,8 +10,7 @@ import pytest
 
 from agent.loop.proposers import MOVES, LLMProposal, heuristic_proposal, llm_proposal, validate_proposal
 from experiments.space import SpaceError, space_from_dict
-from helpers import INJECTED, REPO, loop_context
-
+from helpers import INJECTED, REPO, bm25_space, loop_context
 
 # --- proposals: schema-bound, whoever proposes -------------------------------------------------
 
@@ -125,8 +124,8 @@ def test_a_decision_is_recorded_once_however_the_run_is_resumed_around_it(tiny_s
     project = ctx.project
     best = bm25("english", "english")
     ahead = {"behaviour_sha256": best.behaviour_sha256(), "differences": [0.1] * 20}  # on the tuning queries
-    state = {"run_id": "r", "iteration": 0, "study": "r-it0", "best": best.model_dump(mode="json"),
-             "proposal": {"name": "space"}, "proposer": "heuristic", "rationale": "why", "history": [],
+    state = {"run_id": "r", "iteration": 0, "study": "r-it0", "best": best,
+             "proposal": bm25_space(), "proposer": "heuristic", "rationale": "why", "history": [],
              "tuning": ahead}
     state |= nodes.guard_candidate(ctx, state)
     assert state["guard"]["passed"] and state["evidence"]
@@ -136,16 +135,16 @@ def test_a_decision_is_recorded_once_however_the_run_is_resumed_around_it(tiny_s
     again = nodes.record_decision(ctx, state)  # killed after the write, before the checkpoint: the node runs again
     rows = [r for r in project.log.rows() if r.info.get("study") == "r-it0"]
     assert len(rows) == 1 and rows[0].action == "register"
-    assert first["history"][-1]["outcome"] == again["history"][-1]["outcome"] == "promoted"
+    assert first["history"][-1].outcome == again["history"][-1].outcome == "promoted"
     assert first["promoted_version"] == again["promoted_version"] == rows[0].version
-    assert first["evidence"] is None and first["history"][-1]["metric"] == "mrr@10"
+    assert first["evidence"] is None and first["history"][-1].metric == "mrr@10"
     assert rows[0].info["report"] == state["guard"]  # the report recorded is the one the guard step made
 
     other = PipelineConfig.model_validate({"name": "english-2", "lexical": {"tokenizer": "english", "k1": 0.4,
                                                                            "b": 0.1}, "fusion": {"kind": "none"}})
     record = {"behaviour_sha256": other.behaviour_sha256(), "differences": [0.2] * 20}  # a new tuning record
     without = nodes.record_decision(ctx, {**state, "study": "r-it1", "iteration": 1, "evidence": None,
-                                          "best": other.model_dump(mode="json"), "tuning": record})
+                                          "best": other, "tuning": record})
     rows = [r for r in project.log.rows() if r.info.get("study") == "r-it1"]
     assert len(rows) == 1 and without["promoted_version"] == rows[0].version != first["promoted_version"]
     assert rows[0].info["look"] == 2

@@ -52,3 +52,36 @@ def test_readers_take_records_or_their_state_form_alike():
     assert best_candidate(history, "ndcg@10")["iteration"] == 0
     assert best_candidate(as_state, "ndcg@10") == best_candidate(history, "ndcg@10")
     assert credit(as_state, "heuristic").looks == 1 and credit(history, "llm").seconds == 30.0
+
+
+def test_the_checkpoint_keeps_the_state_s_models_and_an_older_checkpoint_s_json_is_read_as_them():
+    """The loop's state holds configs, the space and the history as models; the checkpointer's serializer gives
+    them back as models, and a state an older evolve checkpointed (their JSON forms) is validated once."""
+    from agent.loop.state import checkpoint_serializer, typed_state
+    from helpers import bm25_space
+    from pipelines import PipelineConfig
+
+    config = PipelineConfig.model_validate({"name": "c", "lexical": {"tokenizer": "english"}, "fusion": {"kind": "none"}})
+    record = IterationRecord(iteration=0, proposer="heuristic", candidate_heldout=held(0.5), outcome="promoted")
+    state = {"champion": config, "best": config, "fold_best": [config], "proposal": bm25_space(), "history": [record],
+             "guard": {"passed": True, "failed_rules": [], "rules": []}}
+    serde = checkpoint_serializer()
+    back = serde.loads_typed(serde.dumps_typed(state))
+    assert as_json(back) == as_json(state) and isinstance(back["proposal"], type(state["proposal"]))
+    assert isinstance(back["history"][0], IterationRecord) and back["champion"].sha256() == config.sha256()
+
+    older = {**state, "champion": config.model_dump(mode="json"), "best": config.model_dump(mode="json"),
+             "fold_best": [config.model_dump(mode="json")], "proposal": state["proposal"].model_dump(mode="json"),
+             "history": [record.as_state()]}
+    assert as_json(typed_state(older)) == as_json(state)
+    assert isinstance(typed_state(older)["fold_best"][0], PipelineConfig)
+
+
+def as_json(state: dict) -> dict:
+    """A state with each model as its JSON form and its type (a space's choices compare by value only so)."""
+    def plain(value):
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return (type(value).__name__, value.model_dump(mode="json")) if hasattr(value, "model_dump") else value
+
+    return {key: plain(value) for key, value in state.items()}

@@ -8,23 +8,29 @@ import pytest
 
 from agent.loop.proposers import heuristic_proposal, llm_proposal, validate_proposal
 from agent.loop.train_move import with_trained
-from experiments.space import SpaceError
+from experiments.space import SpaceError, space_from_dict
 from pipelines import TrainedModelStore
 from pipelines.embedders import save_adapter
 
 
-def test_the_heuristic_trains_when_offered_and_the_models_join_its_space():
+def test_the_heuristic_trains_when_offered_and_the_models_join_its_space(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
     champion = {"dense": {"model": "all-MiniLM-L6-v2"}, "lexical": {"tokenizer": "english"},
                 "fusion": {"kind": "rrf"}}
     proposal = heuristic_proposal(0, "en", champion, None, None, [], train=["adapter", "embedder"])
     assert proposal.train == ["adapter", "embedder"] and "train" in proposal.space["name"]
-    trained = [{"id": "trained:adapter-0123456789ab", "kind": "adapter"},
+    folder = save_adapter(tmp_path / "w", np.eye(384, dtype=np.float32))
+    adapter = TrainedModelStore().save("adapter", folder, {"base_model": "all-MiniLM-L6-v2"}).model_id
+    trained = [{"id": adapter, "kind": "adapter"},
                {"id": "trained:reranker-0123456789ab", "kind": "reranker"},
                {"id": "trained:memory-0123456789ab", "kind": "memory"}]
-    space = with_trained(proposal.space, trained)
-    assert space["dense_models"] == ["all-MiniLM-L6-v2", "trained:adapter-0123456789ab"]
-    assert [r["kind"] for r in space["rerankers"]] == ["none", "cross-encoder", "memory"]
-    assert space["rerankers"][-1]["blend"] == {"low": 0.2, "high": 0.5} and "threshold" not in space["rerankers"][-1]
+    space = with_trained(space_from_dict(proposal.space), trained)  # validated as a whole space
+    assert space.dense_models == ["all-MiniLM-L6-v2", adapter]
+    assert [r.kind for r in space.rerankers] == ["none", "cross-encoder", "memory"]
+    memory = space.rerankers[-1].model_dump(mode="json", exclude_none=True)
+    assert (memory["blend"]["low"], memory["blend"]["high"]) == (0.2, 0.5) and "threshold" not in memory
+    with pytest.raises(SpaceError, match="trained:adapter-aaaaaaaaaaaa is not in"):  # a model that is not there
+        with_trained(space, [{"id": "trained:adapter-aaaaaaaaaaaa", "kind": "adapter"}])
     assert heuristic_proposal(0, "en", champion, None, None, []).train == []
 
 
