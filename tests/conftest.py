@@ -20,6 +20,13 @@ for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MLFLO
 E2E = Path(__file__).resolve().parent / "e2e"
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (the default options): one worker per core, at most 4. Each worker loads its own models and starts
+    its own SmolLM2 server (about 1.5 GB), and the tests start servers and `evolve` processes of their own, so more
+    workers than cores only make the wall-clock tests wait."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 def pytest_collection_modifyitems(config, items):
     """Everything under tests/e2e is marked e2e (`-m e2e` runs only those, `-m 'not e2e'` the rest)."""
     for item in items:
@@ -42,10 +49,13 @@ def tiny_korquad(tmp_path_factory) -> Path:
 # --- shared across the session: embeddings and the local LLM ----------------------------------
 
 @pytest.fixture(scope="session")
-def session_embedding_cache(tmp_path_factory) -> Path:
+def session_embedding_cache(tmp_path_factory, worker_id) -> Path:
     """One embedding cache file for the session's `evolve` processes: the same texts are embedded once per session,
-    and a process whose texts are all cached never loads the model."""
-    return tmp_path_factory.mktemp("embeddings") / "embeddings.sqlite"
+    and a process whose texts are all cached never loads the model. Under pytest-xdist the workers share one file
+    (beside their own temporary folders; the cache is SQLite in WAL mode, written by several processes at once)."""
+    if worker_id == "master":
+        return tmp_path_factory.mktemp("embeddings") / "embeddings.sqlite"
+    return tmp_path_factory.getbasetemp().parent / "embeddings.sqlite"
 
 
 @pytest.fixture
