@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines import ModelCatalog
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,14 @@ class ProjectPaths:
         return self.root / "models.yaml"
 
     @property
+    def catalog(self) -> ModelCatalog:
+        """What this project's model names resolve to (its trained models, its `models.yaml`), for everything that
+        loads models here; $EVOLVE_TRAINED_MODELS and $EVOLVE_MODEL_REGISTRY, where set, still win."""
+        from pipelines import ModelCatalog
+
+        return ModelCatalog.for_project(self.trained_models, self.model_registry)
+
+    @property
     def optuna(self) -> Path:
         return self.state / "optuna.db"
 
@@ -108,7 +119,7 @@ class ProjectPaths:
         from experiments import StudyPlaces
 
         return StudyPlaces(self.studies, self.tracking_uri(tracking_uri), self.mlflow_artifacts, self.embedding_cache,
-                           self.score_cache)
+                           self.score_cache, self.catalog)
 
     @property
     def results(self) -> Path:

@@ -57,14 +57,14 @@ def _dense_base(ctx: Any, state: dict[str, Any]) -> str:
         model = ((config or {}).get("dense") or {}).get("model")
         if model:
             return model
-    return models_for(ctx.language)[0]
+    return models_for(ctx.language, ctx.components.catalog)[0]
 
 
 def _fine_tunable(ctx: Any, state: dict[str, Any]) -> str | None:
     """The transformer an embedder starts from: the dense base when it is a sentence-transformers model, else the
     packaged English MiniLM for English sets, else none (no Korean model here has trainable weights)."""
     base = _dense_base(ctx, state)
-    if resolve_model(base).loader == "sentence-transformers":
+    if resolve_model(base, ctx.components.catalog).loader == "sentence-transformers":
         return base
     return ENGLISH_FALLBACK if ctx.language == "en" else None
 

@@ -9,7 +9,7 @@ import pytest
 from agent.loop.proposers import heuristic_proposal, llm_proposal, validate_proposal
 from agent.loop.train_move import with_trained
 from experiments.space import SpaceError
-from pipelines import TrainedModelStore
+from pipelines import ModelCatalog
 from pipelines.embedders import save_adapter
 
 
@@ -39,8 +39,8 @@ class OneReply:
         return schema.model_validate(self.reply)
 
 
-def test_the_llm_may_ask_only_for_offered_training_and_name_only_models_evolve_trained(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
+def test_the_llm_may_ask_only_for_offered_training_and_name_only_models_evolve_trained(tmp_path):
+    catalog = ModelCatalog(tmp_path / "models")
     space = {"dense_models": ["all-MiniLM-L6-v2"], "lexical": {"tokenizers": ["english"]}}
     llm = OneReply({"rationale": "train both", "space": space, "train": ["adapter", "embedder"]})
     offer = {"examples": 120, "per_source": {"train-split": 120}, "kinds": ["adapter"]}
@@ -52,7 +52,9 @@ def test_the_llm_may_ask_only_for_offered_training_and_name_only_models_evolve_t
     assert proposal.train == []  # nothing offered: nothing trained
 
     folder = save_adapter(tmp_path / "w", np.eye(384, dtype=np.float32))
-    own = TrainedModelStore().save("adapter", folder, {"base_model": "all-MiniLM-L6-v2"}).model_id
-    validate_proposal({**space, "dense_models": ["all-MiniLM-L6-v2", own]}, "llm-3")
+    own = catalog.trained().save("adapter", folder, {"base_model": "all-MiniLM-L6-v2"}).model_id
+    validate_proposal({**space, "dense_models": ["all-MiniLM-L6-v2", own]}, "llm-3", catalog)
     with pytest.raises(SpaceError, match="trained:adapter-aaaaaaaaaaaa is not in"):
-        validate_proposal({**space, "dense_models": ["trained:adapter-aaaaaaaaaaaa"]}, "llm-4")
+        validate_proposal({**space, "dense_models": ["trained:adapter-aaaaaaaaaaaa"]}, "llm-4", catalog)
+    with pytest.raises(SpaceError, match=f"{own} is not in"):
+        validate_proposal({**space, "dense_models": [own]}, "llm-5", ModelCatalog(tmp_path / "other"))
