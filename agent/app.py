@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from pipelines import PipelineConfig
+    from pipelines import Components, ModelCatalog, PipelineConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -33,29 +33,10 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEMO_EVALSET = PACKAGE_ROOT / "evalsets" / "data" / "claude-docs-qa"
 DEMO_CONFIG = PACKAGE_ROOT / "pipelines" / "configs" / "demo.yaml"
 
-def _use_project(project_dir: Path) -> Path:
-    """Every command that takes --project-dir: the project's trained models and its model registry file
-    (`models.yaml`, served models) are what model names resolve to, in this process and the workers and servers it
-    starts. A variable the user set wins; one an earlier command of this process set is replaced."""
-    from agent.paths import ProjectPaths
-    from pipelines import TRAINED_ROOT_ENV
-    from pipelines.remote import REGISTRY_ENV
-
-    for variable in (TRAINED_ROOT_ENV, REGISTRY_ENV):
-        if os.environ.pop(f"_EVOLVE_FROM_PROJECT_{variable}", None) == "1":  # an earlier command set it, not the user
-            os.environ.pop(variable, None)
-    paths = ProjectPaths.of(project_dir)
-    for variable, value in ((TRAINED_ROOT_ENV, paths.trained_models),
-                            (REGISTRY_ENV, paths.model_registry if paths.model_registry.is_file() else None)):
-        marker = f"_EVOLVE_FROM_PROJECT_{variable}"
-        if not os.environ.get(variable) and value is not None:
-            os.environ[variable] = str(value)
-            os.environ[marker] = "1"
-    return project_dir
-
-
-ProjectDir = Annotated[Path, typer.Option("--project-dir", envvar="EVOLVE_PROJECT_DIR", callback=_use_project,
+ProjectDir = Annotated[Path, typer.Option("--project-dir", envvar="EVOLVE_PROJECT_DIR",
                                           help="Where evolve keeps its state (caches, results, runs).")]
+"""Every command that takes it resolves model names in the project's catalog (``ProjectPaths.catalog``: its
+trained models, its `models.yaml`), passed to what it builds; the environment of this process is left alone."""
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -89,21 +70,22 @@ def file_stem(*labels: str) -> str:
     return re.sub(r"[^\w+@]{2,}|[^\w.+@-]", "-", "-".join(labels)).strip(".-") or "unnamed"
 
 
-def load_pipeline(path: Path) -> PipelineConfig:
-    """The pipeline config at ``path``, every model it names resolvable; a user mistake (no such file, not
-    UTF-8, bad YAML, a bad field, an unknown model) is one line and exit 2."""
+def load_pipeline(path: Path, catalog: ModelCatalog) -> PipelineConfig:
+    """The pipeline config at ``path``, every model it names resolvable in ``catalog``; a user mistake (no such
+    file, not UTF-8, bad YAML, a bad field, an unknown model) is one line and exit 2."""
     from pipelines import ConfigError, load_config
 
     try:
         pipeline = load_config(path)
     except ConfigError as err:
         fail(str(err))
-    check_models(pipeline, str(path))
+    check_models(pipeline, str(path), catalog)
     return pipeline
 
 
-def check_models(pipeline: PipelineConfig, where: str) -> None:
-    """Every embedding model ``pipeline`` names is one evolve can load, else one line naming ``where``."""
+def check_models(pipeline: PipelineConfig, where: str, catalog: ModelCatalog) -> None:
+    """Every embedding model ``pipeline`` names is one evolve can load from ``catalog``, else one line naming
+    ``where``."""
     from pipelines.embedders import resolve_model
 
     embedding_reranker = getattr(pipeline.reranker, "model_kind", None) == "embedding"
@@ -113,15 +95,18 @@ def check_models(pipeline: PipelineConfig, where: str) -> None:
     for model in filter(None, [pipeline.dense.model if pipeline.dense else None,
                                pipeline.reranker.model if embedding_reranker else None, *trained]):
         try:
-            resolve_model(model)
+            resolve_model(model, catalog)
         except KeyError as err:
             fail(f"{where}: {err.args[0]}")
 
 
-def cache_path(project_dir: Path) -> Path:
+def project_components(project_dir: Path) -> Components:
+    """The parts a command builds pipelines from: the project's embedding cache, its model catalog."""
     from agent.paths import ProjectPaths
+    from pipelines import Components
 
-    return ProjectPaths.of(project_dir).embedding_cache
+    paths = ProjectPaths.of(project_dir)
+    return Components(paths.embedding_cache, paths.catalog)
 
 
 def metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> Table:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
     from experiments import StudyPlaces
+    from pipelines import ModelCatalog
 
 
 class Below:
@@ -94,6 +95,14 @@ class ProjectPaths:
     """Models served over the network (vLLM, llama.cpp, TEI, Ollama endpoints): `models.yaml` in the project."""
     optuna = Below("state", "optuna.db")
 
+    @property
+    def catalog(self) -> ModelCatalog:
+        """What this project's model names resolve to (its trained models, its `models.yaml`), for everything that
+        loads models here; $EVOLVE_TRAINED_MODELS and $EVOLVE_MODEL_REGISTRY, where set, still win."""
+        from pipelines import ModelCatalog
+
+        return ModelCatalog.for_project(self.trained_models, self.model_registry)
+
     def optuna_url(self, given: str | None = None) -> str:
         """The given Optuna storage URL (PostgreSQL shared by workers), else the project's SQLite file."""
         from experiments import sqlite_storage
@@ -107,7 +116,7 @@ class ProjectPaths:
         from experiments import StudyPlaces
 
         return StudyPlaces(self.studies, self.tracking_uri(tracking_uri), self.mlflow_artifacts, self.embedding_cache,
-                           self.score_cache)
+                           self.score_cache, self.catalog)
 
     results = Below("state", "results")
     feedback_db = Below("state", "feedback.duckdb")

@@ -41,7 +41,7 @@ def open_project(project_dir: Path, tracking_uri: str | None, default_config: Pa
     starting = DEMO_CONFIG if paths.root == PACKAGE_ROOT else PACKAGED_DEFAULT
     return Project(paths.root, lambda: PipelineRegistry(uri, artifact_root=paths.mlflow_artifacts),
                    DecisionLog(paths.decision_log), default_config or paths.default_config or starting,
-                   paths.policy or DEFAULT_POLICY)
+                   paths.policy or DEFAULT_POLICY, paths.catalog)
 
 
 @contextmanager

@@ -44,7 +44,7 @@ class EmbeddingCost:
 def embedding_cost(model: str, chunks: list[str], components: Components) -> EmbeddingCost:
     """The cost of embedding ``chunks`` with ``model`` now: only the texts the cache lacks count. A served model
     that does not answer its probe counts as all cold."""
-    spec = resolve_model(model)
+    spec = resolve_model(model, components.catalog)
     base = spec.base if spec.loader == "adapter" and spec.base else model  # an adapter's passages are its base's
     keys = list(dict.fromkeys(text_key(t) for t in chunks))
     try:
@@ -54,7 +54,7 @@ def embedding_cost(model: str, chunks: list[str], components: Components) -> Emb
         found = {}
     lengths = {text_key(t): len(t) for t in chunks}
     cold_chars = sum(lengths[k] for k in keys if k not in found)
-    rate = components.store.rate(resolve_model(base).name)
+    rate = components.store.rate(resolve_model(base, components.catalog).name)
     return EmbeddingCost(model, len(keys), len(found), rate[1] if rate else PRIOR_SECONDS_PER_KCHAR, rate is not None,
                          cold_chars)
 

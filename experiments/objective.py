@@ -150,7 +150,7 @@ class _TrialScorer:
         self.reused = 0
         self.kept_ms: dict[str, float] = {}
         self.embeddings_before = objective.components.embedding_counts()
-        cache = objective.score_cache if reusable(config) else None
+        cache = objective.score_cache if reusable(config, objective.components.catalog) else None
         self.cache = cache
         self.address = retrieval_address(config)
         self.corpus = objective.corpus_key

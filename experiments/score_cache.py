@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsets import Qrels, Query
-from pipelines import GenerationConfig, PipelineConfig
+from pipelines import GenerationConfig, ModelCatalog, PipelineConfig
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, row TEXT NOT NULL, search_ms REAL NOT NULL)"
 VERSION = "1"
@@ -33,11 +33,9 @@ def retrieval_address(config: PipelineConfig) -> str:
     return config.model_copy(update={"generation": GenerationConfig()}).behaviour_sha256()
 
 
-def reusable(config: PipelineConfig) -> bool:
-    """False for pipelines whose scores may change under the same config (a served model's weights)."""
-    from pipelines.remote import remote_models
-
-    served = remote_models()
+def reusable(config: PipelineConfig, catalog: ModelCatalog) -> bool:
+    """False for pipelines whose scores may change under the same config (a served model of ``catalog``)."""
+    served = catalog.served()
     return not any(model in served for model in config.models())
 
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args,
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, ValidationError,
-                      create_model, field_validator, model_validator)
+                      ValidationInfo, create_model, field_validator, model_validator)
 from pydantic.fields import FieldInfo
 
 from experiments.metrics import parse_metric
@@ -30,9 +30,8 @@ from pipelines.embedders import resolve_model
 from pipelines.fusion import FUSIONS
 from pipelines.lexical import TOKENIZERS
 from pipelines import ConfigRegistry, KindConfig
-from pipelines.remote import remote_models
 from pipelines.rerankers import RERANKERS
-from pipelines import load_model, problems_of, validate_as
+from pipelines import ModelCatalog, load_model, problems_of, validate_as
 
 
 class _Strict(BaseModel):
@@ -231,11 +230,11 @@ class SearchSpace(_Strict):
 
     @field_validator("dense_models")
     @classmethod
-    def _models_in_registry(cls, models: list[str]) -> list[str]:
+    def _models_in_registry(cls, models: list[str], info: ValidationInfo) -> list[str]:
         for model in models:
             if model != "none":
                 try:
-                    spec = resolve_model(model)
+                    spec = resolve_model(model, _catalog(info))
                 except KeyError as err:
                     raise ValueError(err.args[0]) from None
                 if spec.loader == "remote-reranker":
@@ -254,7 +253,7 @@ class SearchSpace(_Strict):
         return chunkers
 
     @model_validator(mode="after")
-    def _consistent(self) -> SearchSpace:
+    def _consistent(self, info: ValidationInfo) -> SearchSpace:
         tokenizers = self.lexical.tokenizers if self.lexical else ["none"]
         if "none" in self.dense_models and tokenizers == ["none"]:
             raise ValueError("'none' as a dense model needs a lexical tokenizer other than 'none'")
@@ -265,7 +264,7 @@ class SearchSpace(_Strict):
             _within_limits(f"reranker {choice.label}", choice.config, choice.at)
             if choice.config.model_kind == "embedding":
                 try:
-                    resolve_model(choice.model or "")
+                    resolve_model(choice.model or "", _catalog(info))
                 except KeyError as err:
                     raise ValueError(err.args[0]) from None
         labels = [c.label for c in self.rerankers]
@@ -282,17 +281,19 @@ class SearchSpace(_Strict):
             kind = config.kind_name()
             _within_limits("fusion", config, _ends({"kind": kind, **self.fusion.params(kind)}))
 
-    def with_dense_models(self, models: Sequence[str]) -> SearchSpace:
-        """This space offering ``models`` too, after its own dense models (each once)."""
-        return self._with(dense_models=list(dict.fromkeys([*self.dense_models, *models])))
+    def with_dense_models(self, models: Sequence[str], catalog: ModelCatalog | None = None) -> SearchSpace:
+        """This space offering ``models`` (names in ``catalog``) too, after its own dense models (each once)."""
+        return self._with(catalog, dense_models=list(dict.fromkeys([*self.dense_models, *models])))
 
-    def with_rerankers(self, choices: Sequence[dict[str, object]]) -> SearchSpace:
+    def with_rerankers(self, choices: Sequence[dict[str, object]], catalog: ModelCatalog | None = None
+                       ) -> SearchSpace:
         """This space offering the reranker ``choices`` (space entries, as in YAML) too, after its own."""
-        return self._with(rerankers=[*(r.model_dump(mode="json") for r in self.rerankers), *choices])
+        return self._with(catalog, rerankers=[*(r.model_dump(mode="json") for r in self.rerankers), *choices])
 
-    def _with(self, **changes: object) -> SearchSpace:
-        """A copy with ``changes``, validated as a whole (a new choice is checked against the rest of the space)."""
-        return space_from_dict({**self.model_dump(mode="json"), **changes}, f"space {self.name}")
+    def _with(self, catalog: ModelCatalog | None, **changes: object) -> SearchSpace:
+        """A copy with ``changes``, validated as a whole in ``catalog`` (a new choice is checked against the rest of
+        the space, and its model must resolve where the study will load it)."""
+        return space_from_dict({**self.model_dump(mode="json"), **changes}, f"space {self.name}", catalog)
 
     def to_yaml(self) -> str:
         """The space as YAML (logged with every study, so a study is reproducible from its logs)."""
@@ -326,12 +327,18 @@ class SpaceError(ValueError):
     """A search space the user (or the agent) must fix; names the source and the fields."""
 
 
-def space_from_dict(data: dict[str, Any], source: str = "space") -> SearchSpace:
-    return validate_as(SearchSpace, data, SpaceError, source)
+def _catalog(info: ValidationInfo) -> ModelCatalog | None:
+    """The catalog a space's model names resolve in: the validation context's (None: this process's)."""
+    return (info.context or {}).get("catalog")
 
 
-def load_space(path: Path | str) -> SearchSpace:
-    return load_model(path, SearchSpace, SpaceError, "search space")
+def space_from_dict(data: dict[str, Any], source: str = "space", catalog: ModelCatalog | None = None) -> SearchSpace:
+    """``data`` as a space whose model names resolve in ``catalog`` (default: this process's)."""
+    return validate_as(SearchSpace, data, SpaceError, source, {"catalog": catalog})
+
+
+def load_space(path: Path | str, catalog: ModelCatalog | None = None) -> SearchSpace:
+    return load_model(path, SearchSpace, SpaceError, "search space", context={"catalog": catalog})
 
 
 def _limits(info: FieldInfo) -> str:
@@ -365,7 +372,12 @@ def _kind_text(registry: ConfigRegistry, kind: str, extra: list[str] | None = No
     return "{" + ", ".join(fields) + "}" + (f": {doc}" if doc else "")
 
 
-def describe_space(models: list[str]) -> str:
+def served_rerankers(catalog: ModelCatalog | None = None) -> list[str]:
+    """The rerankers of the catalog's model registry (default: this process's), which the 'remote' kind offers."""
+    return [n for n, m in (catalog or ModelCatalog.from_env()).served().items() if m.kind == "reranker"]
+
+
+def describe_space(models: list[str], catalog: ModelCatalog | None = None) -> str:
     """The schema of a space as text for an LLM, written from the registries and the limits validation enforces.
 
     ``models``: the embedding models a proposal may name (dense models, and reranker kinds whose model is an
@@ -374,7 +386,7 @@ def describe_space(models: list[str]) -> str:
     """
     names = json.dumps(models)
     chunkers = [_kind_text(CHUNKERS, kind) for kind in CHUNKERS.kinds()]
-    served = json.dumps([n for n, m in remote_models().items() if m.kind == "reranker"])
+    served = json.dumps(served_rerankers(catalog))
     offered = {None: None, "embedding": names, **({"remote-reranker": served} if served != "[]" else {})}
     rerankers = [_kind_text(RERANKERS, kind, [f'"model": one of {offered[config.model_kind]}']
                             if config.model_kind else [])
@@ -434,11 +446,11 @@ def _kind_schema(config: type[KindConfig], models: list[str] | None = None) -> d
             "additionalProperties": False}
 
 
-def space_json_schema(models: list[str]) -> dict[str, Any]:
+def space_json_schema(models: list[str], catalog: ModelCatalog | None = None) -> dict[str, Any]:
     """The JSON schema of a space a proposer may send, from the same registries and limits as validation: models
     and kinds as enums, numbers within their ranges, no other keys. Sent as the structured-output format, a server
     that enforces schemas (llama.cpp, vLLM) can only produce spaces of this shape (validation still checks)."""
-    served = [n for n, m in remote_models().items() if m.kind == "reranker"]
+    served = served_rerankers(catalog)
     offered = {None: None, "embedding": models, **({"remote-reranker": served} if served else {})}
     rerankers = [_kind_schema(config, offered[config.model_kind])
                  for config in RERANKERS.configs() if config.model_kind in offered]

@@ -32,7 +32,7 @@ from experiments.splits import seeded_order
 from experiments.storage import CLOSED_ATTR, FINISHED, SPEC_ATTR, finished, open_storage, stored_spec
 from experiments.tracking import STUDY_TAG, TRIAL_TAG, StudyTracker, default_tracking_uri
 from experiments.trial_log import TrialLog
-from pipelines import Components, PipelineConfig
+from pipelines import Components, ModelCatalog, PipelineConfig
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
@@ -89,6 +89,8 @@ class StudyPlaces:
     embedding_cache: Path
     score_cache: Path | None = None
     """Per-query scores of pipelines already scored (experiments.score_cache); None: trials always search."""
+    catalog: ModelCatalog | None = None
+    """Where the model names of the study's space resolve (None: this process's, from its variables)."""
 
     @classmethod
     def under(cls, folder: Path, tracking_uri: str | None = None) -> "StudyPlaces":
@@ -110,7 +112,7 @@ class StudyRunner:
         self.places = places
         self.storage_url = storage_url
         self.storage = open_storage(storage_url)
-        self.components = components or Components(places.embedding_cache)
+        self.components = components or Components(places.embedding_cache, places.catalog)
         self.tracking_uri = tracking_uri or places.tracking_uri
         self.tracker = StudyTracker(self.tracking_uri, "evolve-studies", places.artifact_root)
         self.folder = places.studies / spec.study_name
@@ -118,8 +120,9 @@ class StudyRunner:
         self.tune, self.heldout = spec.split()
         by_id = {q.query_id: q for q in self.tune.queries}
         self.query_order = [by_id[i] for i in seeded_order(self.tune, spec.seed)[:spec.max_tune_queries]]
-        self.objective = Objective(spec.search_space(), self.tune, self.query_order, self.components, self.folder,
-                                   spec.metric, spec.prune_fractions, spec.multi_objective)
+        self.objective = Objective(spec.search_space(self.components.catalog), self.tune, self.query_order,
+                                   self.components, self.folder, spec.metric, spec.prune_fractions,
+                                   spec.multi_objective)
         if places.score_cache is not None:
             self.objective.score_cache = ScoreCache(places.score_cache)
         self.study = open_study(spec, self.storage, worker_seed)

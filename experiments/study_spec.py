@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalsets import EvalSet
+from pipelines import ModelCatalog
 from experiments.space import SearchSpace, space_from_dict
 from experiments.splits import HOLDOUT_FRACTION, tune_and_heldout
 
@@ -33,8 +34,9 @@ class StudySpec(BaseModel):
     fold: int | None = Field(None, ge=0, description="cross-fitting: hold back this fold, tune on the others")
     folds: int = Field(5, ge=2, le=20)
 
-    def search_space(self) -> SearchSpace:
-        return space_from_dict(self.space, f"study {self.study_name} space")
+    def search_space(self, catalog: ModelCatalog | None = None) -> SearchSpace:
+        """The study's space, its model names resolved in ``catalog`` (default: this process's)."""
+        return space_from_dict(self.space, f"study {self.study_name} space", catalog)
 
     def split(self) -> tuple[EvalSet, EvalSet]:
         """(tuning queries, held-back queries) of this study."""

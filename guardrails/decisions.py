@@ -77,7 +77,7 @@ def evaluate_against_champion(project: Project, candidate: PipelineConfig, heldo
     report.decision.update({"config_sha256": candidate.sha256(), "policy_sha256": policy_sha256(policy),
                             "champion_version": record.version or "default",
                             "champion_config_sha256": champion.sha256()})
-    trained = trained_models_of(candidate)
+    trained = trained_models_of(candidate, components.catalog)
     if trained:  # the weights the candidate was scored with, by sha256 (what registration stores with the version)
         report.decision["trained_models"] = trained
     if scored_by:
@@ -115,7 +115,8 @@ def record_decision(project: Project, candidate: PipelineConfig, report: GuardRe
     registry = project.registry
     run_id, version = registry.record_decision(candidate, report, per_query, study,
                                                {"evolve.config_sha256": config_hash,
-                                                "evolve.policy_sha256": policy_hash}, evidence=evidence)
+                                                "evolve.policy_sha256": policy_hash}, evidence=evidence,
+                                               catalog=project.catalog)
     report_dict = report.to_dict()
     project.log.append("register" if version else "guard-reject", "done", actor=MACHINE_ACTOR, model=registry.name,
                        version=version, config_sha256=config_hash, policy_sha256=policy_hash,
@@ -194,7 +195,7 @@ def ensure_trained_models(project: Project, config: PipelineConfig, version: str
     Returns the ids restored; a model that cannot be had is a DecisionError naming it (nothing changed)."""
     expected = logged_trained_models(project, version)
     try:
-        found = trained_models_of(config)
+        found = trained_models_of(config, project.catalog)
     except TrainedModelError:
         found = None
     try:
@@ -205,7 +206,7 @@ def ensure_trained_models(project: Project, config: PipelineConfig, version: str
                                             f"decision log records {expected[model_id]} for version {version}: not "
                                             "the model that was evaluated; refusing it")
             return []
-        return project.registry.restore_trained_models(config, version, expected=expected)
+        return project.registry.restore_trained_models(config, version, project.catalog.trained(), expected=expected)
     except TrainedModelError as err:
         raise DecisionError(str(err)) from None
 

@@ -9,7 +9,7 @@ from evalsets import EvalSet
 from experiments import score, search_run
 from experiments import ANSWER_METRICS, DEFAULT_METRICS, SHORT_ANSWER_METRICS, AnswerJudging
 from experiments import latency_ms, p95
-from pipelines import Components, PipelineConfig, Retriever
+from pipelines import Components, ModelCatalog, PipelineConfig, Retriever
 from pipelines.embedders import resolve_model
 
 
@@ -76,12 +76,13 @@ class Evidence:
         return out
 
 
-def models_of(config: PipelineConfig) -> dict[str, str]:
-    """Model name -> licence, for every model the config uses (its parts name them, whatever their kind)."""
+def models_of(config: PipelineConfig, catalog: ModelCatalog | None = None) -> dict[str, str]:
+    """Model name -> licence, for every model the config uses (its parts name them, whatever their kind), resolved
+    in ``catalog`` (default: this process's)."""
     out = {}
     for name in config.models():
         try:
-            out[name] = resolve_model(name).licence
+            out[name] = resolve_model(name, catalog).licence
         except KeyError:
             out[name] = "unknown"
     return out
@@ -127,4 +128,5 @@ def collect_evidence(config: PipelineConfig, sets: list[EvalSet], components: Co
         timings = latency_ms(retriever, [q.text for q in sets[0].queries], latency_queries)
         index_bytes = retriever.index_bytes()
     note = {} if answers is None else {"judge_model": answers.judge_model}
-    return Evidence(config, list(pooled.values()), p95(timings), index_bytes / 1e6, models_of(config), note)
+    return Evidence(config, list(pooled.values()), p95(timings), index_bytes / 1e6,
+                    models_of(config, components.catalog), note)

@@ -18,7 +18,7 @@ from typing import Any
 from guardrails.ledger import ChampionRecord, DecisionLog, LogError, Row, champion_history, pending_intents
 from guardrails.mirror import sync_mirror
 from guardrails.policy import DEFAULT_POLICY
-from pipelines import PipelineConfig, load_config
+from pipelines import ModelCatalog, PipelineConfig, load_config
 
 PACKAGED_DEFAULT = Path(__file__).resolve().parent.parent / "pipelines" / "configs" / "default.yaml"
 HEADER = re.compile(r"^# evolve champion: version (\S+), config sha256 ([0-9a-f]{64}), decision ([0-9a-f]{64})$",
@@ -41,6 +41,9 @@ class Project:
     """What serves (and what candidates must beat) before any approval."""
     policy_path: Path = DEFAULT_POLICY
     """The project's current policy: approvals refuse candidates judged under another (unless told)."""
+    catalog: ModelCatalog = field(default_factory=ModelCatalog.from_env)
+    """Where the model names of its configs resolve (its trained models); default: this process's, from its
+    variables when the project is opened."""
     _registry: Any = field(default=None, init=False, repr=False)
 
     @property

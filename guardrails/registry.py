@@ -25,7 +25,7 @@ from experiments import artifact_location, flatten, metric_key
 from guardrails.checks import GuardReport
 from guardrails.evidence import Evidence
 from guardrails.report_page import config_diff, decision_markdown, delta_histogram, primary_metric, query_rows, tally
-from pipelines import PipelineConfig, TrainedModelError, TrainedModelStore, is_trained
+from pipelines import ModelCatalog, PipelineConfig, TrainedModelError, TrainedModelStore, is_trained
 
 MODEL_NAME = "evolve-retrieval-pipeline"
 EXPERIMENT = "evolve-promotions"
@@ -49,7 +49,8 @@ class PipelineRegistry:
     # --- writing -----------------------------------------------------------------------------------
     def record_decision(self, config: PipelineConfig, report: GuardReport, per_query: dict[str, list[dict]],
                         study: str | None = None, hashes: dict[str, str] | None = None,
-                        evidence: Evidence | None = None, champion: Evidence | None = None) -> tuple[str, str | None]:
+                        evidence: Evidence | None = None, champion: Evidence | None = None,
+                        catalog: ModelCatalog | None = None) -> tuple[str, str | None]:
         """Log the decision run; register a version with alias `candidate` when the report passed.
 
         ``hashes`` (config and policy sha256) go on the run and the version as tags: a mirror of the
@@ -60,12 +61,15 @@ class PipelineRegistry:
         candidate / champion / delta, p-value, effect, wins / losses / ties, best and worst queries, config diff),
         and the run logs the champion's metrics and the deltas, ``champion/config.yaml``, ``config_diff.txt``,
         ``per_query.json`` and ``delta_histogram.png``; the champion gets a run of its own the first time.
+
+        ``catalog``: where the config's trained models are (default: this process's); a passing version keeps a
+        copy of each.
         """
         from mlflow.entities import Metric, Param, RunStatus
 
         status = "candidate" if report.passed else "rejected"
         hashes = hashes or {}
-        trained = trained_models_of(config)
+        trained = trained_models_of(config, catalog)
         hashes = {**hashes, **({TRAINED_TAG: json.dumps(trained)} if trained else {})}
         tags = {STATUS: status, "evolve.config_name": config.name, "evolve.failed_rules": ",".join(report.failed_rules),
                 **hashes}
@@ -109,7 +113,7 @@ class PipelineRegistry:
                         out.write(json_line(row))
             self.client.log_artifacts(run_id, str(folder))
         if report.passed:  # a version that may become the champion keeps its own copy of every trained model
-            store = TrainedModelStore()
+            store = (catalog or ModelCatalog.from_env()).trained()
             for model_id in trained:
                 model = store.get(model_id)
                 self.client.log_artifacts(run_id, str(model.folder),
@@ -235,8 +239,7 @@ class PipelineRegistry:
             return PipelineConfig.from_yaml(Path(path).read_text(encoding="utf-8"))
 
     def restore_trained_models(self, config: PipelineConfig, version: str | None,
-                               store: TrainedModelStore | None = None,
-                               expected: dict[str, str] | None = None) -> list[str]:
+                               store: TrainedModelStore, expected: dict[str, str] | None = None) -> list[str]:
         """Every trained model ``config`` names, available in ``store`` (the project's): those missing are copied
         from ``version``'s artifacts (manifest and weights only) and verified against their ids and against
         ``expected`` (model id -> full sha256: what the decision log recorded for the version; a model it does not
@@ -258,7 +261,6 @@ class PipelineRegistry:
                                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
             return Path(path).parent
 
-        store = store or TrainedModelStore()
         return store.ensure(list(trained_models_of(config, verify=False)), from_version, expected)
 
     def report_of(self, version: str) -> dict[str, Any]:
@@ -301,11 +303,13 @@ def comparison_metrics(report: GuardReport) -> list[Any]:
     return out
 
 
-def trained_models_of(config: PipelineConfig, verify: bool = True) -> dict[str, str]:
+def trained_models_of(config: PipelineConfig, catalog: ModelCatalog | None = None,
+                      verify: bool = True) -> dict[str, str]:
     """Trained model id -> sha256 of its weights, for every trained model ``config`` needs: those it names and the
-    trained bases they were trained from. ``verify=False``: only the ids the config names, with no hash, nothing
-    read."""
+    trained bases they were trained from, read from ``catalog`` (default: this process's). ``verify=False``: only
+    the ids the config names, with no hash, nothing read."""
     ids = [m for m in config.models() if is_trained(m)]
     if not verify:
         return dict.fromkeys(ids, "")
-    return {model_id: model.sha256 for model_id, model in TrainedModelStore().with_bases(ids)[0].items()}
+    store = (catalog or ModelCatalog.from_env()).trained()
+    return {model_id: model.sha256 for model_id, model in store.with_bases(ids)[0].items()}

@@ -11,7 +11,8 @@ What the package holds today:
 - building and running: ``components`` (memoised parts, so trials pay only for what changed), ``dense_index``
   (FAISS), ``retriever`` (chunks -> candidates -> fusion -> rerank -> documents), ``scored`` (ranked arrays);
 - models outside the packages: ``remote`` (``models.yaml``: served models, their HTTP clients, fingerprints, a
-  GGUF export for llama.cpp), ``trained`` (the content-addressed models evolve trains);
+  GGUF export for llama.cpp), ``trained`` (the content-addressed models evolve trains), ``catalog`` (one
+  project's trained-model folder and registry file, passed down to what resolves model names);
 - answers and serving: ``llm`` (the one OpenAI-protocol client, its cache, the local llama.cpp server),
   ``generator`` (answers that cite chunks), ``serving`` (the FastAPI app: /search, /answer, /feedback, /health),
   ``http_deadline`` (whole-request deadlines), ``device`` (CPU or GPU).
@@ -25,6 +26,7 @@ Each kind of component is a subpackage with its own front (``pipelines.chunking`
 their modules. The server app (FastAPI) loads on first use.
 """
 
+from pipelines.catalog import ModelCatalog
 from pipelines.components import Components, Progress, StageLog, corpus_fingerprint
 from pipelines.config import ConfigError, GenerationConfig, LexicalConfig, PipelineConfig, load_config, save_config
 from pipelines.device import torch_device
@@ -35,7 +37,7 @@ from pipelines.trained import (ROOT_ENV as TRAINED_ROOT_ENV, TrainedModel, Train
                                is_trained)
 
 __all__ = ["Answer", "Components", "ConfigError", "ConfigRegistry", "GenerationConfig", "Generator", "KindConfig",
-           "LexicalConfig", "LiveRetriever", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Registry", "Retriever",
+           "LexicalConfig", "LiveRetriever", "ModelCatalog", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Registry", "Retriever",
            "ServeLimits", "StageLog", "TRAINED_ROOT_ENV", "Traffic", "best_chunk_per_doc", "TrainedModel", "TrainedModelError", "TrainedModelStore",
            "context_block", "corpus_fingerprint", "create_app", "import_kinds", "is_trained", "load_config", "load_model", "problems_of",
            "save_config", "torch_device", "validate_as"]

@@ -20,6 +20,7 @@ from evalsets import Document
 from pipelines.chunking import Chunk, ChunkingConfig, make_chunker
 from pipelines.config import DenseConfig, LexicalConfig
 from pipelines.dense_index import DenseIndex
+from pipelines.catalog import ModelCatalog, catalog_or_env
 from pipelines.embedders import CachedEmbedder, EmbeddingStore, resolve_model
 from pipelines.embedders.adapter import AdaptedEmbedder
 from pipelines.lexical import BM25Index, get_tokenizer
@@ -51,8 +52,9 @@ class StageLog:
 
 
 class Components:
-    def __init__(self, store: EmbeddingStore | Path | str):
+    def __init__(self, store: EmbeddingStore | Path | str, catalog: ModelCatalog | None = None):
         self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
+        self._catalog = catalog
         self._embedders: dict[str, CachedEmbedder | AdaptedEmbedder] = {}
         self._chunks: dict[tuple, list[Chunk]] = {}
         self._dense: dict[tuple, DenseIndex] = {}
@@ -62,13 +64,19 @@ class Components:
         self.stop_check: Callable[[], bool] | None = None
         """While set and True, embedding stops between batches (WorkAbandoned): a time budget is spent."""
 
+    @property
+    def catalog(self) -> ModelCatalog:
+        """Where the model names of the configs built here resolve: the one given, else this process's (as its
+        variables say now, :meth:`ModelCatalog.from_env`)."""
+        return catalog_or_env(self._catalog)
+
     def _should_stop(self) -> bool:
         return self.stop_check is not None and self.stop_check()
 
     def embedder(self, model: str) -> CachedEmbedder | AdaptedEmbedder:
         """The process's cached embedder for a model name; a trained adapter wraps its base model's."""
         if model not in self._embedders:
-            spec = resolve_model(model)
+            spec = resolve_model(model, self.catalog)
             if spec.loader == "adapter":
                 self._embedders[model] = AdaptedEmbedder(spec, self.embedder(spec.base or ""))
             else:
@@ -128,7 +136,7 @@ class Components:
     def reranker(self, config: RerankerConfig) -> Reranker | None:
         """The reranker a config names, built once per process (None for kind 'none')."""
         if config not in self._rerankers:
-            self._rerankers[config] = make_reranker(config, self.embedder, self.store)
+            self._rerankers[config] = make_reranker(config, self.embedder, self.store, self.catalog)
         return self._rerankers[config]
 
     def embedding_counts(self) -> tuple[int, int]:

@@ -131,11 +131,11 @@ class ConfigRegistry(Registry[T]):
         (so a kind registered later is accepted too); ``default_kind`` serves a mapping without 'kind'."""
         return Annotated[SerializeAsAny[self.base], BeforeValidator(partial(self.parse, default_kind=default_kind))]
 
-    def make(self, config: KindConfig, *args: Any) -> T | None:
-        """The implementation for ``config`` (``from_config(config, *args)``), None for kind 'none'."""
+    def make(self, config: KindConfig, *args: Any, **kwargs: Any) -> T | None:
+        """The implementation for ``config`` (``from_config(config, *args, **kwargs)``), None for kind 'none'."""
         if self.none is not None and config.kind == "none":
             return None
-        return self.get(config.kind).from_config(config, *args)  # type: ignore[attr-defined]
+        return self.get(config.kind).from_config(config, *args, **kwargs)  # type: ignore[attr-defined]
 
 
 def import_kinds(package: str, path: Iterable[str]) -> None:

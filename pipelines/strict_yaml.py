@@ -39,13 +39,16 @@ def read_mapping(path: Path | str, error: type[Exception], what: str, empty_ok: 
     return data
 
 
-def validate_as(model: type[M], data: dict[str, Any], error: type[Exception], source: str) -> M:
+def validate_as(model: type[M], data: dict[str, Any], error: type[Exception], source: str,
+                context: dict[str, Any] | None = None) -> M:
+    """``data`` as ``model``; ``context``: what its validators may read (e.g. the model catalog names resolve in)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as err:
         raise error(f"{source}: {problems_of(err)}") from None
 
 
-def load_model(path: Path | str, model: type[M], error: type[Exception], what: str, empty_ok: bool = False) -> M:
+def load_model(path: Path | str, model: type[M], error: type[Exception], what: str, empty_ok: bool = False,
+               context: dict[str, Any] | None = None) -> M:
     """read_mapping + validate_as: the whole road from a file to a model."""
-    return validate_as(model, read_mapping(path, error, what, empty_ok), error, str(path))
+    return validate_as(model, read_mapping(path, error, what, empty_ok), error, str(path), context)

@@ -22,8 +22,8 @@ Such a manifest is not hashed, so an edit of all three together cannot be told, 
 new manifest without the marker is no way around the rule: its id would then have to be the hash of its weights
 alone, which names another model.
 
-The root is ``$EVOLVE_TRAINED_MODELS`` (the CLI sets it to the project's ``.evolve/models``, so every process of a
-project, workers and the server too, sees the same models), else ``./.evolve/models``.
+The root is given: a project's ``.evolve/models`` through its :class:`pipelines.catalog.ModelCatalog`
+(``$EVOLVE_TRAINED_MODELS`` where a process was started with it).
 """
 
 from __future__ import annotations
@@ -67,15 +67,6 @@ class TrainedModelError(KeyError):
 
 def is_trained(name: str | None) -> bool:
     return bool(name) and str(name).startswith(PREFIX)
-
-
-def trained_root() -> Path:
-    return Path(os.environ.get(ROOT_ENV) or Path.cwd() / ".evolve" / "models")
-
-
-def use_trained_root(path: Path | str) -> None:
-    """Makes ``path`` this process's (and its children's) trained-model folder."""
-    os.environ[ROOT_ENV] = str(Path(path).resolve())
 
 
 def content_sha256(folder: Path) -> str:
@@ -147,8 +138,8 @@ class TrainedModelStore:
 
     _verified: set[tuple[str, str, str, str]] = set()
 
-    def __init__(self, root: Path | str | None = None):
-        self.root = Path(root) if root is not None else trained_root()
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
 
     def save(self, kind: str, weights: Path, manifest: dict[str, Any]) -> TrainedModel:
         """Moves the folder ``weights`` into the store under the id of its whole content (weights and manifest);
@@ -186,7 +177,7 @@ class TrainedModelStore:
         folder = self.root / self.folder_name(model_id)
         if not (folder / MANIFEST).is_file():
             raise TrainedModelError(f"trained model {model_id} is not in {self.root} (train it with `evolve train`, "
-                                    f"or set {ROOT_ENV} to the folder that holds it)")
+                                    f"or name the folder that holds it with --project-dir or {ROOT_ENV})")
         model, raw = _read(folder, model_id)
         if verify:
             key = (str(folder), model_id, hashlib.sha256(raw).hexdigest(), _stat_signature(folder))
@@ -332,25 +323,32 @@ def _mismatch(model: TrainedModel, raw: bytes) -> str | None:
 
 def _unhashed_manifest_mismatch(manifest: dict[str, Any]) -> str | None:
     """For a model trained before the hash covered its manifest: the base fingerprint it recorded must name the base
-    model it names, and the licence it recorded must be that base's (a trained base's licence is its own chain's,
-    checked when that model is read)."""
+    model it names (its recorded licence is checked where licences are read, :func:`check_recorded_licence`)."""
     base = str(manifest.get("base_model"))
     fingerprint = manifest.get("base_fingerprint")
     if fingerprint is not None and str(fingerprint).split("|")[0] not in (base, f"remote:{base}"):
         return (f"it was trained before manifests were hashed, and its manifest is not consistent: it names base "
                 f"model {base!r} but records the fingerprint of {str(fingerprint).split('|')[0]!r}; it was changed "
                 "since it was trained (retrain it with `evolve train` to have it hashed whole)")
-    if is_trained(base) or manifest.get("licence") is None:
-        return None
-    from pipelines.embedders.registry import resolve_model  # the model catalog sits above this module
-
-    try:
-        licence = resolve_model(base).licence
-    except (KeyError, ValueError) as err:
-        return (f"it was trained before manifests were hashed, and the base model its manifest names ({base!r}) "
-                f"cannot be resolved ({err}): retrain it with `evolve train`")
-    if manifest["licence"] != licence:
-        return (f"it was trained before manifests were hashed, and its manifest is not consistent: it names base "
-                f"model {base!r}, whose licence is {licence!r}, but records licence {manifest['licence']!r}; it was "
-                "changed since it was trained (retrain it with `evolve train` to have it hashed whole)")
     return None
+
+
+def check_recorded_licence(model: TrainedModel, licence_of: Callable[[str], str]) -> TrainedModel:
+    """``model``, unless it was trained before manifests were hashed and the licence its manifest records is not
+    its base model's (``licence_of(base)``, from the model catalog that resolves names; a trained base's licence is
+    its own chain's, checked when that model is resolved): then a TrainedModelError."""
+    manifest, base = model.manifest, model.base
+    if model.hashed_whole or is_trained(base) or manifest.get("licence") is None:
+        return model
+    try:
+        licence = licence_of(base)
+    except (KeyError, ValueError) as err:
+        problem = (f"it was trained before manifests were hashed, and the base model its manifest names ({base!r}) "
+                   f"cannot be resolved ({err}): retrain it with `evolve train`")
+    else:
+        if manifest["licence"] == licence:
+            return model
+        problem = (f"it was trained before manifests were hashed, and its manifest is not consistent: it names base "
+                   f"model {base!r}, whose licence is {licence!r}, but records licence {manifest['licence']!r}; it "
+                   "was changed since it was trained (retrain it with `evolve train` to have it hashed whole)")
+    raise TrainedModelError(f"trained model {model.model_id}: {problem}; refusing to use it")

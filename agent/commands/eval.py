@@ -10,7 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.app import ProjectDir, app, at_least, cache_path, console, fail, file_stem, load_pipeline, metrics_table
+from agent.app import (ProjectDir, app, at_least, console, fail, file_stem, load_pipeline, metrics_table,
+                       project_components)
 from agent.paths import ProjectPaths
 
 
@@ -28,7 +29,7 @@ def eval_command(
     from evalsets import EvalSetError, load_evalset
 
     at_least(limit, 1, "--limit")
-    pipeline = load_pipeline(config)
+    pipeline = load_pipeline(config, ProjectPaths.of(project_dir).catalog)
     try:
         data = load_evalset(evalset, split)
     except EvalSetError as err:
@@ -38,10 +39,9 @@ def eval_command(
 
     from agent.progress import stage_progress
     from experiments import evaluate
-    from pipelines import Components
 
     console.print(f"[bold]{data!r}[/] with config [bold]{pipeline.name}[/]")
-    components = Components(cache_path(project_dir))
+    components = project_components(project_dir)
     with stage_progress(console) as report:
         result = evaluate(data, pipeline, components, progress=report)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -97,11 +97,10 @@ def models_command(
     console.print("Any local sentence-transformers directory (or a hub name already in the local cache) "
                   "is accepted as a model too.")
     _served_models(project_dir, check)
-    from pipelines import TrainedModelStore
-
-    trained = TrainedModelStore(ProjectPaths.of(project_dir).trained_models).list()
+    store = ProjectPaths.of(project_dir).catalog.trained()
+    trained = store.list()
     if trained:
-        table = Table(title=f"trained for this project ({ProjectPaths.of(project_dir).trained_models})")
+        table = Table(title=f"trained for this project ({store.root})")
         for column in ("id", "kind", "base", "examples", "created", "licence"):
             table.add_column(column, no_wrap=column == "id")
         for model in trained:
@@ -117,21 +116,21 @@ def _served_models(project_dir: Path, check: bool) -> None:
     each failure then on one line of its own below the table (never a traceback, never a server's secret)."""
     import time
 
-    from pipelines import Components
-    from pipelines.remote import RegistryError, RemoteError, redact, registry_path, remote_models
+    from pipelines.remote import RegistryError, RemoteError, redact
 
+    catalog = ProjectPaths.of(project_dir).catalog
     try:
-        served = remote_models()
+        served = catalog.served()
     except RegistryError as err:
         fail(str(err))
     if not served:
         if check:
             console.print(f"no served models: {ProjectPaths.of(project_dir).model_registry} does not exist")
         return
-    table = Table(title=f"served models ({registry_path()})")
+    table = Table(title=f"served models ({catalog.registry})")
     for column in ("name", "kind", "protocol", "endpoint", "licence", *(("check",) if check else ())):
         table.add_column(column, no_wrap=column in ("name", "endpoint", "check"))  # a whole failure: below
-    components = Components(cache_path(project_dir)) if check else None
+    components = project_components(project_dir) if check else None
     failures: list[str] = []
     for name, model in served.items():
         row = [name, model.kind, model.protocol, f"{model.model or '-'} at {model.base_url}", model.licence]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from agent.app import ProjectDir, app, cache_path, console, fail
+from agent.app import ProjectDir, app, console, fail, project_components
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, judge_agreement, try_connect_llm
 from agent.project import (PolicyOption, TrackingOption, answer_lines, decision_errors, open_project, report_table,
                            say_recovered)
@@ -39,7 +39,7 @@ def promote_command(
     from evalsets import EvalSetError
     from experiments import AnswerJudging, tune_and_heldout
     from guardrails import PolicyError, guard_and_register, load_policy
-    from pipelines import Components, ConfigError, load_config
+    from pipelines import ConfigError, load_config
 
     try:
         rules = load_policy(policy)
@@ -61,7 +61,7 @@ def promote_command(
             try_connect_llm(stack, project_dir, base_url, model, local_model, say=console.print)
         answers = AnswerJudging(llm) if llm is not None else None
         agreement = judge_agreement(project_dir, llm.model) if llm is not None else None
-        report, version = guard_and_register(project, candidate, sets, rules, Components(cache_path(project_dir)),
+        report, version = guard_and_register(project, candidate, sets, rules, project_components(project_dir),
                                              failures, study, answers=answers,
                                              answers_skipped=f"no LLM ({why})" if why else "no LLM",
                                              judge_agreement=agreement)

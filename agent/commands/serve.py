@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.markup import escape
 
-from agent.app import ProjectDir, app, at_least, cache_path, check_models, console, err_console, fail, load_pipeline
+from agent.app import (ProjectDir, app, at_least, check_models, console, err_console, fail, load_pipeline,
+                       project_components)
 from agent.http_guard import ConnectionLimits, fit_to_open_files, uvicorn_settings
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, connect_llm
 from agent.project import ActorOption
@@ -48,7 +49,7 @@ def champion(project_dir: Path, config: Optional[Path], tracking_uri: Optional[s
 
     project = open_project(project_dir, tracking_uri)
     if config:
-        return load_pipeline(config), f"file:{config.name}", project
+        return load_pipeline(config, project.catalog), f"file:{config.name}", project
     say_recovered(project)
     pipeline, record = project.champion()
     from agent.project import decision_errors
@@ -57,7 +58,8 @@ def champion(project_dir: Path, config: Optional[Path], tracking_uri: Optional[s
     with decision_errors():
         for model_id in ensure_trained_models(project, pipeline, record.version):
             console.print(f"restored {model_id} from version {record.version}'s MLflow artifacts")
-    check_models(pipeline, f"the champion config {pipeline.name} (version {record.version or 'default'})")
+    check_models(pipeline, f"the champion config {pipeline.name} (version {record.version or 'default'})",
+                 project.catalog)
     return pipeline, record.version or "default", project
 
 
@@ -175,7 +177,7 @@ def candidate_traffic(project: Project, mode: str, version: str, share: float, q
     built, still starts: /health says why, and every request is the champion's alone (counted)."""
     from agent.online import CandidateTraffic
     from guardrails import DecisionError, ensure_trained_models, traffic_candidate
-    from pipelines import Components, Retriever, TrainedModelError
+    from pipelines import Retriever, TrainedModelError
     from pipelines.embedders import resolve_model
 
     try:
@@ -186,8 +188,8 @@ def candidate_traffic(project: Project, mode: str, version: str, share: float, q
     try:
         ensure_trained_models(project, config, version)
         for model in filter(None, [config.dense.model if config.dense else None]):
-            resolve_model(model)
-        retriever = Retriever(config, Components(cache_path(project_dir))).build(docs)
+            resolve_model(model, project.catalog)
+        retriever = Retriever(config, project_components(project_dir)).build(docs)
         retriever.search(["warm-up"], use_query_cache=False)
     except (DecisionError, TrainedModelError, KeyError, OSError, ValueError, RuntimeError) as err:
         unavailable = f"{type(err).__name__}: {err}"[:300]
@@ -343,7 +345,7 @@ def serve_command(
     from evalsets import EvalSetError
     from evalsets import FeedbackStore, SnapshotExporter, StoreLocked
     from evalsets.ingest import read_versioned
-    from pipelines import Components, ConfigError, LiveRetriever, Retriever
+    from pipelines import ConfigError, LiveRetriever, Retriever
     from pipelines import create_app
 
     if host not in LOCAL_HOSTS and not token:
@@ -398,7 +400,7 @@ def serve_command(
             console.print(f"serving [bold]{pipeline.name}[/] (version {version}) over {len(docs)} documents")
             try:
                 with stage_progress(console) as report:
-                    retriever = Retriever(pipeline, Components(cache_path(project_dir))).build(docs, report)
+                    retriever = Retriever(pipeline, project_components(project_dir)).build(docs, report)
                 retriever.search(["warm-up"], use_query_cache=False)  # load the query model before the first user
             except OSError as err:  # a model that is not on this machine (offline), a cache that cannot be written
                 fail(f"cannot build {pipeline.name}: {err}")

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, cache_path, console, err_console, fail
+from agent.app import DEMO_CONFIG, DEMO_EVALSET, ProjectDir, app, console, err_console, fail, project_components
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, try_connect_llm
 from agent.paths import ProjectPaths
 from agent.project import PolicyOption, TrackingOption, decision_errors, looks_line, open_project, say_recovered
@@ -85,7 +85,6 @@ def start_command(
     from evalsets import EvalSetError, load_evalset
     from experiments import parse_duration
     from guardrails import PolicyError, load_policy
-    from pipelines import Components
 
     paths = AgentPaths(project_dir.resolve())
     try:
@@ -146,7 +145,7 @@ def start_command(
         else:
             llm, reason = try_connect_llm(stack, project_dir, base_url, model, local_model, say=console.print)
         console.print(f"proposer: {'LLM ' + llm.model if llm else 'heuristic (' + reason + ')'}")
-        ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, Components(cache_path(project_dir)),
+        ctx = AgentContext(project, paths, clock, Path(resume["evalset"]), rules, project_components(project_dir),
                            llm, trials_per_iteration, failures, tracker, reason, storage, resume.get("folds"),
                            say=lambda line: console.print(escape(line), highlight=False), proposer_mode=proposer.value,
                            worker_wait=worker_wait_seconds)

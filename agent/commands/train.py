@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.app import ProjectDir, app, at_least, cache_path, console, fail, load_pipeline
+from agent.app import ProjectDir, app, at_least, console, fail, load_pipeline, project_components
 from agent.paths import ProjectPaths
 from agent.project import TrackingOption
 
@@ -83,8 +83,8 @@ def train_command(
         at_least(value, minimum, option)
     paths = ProjectPaths.of(project_dir)
     champion = _champion(project_dir)
-    miner = load_pipeline(negatives_from) if negatives_from else champion
-    base = base or _default_base(kind, champion)
+    miner = load_pipeline(negatives_from, paths.catalog) if negatives_from else champion
+    base = base or _default_base(kind, champion, paths.catalog)
     sources = TrainingSources(list(train_split or []), list(synthesized or []), feedback, list(guard or []))
     if not sources:
         fail("no training data: give --train-split, --synthesized and/or --feedback")
@@ -97,9 +97,8 @@ def train_command(
                   + (f" ({'; '.join(data.notes)})" if data.notes else ""), highlight=False)
 
     from agent.progress import stage_progress
-    from pipelines import Components
 
-    components = Components(cache_path(project_dir))
+    components = project_components(project_dir)
     wanted = negatives if negatives is not None else TRAINERS.get(kind).defaults.negatives
     with stage_progress(console) as progress:
         if wanted:
@@ -137,13 +136,13 @@ def _champion(project_dir: Path) -> Any:
     return project.champion_config()
 
 
-def _default_base(kind: str, champion: Any) -> str:
+def _default_base(kind: str, champion: Any, catalog: Any) -> str:
     """The champion's dense model; for a reranker, the packaged MiniLM when that model has no transformer weights."""
     model = champion.dense.model if champion.dense else "all-MiniLM-L6-v2"
     if kind == "reranker":
         from pipelines.embedders import resolve_model
 
-        return model if resolve_model(model).loader == "sentence-transformers" else "all-MiniLM-L6-v2"
+        return model if resolve_model(model, catalog).loader == "sentence-transformers" else "all-MiniLM-L6-v2"
     return model
 
 

@@ -166,7 +166,7 @@ def tune_command(
         fail("give --trials N, --timeout DURATION, or both")
     try:
         seconds = parse_duration(timeout) if timeout else None
-        search_space = load_space(space)
+        search_space = load_space(space, ProjectPaths.of(project_dir).catalog)
     except (ValueError, SpaceError) as err:
         fail(str(err))
     name = safe_name(study, "study name") if study else _default_study_name(evalset, search_space.name)
@@ -253,7 +253,8 @@ def _fetch_models(study: str, storage: str, project_dir: Path, tracking_uri: Opt
     if not ids:
         return
     try:
-        fetched = fetch_trained_models(ids, ProjectPaths.of(project_dir).tracking_uri(tracking_uri))
+        paths = ProjectPaths.of(project_dir)
+        fetched = fetch_trained_models(ids, paths.tracking_uri(tracking_uri), paths.catalog.trained())
     except TrainedModelError as err:
         raise KeyError(f"study {study}: {err}") from None
     for model_id in fetched:

@@ -100,7 +100,7 @@ def observe_champion(ctx: AgentContext, state: AgentState) -> AgentState:
         lines.append(f"failure set from user feedback: {len(ctx.failure_set.queries)} queries")
     # priced for the chunks of the config the next moves are made around (the best so far, else the champion)
     chunking = (state.get("best_overall") or champion).chunking
-    costs = cost_table(models_for(ctx.language), tune.corpus, chunking, ctx.components)
+    costs = cost_table(models_for(ctx.language, ctx.components.catalog), tune.corpus, chunking, ctx.components)
     lines.append(f"cost of embedding this corpus ({chunking.kind} chunks) with each model on this machine; "
                  f"BM25, fusion and cached models cost seconds; {ctx.remaining() / 60:.0f} min of budget left:")
     lines += [f"- {cost.line()}" for cost in costs]
@@ -130,7 +130,7 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
         # the LLM gets at most a third of what is left (the study needs the rest) and never past the reserve
         seconds = min(600.0, (ctx.remaining() - 2 * ctx.reserve) / 3)
         proposal, notes = llm_proposal(ctx.llm, state["observation"], ctx.language, tried, state["iteration"],
-                                       seconds=seconds, offer=offer)
+                                       seconds=seconds, offer=offer, catalog=ctx.components.catalog)
     elif ctx.llm is None:
         notes = [f"no LLM: {ctx.llm_unavailable_reason or 'not configured'}; the heuristic proposer takes over"]
     if proposal is None:
@@ -139,7 +139,7 @@ def propose_space(ctx: AgentContext, state: AgentState) -> AgentState:
         proposal = heuristic_proposal(state["iteration"], ctx.language, state["champion"].model_dump(mode="json"),
                                       best.model_dump(mode="json") if best else None, improved,
                                       [h.as_state() for h in history], offer["kinds"] if offer else (),
-                                      state.get("model_costs"), ctx.remaining())
+                                      state.get("model_costs"), ctx.remaining(), ctx.components.catalog)
         if asked == "llm":
             notes.append("LLM proposal unusable: the heuristic proposer takes over")
     counts = dict(state.get("proposals", {}))

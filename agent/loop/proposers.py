@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from experiments import SpaceError, describe_space, space_from_dict, space_json_schema
-from pipelines import TrainedModelError, TrainedModelStore, is_trained
+from pipelines import ModelCatalog, TrainedModelError, is_trained
 from pipelines.embedders import REGISTRY
-from pipelines.remote import remote_models
 
 if TYPE_CHECKING:
     from agent.loop.train_move import TrainingOffer
@@ -49,13 +48,14 @@ class LLMProposal(BaseModel):
         description="models to train on the project's data before the study (only when offered)")
 
 
-def models_for(language: str) -> list[str]:
+def models_for(language: str, catalog: ModelCatalog | None = None) -> list[str]:
     """Registry models worth trying for the language, the cheap-to-try first for English
     (multilingual-e5 is the best on Korean but the slowest to embed on a CPU), then the served embedders of the
-    project's model registry that declare the language (or multilingual)."""
+    project's model registry (``catalog``'s; default: this process's) that declare the language (or
+    multilingual)."""
     multilingual = [n for n, s in REGISTRY.items() if "multilingual" in s.languages]
     wanted = ("multilingual", "korean") if language == "ko" else ("multilingual", "english")
-    served = [n for n, m in remote_models().items()
+    served = [n for n, m in (catalog or ModelCatalog.from_env()).served().items()
               if m.kind == "embedder" and any(w in m.languages.lower() for w in wanted)]
     if language == "ko":
         return multilingual + served
@@ -184,7 +184,7 @@ def _next_move(tried: list[dict[str, object]], key: str, improved_last: bool | N
 def heuristic_proposal(iteration: int, language: str, champion: dict[str, object], best: dict[str, object] | None,
                        improved_last: bool | None, tried: list[dict[str, object]],
                        train: Sequence[str] = (), costs: dict[str, float] | None = None,
-                       seconds_left: float | None = None) -> Proposal:
+                       seconds_left: float | None = None, catalog: ModelCatalog | None = None) -> Proposal:
     """No LLM needed. Moves are made around a base: the best config so far (the champion, trial 0 of every study,
     until something beats it on tuning queries). When ``train`` offers kinds (the training data has grown):
     train them and try them around the base. Otherwise one move that changes one stage of the base: a narrow
@@ -196,8 +196,9 @@ def heuristic_proposal(iteration: int, language: str, champion: dict[str, object
     whose cold embedding fits in half of ``seconds_left`` are proposed, and cold embeddings are paid one at a
     time, last: the moves that need none (narrow; chunking a base without a dense model; rerankers and models
     whose embedding is cached) come before those that do, and a move offers a model not embedded yet only when
-    none is (the first in the registry's order, :func:`models_for`, that fits)."""
-    models = affordable(models_for(language), costs, seconds_left)
+    none is (the first in the registry's order, :func:`models_for`, that fits). ``catalog``: the project's models
+    (default: this process's)."""
+    models = affordable(models_for(language, catalog), costs, seconds_left)
     tokenizers = tokenizers_for(language)
     current = best or (champion if champion else None)
     if current is None:
@@ -288,10 +289,11 @@ re-embedding; embedder and reranker: minutes); the trained models join your spac
 Leave "train" out to tune settings only."""
 
 
-def llm_messages(observation: str, language: str, history: str,
-                 offer: TrainingOffer | None = None) -> list[dict[str, str]]:
-    example = _wide(0, models_for(language), tokenizers_for(language))
-    help_text = describe_space(models_for(language)) + "\n" + REPLY_HELP.format(
+def llm_messages(observation: str, language: str, history: str, offer: TrainingOffer | None = None,
+                 catalog: ModelCatalog | None = None) -> list[dict[str, str]]:
+    models = models_for(language, catalog)
+    example = _wide(0, models, tokenizers_for(language))
+    help_text = describe_space(models, catalog) + "\n" + REPLY_HELP.format(
         example=json.dumps({"rationale": "why this space", "space": example}))
     if offer:
         help_text += "\n" + TRAIN_HELP.format(
@@ -306,19 +308,21 @@ def llm_messages(observation: str, language: str, history: str,
     ]
 
 
-def validate_proposal(data: dict[str, object], name: str) -> dict[str, object]:
+def validate_proposal(data: dict[str, object], name: str, catalog: ModelCatalog | None = None) -> dict[str, object]:
     """The space as the schema accepts it (raises SpaceError with the fields named).
 
     Stricter than a hand-written space: models must be registry names or models evolve trained for this project
     (content-addressed in its model folder, verified). A person may point a space at a local directory or a
-    cached hub model; a proposal (text that documents could have influenced) may not.
+    cached hub model; a proposal (text that documents could have influenced) may not. ``catalog``: the project's
+    models (default: this process's).
     """
+    catalog = catalog or ModelCatalog.from_env()
     data = without_repeats(data)
-    space = space_from_dict({**data, "name": data.get("name") or name}, "LLM proposal")
-    served = remote_models()
+    space = space_from_dict({**data, "name": data.get("name") or name}, "LLM proposal", catalog)
+    served = catalog.served()
     embedders = [m for m in space.dense_models if m != "none"] + \
         [r.model for r in space.rerankers if r.model and r.kind != "remote"]
-    outside = [m for m in embedders if m not in REGISTRY and not _own_model(m)
+    outside = [m for m in embedders if m not in REGISTRY and not _own_model(m, catalog)
                and not (m in served and served[m].kind == "embedder")]
     outside += [r.model for r in space.rerankers if r.kind == "remote"
                 and not (r.model in served and served[r.model].kind == "reranker")]
@@ -328,11 +332,11 @@ def validate_proposal(data: dict[str, object], name: str) -> dict[str, object]:
     return space.model_dump(mode="json")
 
 
-def _own_model(name: str) -> bool:
+def _own_model(name: str, catalog: ModelCatalog) -> bool:
     if not is_trained(name):
         return False
     try:
-        TrainedModelStore().get(name)
+        catalog.trained().get(name)
         return True
     except TrainedModelError:
         return False
@@ -367,7 +371,8 @@ def without_repeats(data: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in out.items() if k in data}
 
 
-def proposal_json_schema(language: str, offer: TrainingOffer | None = None) -> dict[str, object]:
+def proposal_json_schema(language: str, offer: TrainingOffer | None = None,
+                         catalog: ModelCatalog | None = None) -> dict[str, object]:
     """What the LLM is asked to produce, as a JSON schema a schema-enforcing server (llama.cpp, vLLM) decodes by:
     the space with this project's models and every kind's limits as enums and ranges, and only the offered training
     kinds. ``LLMProposal`` leaves ``space`` an open object, so a grammar built from it could not help."""
@@ -375,7 +380,8 @@ def proposal_json_schema(language: str, offer: TrainingOffer | None = None) -> d
     train = {"type": "array", "items": {"enum": kinds}, "maxItems": len(kinds)} if kinds else \
         {"type": "array", "maxItems": 0}
     return {"type": "object", "properties": {"rationale": {"type": "string", "maxLength": 600},
-                                             "space": space_json_schema(models_for(language)), "train": train},
+                                             "space": space_json_schema(models_for(language, catalog), catalog),
+                                             "train": train},
             "required": ["rationale", "space", "train"], "additionalProperties": False}
 
 
@@ -384,14 +390,15 @@ ANSWER_TOKENS = 900
 
 
 def fitted_messages(client: LLMClient, observation: str, language: str, history: str, offer: TrainingOffer | None,
-                    extra: list[dict[str, str]] | None = None) -> tuple[list[dict[str, str]] | None, str | None]:
+                    extra: list[dict[str, str]] | None = None, catalog: ModelCatalog | None = None
+                    ) -> tuple[list[dict[str, str]] | None, str | None]:
     """The proposer's request (with ``extra`` turns after it) trimmed to the server's context less the answer's
     room (agent.loop.prompt_fit), with a note saying what was cut; (None, why) when even the bare prompt does not
     fit. A client that cannot count or tell its context (a test double) gets the request whole."""
     from agent.loop.prompt_fit import MARGIN, fit_prompt
 
     def build(observed: str, tried: str) -> list[dict[str, str]]:
-        return llm_messages(observed, language, tried, offer) + list(extra or [])
+        return llm_messages(observed, language, tried, offer, catalog) + list(extra or [])
 
     if not (hasattr(client, "count_tokens") and hasattr(client, "context_tokens")):
         return build(observation, history), None
@@ -402,14 +409,15 @@ def fitted_messages(client: LLMClient, observation: str, language: str, history:
 
 
 def llm_proposal(client: LLMClient, observation: str, language: str, history: str, iteration: int,
-                 seconds: float | None = None, offer: TrainingOffer | None = None
-                 ) -> tuple[Proposal | None, list[str]]:
+                 seconds: float | None = None, offer: TrainingOffer | None = None,
+                 catalog: ModelCatalog | None = None) -> tuple[Proposal | None, list[str]]:
     """Ask the LLM; on a schema error, show it the error once. Returns (proposal or None, notes).
 
     ``seconds``: the time the proposal may take in all (the loop's budget); None for no limit. ``offer``: the
     training the loop may do now (agent.loop.train_move); kinds asked for outside it are dropped, with a note.
     Each request is first fitted into the server's context (failure examples trimmed, see :func:`fitted_messages`);
-    one that cannot fit is not sent (None: the heuristic proposes).
+    one that cannot fit is not sent (None: the heuristic proposes). ``catalog``: the project's models (default:
+    this process's).
     """
     import time
 
@@ -423,16 +431,16 @@ def llm_proposal(client: LLMClient, observation: str, language: str, history: st
         if left is not None and left < 5:
             notes.append("no time left for the LLM in this iteration")
             break
-        messages, fit_note = fitted_messages(client, observation, language, history, offer, extra)
+        messages, fit_note = fitted_messages(client, observation, language, history, offer, extra, catalog)
         if fit_note and fit_note not in notes:
             notes.append(fit_note)
         if messages is None:
             break
         try:
             reply = client.structured(messages, LLMProposal, max_tokens=ANSWER_TOKENS,
-                                      json_schema=proposal_json_schema(language, offer),
+                                      json_schema=proposal_json_schema(language, offer, catalog),
                                       **({"timeout": left} if left is not None else {}))
-            space = validate_proposal(reply.space, f"llm-{iteration}")
+            space = validate_proposal(reply.space, f"llm-{iteration}", catalog)
             offered = (offer or {}).get("kinds", [])
             train = [k for k in dict.fromkeys(reply.train) if k in offered]
             if len(train) < len(set(reply.train)):

@@ -22,6 +22,7 @@ from pipelines.embedders import resolve_model
 
 if TYPE_CHECKING:
     from agent.loop.state import AgentContext, AgentState, Trained
+    from pipelines import ModelCatalog
 
 MIN_EXAMPLES = 50
 GROWTH = 1.25
@@ -68,14 +69,14 @@ def _dense_base(ctx: AgentContext, state: AgentState) -> str:
     for config in (state.get("best_overall"), state.get("champion")):
         if config is not None and config.dense is not None and config.dense.model:
             return config.dense.model
-    return models_for(ctx.language)[0]
+    return models_for(ctx.language, ctx.components.catalog)[0]
 
 
 def _fine_tunable(ctx: AgentContext, state: AgentState) -> str | None:
     """The transformer an embedder starts from: the dense base when it is a sentence-transformers model, else the
     packaged English MiniLM for English sets, else none (no Korean model here has trainable weights)."""
     base = _dense_base(ctx, state)
-    if resolve_model(base).loader == "sentence-transformers":
+    if resolve_model(base, ctx.components.catalog).loader == "sentence-transformers":
         return base
     return ENGLISH_FALLBACK if ctx.language == "en" else None
 
@@ -124,10 +125,10 @@ def train_models(ctx: AgentContext, state: AgentState, kinds: list[str]) -> Agen
                         "examples": len(data.examples), "iteration": state.get("iteration", 0)})
         ctx.say(f"    trained {model.model_id} from {base} in {outcome.report.get('seconds')} s")
     return {"trained": state.get("trained", []) + trained, "trained_on": len(data.examples),
-            "proposal": with_trained(state["proposal"], trained)}
+            "proposal": with_trained(state["proposal"], trained, ctx.components.catalog)}
 
 
-def with_trained(space: SearchSpace, trained: list[Trained]) -> SearchSpace:
+def with_trained(space: SearchSpace, trained: list[Trained], catalog: ModelCatalog | None = None) -> SearchSpace:
     """The space with the new models as choices beside what it had: dense ids among its dense models, a reranker
     as a cross-encoder choice and a memory as a memory choice beside 'none' (its blend around the default SciFact's
     train split chose, bench/results/training-memory.md; its threshold the one it calibrated for its embedder)."""
@@ -137,7 +138,7 @@ def with_trained(space: SearchSpace, trained: list[Trained]) -> SearchSpace:
     rerankers += [{"kind": "memory", "model": t["id"], "top_n": [100], "blend": {"low": 0.2, "high": 0.5}}
                   for t in trained if t["kind"] == "memory"]  # the threshold: the memory's calibrated one
     if dense:
-        space = space.with_dense_models(dense)
+        space = space.with_dense_models(dense, catalog)
     if rerankers:
-        space = space.with_rerankers(rerankers)
+        space = space.with_rerankers(rerankers, catalog)
     return space

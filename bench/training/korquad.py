@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from evalsets import synthesize
 from experiments import score, search_run, tune_and_heldout
 from experiments.training import LeakGuard, TrainSettings, assemble, from_synthesized, mine_negatives, train_model
 from guardrails import permutation_p
-from pipelines import Components, PipelineConfig, Retriever, TrainedModelStore, load_config
+from pipelines import Components, ModelCatalog, PipelineConfig, Retriever, load_config
 
 KORQUAD = ROOT.parent / "shared" / "data" / "korquad-v1-dev"
 CHAMPION = ROOT / "bench" / "configs" / "korquad" / "hybrid-weighted.yaml"
@@ -47,7 +46,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "evolve" / "bench-embeddings.sqlite")
     parser.add_argument("--out", default="training-korquad")
     args = parser.parse_args()
-    os.environ["EVOLVE_TRAINED_MODELS"] = str(args.work / "models")
+    catalog = ModelCatalog(args.work / "models")  # the adapter is trained into, and resolved from, the work folder
     synthesized = args.work / f"synthesized-{args.questions}"
     out: dict = {"questions_sampled": args.questions}
     if not (synthesized / "queries.jsonl").is_file():
@@ -63,14 +62,14 @@ def main() -> None:
         out.update(json.loads((args.work / f"synthesis-{args.questions}.json").read_text()))
     print(json.dumps(out), flush=True)
 
-    components = Components(args.cache)
+    components = Components(args.cache, catalog)
     champion = load_config(CHAMPION)
     data = assemble([from_synthesized(synthesized)], LeakGuard.for_evalsets([KORQUAD]))
     out["pairs"], out["dropped_as_evaluation_queries"] = len(data.examples), data.dropped_leaks
     miner = Retriever(champion, components).build(list(data.documents.values()))
     data.examples = mine_negatives(data.examples, miner, per_query=7)
     started = time.perf_counter()
-    outcome = train_model("adapter", E5, data, TrainSettings(), components, TrainedModelStore())
+    outcome = train_model("adapter", E5, data, TrainSettings(), components, catalog.trained())
     out["training_seconds"] = round(time.perf_counter() - started, 1)
     out["adapter"] = outcome.model.model_id
     out["training"] = outcome.report

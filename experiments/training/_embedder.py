@@ -14,13 +14,13 @@ from typing import Any
 
 from experiments.training.base import TRAINERS, KindDefaults, TransformerTrainer, filled_negatives
 from experiments.training.data import TrainingExample
-from pipelines import torch_device
+from pipelines import ModelCatalog, torch_device
 from pipelines.embedders import load_without_code, model_location, resolve_model
 
 
-def sentence_transformers_base(name: str) -> tuple[Any, Any]:
+def sentence_transformers_base(name: str, catalog: ModelCatalog) -> tuple[Any, Any]:
     """(spec, SentenceTransformer) of a base that can be fine-tuned; a clear error for one that cannot."""
-    spec = resolve_model(name)
+    spec = resolve_model(name, catalog)
     if spec.loader != "sentence-transformers":
         raise ValueError(f"{name} ({spec.loader}) cannot be fine-tuned: only sentence-transformers models can; "
                          f"train a query adapter for it instead (--kind adapter)")
@@ -49,7 +49,7 @@ class EmbedderTrainer(TransformerTrainer):
             from sentence_transformers.losses import MultipleNegativesRankingLoss
 
         torch.manual_seed(self.settings.seed)
-        self.spec, self.model = sentence_transformers_base(self.base)
+        self.spec, self.model = sentence_transformers_base(self.base, self.components.catalog)
         self.model.max_seq_length = min(self.settings.max_seq_length, self.model.max_seq_length or 10**6)
         self.loss = MultipleNegativesRankingLoss(self.model, scale=1.0 / self.settings.temperature)
         self.start_optimiser()

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from experiments.training.base import TRAINERS, KindDefaults, TransformerTrainer, filled_negatives
 from experiments.training.data import TrainingExample
-from pipelines import torch_device
+from pipelines import ModelCatalog, torch_device
 from pipelines.embedders import model_location, resolve_model, transformer_subfolder
 
 
-def transformer_folder(name: str) -> Path:
+def transformer_folder(name: str, catalog: ModelCatalog) -> Path:
     """The Hugging Face folder inside a base: a sentence-transformers model's Transformer module, or the folder."""
-    spec = resolve_model(name)
+    spec = resolve_model(name, catalog)
     if spec.loader not in ("sentence-transformers", "cross-encoder"):
         raise ValueError(f"a cross-encoder cannot start from {name} ({spec.loader}): it needs transformer weights "
                          f"(all-MiniLM-L6-v2, a local sentence-transformers directory, or a trained embedder)")
@@ -41,7 +41,7 @@ class RerankerTrainer(TransformerTrainer):
 
         hf_logging.set_verbosity_error()  # "some weights newly initialised" is the point here
         torch.manual_seed(self.settings.seed)
-        folder = transformer_folder(self.base)
+        folder = transformer_folder(self.base, self.components.catalog)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model, loaded = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1,
                                                                                output_loading_info=True)

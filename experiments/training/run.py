@@ -22,7 +22,7 @@ from typing import Any
 from experiments.tracking import artifact_location
 from experiments.training.base import TRAINERS, Progress, TrainSettings, run_steps
 from experiments.training.data import TrainingData, validation_split
-from pipelines import TrainedModel, TrainedModelError, TrainedModelStore, is_trained, torch_device
+from pipelines import ModelCatalog, TrainedModel, TrainedModelError, TrainedModelStore, is_trained, torch_device
 from pipelines.embedders import resolve_model
 
 MIN_EXAMPLES = 8
@@ -42,9 +42,9 @@ class TrainingOutcome:
     report: dict[str, Any]
 
 
-def run_key(kind: str, base: str, data: TrainingData, settings: TrainSettings) -> str:
+def run_key(kind: str, base: str, data: TrainingData, settings: TrainSettings, catalog: ModelCatalog) -> str:
     """The identity of a run's inputs (a run without a validation share keeps the key it had before there was one)."""
-    spec = resolve_model(base)
+    spec = resolve_model(base, catalog)
     recipe = TRAINERS.get(kind).recipe
     text = json.dumps({"kind": kind, **({"recipe": recipe} if recipe != 1 else {}), "base": spec.fingerprint,
                        "data": data.sha256(),
@@ -62,14 +62,16 @@ def peak_memory_mb() -> float:
 def train_model(kind: str, base: str, data: TrainingData, settings: TrainSettings, components: Any,
                 store: TrainedModelStore | None = None, deadline: float | None = None,
                 progress: Progress | None = None) -> TrainingOutcome:
-    """Train (or resume) a model of ``kind`` from ``base`` on ``data``; the model is stored when every step ran."""
-    store = store or TrainedModelStore()
+    """Train (or resume) a model of ``kind`` from ``base`` on ``data``; the model is stored when every step ran
+    (default: in the trained-model folder of ``components.catalog``, where ``base`` resolves too)."""
+    catalog = components.catalog
+    store = store or catalog.trained()
     if len(data.examples) < MIN_EXAMPLES:
         raise TrainingError(f"{len(data.examples)} training example(s) after the leak guard; at least {MIN_EXAMPLES} "
                             f"are needed (sources: {data.summary()['per_source'] or 'none'})")
     trainer = TRAINERS.get(kind)(base, data, settings, components)
     resolved = trainer.settings
-    key = run_key(kind, base, data, resolved)
+    key = run_key(kind, base, data, resolved, catalog)
     workdir = store.root / ".work" / key
     done_marker = workdir / "model_id"
     if done_marker.is_file():  # finished before: the same inputs give the same model
@@ -93,7 +95,7 @@ def train_model(kind: str, base: str, data: TrainingData, settings: TrainSetting
         return TrainingOutcome(None, report)
     export = Path(tempfile.mkdtemp(prefix=".export-", dir=store.root))
     trainer.export(export)
-    base_spec = resolve_model(base)
+    base_spec = resolve_model(base, catalog)
     manifest = {"base_model": base, "base_fingerprint": base_spec.fingerprint, "licence": base_spec.licence,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "settings": trainer.settings.model_dump(mode="json"), "seed": resolved.seed,
@@ -179,7 +181,7 @@ def trained_ids(value: Any) -> list[str]:
     return []
 
 
-def fetch_trained_models(ids: list[str], tracking_uri: str, store: TrainedModelStore | None = None,
+def fetch_trained_models(ids: list[str], tracking_uri: str, store: TrainedModelStore,
                          experiment: str = TRAINING_EXPERIMENT) -> list[str]:
     """Every model in ``ids`` (and the trained bases they need) in ``store``: those missing are downloaded from
     their MLflow training run and verified against their ids (a worker on another node, a fresh checkout).
@@ -199,5 +201,4 @@ def fetch_trained_models(ids: list[str], tracking_uri: str, store: TrainedModelS
                                   artifact_path=f"{MODEL_ARTIFACTS}/{TrainedModelStore.folder_name(model_id)}")
         return Path(path).parent
 
-    store = store or TrainedModelStore()
     return store.ensure(ids, from_training_run)

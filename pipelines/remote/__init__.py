@@ -4,8 +4,7 @@ fingerprint that notices other weights behind a name, and a GGUF export for llam
 Public API::
 
     from pipelines.remote import (RemoteModel, RegistryError, RemoteError, RemoteModelChanged, RemoteClient,
-                                  remote_models, remote_model, load_registry, use_registry, export_bert_gguf,
-                                  redact)
+                                  load_registry, export_bert_gguf, redact)
 
 Served embedders load through ``pipelines.embedders`` (loader ``remote``), served rerankers through
 ``pipelines.rerankers`` (kind ``remote``); both cache through the embedding store.
@@ -17,10 +16,8 @@ from pipelines.remote.fingerprint import (PROBE_QUERY, PROBE_TEXTS, RemoteModelC
 from pipelines.remote.gguf_export import export_bert_gguf
 from pipelines.remote.redact import redact
 from pipelines.remote.registry import (EMBEDDING_PROTOCOLS, REGISTRY_ENV, REGISTRY_FILE, RERANK_PROTOCOLS,
-                                       ModelRegistryFile, RegistryError, RemoteModel, load_registry, registry_path,
-                                       remote_model, remote_models, use_registry)
+                                       ModelRegistryFile, RegistryError, RemoteModel, load_registry)
 
 __all__ = ["EMBEDDING_PROTOCOLS", "PROBE_QUERY", "PROBE_TEXTS", "REGISTRY_ENV", "REGISTRY_FILE", "RERANK_PROTOCOLS",
            "ModelRegistryFile", "RegistryError", "RemoteClient", "RemoteError", "RemoteModel", "RemoteModelChanged",
-           "check", "export_bert_gguf", "fingerprint_of", "identity", "load_registry", "redact", "registry_path",
-           "remote_model", "remote_models", "use_registry", "verified"]
+           "check", "export_bert_gguf", "fingerprint_of", "identity", "load_registry", "redact", "verified"]

@@ -18,15 +18,14 @@ and the guard's licence rules::
         concurrency: 4
         timeout_s: 60
 
-The file is ``$EVOLVE_MODEL_REGISTRY`` (the CLI sets it to the project's ``models.yaml``), else ``./models.yaml``
-when it exists; without one, no remote model is known.
+Which file a process reads is its :class:`pipelines.catalog.ModelCatalog`'s: the project's ``models.yaml`` (or
+``$EVOLVE_MODEL_REGISTRY``); without one, no remote model is known.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -173,40 +172,7 @@ class ModelRegistryFile(BaseModel):
         return self
 
 
-def registry_path() -> Path | None:
-    """The registry file this process uses, or None when there is none."""
-    named = os.environ.get(REGISTRY_ENV)
-    if named:
-        return Path(named)
-    here = Path.cwd() / REGISTRY_FILE
-    return here if here.is_file() else None
-
-
-def use_registry(path: Path | str) -> None:
-    """Makes ``path`` this process's (and its children's) model registry file."""
-    os.environ[REGISTRY_ENV] = str(Path(path).resolve())
-
-
 def load_registry(path: Path | str) -> dict[str, RemoteModel]:
     """The entries of a registry file by name; RegistryError names the file and the problem."""
     return {m.name: m for m in load_model(path, ModelRegistryFile, RegistryError, "model registry",
                                           empty_ok=True).models}
-
-
-@lru_cache(maxsize=8)
-def _cached(path: str, mtime: float) -> dict[str, RemoteModel]:
-    return load_registry(path)
-
-
-def remote_models() -> dict[str, RemoteModel]:
-    """This process's remote models (empty without a registry file; re-read when the file changes)."""
-    path = registry_path()
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise RegistryError(f"{path}: model registry file not found (${REGISTRY_ENV})")
-    return _cached(str(path), path.stat().st_mtime)
-
-
-def remote_model(name: str | None) -> RemoteModel | None:
-    return remote_models().get(name) if name else None

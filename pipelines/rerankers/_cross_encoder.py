@@ -15,7 +15,8 @@ import numpy as np
 
 from pipelines.device import torch_device
 from pipelines.rerankers.base import RERANKERS, Embedders, Reranker, RerankerConfig
-from pipelines.trained import TrainedModelStore, is_trained
+from pipelines.catalog import ModelCatalog, catalog_or_env
+from pipelines.trained import is_trained
 
 
 class CrossEncoderRerankerConfig(RerankerConfig):
@@ -28,8 +29,9 @@ class CrossEncoderReranker(Reranker):
     """A sentence-transformers CrossEncoder from a local directory or a hub name already cached."""
 
     config = CrossEncoderRerankerConfig
+    uses_catalog = True
 
-    def __init__(self, model: str, blend: float = 0.0, batch_size: int = 32):
+    def __init__(self, model: str, blend: float = 0.0, batch_size: int = 32, catalog: ModelCatalog | None = None):
         super().__init__(blend)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import CrossEncoder
@@ -38,7 +40,7 @@ class CrossEncoderReranker(Reranker):
 
         max_length = None  # the tokenizer's own limit (512 for MiniLM)
         if is_trained(model):
-            trained = TrainedModelStore().get(model)
+            trained = catalog_or_env(catalog).trained().get(model)
             location = str(trained.weights)
             # score with the text length it was trained on: longer inputs cost quadratically and it never saw them
             max_length = trained.manifest.get("settings", {}).get("max_seq_length")
@@ -49,8 +51,9 @@ class CrossEncoderReranker(Reranker):
         self.batch_size = batch_size
 
     @classmethod
-    def from_config(cls, config: RerankerConfig, embedders: Embedders) -> "CrossEncoderReranker":
-        return cls(config.model or "", config.blend)
+    def from_config(cls, config: RerankerConfig, embedders: Embedders,  # type: ignore[override]
+                    catalog: ModelCatalog | None = None) -> "CrossEncoderReranker":
+        return cls(config.model or "", config.blend, catalog=catalog)
 
     def score(self, queries: list[str], candidates: list[list[str]]) -> list[np.ndarray]:
         pairs = [(q, t) for q, texts in zip(queries, candidates) for t in texts]

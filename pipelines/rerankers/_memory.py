@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from pipelines.rerankers.base import RERANKERS, Embedders, Reranker, RerankerConfig, min_max
-from pipelines.trained import TrainedModelStore
+from pipelines.catalog import ModelCatalog, catalog_or_env
 
 VECTORS = "queries.npy"
 ANSWERS = "answers.json"
@@ -28,9 +28,10 @@ FALLBACK_THRESHOLD = 0.8
 cuts chose it)."""
 
 
-def memory_calibration(model: str) -> dict:
-    """The calibration a trained memory was written with (its ``threshold`` and how it was measured)."""
-    path = TrainedModelStore().get(model).weights / CALIBRATION
+def memory_calibration(model: str, catalog: ModelCatalog | None = None) -> dict:
+    """The calibration a trained memory of ``catalog`` was written with (its ``threshold`` and how it was
+    measured)."""
+    path = catalog_or_env(catalog).trained().get(model).weights / CALIBRATION
     if not path.is_file():
         return {"threshold": FALLBACK_THRESHOLD, "skipped": "not calibrated"}
     return json.loads(path.read_text(encoding="utf-8"))
@@ -72,26 +73,28 @@ class MemoryReranker(Reranker):
 
     config = MemoryRerankerConfig
     uses_doc_ids = True
+    uses_catalog = True
 
     def __init__(self, model: str, embedder, threshold: float | None = None,  # type: ignore[no-untyped-def]
-                 blend: float = 0.3):
+                 blend: float = 0.3, catalog: ModelCatalog | None = None):
         super().__init__(blend)
-        weights = TrainedModelStore().get(model).weights
+        weights = catalog_or_env(catalog).trained().get(model).weights
         self.vectors = np.load(weights / VECTORS)
         # tuples in stored order, not sets: string-set order changes with the process's hash seed, and the order
         # documents are recalled in breaks ties between equally lifted ones
         self.answers = [tuple(a) for a in json.loads((weights / ANSWERS).read_text(encoding="utf-8"))]
         self.embedder = embedder
-        self.calibration = memory_calibration(model)
+        self.calibration = memory_calibration(model, catalog)
         self.threshold = threshold if threshold is not None else float(self.calibration["threshold"])
         # the retriever asks recalled() and then rerank() for the same queries: lifts are computed once for both
         # (a pure function of the queries, so the cache is safe to share between a server's threads)
         self._lift_of = lru_cache(maxsize=4)(self._lift)
 
     @classmethod
-    def from_config(cls, config: RerankerConfig, embedders: Embedders) -> "MemoryReranker":
-        base = TrainedModelStore().get(config.model or "").base
-        return cls(config.model or "", embedders(base), getattr(config, "threshold", None), config.blend)
+    def from_config(cls, config: RerankerConfig, embedders: Embedders,  # type: ignore[override]
+                    catalog: ModelCatalog | None = None) -> "MemoryReranker":
+        base = catalog_or_env(catalog).trained().get(config.model or "").base
+        return cls(config.model or "", embedders(base), getattr(config, "threshold", None), config.blend, catalog)
 
     RECALLED = 20
     """At most this many remembered answers are added to a query's candidates when the first stage missed them."""

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipelines.remote import PROBE_QUERY, PROBE_TEXTS, RemoteClient, remote_model, verified
+from pipelines.catalog import ModelCatalog, catalog_or_env
+from pipelines.remote import PROBE_QUERY, PROBE_TEXTS, RemoteClient, verified
 from pipelines.rerankers.base import RERANKERS, Embedders, Reranker, RerankerConfig
 
 
@@ -34,10 +35,11 @@ class RemoteReranker(Reranker):
 
     config = RemoteRerankerConfig
     uses_store = True
+    uses_catalog = True
 
-    def __init__(self, name: str, store: Any = None, blend: float = 0.0):
+    def __init__(self, name: str, store: Any = None, blend: float = 0.0, catalog: ModelCatalog | None = None):
         super().__init__(blend)
-        entry = remote_model(name)
+        entry = catalog_or_env(catalog).served_model(name)
         if entry is None or entry.kind != "reranker":
             raise KeyError(f"reranker kind 'remote' needs a reranker of the model registry file, not {name!r}"
                            + ("" if entry is None else f" (a {entry.kind})"))
@@ -49,8 +51,8 @@ class RemoteReranker(Reranker):
 
     @classmethod
     def from_config(cls, config: RerankerConfig, embedders: Embedders,  # type: ignore[override]
-                    store: Any = None) -> "RemoteReranker":
-        return cls(config.model or "", store, config.blend)
+                    store: Any = None, catalog: ModelCatalog | None = None) -> "RemoteReranker":
+        return cls(config.model or "", store, config.blend, catalog)
 
     def model_key(self) -> str:
         """Cache key of this endpoint's scores: its name, model id, revision and the probe's fingerprint."""

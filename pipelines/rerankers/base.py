@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from pipelines.catalog import ModelCatalog
 from pipelines.embedders.registry import checked_model_name
 from pipelines.registry import ConfigRegistry, KindConfig
 
@@ -78,6 +79,10 @@ class Reranker(ABC):
     uses_doc_ids: ClassVar[bool] = False
     """True: :meth:`rerank` also takes ``doc_ids`` (the candidates' document ids, one list per query)."""
 
+    uses_catalog: ClassVar[bool] = False
+    """True: :meth:`from_config` also takes ``catalog`` (keyword), the :class:`ModelCatalog` its model resolves in
+    (a trained or a served model)."""
+
     uses_store: ClassVar[bool] = False
     """True: :meth:`from_config` also takes ``store``, the process's ``EmbeddingStore`` (``get_scores`` /
     ``put_scores`` cache pair scores, ``probe`` / ``put_probe`` keep a served model's fingerprint)."""
@@ -109,9 +114,11 @@ RERANKERS: ConfigRegistry[Reranker] = ConfigRegistry("reranker kind", RerankerCo
 """Reranker kind -> reranker class ('none' is the absence of one); each kind's module registers itself."""
 
 
-def make_reranker(config: RerankerConfig, embedders: Embedders, store: Any = None) -> Reranker | None:
+def make_reranker(config: RerankerConfig, embedders: Embedders, store: Any = None,
+                  catalog: ModelCatalog | None = None) -> Reranker | None:
     """The reranker a config names, None for kind 'none' (an unknown kind is refused with the known ones named).
-    ``store``: the process's embedding store, given to kinds that set ``uses_store`` (they cache scores there)."""
-    if config.kind != "none" and getattr(RERANKERS.get(config.kind), "uses_store", False):
-        return RERANKERS.make(config, embedders, store)
-    return RERANKERS.make(config, embedders)
+    ``store``: the process's embedding store, given to kinds that set ``uses_store`` (they cache scores there);
+    ``catalog``: where model names resolve, given to kinds that set ``uses_catalog``."""
+    kind = RERANKERS.get(config.kind) if config.kind != "none" else None
+    args = (embedders, store) if getattr(kind, "uses_store", False) else (embedders,)
+    return RERANKERS.make(config, *args, **({"catalog": catalog} if getattr(kind, "uses_catalog", False) else {}))

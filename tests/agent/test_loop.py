@@ -53,28 +53,29 @@ def test_proposals_outside_the_schema_are_refused(bad, why):
         validate_proposal(bad, "llm-1")
 
 
-def test_served_models_of_the_project_registry_are_proposed_and_accepted_in_their_own_roles(tmp_path, monkeypatch):
+def test_served_models_of_the_project_registry_are_proposed_and_accepted_in_their_own_roles(tmp_path):
     """A served embedder is a dense model for the proposers, a served reranker only a 'remote' reranker."""
     import yaml
 
     from agent.loop.proposers import models_for
     from experiments import describe_space
-    from pipelines.remote import REGISTRY_ENV
+    from pipelines import ModelCatalog
 
     entries = [{"name": "bge-m3@gpu2", "kind": "embedder", "protocol": "openai", "base_url": "http://gpu2:8001/v1",
                 "languages": "multilingual"},
                {"name": "rerank@gpu3", "kind": "reranker", "protocol": "rerank", "base_url": "http://gpu3:8002/v1"}]
     (tmp_path / "models.yaml").write_text(yaml.safe_dump({"models": entries}))
-    monkeypatch.setenv(REGISTRY_ENV, str(tmp_path / "models.yaml"))
-    assert models_for("ko")[-1] == "bge-m3@gpu2" and "bge-m3@gpu2" in models_for("en")
-    assert 'one of ["rerank@gpu3"]' in describe_space(models_for("ko"))
+    catalog = ModelCatalog(tmp_path / "models", tmp_path / "models.yaml")  # the project's models.yaml
+    assert models_for("ko", catalog)[-1] == "bge-m3@gpu2" and "bge-m3@gpu2" in models_for("en", catalog)
+    assert "bge-m3@gpu2" not in models_for("ko", ModelCatalog(tmp_path / "models"))  # a project serving nothing
+    assert 'one of ["rerank@gpu3"]' in describe_space(models_for("ko", catalog), catalog)
     served = {"dense_models": ["bge-m3@gpu2"], "lexical": {"tokenizers": ["kiwi"]},
               "rerankers": [{"kind": "remote", "model": "rerank@gpu3"}]}
-    assert validate_proposal(served, "llm-1")["dense_models"] == ["bge-m3@gpu2"]
+    assert validate_proposal(served, "llm-1", catalog)["dense_models"] == ["bge-m3@gpu2"]
     with pytest.raises(SpaceError, match="rerank@gpu3 is a served reranker, not an embedding model"):
-        validate_proposal({**served, "dense_models": ["rerank@gpu3"]}, "llm-1")
+        validate_proposal({**served, "dense_models": ["rerank@gpu3"]}, "llm-1", catalog)
     with pytest.raises(SpaceError, match=r"\['bge-m3@gpu2'\] are not in the registry"):
-        validate_proposal({**served, "rerankers": [{"kind": "remote", "model": "bge-m3@gpu2"}]}, "llm-1")
+        validate_proposal({**served, "rerankers": [{"kind": "remote", "model": "bge-m3@gpu2"}]}, "llm-1", catalog)
 
 
 class ScriptedLLM:

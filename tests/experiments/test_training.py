@@ -13,7 +13,7 @@ from experiments import evaluate
 from experiments.training import (LeakError, LeakGuard, TrainingExample, TrainSettings, assemble, from_feedback,
                                   from_split, mine_negatives, train_model)
 from helpers import shared_set, write_evalset
-from pipelines import Components, PipelineConfig, Retriever, TrainedModelError, TrainedModelStore
+from pipelines import Components, ModelCatalog, PipelineConfig, Retriever, TrainedModelError, TrainedModelStore
 
 BASE = "all-MiniLM-L6-v2"
 
@@ -408,18 +408,17 @@ def test_a_memory_calibrates_its_threshold_to_where_close_questions_share_answer
     assert calibrate(vectors[:40], answers[:40])["threshold"] == DEFAULT_THRESHOLD  # 8 to hold out: too few
 
 
-def test_a_memory_recalls_equally_lifted_answers_in_one_order_whatever_the_hash_seed(components, tmp_path,
-                                                                                     monkeypatch):
+def test_a_memory_recalls_equally_lifted_answers_in_one_order_whatever_the_hash_seed(components, tmp_path):
     """Answers of one remembered question tie on lift; their order (which breaks ties in the final ranking) is by
     id, not by a string set's order, which changes with PYTHONHASHSEED from one process to the next."""
     from pipelines.rerankers import MemoryReranker, save_memory
 
-    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
+    catalog = ModelCatalog(tmp_path / "models")
     question = "Which enzyme repairs DNA breaks?"
     vector = components.embedder(BASE).embed([question], "query")
     answers = ["doc-q", "doc-b", "doc-x", "doc-a", "doc-m", "doc-c"]
     save_memory(tmp_path / "w", vector, [answers], {"threshold": 0.5})
-    model = TrainedModelStore().save("memory", tmp_path / "w", {"base_model": BASE}).model_id
-    memory = MemoryReranker(model, components.embedder(BASE))
+    model = catalog.trained().save("memory", tmp_path / "w", {"base_model": BASE}).model_id
+    memory = MemoryReranker(model, components.embedder(BASE), catalog=catalog)
     assert memory.recalled([question]) == [sorted(answers)]
     assert np.allclose(memory.lifts([question], [answers])[0], 1.0, atol=1e-4)  # the question itself: full lift

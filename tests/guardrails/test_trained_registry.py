@@ -42,15 +42,15 @@ class Registered:
 
 def _registered_adapter(tmp_path, tiny_scifact, monkeypatch) -> Registered:
     """A project whose version 1 uses an adapter saved in its model folder, guarded under PERMISSIVE."""
-    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
-    store = TrainedModelStore()
-    model_id = _adapter(store, tmp_path)
+    monkeypatch.delenv("EVOLVE_TRAINED_MODELS", raising=False)
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(PERMISSIVE.model_dump(mode="json")))
     project = open_project(tmp_path, None)
+    store = project.catalog.trained()  # the project's .evolve/models
+    model_id = _adapter(store, tmp_path)
     config = PipelineConfig.model_validate({"name": "adapted", "dense": {"model": model_id},
                                             "fusion": {"kind": "none"}})
     report, version = guard_and_register(project, config, [load_evalset(tiny_scifact)], PERMISSIVE,
-                                         Components(tmp_path / "c.sqlite"))
+                                         Components(tmp_path / "c.sqlite", project.catalog))
     assert version, report.failed_rules
     return Registered(store, model_id, project, config, report, version)
 
@@ -74,7 +74,7 @@ def test_the_version_carries_its_trained_model_and_approve_restores_it(tmp_path,
     missing = config.model_copy(update={"dense": config.dense.model_copy(update={"model": "trained:adapter-"
                                                                                           "0123456789ab"})})
     with pytest.raises(TrainedModelError, match="could not be restored"):
-        project.registry.restore_trained_models(missing, version)
+        project.registry.restore_trained_models(missing, version, store)
     previous, _ = rollback(project, "back to the default")
     assert previous is None
 
@@ -113,15 +113,15 @@ def test_a_manifest_edited_to_name_an_allowed_base_is_refused_by_the_guard_and_t
     from guardrails.evidence import models_of
     from pipelines.embedders import resolve_model
 
-    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
-    store = TrainedModelStore()
-    model_id = _adapter(store, tmp_path)
+    monkeypatch.delenv("EVOLVE_TRAINED_MODELS", raising=False)
     mit_only = ANY_GAIN.model_copy(update={"allowed_licences": ["MIT"]})
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(mit_only.model_dump(mode="json")))
     project = open_project(tmp_path, None)
+    store = project.catalog.trained()
+    model_id = _adapter(store, tmp_path)
     config = PipelineConfig.model_validate({"name": "adapted", "dense": {"model": model_id},
                                             "fusion": {"kind": "none"}})
-    held, components = load_evalset(tiny_scifact), Components(tmp_path / "c.sqlite")
+    held, components = load_evalset(tiny_scifact), Components(tmp_path / "c.sqlite", project.catalog)
     candidate = collect_evidence(config, [held], components)  # scored with the model as trained
     champion = collect_evidence(project.champion()[0], [held], components)
     assert candidate.models == {model_id: "Apache-2.0"}
@@ -129,8 +129,8 @@ def test_a_manifest_edited_to_name_an_allowed_base_is_refused_by_the_guard_and_t
     e5 = resolve_model("multilingual-e5-small")
     _edit_manifest(store.get(model_id).folder, base_model=e5.name, licence=e5.licence,
                    base_fingerprint=e5.fingerprint)
-    assert models_of(config) == {model_id: "unknown"}  # what collect_evidence reads last; it read MIT before
-    candidate.models = models_of(config)
+    assert models_of(config, project.catalog) == {model_id: "unknown"}  # what collect_evidence reads last
+    candidate.models = models_of(config, project.catalog)
     report = check_candidate(candidate, champion, mit_only)
     licence = next(r for r in report.rules if r.rule == f"licence [{model_id}]")
     assert not licence.passed and licence.measured == "unknown" and not report.passed
@@ -160,9 +160,9 @@ def test_restore_takes_only_the_hashed_files_and_only_the_logged_sha256(tmp_path
     TrainedModelStore._verified.clear()
 
     with pytest.raises(TrainedModelError, match=f"decision log records {'f' * 64}"):
-        project.registry.restore_trained_models(config, version, expected={model_id: "f" * 64})
+        project.registry.restore_trained_models(config, version, store, expected={model_id: "f" * 64})
     with pytest.raises(TrainedModelError, match="records no sha256 for it"):
-        project.registry.restore_trained_models(config, version, expected={})
+        project.registry.restore_trained_models(config, version, store, expected={})
     assert not (store.root / folder).exists() and not list(store.root.glob(".staging-*"))
 
     assert ensure_trained_models(project, config, version) == [model_id]  # what approve, rollback and serve call

@@ -17,11 +17,11 @@ import yaml
 from evalsets import load_evalset
 from experiments import evaluate
 from helpers import DEMO_SET, evolve, free_port, send_json, slice_evalset
-from pipelines import Components, PipelineConfig
+from pipelines import Components, ModelCatalog, PipelineConfig
 from pipelines.embedders import model_location, resolve_model
 from pipelines.llm import LocalLLMServer
 from pipelines.remote import (REGISTRY_ENV, RegistryError, RemoteError, RemoteModelChanged, export_bert_gguf,
-                              load_registry, remote_models)
+                              load_registry)
 from pipelines.rerankers import RemoteRerankerConfig
 
 MINILM = "all-MiniLM-L6-v2"
@@ -112,28 +112,29 @@ def test_served_embeddings_score_the_demo_set_like_the_in_process_model(registry
     assert models_of(dense("minilm@llamacpp")) == {"minilm@llamacpp": "Apache-2.0"}  # the guard's licence rule
 
 
-def test_other_weights_behind_the_same_name_are_refused_until_the_revision_changes(ggufs, tmp_path, monkeypatch):
+def test_other_weights_behind_the_same_name_are_refused_until_the_revision_changes(ggufs, tmp_path):
     cache = tmp_path / "cache.sqlite"
     texts = ["a passage about rate limits", "another about streaming"]
+
+    def served(path: Path, entry: dict) -> Components:  # a process of a project whose models.yaml is ``path``
+        return Components(cache, ModelCatalog(tmp_path / "models", _registry(path, entry)))
+
     with LocalLLMServer("minilm", threads=2, ctx=512, gguf=ggufs["embedder"], mode="embedding") as server:
-        monkeypatch.setenv(REGISTRY_ENV, str(_registry(tmp_path / "a.yaml", _entry(
-            "minilm@llamacpp", "embedder", "openai", server.base_url))))
-        first = Components(cache).embedder("minilm@llamacpp")
+        first = served(tmp_path / "a.yaml", _entry("minilm@llamacpp", "embedder", "openai", server.base_url)
+                       ).embedder("minilm@llamacpp")
         before = first.embed(texts, "passage")
     with LocalLLMServer("minilm", threads=2, ctx=512, gguf=ggufs["changed"], mode="embedding") as server:
         entry = _entry("minilm@llamacpp", "embedder", "openai", server.base_url)
-        monkeypatch.setenv(REGISTRY_ENV, str(_registry(tmp_path / "b.yaml", entry)))
         with pytest.raises(RemoteModelChanged, match="raise 'revision' of minilm@llamacpp"):
-            Components(cache).embedder("minilm@llamacpp").embed(texts, "passage")
-        monkeypatch.setenv(REGISTRY_ENV, str(_registry(tmp_path / "c.yaml", {**entry, "revision": 2})))
-        bumped = Components(cache).embedder("minilm@llamacpp")
+            served(tmp_path / "b.yaml", entry).embedder("minilm@llamacpp").embed(texts, "passage")
+        bumped = served(tmp_path / "c.yaml", {**entry, "revision": 2}).embedder("minilm@llamacpp")
         after = bumped.embed(texts, "passage")
         assert bumped.stats.misses == 2  # new weights, new cache keys: nothing of the old model is reused
         assert bumped.cache_model != first.cache_model
         assert np.sum(before * after, axis=1).min() < 0.9999
-        monkeypatch.setenv(REGISTRY_ENV, str(_registry(tmp_path / "d.yaml", {**entry, "revision": 3, "dim": 768})))
         with pytest.raises(RemoteError, match="serves 384-dimensional vectors; its registry entry says dim 768"):
-            Components(cache).embedder("minilm@llamacpp").embed(texts, "passage")
+            served(tmp_path / "d.yaml", {**entry, "revision": 3, "dim": 768}).embedder("minilm@llamacpp").embed(
+                texts, "passage")
 
 
 def test_served_reranker_scores_like_the_cross_encoder_and_caches_pairs(registry, ggufs, tmp_path):
@@ -187,12 +188,12 @@ def test_the_registry_file_is_validated_and_never_holds_credentials(tmp_path, mo
     refused([{**ok, "name": "trained:adapter-1"}], "name")
     refused([{**ok, "base_url": "gpu1:8001"}], "not an http")
     refused([{**ok, "temperature": 1}], "temperature")
-    monkeypatch.setenv(REGISTRY_ENV, str(_registry(tmp_path / "good.yaml", ok)))
-    assert resolve_model("bge-m3@gpu1").licence == "Apache-2.0"
+    catalog = ModelCatalog(tmp_path / "models", _registry(tmp_path / "good.yaml", ok))
+    assert resolve_model("bge-m3@gpu1", catalog).licence == "Apache-2.0"
     with pytest.raises(RegistryError, match="EMBED_KEY"):
-        remote_models()["bge-m3@gpu1"].api_key()
+        catalog.served()["bge-m3@gpu1"].api_key()
     monkeypatch.setenv("EMBED_KEY", "secret")
-    assert remote_models()["bge-m3@gpu1"].api_key() == "secret"
+    assert catalog.served()["bge-m3@gpu1"].api_key() == "secret"
 
 
 def test_evolve_models_check_probes_each_served_model_of_the_project(servers, tmp_path, monkeypatch):

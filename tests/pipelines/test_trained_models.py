@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from pipelines import TrainedModelError, TrainedModelStore
+from pipelines import ModelCatalog, TrainedModelError, TrainedModelStore
 from pipelines.embedders import resolve_model, save_adapter
 from pipelines.trained import content_sha256, render_manifest
 
@@ -35,19 +35,19 @@ def _fresh_cache():
     TrainedModelStore._verified.clear()
 
 
-def test_an_edited_base_model_is_refused_when_the_model_is_loaded(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
-    store = TrainedModelStore()
+def test_an_edited_base_model_is_refused_when_the_model_is_loaded(tmp_path):
+    catalog = ModelCatalog(tmp_path / "models")
+    store = catalog.trained()
     model = store.save("adapter", _weights(tmp_path), {"base_model": E5, "licence": "MIT"})
     assert model.hashed_whole and model.sha256 != model.manifest["weights_sha256"]
     assert model.model_id.endswith(model.sha256[:12])
-    assert resolve_model(model.model_id).licence == "MIT"  # read and verified once in this process
+    assert resolve_model(model.model_id, catalog).licence == "MIT"  # read and verified once in this process
 
     _edit_manifest(model.folder, base_model=MINILM, licence="Apache-2.0")
     with pytest.raises(TrainedModelError, match="manifest or weights .* changed since it was trained"):
         store.get(model.model_id)  # the verification cache does not hide a manifest changed since
     with pytest.raises(KeyError, match="changed since it was trained"):
-        resolve_model(model.model_id)  # the licence lookup (the guard's rule) cannot read the edited base
+        resolve_model(model.model_id, catalog)  # the licence lookup (the guard's rule) cannot read the edited base
 
 
 def test_a_reformatted_manifest_or_a_stray_file_is_refused(tmp_path):
@@ -90,12 +90,12 @@ def _legacy(store: TrainedModelStore, tmp_path, base: str = MINILM) -> str:
     return model_id
 
 
-def test_a_model_trained_before_is_used_while_its_manifest_is_consistent(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVOLVE_TRAINED_MODELS", str(tmp_path / "models"))
-    store = TrainedModelStore()
+def test_a_model_trained_before_is_used_while_its_manifest_is_consistent(tmp_path):
+    catalog = ModelCatalog(tmp_path / "models")
+    store = catalog.trained()
     model_id = _legacy(store, tmp_path, base=E5)
     model = store.get(model_id)
-    assert not model.hashed_whole and resolve_model(model_id).licence == "MIT"
+    assert not model.hashed_whole and resolve_model(model_id, catalog).licence == "MIT"
 
     folder = model.folder
     original = (folder / "manifest.json").read_text(encoding="utf-8")
@@ -104,8 +104,9 @@ def test_a_model_trained_before_is_used_while_its_manifest_is_consistent(tmp_pat
                                                 "'multilingual-e5-small'"):
         store.get(model_id)
     _edit_manifest(folder, base_fingerprint=resolve_model(MINILM).fingerprint)  # the licence still e5's
+    assert store.get(model_id).base == MINILM  # consistent as a folder; the licence is checked where it is read:
     with pytest.raises(TrainedModelError, match="whose licence is 'Apache-2.0', but records licence 'MIT'"):
-        store.get(model_id)
+        resolve_model(model_id, catalog)  # the catalog that resolves it, the guard's licence lookup
     (folder / "manifest.json").write_text(original, encoding="utf-8")
     assert store.get(model_id).base == E5
     (folder / "notes").write_text("x")
