@@ -21,10 +21,11 @@ E2E = Path(__file__).resolve().parent / "e2e"
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto` (the default options): one worker per core, at most 4. Each worker loads its own models and starts
-    its own SmolLM2 server (about 1.5 GB), and the tests start servers and `evolve` processes of their own, so more
-    workers than cores only make the wall-clock tests wait."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    """`-n auto` (the default options): a worker per two CPU cores, at most 4. A test here keeps about two cores busy
+    (the servers and `evolve` processes it starts, torch and llama.cpp with two threads), so on 2 cores a second
+    worker only made each test wait for the other (measured by `.ci/run`: 21 min 58 s with two workers against
+    20 min 39 s in one process) and squeezed the tests that watch a wall-clock budget."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) // 2))
 
 
 def pytest_collection_modifyitems(config, items):
