@@ -51,6 +51,7 @@ CONFIGS = [ROOT / "bench" / "configs" / "korquad" / name for name in ("bm25-kiwi
 OUT = RESULTS / "answer_agreement"
 DETERMINISTIC = ("answer_correctness", "answer_exact_match", "answer_f1", "answer_token_f1")
 METRICS = (*DETERMINISTIC, "judge_correctness")
+TEXTS = ("answer", "reference", "judge_reason", "top_chunk")
 LABELS = {"answer_correctness": "containment", "answer_exact_match": "exact match", "answer_f1": "char F1",
           "answer_token_f1": "token F1", "judge_correctness": "judge"}
 
@@ -148,6 +149,14 @@ def measure(client: LLMClient, evalset: Path, n: int, contexts: int, max_answer_
             "comparison": compare(*configs, load_policy()), "agreement": judge_agreement(configs)}
 
 
+def without_texts(result: dict) -> dict:
+    """The result without the answers, references and reasons (KorQuAD is CC BY-ND: its text stays under .evolve/,
+    next to the LLM cache, as ``<cache>.rows.json``); the per-query scores and timings stay."""
+    configs = [{**c, "per_query": {q: {k: v for k, v in row.items() if k not in TEXTS}
+                                   for q, row in c["per_query"].items()}} for c in result["configs"]]
+    return {**result, "configs": configs}
+
+
 def markdown(results: dict) -> str:
     lines = ["# Deterministic correctness and the judge's, side by side (KorQuAD held-back queries)", "",
              ("`python -m bench.llm.answer_agreement --model MODEL` (module docstring: what is measured). Per model, "
@@ -193,9 +202,10 @@ def main() -> None:
     cache = ROOT / ".evolve" / "bench" / f"answer_agreement-{args.model if not args.base_url else 'endpoint'}.duckdb"
     with bench_client(args, cache) as client:
         result = measure(client, args.evalset, args.n, args.contexts, args.max_answer_tokens)
+    (cache.parent / f"{cache.stem}.rows.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), "utf-8")
     path = OUT.with_suffix(".json")
     results = json.loads(path.read_text("utf-8")) if path.is_file() else {}
-    results[result["model"]] = result
+    results[result["model"]] = without_texts(result)
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
     OUT.with_suffix(".md").write_text(markdown(results), "utf-8")
     print(markdown({result["model"]: result}))
