@@ -60,7 +60,7 @@ def main() -> None:
         pooled.update(part)
     rows.append(row("pooled", list(pooled.values())))
     out = {"judge_model": judges.pop(), "language": args.language, "labels": str(args.labels), "rows": rows}
-    args.out.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n", "utf-8")
+    args.out.with_name(args.out.name + ".json").write_text(json.dumps(out, indent=2) + "\n", "utf-8")
     lines = [f"# Judge calibration pooled: {out['judge_model']}, {args.language or 'all'} items", "",
              "`python -m bench.llm.calibration_pool` (module docstring: how verdicts are recovered).", "",
              "| result | n | invalid | accuracy | kappa [95%] | tp | fp | fn | tn |",
@@ -68,7 +68,7 @@ def main() -> None:
     lines += [f"| {r['part']} | {r['n']} | {r['invalid']} | {r['accuracy']:.3f} | {r['kappa']:.3f} "
               f"[{r['kappa_95'][0]:.3f}, {r['kappa_95'][1]:.3f}] | {r['tp']} | {r['fp']} | {r['fn']} | {r['tn']} |"
               for r in rows]
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", "utf-8")
+    args.out.with_name(args.out.name + ".md").write_text("\n".join(lines) + "\n", "utf-8")
     print("\n".join(lines))
 
 

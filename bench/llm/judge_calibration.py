@@ -120,8 +120,10 @@ def main() -> None:
         report = calibrate(Judge(client), groups, progress)
         result = summary(report, args.labels, time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+    # OUT + ".json", not with_suffix: a stem naming a model ('...-qwen2.5-coder-1.5b') has a dot of its own
+    args.out.with_name(args.out.name + ".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n",
+                                                           encoding="utf-8")
+    args.out.with_name(args.out.name + ".md").write_text(markdown(result), encoding="utf-8")
     print(markdown(result))
 
 
