@@ -1,6 +1,7 @@
 """A labelled calibration set for the judge (the labels.jsonl layout of experiments/calibration.py).
 
     .venv/bin/python -m bench.llm.judge_labels [--out .evolve/bench/judge_labels.jsonl] [--per-set 60] [--seed 17]
+                                               [--korean 150]
 
 From KorQuAD 1.0 dev (../shared/data/korquad-v1-dev, or $EVOLVE_SHARED_DATA) and claude-docs-qa (bundled, MIT),
 ``--per-set`` questions each, labelled for the correctness metric against the question's reference answer:
@@ -13,7 +14,11 @@ From KorQuAD 1.0 dev (../shared/data/korquad-v1-dev, or $EVOLVE_SHARED_DATA) and
   contain the answer span (claude-docs-qa: the sentence of the relevant section sharing fewest words of four or
   more letters with the reference, and no number).
 
-Each line carries ``source`` (korquad, claude-docs-qa) and the kind in its id. Fixed seed: the same file every run.
+Then ``--korean`` (150) more KorQuAD items from other questions, sources ``korquad-short`` and ``korquad-long``: right
+answers worded unlike the reference, partly right ones, plausible wrong ones, short and long-form references
+(bench/llm/korean_labels.py says how each kind is labelled).
+
+Each line carries ``source`` (korquad, claude-docs-qa, korquad-short, korquad-long) and the kind in its id. Fixed seed: the same file every run.
 KorQuAD is CC BY-ND 2.0 KR (keep it internal), so the file goes under .evolve/ (not committed) by default.
 """
 
@@ -28,21 +33,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import ROOT
+from bench.llm.korean_labels import MIN_SENTENCE, KoreanItems, sentences
 from evalsets import EvalSet, Query, load_evalset
-from pipelines.chunking import sentence_spans
 
 DEFAULT_OUT = ROOT / ".evolve" / "bench" / "judge_labels.jsonl"
 KINDS = ("right", "right", "other", "cut")
 """Drawn per question: half right, a quarter another question's answer, a quarter a cut-out sentence."""
-MIN_SENTENCE = 25
+KOREAN_LONG_SHARE = 0.4
+"""Of ``--korean`` items, the share with a long-form reference (bench/llm/korean_labels.py)."""
 
 
 def shared_data() -> Path:
     return Path(os.environ.get("EVOLVE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-
-def sentences(text: str) -> list[str]:
-    return [" ".join(text[start:end].split()) for start, end in sentence_spans(text)]
 
 
 def words(text: str) -> set[str]:
@@ -106,11 +108,21 @@ def item(item_id: str, question: str, answer: str, reference: str, kind: str, so
             "label": 1 if kind == "right" else 0, "metric": "correctness", "source": source}
 
 
-def build(per_set: int, seed: int) -> list[dict]:
+def build(per_set: int, seed: int, korean: int = 0) -> list[dict]:
+    """The ``per_set`` items of each set (the same for a seed whatever ``korean`` is), then ``korean`` more KorQuAD
+    items of the kinds of bench/llm/korean_labels.py, from other questions."""
     rng = random.Random(seed)
     korquad = load_evalset(shared_data() / "korquad-v1-dev")
     docs = load_evalset(ROOT / "evalsets" / "data" / "claude-docs-qa")
-    return korquad_items(korquad, per_set, rng) + docs_items(docs, per_set, rng)
+    first = korquad_items(korquad, per_set, rng)
+    items = first + docs_items(docs, per_set, rng)
+    if korean:
+        used = {i["question"] for i in first}
+        exclude = {q.query_id for q in korquad.queries if q.text in used}
+        n_long = round(korean * KOREAN_LONG_SHARE)
+        extra = KoreanItems(korquad, lambda query_id: passage(korquad, query_id), random.Random(seed + 1))
+        items += extra.build(korean - n_long, n_long, exclude)
+    return items
 
 
 def main() -> None:
@@ -118,8 +130,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--per-set", type=int, default=60, help="questions from each data set")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--korean", type=int, default=150, help="more Korean items (bench/llm/korean_labels.py)")
     args = parser.parse_args()
-    items = build(args.per_set, args.seed)
+    items = build(args.per_set, args.seed, args.korean)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as out:
         for line in items:

@@ -21,6 +21,7 @@ import random
 
 from bench import RESULTS
 from bench.llm.judge_labels import build
+from bench.llm.kappa import kappa_interval
 from experiments import agreement, is_short_reference
 from experiments.short_answers import char_f1, contains_reference, exact_match
 
@@ -28,18 +29,6 @@ OUT = RESULTS / "short_answer_agreement.md"
 RULES = {"containment (answer_correctness)": contains_reference,
          "exact match": exact_match,
          "character F1 >= 0.5": lambda answer, reference: char_f1(answer, reference) >= 0.5}
-
-
-def kappa_interval(labels: list[int], verdicts: list[int], rng: random.Random, resamples: int = 2000
-                   ) -> tuple[float, float]:
-    values = []
-    for _ in range(resamples):
-        picks = [rng.randrange(len(labels)) for _ in labels]
-        kappa = agreement([labels[i] for i in picks], [verdicts[i] for i in picks]).kappa
-        if kappa is not None:
-            values.append(kappa)
-    values.sort()
-    return values[int(0.025 * len(values))], values[int(0.975 * len(values)) - 1]
 
 
 def main() -> None:
