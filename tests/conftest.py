@@ -23,8 +23,8 @@ E2E = Path(__file__).resolve().parent / "e2e"
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto` (the default options): a worker per two CPU cores, at most 4. A test here keeps about two cores busy
     (the servers and `evolve` processes it starts, torch and llama.cpp with two threads), so on 2 cores a second
-    worker only made each test wait for the other (measured by `.ci/run`: 21 min 58 s with two workers against
-    20 min 39 s in one process) and squeezed the tests that watch a wall-clock budget."""
+    worker only made each test wait for the other (measured by `.ci/run`, the same 622 tests: 21 min 58 s with two
+    workers, 19 min 51 s with one) and squeezed the tests that watch a wall-clock budget."""
     return max(1, min(4, len(os.sched_getaffinity(0)) // 2))
 
 
