@@ -31,7 +31,7 @@ from pipelines.fusion import FUSIONS
 from pipelines.lexical import TOKENIZERS
 from pipelines import ConfigRegistry, KindConfig
 from pipelines.rerankers import RERANKERS
-from pipelines import ModelCatalog, load_model, problems_of, validate_as
+from pipelines import ModelCatalog, catalog_or_env, load_model, problems_of, validate_as
 
 
 class _Strict(BaseModel):
@@ -374,7 +374,7 @@ def _kind_text(registry: ConfigRegistry, kind: str, extra: list[str] | None = No
 
 def served_rerankers(catalog: ModelCatalog | None = None) -> list[str]:
     """The rerankers of the catalog's model registry (default: this process's), which the 'remote' kind offers."""
-    return [n for n, m in (catalog or ModelCatalog.from_env()).served().items() if m.kind == "reranker"]
+    return [n for n, m in catalog_or_env(catalog).served().items() if m.kind == "reranker"]
 
 
 def describe_space(models: list[str], catalog: ModelCatalog | None = None) -> str:

@@ -25,7 +25,7 @@ from experiments import artifact_location, flatten, metric_key
 from guardrails.checks import GuardReport
 from guardrails.evidence import Evidence
 from guardrails.report_page import config_diff, decision_markdown, delta_histogram, primary_metric, query_rows, tally
-from pipelines import ModelCatalog, PipelineConfig, TrainedModelError, TrainedModelStore, is_trained
+from pipelines import ModelCatalog, PipelineConfig, TrainedModelError, TrainedModelStore, catalog_or_env, is_trained
 
 MODEL_NAME = "evolve-retrieval-pipeline"
 EXPERIMENT = "evolve-promotions"
@@ -113,7 +113,7 @@ class PipelineRegistry:
                         out.write(json_line(row))
             self.client.log_artifacts(run_id, str(folder))
         if report.passed:  # a version that may become the champion keeps its own copy of every trained model
-            store = (catalog or ModelCatalog.from_env()).trained()
+            store = catalog_or_env(catalog).trained()
             for model_id in trained:
                 model = store.get(model_id)
                 self.client.log_artifacts(run_id, str(model.folder),
@@ -311,5 +311,5 @@ def trained_models_of(config: PipelineConfig, catalog: ModelCatalog | None = Non
     ids = [m for m in config.models() if is_trained(m)]
     if not verify:
         return dict.fromkeys(ids, "")
-    store = (catalog or ModelCatalog.from_env()).trained()
+    store = catalog_or_env(catalog).trained()
     return {model_id: model.sha256 for model_id, model in store.with_bases(ids)[0].items()}

@@ -26,7 +26,7 @@ Each kind of component is a subpackage with its own front (``pipelines.chunking`
 their modules. The server app (FastAPI) loads on first use.
 """
 
-from pipelines.catalog import ModelCatalog
+from pipelines.catalog import ModelCatalog, catalog_or_env
 from pipelines.components import Components, Progress, StageLog, corpus_fingerprint
 from pipelines.config import ConfigError, GenerationConfig, LexicalConfig, PipelineConfig, load_config, save_config
 from pipelines.device import torch_device
@@ -37,7 +37,7 @@ from pipelines.trained import (ROOT_ENV as TRAINED_ROOT_ENV, TrainedModel, Train
                                is_trained)
 
 __all__ = ["Answer", "Components", "ConfigError", "ConfigRegistry", "GenerationConfig", "Generator", "KindConfig",
-           "LexicalConfig", "LiveRetriever", "ModelCatalog", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Registry", "Retriever",
+           "LexicalConfig", "LiveRetriever", "ModelCatalog", "catalog_or_env", "PASSAGES_SYSTEM", "PipelineConfig", "Progress", "RankedChunk", "Registry", "Retriever",
            "ServeLimits", "StageLog", "TRAINED_ROOT_ENV", "Traffic", "best_chunk_per_doc", "TrainedModel", "TrainedModelError", "TrainedModelStore",
            "context_block", "corpus_fingerprint", "create_app", "import_kinds", "is_trained", "load_config", "load_model", "problems_of",
            "save_config", "torch_device", "validate_as"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from experiments import SpaceError, describe_space, space_from_dict, space_json_schema
-from pipelines import ModelCatalog, TrainedModelError, is_trained
+from pipelines import ModelCatalog, TrainedModelError, catalog_or_env, is_trained
 from pipelines.embedders import REGISTRY
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def models_for(language: str, catalog: ModelCatalog | None = None) -> list[str]:
     multilingual)."""
     multilingual = [n for n, s in REGISTRY.items() if "multilingual" in s.languages]
     wanted = ("multilingual", "korean") if language == "ko" else ("multilingual", "english")
-    served = [n for n, m in (catalog or ModelCatalog.from_env()).served().items()
+    served = [n for n, m in catalog_or_env(catalog).served().items()
               if m.kind == "embedder" and any(w in m.languages.lower() for w in wanted)]
     if language == "ko":
         return multilingual + served
@@ -316,7 +316,7 @@ def validate_proposal(data: dict[str, object], name: str, catalog: ModelCatalog 
     cached hub model; a proposal (text that documents could have influenced) may not. ``catalog``: the project's
     models (default: this process's).
     """
-    catalog = catalog or ModelCatalog.from_env()
+    catalog = catalog_or_env(catalog)
     data = without_repeats(data)
     space = space_from_dict({**data, "name": data.get("name") or name}, "LLM proposal", catalog)
     served = catalog.served()
