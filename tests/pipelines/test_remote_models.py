@@ -85,8 +85,8 @@ def registry(servers, tmp_path, monkeypatch) -> Path:
 
 
 def test_served_embeddings_score_the_demo_set_like_the_in_process_model(registry, tmp_path):
-    # 40 of the demo's 100 queries and 60 other documents: every chunk is embedded twice (in process and served)
-    demo = load_evalset(slice_evalset(DEMO_SET, tmp_path / "demo-slice", 40, 60))
+    # 40 of the demo's 100 queries and 30 other documents: every chunk is embedded twice (in process and served)
+    demo = load_evalset(slice_evalset(DEMO_SET, tmp_path / "demo-slice", 40, 30))
     cache = tmp_path / "cache.sqlite"
 
     def dense(model: str) -> PipelineConfig:
