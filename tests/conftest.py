@@ -72,6 +72,20 @@ def shared_embeddings(session_embedding_cache, monkeypatch) -> Path:
     return session_embedding_cache
 
 
+@pytest.fixture(scope="session")
+def warm_components(session_embedding_cache):
+    """A factory ``(catalog=None) -> Components`` on the session's embedding cache: the same texts under the same
+    model are embedded once per session instead of once per test. For tests that do not assert what a cold cache
+    computes (counts of embedded texts, a first build's cost, a cache file of their own). Safe to share because a
+    cache key names the model's weights: a trained model by its content hash, a served one by its probed outputs."""
+    from pipelines import Components
+    from pipelines.catalog import ModelCatalog
+
+    def build(catalog: ModelCatalog | None = None) -> Components:
+        return Components(session_embedding_cache, catalog)
+    return build
+
+
 @pytest.fixture(scope="session", autouse=True)
 def model_memo():
     """Each packaged embedding model (the registry's, not a folder or a trained model, which a test may change) loads

@@ -22,7 +22,8 @@ def _project_with_adapter(root, swap: int) -> str:
     return catalog.trained().save("adapter", weights, {"base_model": "all-MiniLM-L6-v2"}).model_id
 
 
-def test_a_config_resolves_in_the_project_it_is_run_for_not_the_working_directory(tmp_path, tiny_scifact):
+def test_a_config_resolves_in_the_project_it_is_run_for_not_the_working_directory(tmp_path, tiny_scifact,
+                                                                                  shared_embeddings):
     first, second = tmp_path / "first", tmp_path / "second"
     adapter = _project_with_adapter(first, swap=1)
     assert _project_with_adapter(second, swap=2) != adapter

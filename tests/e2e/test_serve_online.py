@@ -18,7 +18,7 @@ from evalsets import load_evalset
 from evalsets.feedback import FeedbackStore
 from experiments.splits import tune_and_heldout
 from guardrails import Policy, guard_and_register
-from pipelines import Components, PipelineConfig
+from pipelines import PipelineConfig
 
 CHAMPION = "name: bm25-english\nlexical: {tokenizer: english}\nfusion: {kind: none}\n"
 PERMISSIVE = Policy(min_gain=-1, significance={"p_value": 1.0}, max_regression={"default": 1}, min_queries=3,
@@ -57,7 +57,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def project(tiny_scifact, tmp_path_factory):
+def project(tiny_scifact, tmp_path_factory, warm_components):
     """A project whose decision log holds three registered candidates on the tiny SciFact set: version 1 (BM25 with
     another tokenizer and parameters), version 2 (rejected afterwards, so it may not take traffic) and version 3 (a
     MiniLM + BM25 hybrid: a query costs it an embedding, far more than the champion's BM25)."""
@@ -68,7 +68,7 @@ def project(tiny_scifact, tmp_path_factory):
     default.write_text(CHAMPION)
     proj = open_project(root, None, default)
     held = tune_and_heldout(tiny_scifact)[1]
-    components = Components(root / "cache.sqlite")
+    components = warm_components()
     for name, parts in (("bm25-regex-flat", {"lexical": {"tokenizer": "regex", "k1": 0.3, "b": 0.1}}),
                         ("bm25-english-k1", {"lexical": {"tokenizer": "english", "k1": 2.0}}),
                         ("hybrid-minilm", {"dense": {"model": "all-MiniLM-L6-v2"}, "lexical": {"tokenizer": "english"},

@@ -25,7 +25,7 @@ from guardrails import (
 from guardrails.evidence import Evidence, SetScores
 from guardrails.policy import policy_sha256
 from guardrails.stats import alpha_for_look, paired_bootstrap_p, permutation_p
-from pipelines import Components, PipelineConfig, save_config
+from pipelines import PipelineConfig, save_config
 
 BM25 = {"fusion": {"kind": "none"}}
 
@@ -169,9 +169,9 @@ def project(tmp_path):
     return Project(tmp_path, registry, DecisionLog(tmp_path / ".evolve" / "audit.duckdb"), start)
 
 
-def test_register_approve_rollback_with_a_full_audit_trail(project, tiny_scifact, tiny_korquad, tmp_path):
+def test_register_approve_rollback_with_a_full_audit_trail(project, tiny_scifact, tiny_korquad, warm_components):
     sets = [tune_and_heldout(tiny_scifact, 0.5)[1], tune_and_heldout(tiny_korquad, 0.5)[1]]
-    components = Components(tmp_path / "cache.sqlite")
+    components = warm_components()
     # latency is not this test's subject: a MiniLM query embedding on a loaded 2-core CI machine passed 250 ms once,
     # which added latency_p95_ms to the failed rules; test_latency_licence_and_query_count_rules covers that rule
     slow_ok = 60_000

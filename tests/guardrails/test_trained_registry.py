@@ -15,7 +15,7 @@ from agent.project import open_project
 from evalsets import load_evalset
 from guardrails import DecisionError, GuardReport, Project, approve, guard_and_register, rollback
 from helpers import PERMISSIVE as ANY_GAIN
-from pipelines import Components, PipelineConfig, TrainedModelError, TrainedModelStore
+from pipelines import PipelineConfig, TrainedModelError, TrainedModelStore
 from pipelines.embedders import save_adapter
 
 PERMISSIVE = ANY_GAIN.model_copy(update={"allowed_licences": ["Apache-2.0"]})
@@ -40,7 +40,7 @@ class Registered:
     version: str
 
 
-def _registered_adapter(tmp_path, tiny_scifact, monkeypatch) -> Registered:
+def _registered_adapter(tmp_path, tiny_scifact, monkeypatch, warm_components) -> Registered:
     """A project whose version 1 uses an adapter saved in its model folder, guarded under PERMISSIVE."""
     monkeypatch.delenv("EVOLVE_TRAINED_MODELS", raising=False)
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(PERMISSIVE.model_dump(mode="json")))
@@ -50,13 +50,14 @@ def _registered_adapter(tmp_path, tiny_scifact, monkeypatch) -> Registered:
     config = PipelineConfig.model_validate({"name": "adapted", "dense": {"model": model_id},
                                             "fusion": {"kind": "none"}})
     report, version = guard_and_register(project, config, [load_evalset(tiny_scifact)], PERMISSIVE,
-                                         Components(tmp_path / "c.sqlite", project.catalog))
+                                         warm_components(project.catalog))
     assert version, report.failed_rules
     return Registered(store, model_id, project, config, report, version)
 
 
-def test_the_version_carries_its_trained_model_and_approve_restores_it(tmp_path, tiny_scifact, monkeypatch):
-    it = _registered_adapter(tmp_path, tiny_scifact, monkeypatch)
+def test_the_version_carries_its_trained_model_and_approve_restores_it(tmp_path, tiny_scifact, monkeypatch,
+                                                                       warm_components):
+    it = _registered_adapter(tmp_path, tiny_scifact, monkeypatch, warm_components)
     store, model_id, project, config, version = it.store, it.model_id, it.project, it.config, it.version
     sha = store.get(model_id).sha256
     assert it.report.decision["trained_models"] == {model_id: sha}
@@ -79,8 +80,9 @@ def test_the_version_carries_its_trained_model_and_approve_restores_it(tmp_path,
     assert previous is None
 
 
-def test_approving_a_version_whose_model_is_gone_everywhere_changes_nothing(tmp_path, tiny_scifact, monkeypatch):
-    it = _registered_adapter(tmp_path, tiny_scifact, monkeypatch)
+def test_approving_a_version_whose_model_is_gone_everywhere_changes_nothing(tmp_path, tiny_scifact, monkeypatch,
+                                                                            warm_components):
+    it = _registered_adapter(tmp_path, tiny_scifact, monkeypatch, warm_components)
     store, model_id, project, version = it.store, it.model_id, it.project, it.version
     run = project.registry.version(version).run_id
     artifacts = project.registry.client.list_artifacts(run, "trained_models")
@@ -105,7 +107,7 @@ def _edit_manifest(folder, **changes) -> None:
 
 
 def test_a_manifest_edited_to_name_an_allowed_base_is_refused_by_the_guard_and_the_licence_rule(
-        tmp_path, tiny_scifact, monkeypatch):
+        tmp_path, tiny_scifact, monkeypatch, warm_components):
     """The policy allows MIT only; the adapter was trained on MiniLM (Apache-2.0: here the licence that must not
     pass). Its manifest edited to name e5-small (MIT) no longer matches the model's id: the guard cannot load it, and
     the licence lookup the licence rule reads says 'unknown', not MIT."""
@@ -121,7 +123,7 @@ def test_a_manifest_edited_to_name_an_allowed_base_is_refused_by_the_guard_and_t
     model_id = _adapter(store, tmp_path)
     config = PipelineConfig.model_validate({"name": "adapted", "dense": {"model": model_id},
                                             "fusion": {"kind": "none"}})
-    held, components = load_evalset(tiny_scifact), Components(tmp_path / "c.sqlite", project.catalog)
+    held, components = load_evalset(tiny_scifact), warm_components(project.catalog)
     candidate = collect_evidence(config, [held], components)  # scored with the model as trained
     champion = collect_evidence(project.champion()[0], [held], components)
     assert candidate.models == {model_id: "Apache-2.0"}
@@ -140,13 +142,14 @@ def test_a_manifest_edited_to_name_an_allowed_base_is_refused_by_the_guard_and_t
     assert project.registry.versions() == [] and not [r for r in project.log.rows() if r.action == "register"]
 
 
-def test_restore_takes_only_the_hashed_files_and_only_the_logged_sha256(tmp_path, tiny_scifact, monkeypatch):
+def test_restore_takes_only_the_hashed_files_and_only_the_logged_sha256(tmp_path, tiny_scifact, monkeypatch,
+                                                                        warm_components):
     """Restoring (approve, rollback, serve) copies manifest.json and model/ only, and only a model whose full sha256
     is the one the decision log recorded; a manifest edited in the artifacts is refused and nothing is copied."""
     from guardrails import ensure_trained_models
     from guardrails.decisions import logged_trained_models
 
-    it = _registered_adapter(tmp_path, tiny_scifact, monkeypatch)
+    it = _registered_adapter(tmp_path, tiny_scifact, monkeypatch, warm_components)
     store, model_id, project, config, version = it.store, it.model_id, it.project, it.config, it.version
     sha = store.get(model_id).sha256
     assert logged_trained_models(project, version) == {model_id: sha}  # the register row's report

@@ -32,9 +32,9 @@ def test_hybrid_korean_pipeline_finds_the_paragraphs(tiny_korquad, tmp_path):
     assert again.means == hybrid.means
 
 
-def test_reuse_within_a_process_only_pays_for_what_changed(tiny_scifact, tmp_path):
+def test_reuse_within_a_process_only_pays_for_what_changed(tiny_scifact, warm_components):
     data = load_evalset(tiny_scifact)
-    components = Components(tmp_path / "cache.sqlite")
+    components = warm_components()
     base = dict(chunking={"kind": "whole"}, dense={"model": "all-MiniLM-L6-v2"}, lexical={"tokenizer": "english"})
     first = evaluate(data, config(**base, fusion={"kind": "rrf"}), components)
     second = evaluate(data, config(**base, fusion={"kind": "weighted", "dense_weight": 0.3}), components)
@@ -45,9 +45,9 @@ def test_reuse_within_a_process_only_pays_for_what_changed(tiny_scifact, tmp_pat
     assert not changed_k1.build.reused["bm25_index"] and "tokenize_chunks" not in changed_k1.build.seconds
 
 
-def test_reranked_pipeline_returns_documents_in_reranker_order(tiny_scifact, tmp_path):
+def test_reranked_pipeline_returns_documents_in_reranker_order(tiny_scifact, warm_components):
     data = load_evalset(tiny_scifact)
-    components = Components(tmp_path / "cache.sqlite")
+    components = warm_components()
     cfg = config(lexical={"tokenizer": "english"}, fusion={"kind": "none"},
                  reranker={"kind": "embedding", "model": "all-MiniLM-L6-v2", "top_n": 5}, k=20)
     retriever = Retriever(cfg, components).build(data.corpus)
@@ -67,7 +67,7 @@ def test_reranked_pipeline_returns_documents_in_reranker_order(tiny_scifact, tmp
     assert result.search.seconds["rerank"] > 0
 
 
-def test_unknown_model_in_config_is_a_clear_error(tiny_scifact, tmp_path):
+def test_unknown_model_in_config_is_a_clear_error(tiny_scifact, warm_components):
     data = load_evalset(tiny_scifact)
     with pytest.raises(KeyError, match="unknown embedding model"):
-        evaluate(data, config(dense={"model": "nope"}), Components(tmp_path / "c.sqlite"))
+        evaluate(data, config(dense={"model": "nope"}), warm_components())

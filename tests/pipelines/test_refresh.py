@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evalsets import load_evalset
-from pipelines import Components, Retriever, load_config
+from pipelines import Retriever, load_config
 
 DEMO = Path(__file__).resolve().parents[2] / "evalsets" / "data" / "claude-docs-qa"
 CONFIG = Path(__file__).resolve().parents[2] / "pipelines" / "configs" / "demo.yaml"
@@ -19,7 +19,7 @@ def rankings(retriever: Retriever, queries: list[str]) -> list[dict[str, float]]
 
 
 @pytest.mark.parametrize("index", ["flat", "hnsw"])
-def test_refreshed_retriever_matches_a_fresh_build(tmp_path: Path, index: str) -> None:
+def test_refreshed_retriever_matches_a_fresh_build(warm_components, index: str) -> None:
     evalset = load_evalset(DEMO)
     docs = evalset.corpus[:80]  # enough chunks for the index kinds, quick to embed
     before = docs[:-6]
@@ -27,12 +27,12 @@ def test_refreshed_retriever_matches_a_fresh_build(tmp_path: Path, index: str) -
     after = [d for d in before[:3]] + changed + before[8:] + docs[-6:]  # 3 removed (5..7), 2 changed, 6 added
     config = load_config(CONFIG)
     config = config.model_copy(update={"dense": config.dense.model_copy(update={"index": index})})
-    components = Components(tmp_path / "cache.sqlite")
+    components = warm_components()
     old = Retriever(config, components).build(before)
     embedder = components.embedder(config.dense.model)
     looked_up, computed = embedder.stats.misses + embedder.stats.hits, embedder.stats.misses
     new = old.refreshed(after)
-    fresh = Retriever(config, Components(tmp_path / "cache.sqlite")).build(after)
+    fresh = Retriever(config, warm_components()).build(after)
 
     counts = new.build_log.counts
     changed_ids = {d.doc_id for d in changed} | {d.doc_id for d in docs[-6:]}
