@@ -25,8 +25,10 @@ items that still pass today's checks (:func:`evalsets.question_checks.failed_che
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import re
 import statistics
 import tempfile
 import time
@@ -37,6 +39,8 @@ from bench import RESULTS, ROOT
 from bench.llm.args import add_llm_arguments, bench_client
 from bench.llm.judge_labels import shared_data
 from evalsets import language_of
+from evalsets.loader import read_corpus
+from evalsets.model import Document
 from evalsets.question_checks import CHECKS, failed_check, trigrams
 from evalsets.synthesize import QA, synthesize
 from evalsets.writer_probe import probe_writer
@@ -45,11 +49,42 @@ from pipelines.llm import LLMClient
 SOURCES = {"korquad": lambda: shared_data() / "korquad-v1-dev" / "corpus.jsonl",
            "business-ko": lambda: ROOT / "bench" / "llm" / "data" / "business_ko.jsonl",
            "english": lambda: ROOT / "evalsets" / "data" / "claude-docs-qa" / "corpus.jsonl"}
+LICENCES = {"korquad": "passages: KorQuAD 1.0 dev (LG CNS, CC BY-ND 2.0 KR), verbatim",
+            "business-ko": "passages: written for this bench (bench/llm/data/README.md), the project's licence",
+            "english": "passages: claude-docs-qa (evalsets/data/claude-docs-qa, MIT)"}
 LABELS = ROOT / "bench" / "llm" / "synth_acceptance_labels.jsonl"
 PREFIX = "synth_acceptance-"
 PATIENT_TIMEOUT_S = 3600
 """Seconds one call may take: the bench shares a CPU whose other jobs may pause it for many minutes, and a call that
 times out would be counted as the model's invalid reply."""
+
+
+EXCERPT_CHARS = 160
+"""KorQuAD's licence (CC BY-ND, kept internal) allows no redistributed copy: its items keep an excerpt, and the
+passage is read back from the shared data when the checks are re-applied."""
+
+
+def stored(item: dict, source: str) -> dict:
+    """A kept item as the result file keeps it: the passage whole, or for KorQuAD its opening only."""
+    if source != "korquad" or "passage" not in item:
+        return item
+    passage = item.pop("passage")
+    return {**item, "excerpt": passage[:EXCERPT_CHARS] + ("..." if len(passage) > EXCERPT_CHARS else "")}
+
+
+@functools.cache
+def documents(source: str) -> dict[str, Document]:
+    return {d.doc_id: d for d in read_corpus(SOURCES[source]())}
+
+
+def passage_of(item: dict, source: str) -> str:
+    """The passage an item was written from: stored, or (KorQuAD) its document's section that the excerpt opens."""
+    if "passage" in item:
+        return item["passage"]
+    doc = documents(source).get(item["doc_id"])
+    start = item.get("excerpt", "").removesuffix("...")
+    sections = [p.strip() for p in re.split(r"\n\s*\n", doc.text)] if doc else []
+    return next((p[:1200] for p in sections if p.startswith(start)), "")
 
 
 class Recorder:
@@ -126,8 +161,10 @@ def run(args: argparse.Namespace) -> Path:
     failed = {name: outcomes.count(name) for name in CHECKS}
     items = [{"query_id": q["query_id"], "question": q["text"], "answer": q["answers"][0],
               "doc_id": q["metadata"]["source_doc"], **llm.source_of(q["text"], q["answers"][0])} for q in kept]
+    items = [stored(item, args.source) for item in items]
     result = {"model": model, "source": args.source, "language": language, "corpus": str(corpus.relative_to(ROOT))
-              if corpus.is_relative_to(ROOT) else str(corpus), "seed": args.seed, "threads": args.threads,
+              if corpus.is_relative_to(ROOT) else str(corpus), "licence": LICENCES[args.source],
+              "seed": args.seed, "threads": args.threads,
               "probe": {"passed": probe.passed, "misses": probe.misses},
               "report": {"sampled": len(outcomes), "generated": report.generated if report else None,
                          "kept": outcomes.count("kept"), "invalid": outcomes.count("invalid"),
@@ -156,12 +193,12 @@ def read_labels(path: Path) -> dict[tuple[str, str, str], dict]:
     return {(r["model"], r["source"], r["query"]): r for r in rows}
 
 
-def still_kept(items: list[dict]) -> list[dict]:
-    """The stored items that pass today's checks, re-applied in the order synthesis kept them."""
+def still_kept(result: dict) -> list[dict]:
+    """The stored items of a result that pass today's checks, re-applied in the order synthesis kept them."""
     seen: list[set[str]] = []
     passing = []
-    for item in items:
-        if failed_check(item["question"], item["answer"], item.get("passage", ""), seen) is None:
+    for item in result["items"]:
+        if failed_check(item["question"], item["answer"], passage_of(item, result["source"]), seen) is None:
             seen.append(trigrams(item["question"]))
             passing.append(item)
     return passing
@@ -180,7 +217,7 @@ def group_row(name: dict, results: list[dict], labels: dict) -> dict:
         return sum(r["report"][key] for r in results)
 
     def pooled(pick) -> dict:
-        parts = [share(pick(r["items"]), labels, r["model"], r["source"]) for r in results]
+        parts = [share(pick(r), labels, r["model"], r["source"]) for r in results]
         labelled, good = sum(p["labelled"] for p in parts), sum(p["acceptable"] for p in parts)
         return {"labelled": labelled, "acceptable": good, "share": round(good / labelled, 3) if labelled else None,
                 "wilson_95": wilson(good, labelled)}
@@ -192,8 +229,8 @@ def group_row(name: dict, results: list[dict], labels: dict) -> dict:
             "probe_passed": all(r["probe"]["passed"] for r in results),
             "mean_s_per_passage": round(statistics.mean(seconds), 1) if seconds else None,
             "median_s_per_passage": round(statistics.median(seconds), 1) if seconds else None,
-            "kept_items": pooled(lambda items: items),
-            "after_checks": {"kept": sum(len(still_kept(r["items"])) for r in results), **pooled(still_kept)}}
+            "kept_items": pooled(lambda result: result["items"]),
+            "after_checks": {"kept": sum(len(still_kept(r)) for r in results), **pooled(still_kept)}}
 
 
 def summarize(labels_path: Path, out: Path) -> dict:
