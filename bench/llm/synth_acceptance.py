@@ -6,14 +6,16 @@
 
 A run tries the model on the built-in items of the source's language (:func:`evalsets.writer_probe.probe_writer`,
 recorded, then synthesizes anyway, as ``--force`` does), runs :func:`evalsets.synthesize.synthesize` over ``--n``
-sampled passages and writes ``bench/results/synth_acceptance-<model>-<source>.json``: every kept item (question,
-answer, source document, the passage it was written from), the synthesis report (sampled, kept, dropped per check,
-unanswerable, invalid) and the seconds per passage. Sources: ``korquad`` (KorQuAD 1.0 dev paragraphs, 961 distinct
-contexts, from $EVOLVE_SHARED_DATA), ``business-ko`` (long Korean internal company pages written for this bench,
-``bench/llm/data/business_ko.jsonl``) and ``english`` (the bundled claude-docs-qa corpus, MIT).
-The calls go through ``--cache`` (default ``.evolve/bench/synth_acceptance-<model>-<source>.duckdb``): a killed
+sampled passages and writes ``bench/results/synth_acceptance-<model>-<source>[-seed<k>].json``: every kept item
+(question, answer, source document, the passage it was written from), the synthesis report (sampled, kept,
+dropped per check, unanswerable, invalid) and the seconds per passage. Sources: ``korquad`` (KorQuAD 1.0 dev
+paragraphs, 961 distinct contexts, from $EVOLVE_SHARED_DATA), ``business-ko`` (long Korean internal company pages
+written for this bench, ``bench/llm/data/business_ko.jsonl``) and ``english`` (the bundled claude-docs-qa corpus,
+MIT). The calls go through ``--cache`` (default ``.evolve/bench/`` + the result's name + ``.duckdb``): a killed
 run, rerun with the same arguments, replays what it had and goes on; the seconds per passage then count only the
-passages it had not reached (the median is reported beside the mean, as paused processes inflate the mean).
+passages it called the LLM for (the median is reported beside the mean, as a paused process inflates the mean).
+More passages of a source: another ``--seed`` (a larger ``--n`` draws other sections of a long page), whose file
+adds to the same row of the summary.
 
 ``--summarize`` reads every result file and the labels (``bench/llm/synth_acceptance_labels.jsonl``: one line per
 kept item a person read: model, source, query, answer, acceptable, reason) and writes
@@ -125,8 +127,9 @@ def patient(client: LLMClient) -> LLMClient:
 def run(args: argparse.Namespace) -> Path:
     corpus = SOURCES[args.source]()
     model = args.model if not args.base_url else args.served_model
-    out = args.out or RESULTS / f"{PREFIX}{model}-{args.source}.json"
-    cache = args.cache or ROOT / ".evolve" / "bench" / f"{PREFIX}{model}-{args.source}.duckdb"
+    name = f"{PREFIX}{model}-{args.source}" + (f"-seed{args.seed}" if args.seed else "")
+    out = args.out or RESULTS / f"{name}.json"
+    cache = args.cache or ROOT / ".evolve" / "bench" / f"{name}.duckdb"
     cache.parent.mkdir(parents=True, exist_ok=True)
     language = language_of([json.loads(line)["text"][:2000] for line in corpus.open(encoding="utf-8")][:50])
     with bench_client(args, cache) as client:
@@ -236,11 +239,13 @@ def group_row(name: dict, results: list[dict], labels: dict) -> dict:
 def summarize(labels_path: Path, out: Path) -> dict:
     results = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(RESULTS.glob(f"{PREFIX}*-*.json"))]
     labels = read_labels(labels_path)
-    rows = [group_row({"model": r["model"], "source": r["source"], "language": r["language"]}, [r], labels)
-            for r in results]
+    by_source: dict[tuple[str, str, str], list[dict]] = {}  # runs of other seeds add to their source's row
     by_language: dict[tuple[str, str], list[dict]] = {}
     for r in results:
+        by_source.setdefault((r["model"], r["source"], r["language"]), []).append(r)
         by_language.setdefault((r["model"], r["language"]), []).append(r)
+    rows = [group_row({"model": m, "source": source, "language": lang, "seeds": [r["seed"] for r in group]}, group,
+                      labels) for (m, source, lang), group in by_source.items()]
     rows += [group_row({"model": m, "source": "all", "language": lang}, group, labels)
              for (m, lang), group in sorted(by_language.items())]
     rejected = [{"model": r["model"], "source": r["source"], "query": r["query"], "answer": r["answer"],
