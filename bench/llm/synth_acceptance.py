@@ -228,7 +228,7 @@ def group_row(name: dict, results: list[dict], labels: dict) -> dict:
     seconds = [s for r in results for s in r["seconds_per_passage"]]
     return {**name, "sampled": total("sampled"), "kept": total("kept"), "invalid": total("invalid"),
             "unanswerable": total("unanswerable"),
-            "failed": {c: sum(r["report"]["failed"][c] for r in results) for c in CHECKS},
+            "failed": {c: sum(r["report"]["failed"].get(c, 0) for r in results) for c in CHECKS},  # runs before a check: 0
             "probe_passed": all(r["probe"]["passed"] for r in results),
             "mean_s_per_passage": round(statistics.mean(seconds), 1) if seconds else None,
             "median_s_per_passage": round(statistics.median(seconds), 1) if seconds else None,
