@@ -4,11 +4,14 @@ A small model asked for "a question and its answer" returns timestamps equal to 
 answered "yes", and answers that point elsewhere ("결정내용은 붙임과 같습니다."), and its own answerability verdict
 accepts them all. These checks are plain functions of the text, so they hold whatever the model:
 
-- ``own answer``: the answer is the question, or is written in it verbatim (after normalisation);
+- ``own answer``: the answer is the question, is written in it verbatim (after normalisation), or is restated in it
+  (most of its content morphemes are the question's);
 - ``bare literal``: the question is a bare date, number, timestamp or identifier (fewer than two words of letters);
 - ``wrong language``: the question is not in the passage's language;
 - ``not a question``: it is neither a question (question mark, question word, asking ending) nor an instruction
   ('설명하시오', 'Explain ...');
+- ``refers to the passage``: the question or its answer points at the text it was written from ('이 지침은',
+  '위 글에서', 'this passage', 'according to the document'): a person searching names what they ask about;
 - ``uninformative answer``: yes/no, or an answer that refers to an attachment or to "the following";
 - ``near duplicate``: its question shares :data:`DUPLICATE_JACCARD` of character trigrams with a kept question;
 - ``ungrounded``: the answer is not in the passage, neither as a string nor by most of its content morphemes.
@@ -24,9 +27,12 @@ from collections.abc import Iterable
 from evalsets.answer_text import compact, content_morphemes
 from evalsets.text import language_of
 
-CHECKS = ("own answer", "bare literal", "wrong language", "not a question", "uninformative answer", "near duplicate",
-          "ungrounded")
+CHECKS = ("own answer", "bare literal", "wrong language", "not a question", "refers to the passage",
+          "uninformative answer", "near duplicate", "ungrounded")
 DUPLICATE_JACCARD = 0.8
+RESTATED_SHARE = 0.8
+"""Share of the answer's content morphemes that, found in the question, make the answer its own (none of 400 real
+KorQuAD questions reaches it; answers restating a question copied from the passage do)."""
 GROUNDED_SHARE = 0.6
 """Share of the answer's content morphemes the passage must hold when the answer is not in it verbatim."""
 
@@ -38,6 +44,11 @@ _EN_OPENERS = re.compile(r"^(what|who|whom|whose|when|where|which|why|how|is|are
                          r"identify|define)\b", re.IGNORECASE)
 _YES_NO = {"yes", "no", "예", "네", "아니오", "아니요", "아니", "그렇다", "그렇습니다", "맞다", "맞습니다", "아닙니다",
            "true", "false", "o", "x"}
+_KO_THIS_TEXT = re.compile(r"(?<![가-힣])(이|본|위|윗|아래|다음|상기|주어진|해당)\s*(문서|지침|규정|구절|글|본문|단락|문단|텍스트|"
+                           r"지문|페이지|자료|기사|문장)(에서|에|의|은|는|을|를|이|가|으로|로|와|과|도|만)?(?![가-힣])")
+_EN_THIS_TEXT = re.compile(r"\b(this|the above|the following|the given|the provided) (passage|document|text|paragraph|"
+                           r"excerpt|article)\b|\bthe (passage|excerpt)\b|\baccording to the (text|document)\b",
+                           re.IGNORECASE)
 _REFERRAL = re.compile(r"(붙임|첨부|별첨|별지|아래|다음|상기|위)\s*(와|과|의|에|을|를)?\s*(같|참조|참고|기재)|"
                        r"\b(see|refer to) (the )?(attach|appendix|enclosure|below|above)|\bas follows\b", re.IGNORECASE)
 
@@ -61,8 +72,21 @@ def is_bare_literal(text: str) -> bool:
 
 
 def is_own_answer(question: str, answer: str) -> bool:
+    """The answer is the question, is written in it, or is restated in it: the question holds at least
+    :data:`RESTATED_SHARE` of the answer's content morphemes (two at least), however the endings differ."""
     q, a = compact(question), compact(answer)
-    return bool(a) and (a == q or (len(a) >= 2 and a in q))
+    if a and (a == q or (len(a) >= 2 and a in q)):
+        return True
+    wanted = content_morphemes(answer)
+    if len(wanted) < 2:
+        return False
+    held = set(content_morphemes(question))
+    return sum(m in held for m in wanted) / len(wanted) >= RESTATED_SHARE
+
+
+def refers_to_text(text: str) -> bool:
+    """Points at the text itself ('이 문서는', '위 글에서', 'this passage'): none of KorQuAD dev's 3,473 questions does."""
+    return bool(_KO_THIS_TEXT.search(text) or _EN_THIS_TEXT.search(text))
 
 
 def is_uninformative(answer: str) -> bool:
@@ -104,6 +128,8 @@ def failed_check(question: str, answer: str, passage: str, kept: Iterable[set[st
         return "wrong language"
     if not is_question(question, language):
         return "not a question"
+    if refers_to_text(question) or refers_to_text(answer):
+        return "refers to the passage"
     if is_uninformative(answer):
         return "uninformative answer"
     if is_near_duplicate(question, kept):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evalsets import EvalSetError, load_evalset, synthesize
-from evalsets.question_checks import CHECKS, failed_check, trigrams
+from evalsets.question_checks import CHECKS, failed_check, refers_to_text, trigrams
 from evalsets.writer_probe import probe_writer
 
 KORQUAD = Path(os.environ.get("EVOLVE_SHARED_DATA", "/work/shared/data")) / "korquad-v1-dev"
@@ -23,8 +23,16 @@ RULING = ("결정내용은 붙임과 같습니다. 2023-08-22 12:22:52.114.11.11
     # what SmolLM2 kept from 40 tax-ruling HWP files: a timestamp equal to its own answer
     ("2023-08-22 12:22:52.114.11.11", "2023-08-22 12:22:52.114.11.11", "own answer"),
     ("2023-08-22", "2023년 8월 22일", "own answer"),  # the same date written another way
+    # a passage sentence turned into a 'question', answered by the same sentence with other endings (the 1.5B on
+    # KorQuAD: bench/llm/synth_acceptance_labels.jsonl)
+    ("감면 요건인 8년 자경 기간을 채우지 못하였다. 이 사실은 어떻게 설명하는가?", "8년 자경 기간을 채우지 못했습니다.",
+     "own answer"),
     ("제2023-0012호", "2021년 3월 5일", "bare literal"),
     ("청구인은 토지를 8년 이상 자경하였다.", "yes", "not a question"),  # a statement answered "yes"
+    # questions about the text rather than the matter (the 1.5B on business pages), and answers about the text
+    ("이 문서는 어떤 감면을 다루는지?", "양도소득세 감면", "refers to the passage"),
+    ("위 글에서 청구인이 받지 못한 감면은?", "양도소득세 감면", "refers to the passage"),
+    ("결정의 기준은 어떻게 정의되어 있는지?", "이 문서는 감면 요건을 정의합니다.", "refers to the passage"),
     ("청구인은 토지를 8년 이상 자경하였습니까?", "예", "uninformative answer"),
     ("결정 내용은 무엇인가요?", "결정내용은 붙임과 같습니다.", "uninformative answer"),  # from the 1.5B's six
     ("When did the claimant buy the land?", "2021년 3월 5일", "wrong language"),
@@ -35,6 +43,16 @@ RULING = ("결정내용은 붙임과 같습니다. 2023-08-22 12:22:52.114.11.11
 ])
 def test_each_check_catches_the_junk_it_names_and_lets_real_questions_through(question, answer, why):
     assert failed_check(question, answer, RULING) == why
+
+
+def test_a_question_about_the_passage_itself_is_told_from_one_that_names_its_matter():
+    assert failed_check("What does the passage say about the claimant?", "8 years", "The claimant farmed for 8 years "
+                        "the land.") == "refers to the passage"
+    assert refers_to_text("According to the document, when is the office closed?")
+    # the same words where they name the matter, not the text: KorQuAD's and the demo set's own questions
+    assert not refers_to_text("이 글로벌 기업의 본사는 어디인가?")
+    assert not refers_to_text("다음 주 회의는 어디서 열리나요?")
+    assert not refers_to_text('How does the "index" field relate to the text being streamed in a response?')
 
 
 def test_a_reworded_repeat_is_a_near_duplicate():
