@@ -34,7 +34,10 @@ OTHER = None
 """An ``other`` answer's text: filled in with the next question's reference of the same passage."""
 LABEL = {"reworded": 1, "shorter": 1, "longer": 1, "partial": 0, "other": 0, "false": 0, "refusal": 0}
 CORRECTIONS: dict[str, int] = {}
-"""Item id -> label where reading the item disagreed with its kind's rule; none so far (see bench/README.md)."""
+"""Item id -> label where reading the item disagreed with its kind's rule. None: reading all 72 agreed with the rule.
+Two were close calls, kept as the rule says: ``incident-1-partial`` (0: posts in #incident and mentions on-call, but
+opens no ticket with '/incident open', the step that pages on-call) and ``gpu-2-shorter`` (1: "30일 지나면" without
+"마지막 접근 후"; the advice, move checkpoints to MinIO, is the reference's)."""
 
 
 @dataclass(frozen=True)
