@@ -54,6 +54,9 @@ def summary(report: CalibrationReport, labels: Path, wall_s: float) -> dict:
         return [j for j in report.judged if test(j)]
 
     rows = [row(part, where(lambda j, s=part.source: j.item.source == s)) for part in report.parts]
+    sources = {j.item.source for j in report.judged}
+    if not rows and len(sources) == 1 and None not in sources:  # one source (--source): calibrate() gives no parts
+        rows = [{**row(report.overall, report.judged), "source": sources.pop()}]
     languages = [row(part, where(lambda j, s=part.source: f"{LANGUAGE_SOURCE}{language_of(j.item.question)}" == s))
                  for part in report.languages]
     overall = {**row(report.overall, report.judged), "source": "all"}
