@@ -54,6 +54,9 @@ def main() -> None:
     if len(judges) != 1:
         raise SystemExit(f"results of more than one judge: {sorted(judges)}")
     parts = [verdicts(r, labels, args.language) for r in results]
+    for path, result, part in zip(args.results, results, parts):
+        if len(part) > result["items"]:  # a --limit run: its unlisted items were not all judged
+            raise SystemExit(f"{path}: {result['items']} items judged, but the labels hold {len(part)} of its sources")
     rows = [row(path.name, list(part.values())) for path, part in zip(args.results, parts)]
     pooled: dict[str, tuple[int, float | None]] = {}
     for part in parts:

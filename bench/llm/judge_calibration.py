@@ -2,16 +2,19 @@
 
     .venv/bin/python -m bench.llm.judge_labels                      # writes .evolve/bench/judge_labels.jsonl
     .venv/bin/python -m bench.llm.judge_calibration [--model qwen2.5-coder-1.5b] [--threads 2] [--limit N]
-        [--labels FILE] [--language ko] [--cache FILE] [--base-url URL --served-model NAME]
+        [--labels FILE] [--language ko] [--source S ...] [--cache FILE] [--base-url URL --served-model NAME]
         [--out bench/results/judge_calibration]
 
 Judges every labelled item (correctness against the reference, no contexts: short prompts) with a cold request
 cache (``--cache``: a file that keeps the calls, so a killed run resumes; its timings then count only new calls),
 then writes OUT.json and OUT.md: accuracy, Cohen's kappa with a 95% bootstrap interval, n, invalid verdicts, the
-confusion counts and the mean time per judgement, per source (korquad, claude-docs-qa, korquad-short, korquad-long),
-per language of the questions (what ``evolve judge calibrate`` stores for ``answers.min_judge_kappa``) and over all
-items, and the share judged right per kind of item (the id's last part: right, other, cut, reworded, ...).
-``--language`` keeps only the items whose question is in that language.
+confusion counts and the mean time per judgement, per source (korquad, claude-docs-qa, korquad-short, korquad-long,
+business-ko), per language of the questions (what ``evolve judge calibrate`` stores for ``answers.min_judge_kappa``;
+business-ko counts as ko) and over all items, and the share judged right per kind of item (the id's last part:
+right, other, cut, reworded, ...).
+``--language`` keeps only the items whose question is in that language, ``--source`` only those of the sources named
+(e.g. ``--source business-ko``: the business-document items alone, pooled with earlier results by
+bench/llm/calibration_pool.py instead of judging the others again).
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ def summary(report: CalibrationReport, labels: Path, wall_s: float) -> dict:
         return [j for j in report.judged if test(j)]
 
     rows = [row(part, where(lambda j, s=part.source: j.item.source == s)) for part in report.parts]
+    sources = {j.item.source for j in report.judged}
+    if not rows and len(sources) == 1 and None not in sources:  # one source (--source): calibrate() gives no parts
+        rows = [{**row(report.overall, report.judged), "source": sources.pop()}]
     languages = [row(part, where(lambda j, s=part.source: f"{LANGUAGE_SOURCE}{language_of(j.item.question)}" == s))
                  for part in report.languages]
     overall = {**row(report.overall, report.judged), "source": "all"}
@@ -104,9 +110,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N items of each source (a quick check)")
     parser.add_argument("--out", type=Path, default=RESULTS / "judge_calibration")
     parser.add_argument("--language", help="only the items whose question is in this language (ko, en)")
+    parser.add_argument("--source", nargs="+", help="only the items of these sources (e.g. business-ko)")
     parser.add_argument("--cache", type=Path, help="keep the LLM calls in this file (a killed run resumes)")
     args = parser.parse_args()
-    items = [i for i in read_labels(args.labels) if not args.language or language_of(i.question) == args.language]
+    items = [i for i in read_labels(args.labels) if (not args.language or language_of(i.question) == args.language)
+             and (not args.source or i.source in args.source)]
     groups: dict[str, list] = {}
     for item in items:
         groups.setdefault(item.source or args.labels.name, []).append(item)

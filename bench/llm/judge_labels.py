@@ -1,7 +1,7 @@
 """A labelled calibration set for the judge (the labels.jsonl layout of experiments/calibration.py).
 
     .venv/bin/python -m bench.llm.judge_labels [--out .evolve/bench/judge_labels.jsonl] [--per-set 60] [--seed 17]
-                                               [--korean 150]
+                                               [--korean 150] [--no-business]
 
 From KorQuAD 1.0 dev (../shared/data/korquad-v1-dev, or $EVOLVE_SHARED_DATA) and claude-docs-qa (bundled, MIT),
 ``--per-set`` questions each, labelled for the correctness metric against the question's reference answer:
@@ -18,7 +18,12 @@ Then ``--korean`` (150) more KorQuAD items from other questions, sources ``korqu
 answers worded unlike the reference, partly right ones, plausible wrong ones, short and long-form references
 (bench/llm/korean_labels.py says how each kind is labelled).
 
-Each line carries ``source`` (korquad, claude-docs-qa, korquad-short, korquad-long) and the kind in its id. Fixed seed: the same file every run.
+Then (unless ``--no-business``) the 72 items of bench/llm/business_labels.py, source ``business-ko``: questions on
+Korean internal business documents written for the project, long-form references, right, partly right and wrong
+answers labelled by reading.
+
+Each line carries ``source`` (korquad, claude-docs-qa, korquad-short, korquad-long, business-ko) and the kind in its
+id. Fixed seed: the same file every run.
 KorQuAD is CC BY-ND 2.0 KR (keep it internal), so the file goes under .evolve/ (not committed) by default.
 """
 
@@ -33,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import ROOT
+from bench.llm import business_labels
 from bench.llm.korean_labels import MIN_SENTENCE, KoreanItems, sentences
 from evalsets import EvalSet, Query, load_evalset
 
@@ -108,9 +114,10 @@ def item(item_id: str, question: str, answer: str, reference: str, kind: str, so
             "label": 1 if kind == "right" else 0, "metric": "correctness", "source": source}
 
 
-def build(per_set: int, seed: int, korean: int = 0) -> list[dict]:
+def build(per_set: int, seed: int, korean: int = 0, business: bool = False) -> list[dict]:
     """The ``per_set`` items of each set (the same for a seed whatever ``korean`` is), then ``korean`` more KorQuAD
-    items of the kinds of bench/llm/korean_labels.py, from other questions."""
+    items of the kinds of bench/llm/korean_labels.py, from other questions, then with ``business`` the fixed items of
+    bench/llm/business_labels.py (no randomness: the others stay the same)."""
     rng = random.Random(seed)
     korquad = load_evalset(shared_data() / "korquad-v1-dev")
     docs = load_evalset(ROOT / "evalsets" / "data" / "claude-docs-qa")
@@ -122,6 +129,8 @@ def build(per_set: int, seed: int, korean: int = 0) -> list[dict]:
         n_long = round(korean * KOREAN_LONG_SHARE)
         extra = KoreanItems(korquad, lambda query_id: passage(korquad, query_id), random.Random(seed + 1))
         items += extra.build(korean - n_long, n_long, exclude)
+    if business:
+        items += business_labels.items()
     return items
 
 
@@ -131,8 +140,10 @@ def main() -> None:
     parser.add_argument("--per-set", type=int, default=60, help="questions from each data set")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--korean", type=int, default=150, help="more Korean items (bench/llm/korean_labels.py)")
+    parser.add_argument("--business", action=argparse.BooleanOptionalAction, default=True,
+                        help="the Korean business-document items (bench/llm/business_labels.py)")
     args = parser.parse_args()
-    items = build(args.per_set, args.seed, args.korean)
+    items = build(args.per_set, args.seed, args.korean, args.business)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as out:
         for line in items:
