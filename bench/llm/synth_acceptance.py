@@ -29,13 +29,14 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import re
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from scipy.stats import binomtest
 
 from bench import RESULTS, ROOT
 from bench.llm.args import add_llm_arguments, bench_client
@@ -181,14 +182,12 @@ def run(args: argparse.Namespace) -> Path:
     return out
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+def wilson(k: int, n: int) -> tuple[float, float] | None:
     """The 95% Wilson score interval of a share k / n (sound at small n and near 0 or 1, unlike p +- 1.96 se)."""
     if n == 0:
         return None
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3)
+    interval = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return round(float(interval.low), 3), round(float(interval.high), 3)
 
 
 def read_labels(path: Path) -> dict[tuple[str, str, str], dict]:
