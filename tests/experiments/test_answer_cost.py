@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from helpers import korean_page, llm_threads, smollm2
+from helpers import korean_page, smollm2, worker_threads
 
 from evalsets import Document, EvalSet, Query
 from experiments import AnswerCost, AnswerJudging, measure_answer_cost
@@ -37,7 +37,7 @@ def test_one_answer_and_one_verdict_are_timed_on_the_server_not_the_cache_and_fi
     evalset = korean_set()
     assert estimate_text_tokens(evalset.corpus[1].text) > 4096  # one page alone overflows the slot
     generation = GenerationConfig(contexts=3, context_tokens=30_000, max_answer_tokens=32)
-    with smollm2(threads=llm_threads(), ctx=1024) as settings:
+    with smollm2(threads=worker_threads(), ctx=1024) as settings:
         client = LLMClient(settings, LLMCache(tmp_path / "llm.duckdb"))
         room = Generator(client, generation).model_room()
         assert room == client.context_tokens() - 32 - VERDICT_ROOM
