@@ -8,9 +8,9 @@ and every score carries the judge's model name, so scores of different judges ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -18,9 +18,15 @@ from pydantic import BaseModel, Field
 from pipelines import PASSAGES_SYSTEM, context_block
 from pipelines.llm import LLMClient, LLMError
 
+REASON_CHARS = 240
+"""The longest reason a server that decodes by the JSON schema lets a judge write (the schema's ``maxLength``; the
+reply is not refused for a longer one). Unbounded, SmolLM2 wrote reasons until its 200-token cap cut the JSON and a
+repair round followed: six faithfulness verdicts took 15.3 s with 2 of 6 invalid, bounded at 160 characters 5.9 s
+with 0 invalid. The 1.5B's reasons on the calibration items stay under it."""
+
 
 class Verdict(BaseModel):
-    reason: str = Field(description="one short sentence")
+    reason: str = Field(description="one short sentence", json_schema_extra={"maxLength": REASON_CHARS})
     score: Literal[0, 1]
 
 
@@ -54,7 +60,7 @@ CHUNK_RUBRIC = ("You find which numbered passage answers a question.\n"
 
 
 class ChunkChoice(BaseModel):
-    reason: str = Field(description="one short sentence")
+    reason: str = Field(description="one short sentence", json_schema_extra={"maxLength": REASON_CHARS})
     passage: int = Field(ge=0, description="the passage that answers the question; 0 = none")
 
 

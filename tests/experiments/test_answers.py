@@ -39,8 +39,9 @@ def test_answers_are_generated_judged_per_query_and_a_repeat_costs_no_call(llm_c
     assert spend.queries + spend.failed == 2 and spend.skipped == 0 and sorted(seen) == [1, 2]
     assert set(rows) <= {q.query_id for q in demo.queries if q.answers}  # queries with a reference go first
     assert rows and all(set(row) <= set(ANSWER_METRICS) and set(row.values()) <= {0.0, 1.0} for row in rows.values())
-    # one generation and up to three verdicts (each maybe with a repair round) per query, all real calls
-    assert 2 * 2 <= spend.calls <= 2 * 7 and spend.cached == 0
+    # one generation and up to three verdicts per query, all real calls; none needed a repair round, as the schema's
+    # bound on the reason (REASON_CHARS) ends every verdict's JSON before the token cap cuts it
+    assert 2 * 2 <= spend.calls <= 2 * 4 and spend.cached == 0
     again = AnswerJudging(llm_client)
     assert again.score(retriever, demo.queries, SHORT, limit=2) == rows
     assert again.spend.calls == 0 and again.spend.cached >= spend.calls - 2
