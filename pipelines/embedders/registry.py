@@ -103,13 +103,26 @@ def resolve_model(name: str, catalog: ModelCatalog | None = None) -> ModelSpec:
     if Path(name).expanduser().is_dir():
         location = str(Path(name).expanduser().resolve())
     elif "/" in name and not Path(name).is_absolute():
-        location = name  # hub name; loads only if already in the local HF cache (offline)
+        if not in_hub_cache(name):  # evolve downloads nothing: a hub name loads only from the local cache
+            same = [known for known in REGISTRY if known.lower() == name.rsplit("/", 1)[1].lower()]
+            raise KeyError(f"embedding model {name!r} is not in this machine's Hugging Face cache and evolve "
+                           "downloads nothing" + (f"; the packaged {same[0]!r} is this model" if same else
+                                                   f"; use one of {', '.join(REGISTRY)} or a local directory"))
+        location = name
     else:
         known = ", ".join([*REGISTRY, *(n for n, m in catalog.served().items() if m.kind == "embedder")])
         raise KeyError(f"unknown embedding model {name!r}: use one of {known}, "
                        "a local sentence-transformers directory, or a cached hub name 'org/model'")
     return ModelSpec(name=name, loader="sentence-transformers", package=None, dim=None, max_length=None,
                      licence="unknown (user-supplied)", languages="unknown", location=location)
+
+
+def in_hub_cache(name: str) -> bool:
+    """Whether the hub model ``name`` ('org/model') has a snapshot in the local Hugging Face cache."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    snapshots = Path(HF_HUB_CACHE) / f"models--{name.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())
 
 
 def remote_spec(model: RemoteModel) -> ModelSpec:

