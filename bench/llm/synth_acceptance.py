@@ -206,23 +206,18 @@ def still_kept(result: dict) -> list[dict]:
     return passing
 
 
-def share(items: list[dict], labels: dict, model: str, source: str) -> dict:
-    labelled = [labels[(model, source, i["question"])] for i in items if (model, source, i["question"]) in labels]
-    good = sum(bool(r["acceptable"]) for r in labelled)
-    return {"labelled": len(labelled), "acceptable": good,
-            "share": round(good / len(labelled), 3) if labelled else None, "wilson_95": wilson(good, len(labelled))}
-
-
 def group_row(name: dict, results: list[dict], labels: dict) -> dict:
     """One table row over one or more result files (a model on a source, or a model on all sources of a language)."""
     def total(key: str) -> int:
         return sum(r["report"][key] for r in results)
 
     def pooled(pick) -> dict:
-        parts = [share(pick(r), labels, r["model"], r["source"]) for r in results]
-        labelled, good = sum(p["labelled"] for p in parts), sum(p["acceptable"] for p in parts)
-        return {"labelled": labelled, "acceptable": good, "share": round(good / labelled, 3) if labelled else None,
-                "wilson_95": wilson(good, labelled)}
+        # a question two seeds both kept (their draws of a long page's sections can meet) is one labelled item
+        keys = {(r["model"], r["source"], item["question"]) for r in results for item in pick(r)}
+        labelled = [labels[key] for key in keys if key in labels]
+        good = sum(bool(row["acceptable"]) for row in labelled)
+        return {"labelled": len(labelled), "acceptable": good,
+                "share": round(good / len(labelled), 3) if labelled else None, "wilson_95": wilson(good, len(labelled))}
 
     seconds = [s for r in results for s in r["seconds_per_passage"]]
     return {**name, "sampled": total("sampled"), "kept": total("kept"), "invalid": total("invalid"),
