@@ -47,7 +47,8 @@ _YES_NO = {"yes", "no", "예", "네", "아니오", "아니요", "아니", "그�
 _KO_THIS_TEXT = re.compile(r"(?<![가-힣])(이|본|위|윗|아래|다음|상기|주어진|해당)\s*(문서|지침|규정|구절|글|본문|단락|문단|텍스트|"
                            r"지문|페이지|자료|기사|문장)(에서|에|의|은|는|을|를|이|가|으로|로|와|과|도|만)?(?![가-힣])")
 _EN_THIS_TEXT = re.compile(r"\b(this|the above|the following|the given|the provided) (passage|document|text|paragraph|"
-                           r"excerpt|article)\b|\bthe (passage|excerpt)\b|\baccording to the (text|document)\b",
+                           r"excerpt|article|guide|page|section|snippet|code snippet|code sample|example)\b"
+                           r"|\bthe (passage|excerpt|snippet|code snippet)\b|\baccording to the (text|document|guide|page)\b",
                            re.IGNORECASE)
 _REFERRAL = re.compile(r"(붙임|첨부|별첨|별지|아래|다음|상기|위)\s*(와|과|의|에|을|를)?\s*(같|참조|참고|기재)|"
                        r"\b(see|refer to) (the )?(attach|appendix|enclosure|below|above)|\bas follows\b", re.IGNORECASE)
@@ -85,7 +86,8 @@ def is_own_answer(question: str, answer: str) -> bool:
 
 
 def refers_to_text(text: str) -> bool:
-    """Points at the text itself ('이 문서는', '위 글에서', 'this passage'): none of KorQuAD dev's 3,473 questions does."""
+    """Points at the text itself ('이 문서는', '위 글에서', 'this passage', 'the code snippet'): none of KorQuAD dev's
+    3,473 questions does, nor any of the demo set's 100 and SciFact's 300."""
     return bool(_KO_THIS_TEXT.search(text) or _EN_THIS_TEXT.search(text))
 
 

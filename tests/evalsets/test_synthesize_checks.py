@@ -49,6 +49,9 @@ def test_a_question_about_the_passage_itself_is_told_from_one_that_names_its_mat
     assert failed_check("What does the passage say about the claimant?", "8 years", "The claimant farmed for 8 years "
                         "the land.") == "refers to the passage"
     assert refers_to_text("According to the document, when is the office closed?")
+    # what the 1.5B wrote from the English demo pages (both labelled not acceptable)
+    assert refers_to_text("What is the main purpose of this guide?")
+    assert refers_to_text("What is the name of the model used in the code snippet?")
     # the same words where they name the matter, not the text: KorQuAD's and the demo set's own questions
     assert not refers_to_text("이 글로벌 기업의 본사는 어디인가?")
     assert not refers_to_text("다음 주 회의는 어디서 열리나요?")
