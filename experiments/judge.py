@@ -22,7 +22,8 @@ REASON_CHARS = 240
 """The longest reason a server that decodes by the JSON schema lets a judge write (the schema's ``maxLength``; the
 reply is not refused for a longer one). Unbounded, SmolLM2 wrote reasons until its 200-token cap cut the JSON and a
 repair round followed: six faithfulness verdicts took 15.3 s with 2 of 6 invalid, bounded at 160 characters 5.9 s
-with 0 invalid. The 1.5B's reasons on the calibration items stay under it."""
+with 0 invalid. The 1.5B's verdicts do not change under it (the 72 business-document calibration items: the same
+verdict on all 71 judged before, bench/results/judge_calibration-ko-business-bounded-qwen2.5-coder-1.5b.md)."""
 
 
 class Verdict(BaseModel):
