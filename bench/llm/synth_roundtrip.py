@@ -53,19 +53,21 @@ def labelled_items(model: str) -> dict[tuple[str, str], dict]:
 
 
 def run(args: argparse.Namespace) -> None:
-    done = {json.loads(line)["question"] for line in OUT.open(encoding="utf-8")} if OUT.is_file() else set()
+    rows = [json.loads(line) for line in OUT.open(encoding="utf-8")] if OUT.is_file() else []
+    done = {(row["model"], row["source"], row["question"]) for row in rows}
     with bench_client(args) as llm, OUT.open("a", encoding="utf-8") as out:
         for (source, question), item in labelled_items(args.model).items():
-            if question in done:
+            if (args.model, source, question) in done:
                 continue
             passage = passage_of(item, source)
+            language = language_of(passage)
             started = time.perf_counter()
             try:
-                reply = llm.structured(messages(passage, question, language_of(passage) == "ko"), Reply,
-                                       max_tokens=120).answer
+                reply = llm.structured(messages(passage, question, language == "ko"), Reply, max_tokens=120).answer
             except Exception as err:  # noqa: BLE001 -- an invalid reply is a row too
                 reply = f"no valid reply: {err}"[:200]
-            row = {"model": args.model, "source": source, "question": question, "answer": item["answer"],
+            row = {"model": args.model, "source": source, "language": language, "question": question,
+                   "answer": item["answer"],
                    "roundtrip": reply, "acceptable": item["acceptable"],
                    "char_f1": round(char_f1(reply, item["answer"]), 3),
                    "contains": contains_reference(reply, item["answer"]) or contains_reference(item["answer"], reply),
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> None:
             out.flush()
             print(f"{len(done) + 1}: acceptable {row['acceptable']}, F1 {row['char_f1']}, contains {row['contains']}",
                   flush=True)
-            done.add(question)
+            done.add((args.model, source, question))
 
 
 def summary() -> str:
@@ -87,7 +89,7 @@ def summary() -> str:
              "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
     for model in sorted({r["model"] for r in rows}):
         for language in ("ko", "en"):
-            group = [r for r in rows if r["model"] == model and ("en" if r["source"] == "english" else "ko") == language]
+            group = [r for r in rows if r["model"] == model and r["language"] == language]
             good = sum(r["acceptable"] for r in group)
             for rule, keeps in [("contains", lambda r: r["contains"])] + [
                     (f"contains or F1 >= {t}", lambda r, t=t: r["contains"] or r["char_f1"] >= t) for t in THRESHOLDS]:
