@@ -11,7 +11,8 @@ accepts them all. These checks are plain functions of the text, so they hold wha
 - ``not a question``: it is neither a question (question mark, question word, asking ending) nor an instruction
   ('설명하시오', 'Explain ...');
 - ``refers to the passage``: the question or its answer points at the text it was written from ('이 지침은',
-  '위 글에서', 'this passage', 'according to the document'): a person searching names what they ask about;
+  '위 글에서', 'this passage', 'according to the document') or the question opens by pointing at what the passage
+  named before ('이 사건이 언제...'): a person searching names what they ask about;
 - ``uninformative answer``: yes/no, or an answer that refers to an attachment or to "the following";
 - ``near duplicate``: its question shares :data:`DUPLICATE_JACCARD` of character trigrams with a kept question;
 - ``ungrounded``: the answer is not in the passage, neither as a string nor by most of its content morphemes.
@@ -50,6 +51,8 @@ _EN_THIS_TEXT = re.compile(r"\b(this|the above|the following|the given|the provi
                            r"excerpt|article|guide|page|section|snippet|code snippet|code sample|example)\b"
                            r"|\bthe (passage|excerpt|snippet|code snippet)\b|\baccording to the (text|document|guide|page)\b",
                            re.IGNORECASE)
+_POINTER_OPENING = re.compile(r"^\s*((이|그|저|해당|이러한|이런|그러한|그런)\s|(this|that|these|those|such)\s+[a-z])",
+                              re.IGNORECASE)
 _REFERRAL = re.compile(r"(붙임|첨부|별첨|별지|아래|다음|상기|위)\s*(와|과|의|에|을|를)?\s*(같|참조|참고|기재)|"
                        r"\b(see|refer to) (the )?(attach|appendix|enclosure|below|above)|\bas follows\b", re.IGNORECASE)
 
@@ -91,6 +94,13 @@ def refers_to_text(text: str) -> bool:
     return bool(_KO_THIS_TEXT.search(text) or _EN_THIS_TEXT.search(text))
 
 
+def opens_with_a_pointer(question: str) -> bool:
+    """The question opens by pointing at something the passage named before ('이 사건이 언제 일어났나요?', 'When did
+    this event...' does not, 'This method...' does): 5 of KorQuAD dev's 3,473 questions open so, each written by
+    someone reading the passage ('이 경기에서 은메달을 딴 선수는?'); none of the demo set's 100 or SciFact's 300."""
+    return bool(_POINTER_OPENING.search(question))
+
+
 def is_uninformative(answer: str) -> bool:
     return compact(answer) in _YES_NO or bool(_REFERRAL.search(answer))
 
@@ -130,7 +140,7 @@ def failed_check(question: str, answer: str, passage: str, kept: Iterable[set[st
         return "wrong language"
     if not is_question(question, language):
         return "not a question"
-    if refers_to_text(question) or refers_to_text(answer):
+    if refers_to_text(question) or opens_with_a_pointer(question) or refers_to_text(answer):
         return "refers to the passage"
     if is_uninformative(answer):
         return "uninformative answer"

@@ -16,25 +16,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from evalsets.answer_text import compact
 from evalsets.errors import EvalSetError
 from evalsets.jsonl import json_line, split_lines
 from evalsets.loader import read_corpus
 from evalsets.model import Document
-from evalsets.question_checks import CHECKS, failed_check, trigrams
+from evalsets.question_checks import CHECKS, failed_check, is_grounded, trigrams
 from evalsets.text import language_of
+from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS, QA, WriterPrompt, Written
+
+EVIDENCE_SHARE = 0.9
+"""Share of the evidence's character trigrams the passage must hold when it is not copied verbatim (a model may
+drop a bracket or a space)."""
 
 
 class StructuredLLM(Protocol):
     model: str
 
     def structured(self, messages: list[dict[str, Any]], schema: type[BaseModel], **params: Any) -> Any: ...
-
-
-class QA(BaseModel):
-    question: str = Field(min_length=5, max_length=400)
-    answer: str = Field(min_length=1, max_length=600)
 
 
 class Answerable(BaseModel):
@@ -71,13 +72,20 @@ def sample_passage(doc: Document, rng: random.Random, max_chars: int = 1200) -> 
     return passage[:max_chars]
 
 
-def _question_messages(doc: Document, passage: str) -> list[dict[str, str]]:
-    korean = language_of(passage) == "ko"
-    instruction = ("다음 문서 구절만 보고 답할 수 있는 구체적인 질문 하나와 짧은 정답을 한국어로 만드세요."
-                   if korean else "Write one specific question that can be answered from this passage alone, "
-                                  "and its short correct answer.")
+def _question_messages(doc: Document, passage: str, prompt: WriterPrompt) -> list[dict[str, str]]:
+    instruction = prompt.korean if language_of(passage) == "ko" else prompt.english
     return [{"role": "system", "content": "You write evaluation questions for a search system. Reply as JSON."},
             {"role": "user", "content": f"{instruction}\n\nTitle: {doc.title}\nPassage:\n{passage}"}]
+
+
+def evidence_holds(evidence: str, answer: str, passage: str) -> bool:
+    """The evidence is the passage's (verbatim after normalisation, or nearly: :data:`EVIDENCE_SHARE` of its
+    character trigrams) and the answer is in the evidence: an answer the model took from nowhere fails."""
+    grams = trigrams(evidence)
+    text = compact(passage)
+    copied = compact(evidence) in text or (
+        bool(grams) and sum(g in text for g in grams) / len(grams) >= EVIDENCE_SHARE)
+    return copied and is_grounded(answer, evidence)
 
 
 def _answerable_messages(passage: str, qa: QA) -> list[dict[str, str]]:
@@ -87,16 +95,20 @@ def _answerable_messages(passage: str, qa: QA) -> list[dict[str, str]]:
 
 
 def _one(doc: Document, passage: str, llm: StructuredLLM, check_answerable: bool, seen: list[set[str]],
-         report: SynthesisReport) -> QA | str:
+         report: SynthesisReport, prompt: WriterPrompt) -> Written | str:
     """One passage's item, or why it was dropped (counted in ``report``)."""
     try:
-        qa = llm.structured(_question_messages(doc, passage), QA, max_tokens=300)
+        written = llm.structured(_question_messages(doc, passage, prompt), prompt.schema, max_tokens=500)
     except Exception as err:  # a small model that cannot produce the JSON: count it, go on
         report.invalid += 1
         report.rejected.append({"doc_id": doc.doc_id, "why": f"invalid: {err}"[:200]})
         return "invalid"
     report.generated += 1
+    qa = QA(question=written.question, answer=written.answer)
     why = failed_check(qa.question, qa.answer, passage, seen)
+    evidence = getattr(written, "evidence", None)
+    if why is None and evidence is not None and not evidence_holds(evidence, qa.answer, passage):
+        why = "ungrounded"
     if why:
         report.failed[why] += 1
         report.duplicates += why == "near duplicate"
@@ -111,7 +123,7 @@ def _one(doc: Document, passage: str, llm: StructuredLLM, check_answerable: bool
             report.unanswerable += 1
             report.rejected.append({"doc_id": doc.doc_id, "question": qa.question, "why": verdict.reason})
             return "unanswerable"
-    return qa
+    return written
 
 
 def _existing(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -128,11 +140,14 @@ def _existing(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
 def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: int = 0,
                check_answerable: bool = True, only: set[str] | None = None,
                corpus_version: str | None = None,
-               progress: Callable[[int, int, str], None] | None = None) -> SynthesisReport:
+               progress: Callable[[int, int, str], None] | None = None,
+               prompt: str = DEFAULT_PROMPT) -> SynthesisReport:
     """Questions for ``n`` sampled documents (of ``only``, when given: the new and changed documents of a living
     corpus), added to the set in ``out``. When ``out`` holds the corpus (a folder `evolve ingest` keeps), the set
     lives beside it and follows it; otherwise the corpus is copied in and the set is fixed. ``progress(done,
-    total, outcome)`` after each passage ('kept', or why the item was dropped)."""
+    total, outcome)`` after each passage ('kept', or why the item was dropped). ``prompt`` names one of
+    :data:`evalsets.writer_prompts.PROMPTS`."""
+    writer = PROMPTS[prompt]
     corpus_file = corpus_path / "corpus.jsonl" if corpus_path.is_dir() else corpus_path
     docs = read_corpus(corpus_file)
     if only is not None:
@@ -148,22 +163,24 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
     taken = {q["query_id"] for q in old_queries}
     queries, qrels = [], []
     for done, doc in enumerate(chosen, start=1):
-        outcome = _one(doc, sample_passage(doc, rng), llm, check_answerable, seen, report)
-        if isinstance(outcome, QA):
+        outcome = _one(doc, sample_passage(doc, rng), llm, check_answerable, seen, report, writer)
+        if not isinstance(outcome, str):
             seen.append(trigrams(outcome.question))
             number = len(taken)
             while f"syn-{number:05d}" in taken:
                 number += 1
             query_id = f"syn-{number:05d}"
             taken.add(query_id)
-            metadata = {"source_doc": doc.doc_id, "generator": llm.model}
+            metadata = {"source_doc": doc.doc_id, "generator": llm.model, "writer_prompt": writer.name}
+            if getattr(outcome, "evidence", None):
+                metadata["evidence"] = outcome.evidence
             if corpus_version:
                 metadata["corpus_version"] = corpus_version
             queries.append({"query_id": query_id, "text": outcome.question, "answers": [outcome.answer],
                             "metadata": metadata})
             qrels.append((query_id, doc.doc_id))
         if progress:
-            progress(done, len(chosen), "kept" if isinstance(outcome, QA) else outcome)
+            progress(done, len(chosen), "kept" if not isinstance(outcome, str) else outcome)
     report.kept = len(queries)
     if not queries:
         raise EvalSetError(f"no synthesized question passed the filters ({report.invalid} invalid, "

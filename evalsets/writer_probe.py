@@ -16,7 +16,8 @@ from typing import Any
 
 from evalsets.model import Document
 from evalsets.question_checks import failed_check
-from evalsets.synthesize import QA, Answerable, _answerable_messages, _question_messages
+from evalsets.synthesize import Answerable, _answerable_messages, _question_messages, evidence_holds
+from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS, QA
 
 PASSAGES = {
     "ko": ("서울시립도서관 이용 안내",
@@ -52,15 +53,19 @@ class ProbeResult:
         return not self.misses
 
 
-def probe_writer(llm: Any, language: str, check_answerable: bool = True) -> ProbeResult:
+def probe_writer(llm: Any, language: str, check_answerable: bool = True, prompt: str = DEFAULT_PROMPT
+                 ) -> ProbeResult:
     """Try ``llm`` (``structured(messages, schema)``, ``model``) on the built-in items of ``language`` ('ko' or
     'en'): one question written and checked, and (with ``check_answerable``) four known verdicts."""
     result = ProbeResult(llm.model, language)
     title, passage = PASSAGES[language]
     try:
-        qa = llm.structured(_question_messages(Document(doc_id="probe", title=title, text=passage), passage), QA,
-                            max_tokens=300)
-        why = failed_check(qa.question, qa.answer, passage)
+        writer = PROMPTS[prompt]
+        qa = llm.structured(_question_messages(Document(doc_id="probe", title=title, text=passage), passage, writer),
+                            writer.schema, max_tokens=500)
+        evidence = getattr(qa, "evidence", None)
+        why = failed_check(qa.question, qa.answer, passage) or (
+            "ungrounded" if evidence is not None and not evidence_holds(evidence, qa.answer, passage) else None)
         if why:
             result.misses.append(f"wrote {qa.question[:60]!r} -> {qa.answer[:40]!r} ({why})")
     except Exception as err:  # noqa: BLE001 -- whatever the client raises (no JSON, no server): a miss

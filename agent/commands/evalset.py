@@ -29,6 +29,11 @@ def synthesize_command(
                                                          help="Keep questions the judge finds unanswerable.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Synthesize with a model that failed the built-in checks "
                                                         "in the corpus's language.")] = False,
+    prompt: Annotated[Optional[str], typer.Option(help="How the LLM is asked to write: question-first (the default: "
+                                                       "a question and its short answer), cited-answer (then the "
+                                                       "sentence that answers it, checked against the passage), "
+                                                       "named-subject or evidence-first; measured in "
+                                                       "bench/results/synth_acceptance.md.")] = None,
     base_url: BaseUrlOption = None, model: ModelOption = None, local_model: LocalModelOption = None,
     project_dir: ProjectDir = Path("."),
 ) -> None:
@@ -37,8 +42,12 @@ def synthesize_command(
     Document text goes only to the LLM named here (--llm-base-url, else a local llama.cpp server)."""
     from evalsets import EvalSetError, corpus_language, probe_writer, synthesize
     from evalsets.ingest import CorpusFolder
+    from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS
     from pipelines.llm import LLMUnavailable
 
+    prompt = prompt or DEFAULT_PROMPT
+    if prompt not in PROMPTS:
+        fail(f"--prompt {prompt!r} is not one of {', '.join(sorted(PROMPTS))}")
     living = CorpusFolder(corpus) if corpus.is_dir() else None
     version = living.version() if living is not None else None
     if out is None:
@@ -55,7 +64,7 @@ def synthesize_command(
         with llm_client(project_dir, base_url, model, local_model) as client:
             language = corpus_language(corpus)
             with console.status(f"trying {client.model} on built-in {language} items..."):
-                probe = probe_writer(client, language, not no_answerability_check)
+                probe = probe_writer(client, language, not no_answerability_check, prompt)
             if not probe.passed:
                 line = (f"{client.model} failed {len(probe.misses)} built-in {language} check(s) "
                         f"({probe.misses[0]}); its questions would not be ones a person asks")
@@ -65,7 +74,7 @@ def synthesize_command(
                 console.print(f"{line}; going on (--force)")
             report = synthesize(corpus, out, client, n, seed, not no_answerability_check, only, version,
                                 progress=lambda done, total, outcome: console.print(
-                                    f"  passage {done}/{total}: {outcome}"))
+                                    f"  passage {done}/{total}: {outcome}"), prompt=prompt)
     except (EvalSetError, LLMUnavailable) as err:
         fail(str(err))
     console.print(f"{report.kept} questions kept of {report.sampled} passages ({report.invalid} invalid replies, "

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from evalsets import EvalSetError, load_evalset, synthesize
-from evalsets.question_checks import CHECKS, failed_check, refers_to_text, trigrams
+from evalsets.question_checks import CHECKS, failed_check, opens_with_a_pointer, refers_to_text, trigrams
+from evalsets.synthesize import evidence_holds
 from evalsets.writer_probe import probe_writer
+from evalsets.writer_prompts import DEFAULT_PROMPT
 
 KORQUAD = Path(os.environ.get("EVOLVE_SHARED_DATA", "/work/shared/data")) / "korquad-v1-dev"
 RULING = ("결정내용은 붙임과 같습니다. 2023-08-22 12:22:52.114.11.11 조세심판원은 청구인이 2021년 3월 5일 취득한 토지에 "
@@ -33,6 +35,7 @@ RULING = ("결정내용은 붙임과 같습니다. 2023-08-22 12:22:52.114.11.11
     ("이 문서는 어떤 감면을 다루는지?", "양도소득세 감면", "refers to the passage"),
     ("위 글에서 청구인이 받지 못한 감면은?", "양도소득세 감면", "refers to the passage"),
     ("결정의 기준은 어떻게 정의되어 있는지?", "이 문서는 감면 요건을 정의합니다.", "refers to the passage"),
+    ("이 사건에서 청구인이 받지 못한 감면은?", "양도소득세 감면", "refers to the passage"),  # points back, names nothing
     ("청구인은 토지를 8년 이상 자경하였습니까?", "예", "uninformative answer"),
     ("결정 내용은 무엇인가요?", "결정내용은 붙임과 같습니다.", "uninformative answer"),  # from the 1.5B's six
     ("When did the claimant buy the land?", "2021년 3월 5일", "wrong language"),
@@ -56,6 +59,11 @@ def test_a_question_about_the_passage_itself_is_told_from_one_that_names_its_mat
     assert not refers_to_text("이 글로벌 기업의 본사는 어디인가?")
     assert not refers_to_text("다음 주 회의는 어디서 열리나요?")
     assert not refers_to_text('How does the "index" field relate to the text being streamed in a response?')
+    # a question that opens by pointing back at what the passage named (the 1.5B on KorQuAD: '이 사건이 언제...')
+    assert opens_with_a_pointer("이 사건이 언제 일어났나요?") and opens_with_a_pointer("해당 법안은 언제 통과됐나?")
+    assert opens_with_a_pointer("This method improves recall by how much?")
+    assert not opens_with_a_pointer("이사회는 언제 열리나요?") and not opens_with_a_pointer("When did this event start?")
+    assert not opens_with_a_pointer("그린콘텐츠무브먼트의 대표는 누구인가?")
 
 
 def test_a_reworded_repeat_is_a_near_duplicate():
@@ -95,33 +103,52 @@ class Scripted:
         return schema.model_validate_json(self.replies.pop(0))
 
 
+def written(question: str, answer: str, evidence: str) -> str:
+    """A writer's reply, in the order the schema asks for it."""
+    return json.dumps({"evidence": evidence, "answer": answer, "question": question}, ensure_ascii=False)
+
+
 def test_every_check_is_counted_and_progress_is_reported_per_passage(tmp_path):
     corpus = tmp_path / "docs.jsonl"
     texts = [RULING, RULING.replace("2021년 3월 5일", "2019년 7월 1일"), RULING.replace("8년", "10년")]
     corpus.write_text("".join(json.dumps({"doc_id": f"d{i}", "title": "결정", "text": t}, ensure_ascii=False) + "\n"
                               for i, t in enumerate(texts)), "utf-8")
-    replies = ['{"question": "2023-08-22 12:22:52", "answer": "2023-08-22 12:22:52"}',
-               '{"question": "청구인이 양도소득세 감면을 받지 못한 이유는 무엇인가요?", "answer": "자경 기간 미달"}',
-               '{"question": "결정 내용은 무엇인가요?", "answer": "결정내용은 붙임과 같습니다."}']
+    reason = "감면 요건인 8년 자경 기간을 채우지 못하였기 때문이다."
+    replies = [written("2023-08-22 12:22:52", "2023-08-22 12:22:52", "2023-08-22 12:22:52.114.11.11"),
+               written("청구인이 양도소득세 감면을 받지 못한 이유는 무엇인가요?", "8년 자경 기간을 채우지 못함", reason),
+               written("결정 내용은 무엇인가요?", "결정내용은 붙임과 같습니다.", "결정내용은 붙임과 같습니다."),
+               # the answer is not in the sentence the model copied, or the sentence is not the passage's
+               written("토지 취득일은 언제인가요?", "2021년 3월 5일", reason),
+               written("감면 요건인 자경 기간은 몇 년인가요?", "8년", "감면 요건은 8년 이상 자경한 경우에 한한다.")]
     seen = []
-    report = synthesize(corpus, tmp_path / "set", Scripted(replies), n=3, check_answerable=False,
-                        progress=lambda done, total, outcome: seen.append((done, total, outcome)))
-    assert [s[:2] for s in seen] == [(1, 3), (2, 3), (3, 3)]
-    assert sorted(s[2] for s in seen) == ["kept", "own answer", "uninformative answer"]
+    report = synthesize(corpus, tmp_path / "set", Scripted(replies), n=5, check_answerable=False,
+                        progress=lambda done, total, outcome: seen.append((done, total, outcome)),
+                        prompt="named-subject")  # a prompt that asks for the evidence sentence
+    assert [s[:2] for s in seen] == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+    assert sorted(s[2] for s in seen) == ["kept", "own answer", "ungrounded", "ungrounded", "uninformative answer"]
     assert report.kept == 1 and set(report.failed) == set(CHECKS)
     assert report.failed["own answer"] == 1 and report.failed["uninformative answer"] == 1
-    assert "1 own answer" in report.checks_line() and "0 ungrounded" in report.checks_line()
-    assert [q.text for q in load_evalset(tmp_path / "set").queries] == ["청구인이 양도소득세 감면을 받지 못한 이유는 무엇인가요?"]
+    assert "1 own answer" in report.checks_line() and "2 ungrounded" in report.checks_line()
+    kept = load_evalset(tmp_path / "set").queries
+    assert [q.text for q in kept] == ["청구인이 양도소득세 감면을 받지 못한 이유는 무엇인가요?"]
+    assert kept[0].metadata["evidence"] == reason and kept[0].metadata["writer_prompt"] == "named-subject"
     with pytest.raises(EvalSetError, match="1 own answer"):
         synthesize(corpus, tmp_path / "none", Scripted(replies[:1] * 3), n=1, check_answerable=False)
 
 
+def test_evidence_must_be_the_passage_s_and_hold_the_answer():
+    assert evidence_holds("감면 요건인 8년 자경 기간을 채우지 못하였기 때문이다", "8년", RULING)  # no full stop
+    assert evidence_holds("감면요건인 8년 자경기간을 채우지 못하였기 때문이다.", "8년 자경 기간", RULING)  # spacing
+    assert not evidence_holds("감면 요건인 8년 자경 기간을 채우지 못하였기 때문이다.", "2021년 3월 5일", RULING)
+    assert not evidence_holds("감면 요건은 10년 이상 자경한 경우에 한한다.", "10년", RULING)
+
+
 def test_the_probe_passes_a_model_that_gets_the_built_in_items_right_and_names_each_miss():
-    right = ['{"question": "서울시립도서관의 휴관일은 언제인가요?", "answer": "매주 월요일"}',
+    right = [written("서울시립도서관의 휴관일은 언제인가요?", "매주 월요일", "매주 월요일은 휴관한다."),
              '{"reason": "5권", "answerable": 1}', '{"reason": "주차 요금은 없음", "answerable": 0}',
              '{"reason": "월요일", "answerable": 1}', '{"reason": "관장은 없음", "answerable": 0}']
     assert probe_writer(Scripted(right), "ko").passed
-    yes_man = ['{"question": "2024-01-01", "answer": "2024-01-01"}'] + ['{"reason": "ok", "answerable": 1}'] * 4
+    yes_man = [written("2024-01-01", "2024-01-01", "매주 월요일은 휴관한다.")] + ['{"reason": "ok", "answerable": 1}'] * 4
     result = probe_writer(Scripted(yes_man), "ko")
     assert not result.passed and len(result.misses) == 3
     assert "(own answer)" in result.misses[0] and "'시간당 1,000원'" in result.misses[1]
@@ -144,4 +171,22 @@ def test_smollm2_is_refused_for_korean_by_the_cli_and_force_overrides(tmp_path, 
     assert refused.exit_code == 2, refused.output
     assert "built-in ko check" in refused.output and "qwen2.5-coder-1.5b" in refused.output
     forced = CliRunner().invoke(app, [*args, "--force"])
-    assert "going on (--force)" in forced.output and "passage 1/1:" in forced.output
+    said = " ".join(forced.output.split())  # the console wraps long lines
+    assert "going on (--force)" in said and "passage 1/1:" in said
+
+
+def test_every_writer_prompt_asks_for_a_question_and_answer_and_an_unknown_one_is_refused(tmp_path):
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from evalsets.writer_prompts import PROMPTS
+
+    assert DEFAULT_PROMPT in PROMPTS
+    for prompt in PROMPTS.values():
+        fields = set(prompt.schema.model_json_schema()["properties"])
+        assert {"question", "answer"} <= fields and prompt.korean and prompt.english
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps({"doc_id": "d0", "title": "결정", "text": RULING}, ensure_ascii=False) + "\n", "utf-8")
+    refused = CliRunner().invoke(app, ["evalset", "synthesize", "--corpus", str(corpus), "--out", str(tmp_path / "s"),
+                                       "--prompt", "freestyle", "--project-dir", str(tmp_path)])
+    assert refused.exit_code == 2 and "is not one of" in refused.output and not (tmp_path / "s").exists()

@@ -132,9 +132,11 @@ def test_synthesis_writes_a_valid_evaluation_set(llm_client, tmp_path):
     assert all(q.metadata["generator"] == "smollm2-135m" for q in data.queries)
 
     # every filter, with scripted replies in sampling order (d1, d2, d0, d3): kept, invalid, duplicate, unanswerable
-    qa = '{"question": "How is a password reset?", "answer": "open Settings, choose Security"}'
+    qa = json.dumps({"evidence": "To reset a password, open Settings, choose Security and click 'Reset password'.",
+                     "answer": "open Settings, choose Security", "question": "How is a password reset?"})
     replies = [qa, '{"reason": "stated", "answerable": 1}', "junk", "junk again", qa,
-               '{"question": "Who approves VPN access?", "answer": "your team lead"}',
+               json.dumps({"evidence": "VPN access requires a ticket to the IT helpdesk and the approval of your team "
+                                       "lead.", "answer": "your team lead", "question": "Who approves VPN access?"}),
                '{"reason": "no", "answerable": 0}']
     scripted = Scripted(replies)
     filtered = synthesize(corpus, tmp_path / "syn2", scripted, n=4, seed=1)
