@@ -45,8 +45,9 @@ from evalsets import language_of
 from evalsets.loader import read_corpus
 from evalsets.model import Document
 from evalsets.question_checks import CHECKS, failed_check, trigrams
-from evalsets.synthesize import QA, synthesize
+from evalsets.synthesize import synthesize
 from evalsets.writer_probe import probe_writer
+from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS
 from pipelines.llm import LLMClient
 
 SOURCES = {"korquad": lambda: shared_data() / "korquad-v1-dev" / "corpus.jsonl",
@@ -57,6 +58,10 @@ LICENCES = {"korquad": "passages: KorQuAD 1.0 dev (LG CNS, CC BY-ND 2.0 KR), ver
             "english": "passages: claude-docs-qa (evalsets/data/claude-docs-qa, MIT)"}
 LABELS = ROOT / "bench" / "llm" / "synth_acceptance_labels.jsonl"
 PREFIX = "synth_acceptance-"
+FIRST_PROMPT = "question-first"
+"""The writer prompt of the first runs (a question and its short answer, nothing else asked): result files without a
+``writer_prompt`` field were written with it."""
+WRITER_SCHEMAS = {prompt.schema for prompt in PROMPTS.values()}
 PATIENT_TIMEOUT_S = 3600
 """Seconds one call may take: the bench shares a CPU whose other jobs may pause it for many minutes, and a call that
 times out would be counted as the model's invalid reply."""
@@ -104,9 +109,9 @@ class Recorder:
         except Exception as err:
             self.errors.append(f"{schema.__name__}: {str(err)[:200]}")
             raise
-        if schema is QA:
+        if schema in WRITER_SCHEMAS:
             prompt = messages[-1]["content"]
-            title = prompt.split("Title: ", 1)[1].split("\n", 1)[0] if "Title: " in prompt else ""
+            title = prompt.rsplit("Title: ", 1)[1].split("\n", 1)[0] if "Title: " in prompt else ""
             self.passages.setdefault((reply.question, reply.answer), []).append(
                 {"title": title, "passage": prompt.split("Passage:\n", 1)[-1]})
         return reply
@@ -128,7 +133,8 @@ def patient(client: LLMClient) -> LLMClient:
 def run(args: argparse.Namespace) -> Path:
     corpus = SOURCES[args.source]()
     model = args.model if not args.base_url else args.served_model
-    name = f"{PREFIX}{model}-{args.source}" + (f"-seed{args.seed}" if args.seed else "")
+    name = (f"{PREFIX}{model}-{args.source}" + ("" if args.prompt == FIRST_PROMPT else f"-{args.prompt}")
+            + (f"-seed{args.seed}" if args.seed else ""))
     out = args.out or RESULTS / f"{name}.json"
     cache = args.cache or ROOT / ".evolve" / "bench" / f"{name}.duckdb"
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +142,7 @@ def run(args: argparse.Namespace) -> Path:
     with bench_client(args, cache) as client:
         calls = patient(client)
         llm = Recorder(calls)
-        probe = probe_writer(llm, language)
+        probe = probe_writer(llm, language, prompt=args.prompt)
         print(f"probe ({language}): {'passed' if probe.passed else 'failed: ' + '; '.join(probe.misses)}", flush=True)
         outcomes: list[str] = []
         seconds: list[float] = []  # of the passages this run called the LLM for (not replayed from the cache)
@@ -156,7 +162,8 @@ def run(args: argparse.Namespace) -> Path:
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()
             try:
-                report = synthesize(corpus, Path(folder), llm, args.n, args.seed, progress=progress)
+                report = synthesize(corpus, Path(folder), llm, args.n, args.seed, progress=progress,
+                                    prompt=args.prompt)
                 kept = [json.loads(line) for line in (Path(folder) / "queries.jsonl").open(encoding="utf-8")]
             except Exception as err:  # noqa: BLE001 -- nothing kept: the outcomes still say why
                 print(f"synthesis kept nothing: {err}", flush=True)
@@ -164,11 +171,12 @@ def run(args: argparse.Namespace) -> Path:
             wall = time.perf_counter() - started
     failed = {name: outcomes.count(name) for name in CHECKS}
     items = [{"query_id": q["query_id"], "question": q["text"], "answer": q["answers"][0],
-              "doc_id": q["metadata"]["source_doc"], **llm.source_of(q["text"], q["answers"][0])} for q in kept]
+              "doc_id": q["metadata"]["source_doc"], "evidence": q["metadata"].get("evidence"),
+              **llm.source_of(q["text"], q["answers"][0])} for q in kept]
     items = [stored(item, args.source) for item in items]
     result = {"model": model, "source": args.source, "language": language, "corpus": str(corpus.relative_to(ROOT))
               if corpus.is_relative_to(ROOT) else str(corpus), "licence": LICENCES[args.source],
-              "seed": args.seed, "threads": args.threads,
+              "seed": args.seed, "threads": args.threads, "writer_prompt": args.prompt,
               "probe": {"passed": probe.passed, "misses": probe.misses},
               "report": {"sampled": len(outcomes), "generated": report.generated if report else None,
                          "kept": outcomes.count("kept"), "invalid": outcomes.count("invalid"),
@@ -192,7 +200,7 @@ def wilson(k: int, n: int) -> tuple[float, float] | None:
 
 def read_labels(path: Path) -> dict[tuple[str, str, str], dict]:
     rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()] if path.is_file() else []
-    return {(r["model"], r["source"], r["query"]): r for r in rows}
+    return {(r["model"], r["source"], r["query"], r["answer"]): r for r in rows}
 
 
 def still_kept(result: dict) -> list[dict]:
@@ -213,7 +221,7 @@ def group_row(name: dict, results: list[dict], labels: dict) -> dict:
 
     def pooled(pick) -> dict:
         # a question two seeds both kept (their draws of a long page's sections can meet) is one labelled item
-        keys = {(r["model"], r["source"], item["question"]) for r in results for item in pick(r)}
+        keys = {(r["model"], r["source"], item["question"], item["answer"]) for r in results for item in pick(r)}
         labelled = [labels[key] for key in keys if key in labels]
         good = sum(bool(row["acceptable"]) for row in labelled)
         return {"labelled": len(labelled), "acceptable": good,
@@ -230,22 +238,43 @@ def group_row(name: dict, results: list[dict], labels: dict) -> dict:
             "after_checks": {"kept": sum(len(still_kept(r)) for r in results), **pooled(still_kept)}}
 
 
+def paired_rows(results: list[dict], labels: dict) -> list[dict]:
+    """The prompts compared on the same passages: for each model, source and seed that more than one writer prompt
+    ran on (the same sampled passages), a row per prompt; then per model, prompt and language over those."""
+    runs: dict[tuple[str, str, int], dict[str, dict]] = {}
+    for r in results:
+        runs.setdefault((r["model"], r["source"], r["seed"]), {})[r.get("writer_prompt", FIRST_PROMPT)] = r
+    shared = {key: by_prompt for key, by_prompt in runs.items() if len(by_prompt) > 1}
+    rows = [group_row({"model": m, "prompt": prompt, "source": source, "language": r["language"], "seeds": [seed]},
+                      [r], labels)
+            for (m, source, seed), by_prompt in sorted(shared.items()) for prompt, r in sorted(by_prompt.items())]
+    pooled: dict[tuple[str, str, str], list[dict]] = {}
+    for (m, _, _), by_prompt in shared.items():
+        for prompt, r in by_prompt.items():
+            pooled.setdefault((m, prompt, r["language"]), []).append(r)
+    return rows + [group_row({"model": m, "prompt": prompt, "source": "all", "language": lang}, group, labels)
+                   for (m, prompt, lang), group in sorted(pooled.items())]
+
+
 def summarize(labels_path: Path, out: Path) -> dict:
     results = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(RESULTS.glob(f"{PREFIX}*-*.json"))]
     labels = read_labels(labels_path)
     by_source: dict[tuple[str, str, str], list[dict]] = {}  # runs of other seeds add to their source's row
     by_language: dict[tuple[str, str], list[dict]] = {}
     for r in results:
-        by_source.setdefault((r["model"], r["source"], r["language"]), []).append(r)
-        by_language.setdefault((r["model"], r["language"]), []).append(r)
-    rows = [group_row({"model": m, "source": source, "language": lang, "seeds": [r["seed"] for r in group]}, group,
-                      labels) for (m, source, lang), group in by_source.items()]
-    rows += [group_row({"model": m, "source": "all", "language": lang}, group, labels)
-             for (m, lang), group in sorted(by_language.items())]
+        prompt = r.get("writer_prompt", FIRST_PROMPT)
+        by_source.setdefault((r["model"], prompt, r["source"], r["language"]), []).append(r)
+        by_language.setdefault((r["model"], prompt, r["language"]), []).append(r)
+    rows = [group_row({"model": m, "prompt": prompt, "source": source, "language": lang,
+                       "seeds": [r["seed"] for r in group]}, group, labels)
+            for (m, prompt, source, lang), group in by_source.items()]
+    rows += [group_row({"model": m, "prompt": prompt, "source": "all", "language": lang}, group, labels)
+             for (m, prompt, lang), group in sorted(by_language.items())]
+    paired = paired_rows(results, labels)
     rejected = [{"model": r["model"], "source": r["source"], "query": r["query"], "answer": r["answer"],
                  "reason": r.get("reason", "")} for r in labels.values() if not r["acceptable"]]
     summary = {"labels": str(labels_path.relative_to(ROOT)) if labels_path.is_relative_to(ROOT) else str(labels_path),
-               "rows": rows, "rejected": rejected}
+               "rows": rows, "paired": paired, "rejected": rejected}
     out.with_name(out.name + ".json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
     out.with_name(out.name + ".md").write_text(markdown(summary), encoding="utf-8")
     return summary
@@ -263,16 +292,25 @@ def markdown(summary: dict) -> str:
              f"probe recorded, synthesis forced); labels: `{summary['labels']}`. Acceptable: a question a person at "
              "the company would ask, whose answer is right and in the passage. Interval: 95% Wilson. "
              "'After checks': the kept items that pass today's `evalsets.question_checks`, re-applied."), "",
-             ("| model | source | lang | probe | kept / sampled | invalid | unanswerable | dropped by checks | "
+             ("| model | prompt | source | lang | probe | kept / sampled | invalid | unanswerable | dropped by checks | "
              "acceptable [95%] | after checks: kept, acceptable [95%] | s / passage (mean, median) |"),
-             "| --- | --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+             "| --- | --- | --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
     for row in summary["rows"]:
         drops = ", ".join(f"{count} {name}" for name, count in row["failed"].items() if count) or "none"
-        lines.append(f"| {row['model']} | {row['source']} | {row['language']} | "
+        lines.append(f"| {row['model']} | {row['prompt']} | {row['source']} | {row['language']} | "
                      f"{'passed' if row['probe_passed'] else 'failed'} | {row['kept']}/{row['sampled']} | "
                      f"{row['invalid']} | {row['unanswerable']} | {drops} | {pct(row['kept_items'])} | "
                      f"{row['after_checks']['kept']}, {pct(row['after_checks'])} | "
                      f"{row['mean_s_per_passage']}, {row['median_s_per_passage']} |")
+    if summary.get("paired"):
+        lines += ["", "## The writer prompts on the same passages", "",
+                  ("Each row: one prompt on the passages a seed samples (the same for every prompt); 'all' pools a "
+                   "prompt's rows of one language."), "",
+                  "| model | prompt | source | lang | seeds | kept / sampled | acceptable [95%] |",
+                  "| --- | --- | --- | --- | --- | ---: | ---: |"]
+        lines += [f"| {row['model']} | {row['prompt']} | {row['source']} | {row['language']} | "
+                  f"{', '.join(map(str, row.get('seeds', []))) or 'paired'} | {row['kept']}/{row['sampled']} | "
+                  f"{pct(row['kept_items'])} |" for row in summary["paired"]]
     lines += ["", f"{len(summary['rejected'])} kept items labelled not acceptable:", ""]
     lines += [f"- {r['model']} / {r['source']}: {r['query']!r} -> {r['answer'][:80]!r}: {r['reason']}"
               for r in summary["rejected"]]
@@ -285,6 +323,7 @@ def main() -> None:
     parser.add_argument("--source", choices=sorted(SOURCES), help="the passages to synthesize from")
     parser.add_argument("--n", type=int, default=100, help="passages to sample (one question each)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prompt", choices=sorted(PROMPTS), default=DEFAULT_PROMPT, help="the writer prompt")
     parser.add_argument("--cache", type=Path, help="keep the LLM calls in this file (a killed run resumes)")
     parser.add_argument("--out", type=Path, help="result file (default bench/results/synth_acceptance-MODEL-SOURCE"
                                                  ".json; with --summarize: the stem of the .md and .json)")

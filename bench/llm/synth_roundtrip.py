@@ -15,6 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -41,42 +44,48 @@ def messages(passage: str, question: str, korean: bool) -> list[dict[str, str]]:
 
 
 def labelled_items(model: str) -> dict[tuple[str, str], dict]:
-    """(source, question) -> the kept item, for the labelled items ``model`` wrote (first seed that kept it)."""
+    """(source, question, answer) -> the kept item, for the labelled items ``model`` wrote (first seed that kept it)."""
     labels, items = read_labels(LABELS), {}
     for path in sorted(RESULTS.glob(f"{PREFIX}*-*.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
         for item in result["items"] if result["model"] == model else []:
-            key = (result["model"], result["source"], item["question"])
+            key = (result["model"], result["source"], item["question"], item["answer"])
             if key in labels and key[1:] not in items:
                 items[key[1:]] = {**item, "acceptable": bool(labels[key]["acceptable"])}
     return items
 
 
-def run(args: argparse.Namespace) -> None:
-    rows = [json.loads(line) for line in OUT.open(encoding="utf-8")] if OUT.is_file() else []
-    done = {(row["model"], row["source"], row["question"]) for row in rows}
-    with bench_client(args) as llm, OUT.open("a", encoding="utf-8") as out:
-        for (source, question), item in labelled_items(args.model).items():
-            if (args.model, source, question) in done:
+def run_over_labelled(args: argparse.Namespace, out_path: Path, score: Callable[..., dict[str, Any]],
+                      language_only: str | None = None) -> None:
+    """For every labelled item ``args.model`` kept that ``out_path`` has no row for, ``score(llm, passage, question,
+    item, language)``'s fields join the item's row (appended at once, so a killed run resumes)."""
+    rows = [json.loads(line) for line in out_path.open(encoding="utf-8")] if out_path.is_file() else []
+    done = {(row["model"], row["source"], row["question"], row["answer"]) for row in rows}
+    with bench_client(args) as llm, out_path.open("a", encoding="utf-8") as out:
+        for (source, question, answer), item in labelled_items(args.model).items():
+            if (args.model, source, question, answer) in done:
                 continue
             passage = passage_of(item, source)
             language = language_of(passage)
+            if language_only and language != language_only:
+                continue
             started = time.perf_counter()
-            try:
-                reply = llm.structured(messages(passage, question, language == "ko"), Reply, max_tokens=120).answer
-            except Exception as err:  # noqa: BLE001 -- an invalid reply is a row too
-                reply = f"no valid reply: {err}"[:200]
             row = {"model": args.model, "source": source, "language": language, "question": question,
-                   "answer": item["answer"],
-                   "roundtrip": reply, "acceptable": item["acceptable"],
-                   "char_f1": round(char_f1(reply, item["answer"]), 3),
-                   "contains": contains_reference(reply, item["answer"]) or contains_reference(item["answer"], reply),
-                   "seconds": round(time.perf_counter() - started, 1)}
+                   "answer": answer, "acceptable": item["acceptable"],
+                   **score(llm, passage, question, item, language), "seconds": round(time.perf_counter() - started, 1)}
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()
-            print(f"{len(done) + 1}: acceptable {row['acceptable']}, F1 {row['char_f1']}, contains {row['contains']}",
-                  flush=True)
-            done.add((args.model, source, question))
+            done.add((args.model, source, question, answer))
+            print(f"{len(done)}: {json.dumps(row, ensure_ascii=False)[:160]}", flush=True)
+
+
+def round_trip(llm: Any, passage: str, question: str, item: dict, language: str) -> dict[str, Any]:
+    try:
+        reply = llm.structured(messages(passage, question, language == "ko"), Reply, max_tokens=120).answer
+    except Exception as err:  # noqa: BLE001 -- an invalid reply is a row too
+        reply = f"no valid reply: {err}"[:200]
+    return {"roundtrip": reply, "char_f1": round(char_f1(reply, item["answer"]), 3),
+            "contains": contains_reference(reply, item["answer"]) or contains_reference(item["answer"], reply)}
 
 
 def summary() -> str:
@@ -100,16 +109,24 @@ def summary() -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def filter_bench_main(doc: str, out_path: Path, score: Callable[..., dict[str, Any]], summary: Callable[[], str]
+                      ) -> None:
+    """The command line of a bench that scores each labelled kept item (this one, ``synth_critic``): run, then
+    write and print the table."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_llm_arguments(parser)
+    parser.add_argument("--language", choices=("ko", "en"), help="only the items of this language")
     parser.add_argument("--summarize", action="store_true", help="no LLM: the table from the rows written")
     args = parser.parse_args()
     if not args.summarize:
-        run(args)
+        run_over_labelled(args, out_path, score, args.language)
     text = summary()
-    OUT.with_suffix(".md").write_text(text, encoding="utf-8")
+    out_path.with_suffix(".md").write_text(text, encoding="utf-8")
     print(text)
+
+
+def main() -> None:
+    filter_bench_main(__doc__, OUT, round_trip, summary)
 
 
 if __name__ == "__main__":
