@@ -8,7 +8,8 @@ What the package holds today:
 - the bundled demo set (``data/claude-docs-qa``);
 - ``ingest/``: company files (PDF, Office, HTML, Markdown/Notion, HWP/HWPX, tickets) to a versioned corpus in
   that layout, one reader per format under ``ingest/formats/``, incremental and crash-safe;
-- ``synthesize``: questions and reference answers written by the LLM for sampled passages;
+- ``synthesize``: questions and reference answers written by the LLM for sampled passages, asked one of the
+  ``writer_prompts`` (``PROMPTS``, ``DEFAULT_PROMPT``);
 - ``feedback``: the DuckDB store of every served request and rating, with its Parquet snapshots;
 - ``failures``: feedback files imported, and bad ratings turned into a failure set in the same layout.
 
@@ -39,11 +40,12 @@ from evalsets.model import Document, EvalSet, Qrels, Query
 from evalsets.answer_text import compact, content_morphemes, ends_sentence, normalise_answer
 from evalsets.synthesize import corpus_language, synthesize
 from evalsets.writer_probe import ProbeResult, probe_writer
+from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS
 from evalsets.text import language_of
 
 __all__ = ["Document", "EvalSet", "EvalSetError", "FeedbackEvent", "FeedbackRefused", "FeedbackStore",
            "JudgeUnavailable", "LEFT_OUT", "MAX_TEXT", "Qrels", "Query", "SnapshotExporter", "StoreLocked", "TABLES",
            "UnknownRequest", "available_splits", "bad_lines", "build_failure_set", "gating_subset", "json_line",
            "language_of", "load_evalset", "normalise_query", "read_corpus", "read_feedback_file", "read_lines", "read_snapshot", "snapshot_folder", "split_lines",
-           "synthesize", "corpus_language", "ProbeResult", "probe_writer", "compact", "content_morphemes",
+           "synthesize", "corpus_language", "ProbeResult", "probe_writer", "PROMPTS", "DEFAULT_PROMPT", "compact", "content_morphemes",
            "ends_sentence", "normalise_answer"]

@@ -40,9 +40,8 @@ def synthesize_command(
     """Ask the LLM to write questions (+ reference answers) for sampled passages; filter; write the layout.
 
     Document text goes only to the LLM named here (--llm-base-url, else a local llama.cpp server)."""
-    from evalsets import EvalSetError, corpus_language, probe_writer, synthesize
+    from evalsets import DEFAULT_PROMPT, PROMPTS, EvalSetError, corpus_language, probe_writer, synthesize
     from evalsets.ingest import CorpusFolder
-    from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS
     from pipelines.llm import LLMUnavailable
 
     prompt = prompt or DEFAULT_PROMPT
