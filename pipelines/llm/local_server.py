@@ -26,6 +26,8 @@ from pipelines.llm.client import LLMSettings
 MODES = ("chat", "embedding", "rerank")
 RANK_POOLING = 4
 """llama.cpp's LLAMA_POOLING_TYPE_RANK: the rank head's score per (query, document) pair."""
+PARENT_CHECK_S = 1.0
+"""How often the server checks that the process that started it is alive."""
 KEY_VARIABLE = "EVOLVE_LOCAL_LLM_API_KEY"
 """How :class:`LocalLLMServer` hands its key to the server process (set or removed there, never inherited)."""
 
@@ -158,7 +160,12 @@ def main() -> None:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    stopped.wait()
+    parent = os.getppid()
+    # a process killed with SIGKILL cannot stop its server: the server stops itself when it is orphaned (its parent
+    # changes), instead of holding the model's memory and a port until someone finds it
+    while not stopped.wait(PARENT_CHECK_S):
+        if os.getppid() != parent:
+            break
 
 
 if __name__ == "__main__":
