@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -88,6 +88,16 @@ def evidence_holds(evidence: str, answer: str, passage: str) -> bool:
     return copied and is_grounded(answer, evidence)
 
 
+def failed_written_check(written: Written, passage: str, kept: Iterable[set[str]] = ()) -> str | None:
+    """The first check a written item fails: :func:`failed_check` on its question and answer, then, for a prompt
+    that cites the passage's sentence, :func:`evidence_holds` (counted as ``ungrounded``)."""
+    why = failed_check(written.question, written.answer, passage, kept)
+    evidence = getattr(written, "evidence", None)
+    if why is None and evidence is not None and not evidence_holds(evidence, written.answer, passage):
+        return "ungrounded"
+    return why
+
+
 def _answerable_messages(passage: str, qa: QA) -> list[dict[str, str]]:
     return [{"role": "system", "content": "Score 1 if the question can be answered from the passage and the given "
                                           "answer is what the passage says; else 0. Reply as JSON."},
@@ -105,10 +115,7 @@ def _one(doc: Document, passage: str, llm: StructuredLLM, check_answerable: bool
         return "invalid"
     report.generated += 1
     qa = QA(question=written.question, answer=written.answer)
-    why = failed_check(qa.question, qa.answer, passage, seen)
-    evidence = getattr(written, "evidence", None)
-    if why is None and evidence is not None and not evidence_holds(evidence, qa.answer, passage):
-        why = "ungrounded"
+    why = failed_written_check(written, passage, seen)
     if why:
         report.failed[why] += 1
         report.duplicates += why == "near duplicate"

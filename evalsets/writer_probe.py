@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalsets.model import Document
-from evalsets.question_checks import failed_check
-from evalsets.synthesize import Answerable, _answerable_messages, _question_messages, evidence_holds
+from evalsets.synthesize import Answerable, _answerable_messages, _question_messages, failed_written_check
 from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS, QA
 
 PASSAGES = {
@@ -63,9 +62,7 @@ def probe_writer(llm: Any, language: str, check_answerable: bool = True, prompt:
         writer = PROMPTS[prompt]
         qa = llm.structured(_question_messages(Document(doc_id="probe", title=title, text=passage), passage, writer),
                             writer.schema, max_tokens=500)
-        evidence = getattr(qa, "evidence", None)
-        why = failed_check(qa.question, qa.answer, passage) or (
-            "ungrounded" if evidence is not None and not evidence_holds(evidence, qa.answer, passage) else None)
+        why = failed_written_check(qa, passage)
         if why:
             result.misses.append(f"wrote {qa.question[:60]!r} -> {qa.answer[:40]!r} ({why})")
     except Exception as err:  # noqa: BLE001 -- whatever the client raises (no JSON, no server): a miss
