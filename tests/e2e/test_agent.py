@@ -227,7 +227,9 @@ def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
     # its own cold embedding cache (not the session's): with every vector cached the first process reached the second
     # study before it had recorded any spent time, and the kill would check nothing of the budget's carry-over
     # bounded by iterations, not wall time, so a slow machine reaches the second study before its budget ends
-    args = ("--budget", "10m", "--max-iterations", "2", "--trials-per-iteration", "4")
+    # three iterations, killed inside the second: a whole study is still to run, so the kill cannot come after the run
+    # ended (with two, a warm machine finished the second study's last three trials between two polls)
+    args = ("--budget", "10m", "--max-iterations", "3", "--trials-per-iteration", "4")
     first = start_loop(tmp_path, tiny_scifact, *args)
     # kill it inside its second study, after at least one trial of that study finished
     paths = AgentPaths(tmp_path)
@@ -240,7 +242,7 @@ def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
 
     wait_for(inside_second_study, first, 240, "a trial of the second study")
     first.send_signal(signal.SIGKILL)
-    first.wait()
+    assert first.wait() == -signal.SIGKILL, "the first run ended before it was killed: nothing to resume"
     run_before = json.loads(paths.current_run.read_text())
     trials_before = run_trials(tmp_path, run_before["run_id"])
     assert run_before["spent_seconds"] > 0
@@ -259,7 +261,7 @@ def test_sigkill_then_the_same_command_resumes_the_run(tiny_scifact, tmp_path):
     assert summary["trials_run"] == sum(len(v) for v in trials_after.values())
     # the budget continued from what the first process had spent
     assert run_before["spent_seconds"] <= summary["spent_seconds"] <= 600
-    assert summary["iterations"] == 2 and summary["stop_reason"] == "iterations"
+    assert summary["iterations"] == 3 and summary["stop_reason"] == "iterations"
     assert [h["iteration"] for h in summary["history"]] == list(range(summary["iterations"]))
 
 
