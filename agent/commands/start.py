@@ -207,6 +207,7 @@ def _print_summary(summary: RunSummary) -> None:
                       escape(h.outcome), escape(h.rationale[:200]))
     console.print(table)
     held = summary.get("champion_heldout")
+    held_text = f"{held:.4f}" if held is not None else "not measured (no guard look on this champion and corpus)"
     promoted = [h.promoted_version for h in history if h.promoted_version]
     trained = [model for h in history for model in h.trained]
     if trained:
@@ -218,7 +219,7 @@ def _print_summary(summary: RunSummary) -> None:
                   f"({looks.get('since_human_decision', 0)} since the last human decision), "
                   f"repeated looks: {looks.get('repeated', 0)}; "
                   f"{summary.get('spent_seconds', 0) / 60:.1f} of {summary.get('budget_seconds', 0) / 60:.0f} min; "
-                  f"champion {summary['champion']} held-back {metric} {f'{held:.4f}' if held is not None else '-'}; "
+                  f"champion {summary['champion']} held-back {metric} {held_text}; "
                   f"promoted candidates: {', '.join(promoted) or 'none'}. Review them with `evolve review`.")
 
 
