@@ -10,6 +10,7 @@ What the package holds today:
   that layout, one reader per format under ``ingest/formats/``, incremental and crash-safe;
 - ``synthesize``: questions and reference answers written by the LLM for sampled passages, asked one of the
   ``writer_prompts`` (``PROMPTS``, ``DEFAULT_PROMPT``);
+- ``review``: a person's verdicts on synthesized questions (``reviews.jsonl``); rejected ones leave the set;
 - ``feedback``: the DuckDB store of every served request and rating, with its Parquet snapshots;
 - ``failures``: feedback files imported, and bad ratings turned into a failure set in the same layout.
 
@@ -38,6 +39,8 @@ from evalsets.jsonl import json_line, split_lines
 from evalsets.loader import available_splits, load_evalset, read_corpus, read_lines
 from evalsets.model import Document, EvalSet, Qrels, Query
 from evalsets.answer_text import compact, content_morphemes, ends_sentence, normalise_answer
+from evalsets.review import (Acceptance, acceptance, apply_rejections, is_synthesized, passage_excerpt, pending,
+                             record_verdict)
 from evalsets.synthesize import corpus_language, synthesize
 from evalsets.writer_probe import ProbeResult, probe_writer
 from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS
@@ -48,4 +51,5 @@ __all__ = ["Document", "EvalSet", "EvalSetError", "FeedbackEvent", "FeedbackRefu
            "UnknownRequest", "available_splits", "bad_lines", "build_failure_set", "gating_subset", "json_line",
            "language_of", "load_evalset", "normalise_query", "read_corpus", "read_feedback_file", "read_lines", "read_snapshot", "snapshot_folder", "split_lines",
            "synthesize", "corpus_language", "ProbeResult", "probe_writer", "PROMPTS", "DEFAULT_PROMPT", "compact", "content_morphemes",
-           "ends_sentence", "normalise_answer"]
+           "ends_sentence", "normalise_answer", "Acceptance", "acceptance", "apply_rejections", "is_synthesized",
+           "passage_excerpt", "pending", "record_verdict"]

@@ -24,6 +24,7 @@ from evalsets.jsonl import json_line, split_lines
 from evalsets.loader import read_corpus
 from evalsets.model import Document
 from evalsets.question_checks import CHECKS, failed_check, is_grounded, trigrams
+from evalsets.review import read_reviews, rejected_questions
 from evalsets.text import language_of
 from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS, QA, WriterPrompt, Written
 
@@ -166,8 +167,9 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
     chosen = rng.sample(docs, min(n, len(docs))) if n <= len(docs) else [rng.choice(docs) for _ in range(n)]
     report = SynthesisReport(sampled=len(chosen), model=llm.model)
     old_queries, old_qrels = _existing(out)
-    seen = [trigrams(q["text"]) for q in old_queries]
-    taken = {q["query_id"] for q in old_queries}
+    # a question a person rejected (`evolve evalset review`) is not written again, nor is its id given out again
+    seen = [trigrams(q["text"]) for q in old_queries] + [trigrams(q) for q in rejected_questions(out)]
+    taken = {q["query_id"] for q in old_queries} | {r["query_id"] for r in read_reviews(out)}
     queries, qrels = [], []
     for done, doc in enumerate(chosen, start=1):
         outcome = _one(doc, sample_passage(doc, rng), llm, check_answerable, seen, report, writer)

@@ -1,4 +1,5 @@
-"""`evolve evalset synthesize`: an evaluation set written by the LLM from raw documents."""
+"""`evolve evalset synthesize`: an evaluation set written by the LLM from raw documents; `evolve evalset review`: a
+person accepts or rejects what it wrote."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import typer
 from agent.app import ProjectDir, app, console, fail
 from agent.llm_session import BaseUrlOption, LocalModelOption, ModelOption, llm_client
 
-evalset_app = typer.Typer(help="Evaluation sets: synthesize one from raw documents.", no_args_is_help=True)
+evalset_app = typer.Typer(help="Evaluation sets: synthesize one from raw documents, and review what was written.",
+                          no_args_is_help=True)
 app.add_typer(evalset_app, name="evalset")
 
 
@@ -78,3 +80,81 @@ def synthesize_command(
         fail(str(err))
     console.print(f"{report.kept} questions kept of {report.sampled} passages ({report.invalid} invalid replies, "
                   f"{report.unanswerable} unanswerable; dropped by the checks: {report.checks_line()}) -> {out}")
+    console.print(f"Read them before the loop trusts them: `evolve evalset review --set {out}` (a person accepted "
+                  "about 60% of what Qwen2.5-Coder-1.5B kept on Korean pages; bench/results/synth_acceptance.md)")
+
+
+@evalset_app.command("review")
+def review_command(
+    set_folder: Annotated[Path, typer.Option("--set", help="Folder of the evaluation set (a corpus folder, or the "
+                                                           "--out of `evolve evalset synthesize`).")],
+    reviewer: Annotated[str, typer.Option(help="Who gives the verdicts (recorded with each).")] = "",
+    limit: Annotated[int, typer.Option(min=0, help="Review at most this many questions now (0: only the table of "
+                                                   "what was accepted).")] = 1_000_000,
+) -> None:
+    """Read each synthesized question beside its passage and accept or reject it; rejected ones leave the set.
+
+    Keys: y accept, n reject (then an optional reason), s skip, q quit. Every verdict is saved as it is given
+    (reviews.jsonl in the set's folder), so quitting or a crash loses nothing; the next review goes on from there.
+    At the end: the share accepted per writer model and prompt, with its 95% interval."""
+    import getpass
+
+    from evalsets import (EvalSetError, acceptance, apply_rejections, passage_excerpt, pending, read_corpus,
+                          record_verdict)
+
+    folder = set_folder
+    if not (folder / "queries.jsonl").is_file():
+        fail(f"{folder}: no queries.jsonl (synthesize questions first: `evolve evalset synthesize`)")
+    try:
+        taken_out = apply_rejections(folder)  # a verdict a crash left unapplied
+        if taken_out:
+            console.print(f"{taken_out} rejected questions taken out of the set (their verdicts were recorded)")
+        todo = pending(folder)
+        documents = {d.doc_id: d for d in read_corpus(folder / "corpus.jsonl")} if todo and limit else {}
+    except (EvalSetError, ValueError) as err:
+        fail(str(err))
+    reviewer = reviewer or getpass.getuser()
+    if todo and limit:
+        console.print(f"{len(todo)} synthesized questions to review in {folder}: y accept, n reject, s skip, q quit "
+                      "(each verdict is saved as it is given)")
+    done = 0
+    for query in todo[:limit]:
+        meta = query.get("metadata") or {}
+        doc = documents.get(meta.get("source_doc", ""))
+        answer = (query.get("answers") or [""])[0]
+        console.rule(f"{done + 1}/{min(len(todo), limit)}  {query['query_id']}  {meta.get('generator', '')} "
+                     f"({meta.get('writer_prompt', '')})", align="left")
+        if doc is not None:
+            console.print(doc.title, style="dim", highlight=False, markup=False)
+            console.print(passage_excerpt(doc.text, answer, meta.get("evidence", "")), highlight=False, markup=False)
+        console.print(f"Q: {query['text']}\nA: {answer}", highlight=False, markup=False)
+        try:
+            key = typer.prompt("accept? y / n / s(kip) / q(uit)", default="s").strip().lower()[:1]
+        except typer.Abort:
+            break
+        if key == "q":
+            break
+        if key not in ("y", "n"):
+            continue
+        reason = ""
+        if key == "n":
+            try:
+                reason = typer.prompt("why (Enter: no reason)", default="", show_default=False)
+            except typer.Abort:
+                reason = ""
+        record_verdict(folder, query, key == "y", reviewer, reason)
+        done += 1
+    left = len(pending(folder))
+    console.print(f"{done} verdicts given now; {left} synthesized questions left to review")
+    rows = acceptance(folder)
+    if rows:
+        from rich.table import Table
+
+        table = Table(title="accepted by a person, per writer", title_justify="left")
+        for column in ("model", "prompt", "accepted", "share [95% Wilson]"):
+            table.add_column(column)
+        for row in rows:
+            low, high = row.interval
+            table.add_row(row.generator, row.writer_prompt or "-", f"{row.accepted}/{row.reviewed}",
+                          f"{row.accepted / row.reviewed:.0%} [{low:.0%}, {high:.0%}]")
+        console.print(table)

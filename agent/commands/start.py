@@ -82,7 +82,7 @@ def start_command(
     from agent.loop.state import AgentContext, checkpoint_serializer, typed_state
     from agent.loop.tracking import AgentTracker
     from agent.project import gating_failure_set
-    from evalsets import EvalSetError, load_evalset
+    from evalsets import EvalSetError, load_evalset, pending
     from experiments import parse_duration
     from guardrails import PolicyError, load_policy
 
@@ -123,6 +123,13 @@ def start_command(
                   "train": train, "synthesized": [str(p.resolve()) for p in synthesized or []]}
         paths.current_run.write_text(json.dumps(resume))
         console.print(f"new run [bold]{run_id}[/]: budget {budget}, evaluation set {evalset}")
+    try:
+        unreviewed = len(pending(Path(resume["evalset"]))) if Path(resume["evalset"]).is_dir() else 0
+    except EvalSetError as err:
+        fail(str(err))
+    if unreviewed:
+        console.print(f"{unreviewed} synthesized questions of the set are not reviewed by a person yet "
+                      f"(`evolve evalset review --set {resume['evalset']}`)")
     clock = BudgetClock(paths.current_run, resume["budget_seconds"], resume.get("spent_seconds", 0.0))
 
     baseline = None
