@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 from enum import Enum
@@ -75,8 +74,7 @@ def start_command(
     remaining budget (time while dead does not count) and every finished trial kept. Promoted configs wait for
     `evolve review` / `evolve approve`.
     """
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
+    from agent.loop.checkpoints import LatestCheckpoints
     from agent.loop.graph import ITERATION, build_graph
     from agent.loop.runtime import AgentPaths, BudgetClock, Watchdog, read_status, write_status
     from agent.loop.state import AgentContext, checkpoint_serializer, typed_state
@@ -162,7 +160,8 @@ def start_command(
         console.print("decision: " + (f"cross-fitted over {ctx.folds} folds (one study per fold; every query "
                                       "held back once)" if ctx.folds else "one fixed hold-back of the queries")
                       + "; alpha spent over the looks since the last human decision")
-        saver = SqliteSaver(sqlite3.connect(paths.checkpoints, check_same_thread=False), serde=checkpoint_serializer())
+        saver = LatestCheckpoints.at(paths.checkpoints, serde=checkpoint_serializer())
+        saver.prune_all()  # runs saved before checkpoints were pruned keep their newest few too
         graph = build_graph(ctx, saver)
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
 
