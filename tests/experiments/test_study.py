@@ -56,6 +56,7 @@ def test_study_runs_logs_every_trial_and_reports_held_out(runner, tmp_path):
     assert any(k.startswith("seconds.build.") for k in complete.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(complete.info.run_id)}
     assert artifacts == {"config.yaml", "per_query.jsonl"}
+    assert not list(runner.folder.glob("trial-*"))  # once MLflow holds a trial's files, the local copy is gone
     study_files = {a.path for a in client.list_artifacts(parent.info.run_id, "study")}
     assert {"study/best_config.yaml", "study/optimization_history.png", "study/summary.json"} <= study_files
     assert parent.data.metrics["heldout.ndcg_at_10"] == pytest.approx(summary["heldout"]["ndcg@10"])
