@@ -4,15 +4,22 @@ One ``Components`` object lives for a process (a study, a server): chunk lists a
 (chunking config, corpus), dense indexes by (model, chunking, index), BM25 indexes by
 (chunking, lexical config); models load once. Embeddings additionally persist on disk
 (:class:`EmbeddingStore`), so they survive across processes too.
+
+The built parts are kept for the most recently used configs only (:data:`KEPT`): a 48-hour loop tries hundreds of
+chunkings and BM25 settings, and kept for ever their indexes would grow the process until it is killed (a dense
+index of 100,000 chunks at 384 dimensions is 150 MB). What is forgotten is rebuilt from the chunks and the
+embedding store, never embedded again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -28,6 +35,40 @@ from pipelines.rerankers import Reranker, RerankerConfig, make_reranker
 
 Progress = Callable[[str, int, int], None]
 """(stage description, done, total)."""
+
+KEPT = {"chunks": 16, "tokens": 16, "bm25": 8, "dense": 6}
+"""How many configs' built parts a process keeps, per kind (the least recently used go first)."""
+
+V = TypeVar("V")
+
+
+class Recent(Generic[V]):
+    """A mapping that keeps its ``size`` most recently used entries (set or read) and forgets the rest."""
+
+    def __init__(self, size: int):
+        if size < 1:
+            raise ValueError(f"a cache must keep at least 1 entry, not {size}")
+        self.size = size
+        self._entries: OrderedDict[Hashable, V] = OrderedDict()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, key: Hashable) -> V:
+        self._entries.move_to_end(key)
+        return self._entries[key]
+
+    def __setitem__(self, key: Hashable, value: V) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def get(self, key: Hashable, default: V | None = None) -> V | None:
+        return self[key] if key in self._entries else default
 
 
 def corpus_fingerprint(corpus: list[Document]) -> str:
@@ -52,14 +93,16 @@ class StageLog:
 
 
 class Components:
-    def __init__(self, store: EmbeddingStore | Path | str, catalog: ModelCatalog | None = None):
+    def __init__(self, store: EmbeddingStore | Path | str, catalog: ModelCatalog | None = None,
+                 kept: dict[str, int] | None = None):
         self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
         self._catalog = catalog
+        sizes = {**KEPT, **(kept or {})}
         self._embedders: dict[str, CachedEmbedder | AdaptedEmbedder] = {}
-        self._chunks: dict[tuple, list[Chunk]] = {}
-        self._dense: dict[tuple, DenseIndex] = {}
-        self._tokens: dict[tuple, list[list[str]]] = {}
-        self._bm25: dict[tuple, BM25Index] = {}
+        self._chunks: Recent[list[Chunk]] = Recent(sizes["chunks"])
+        self._dense: Recent[DenseIndex] = Recent(sizes["dense"])
+        self._tokens: Recent[list[list[str]]] = Recent(sizes["tokens"])
+        self._bm25: Recent[BM25Index] = Recent(sizes["bm25"])
         self._rerankers: dict[RerankerConfig, Reranker | None] = {}
         self.stop_check: Callable[[], bool] | None = None
         """While set and True, embedding stops between batches (WorkAbandoned): a time budget is spent."""

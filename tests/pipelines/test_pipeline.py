@@ -71,3 +71,24 @@ def test_unknown_model_in_config_is_a_clear_error(tiny_scifact, warm_components)
     data = load_evalset(tiny_scifact)
     with pytest.raises(KeyError, match="unknown embedding model"):
         evaluate(data, config(dense={"model": "nope"}), warm_components())
+
+
+def test_a_process_keeps_the_recent_configs_parts_only_and_rebuilds_the_rest_without_embedding(tiny_scifact,
+                                                                                               warm_components):
+    """A 48-hour loop tries hundreds of configs: built parts are kept for the most recent few (here two of each),
+    and a forgotten one is rebuilt from the chunks and the embedding store, with the same results."""
+    from pipelines import Components
+
+    data = load_evalset(tiny_scifact)
+    components = Components(warm_components().store, kept={"chunks": 2, "tokens": 2, "bm25": 2, "dense": 2})
+    sizes = [100, 200, 300]
+    configs = [config(chunking={"kind": "sentence", "size": size}, dense={"model": "all-MiniLM-L6-v2"},
+                      lexical={"tokenizer": "english"}, fusion={"kind": "rrf"}) for size in sizes]
+    first = [evaluate(data, c, components) for c in configs]
+    assert len(components._chunks) == len(components._dense) == len(components._bm25) == 2
+    again = evaluate(data, configs[0], components)  # the least recently used: forgotten, rebuilt
+    assert not again.build.reused["chunks"] and not again.build.reused["dense_index"]
+    assert again.build.counts["chunk_embeddings_computed"] == 0  # from the store, never embedded again
+    assert again.means == first[0].means
+    recent = evaluate(data, configs[2], components)  # still kept after that rebuild pushed out the second
+    assert recent.build.reused["chunks"] and recent.build.reused["dense_index"] and recent.build.reused["bm25_index"]
