@@ -2,8 +2,8 @@
 
 LangGraph's ``SqliteSaver`` writes the whole state at every step and keeps every checkpoint. The state holds the
 run's history (one record per iteration, about 1.2 KB each), so a run's checkpoint file grows with the square of its
-iterations: the demo set makes about 40 iterations an hour on 2 cores, and 48 hours of them would write some 12 GB
-of checkpoints (five per iteration, each holding the history so far) of which resuming reads one. A resume needs
+iterations: the demo set makes about 40 iterations an hour on 2 cores, and 48 hours of them would write some 13 GB
+of checkpoints (six per iteration, each holding the history so far) of which resuming reads one. A resume needs
 the newest checkpoint and its pending writes only (the loop's graph has no ``DeltaChannel``, whose state would be
 spread over earlier checkpoints), so after each save the older ones of the run are deleted with their writes.
 """
