@@ -99,6 +99,8 @@ def review_command(
     At the end: the share accepted per writer model and prompt, with its 95% interval."""
     import getpass
 
+    from rich.markup import escape
+
     from evalsets import (EvalSetError, acceptance, apply_rejections, passage_excerpt, pending, read_corpus,
                           record_verdict)
 
@@ -118,12 +120,12 @@ def review_command(
         console.print(f"{len(todo)} synthesized questions to review in {folder}: y accept, n reject, s skip, q quit "
                       "(each verdict is saved as it is given)")
     done = 0
-    for query in todo[:limit]:
+    for position, query in enumerate(todo[:limit], start=1):
         meta = query.get("metadata") or {}
         doc = documents.get(meta.get("source_doc", ""))
         answer = (query.get("answers") or [""])[0]
-        console.rule(f"{done + 1}/{min(len(todo), limit)}  {query['query_id']}  {meta.get('generator', '')} "
-                     f"({meta.get('writer_prompt', '')})", align="left")
+        console.rule(escape(f"{position}/{min(len(todo), limit)}  {query['query_id']}  {meta.get('generator', '')} "
+                            f"({meta.get('writer_prompt', '')})"), align="left")
         if doc is not None:
             console.print(doc.title, style="dim", highlight=False, markup=False)
             console.print(passage_excerpt(doc.text, answer, meta.get("evidence", "")), highlight=False, markup=False)
@@ -142,7 +144,10 @@ def review_command(
                 reason = typer.prompt("why (Enter: no reason)", default="", show_default=False)
             except typer.Abort:
                 reason = ""
-        record_verdict(folder, query, key == "y", reviewer, reason)
+        try:
+            record_verdict(folder, query, key == "y", reviewer, reason)
+        except (OSError, EvalSetError) as err:
+            fail(f"{folder}: the verdict on {query['query_id']} could not be saved ({err}); {done} saved before it")
         done += 1
     left = len(pending(folder))
     console.print(f"{done} verdicts given now; {left} synthesized questions left to review")
