@@ -77,6 +77,11 @@ def _read_jsonl(path: Path, id_field: str) -> Iterator[tuple[int, dict[str, Any]
         yield number, row
 
 
+def query_rows(path: Path) -> list[dict[str, Any]]:
+    """A queries file's lines as written (JSON objects), each checked as :func:`load_evalset` checks it."""
+    return [row for _, row in _read_jsonl(path, "query_id")]
+
+
 def read_corpus(path: Path) -> list[Document]:
     docs = []
     for number, row in _read_jsonl(path, "doc_id"):

@@ -28,8 +28,16 @@ from scipy.stats import binomtest
 from evalsets.errors import EvalSetError
 from evalsets.ingest.corpus import write_atomically
 from evalsets.jsonl import json_line, split_lines
+from evalsets.loader import QRELS_HEADER, query_rows
 
 REVIEWS = "reviews.jsonl"
+QRELS_HEAD = "\t".join(QRELS_HEADER) + "\n"
+
+
+def wilson(accepted: int, total: int) -> tuple[float, float]:
+    """95% Wilson score interval of a share (sound at small counts and near 0 or 1, unlike p +- 1.96 se)."""
+    ci = binomtest(accepted, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,7 @@ class Acceptance:
     @property
     def interval(self) -> tuple[float, float]:
         """95% Wilson score interval of the share accepted (sound at the small counts a review gives)."""
-        ci = binomtest(self.accepted, self.reviewed).proportion_ci(confidence_level=0.95, method="wilson")
-        return float(ci.low), float(ci.high)
+        return wilson(self.accepted, self.reviewed)
 
 
 def is_synthesized(query: dict[str, Any]) -> bool:
@@ -57,18 +64,29 @@ def _key(query_id: str, question: str, answers: list[str]) -> tuple[str, str, st
     return query_id, question, "\x1f".join(answers)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in split_lines(path.read_text(encoding="utf-8")) if line.strip()]
+def set_lines(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The questions of the set in ``folder`` as written (checked as loading checks them) and its qrels rows
+    (header dropped); none when it has no ``queries.jsonl`` yet."""
+    if not (folder / "queries.jsonl").is_file():
+        return [], []
+    qrels = folder / "qrels.tsv"
+    rows = split_lines(qrels.read_text(encoding="utf-8"))[1:] if qrels.is_file() else []
+    return query_rows(folder / "queries.jsonl"), [row for row in rows if row.strip()]
 
 
 def read_reviews(folder: Path) -> list[dict[str, Any]]:
     """Every verdict recorded for the set in ``folder``, oldest first."""
-    try:
-        return _read_jsonl(folder / REVIEWS)
-    except json.JSONDecodeError as err:
-        raise EvalSetError(f"not a JSON line ({err.msg}, line {err.lineno})", folder / REVIEWS) from None
+    path = folder / REVIEWS
+    if not path.is_file():
+        return []
+    verdicts = []
+    for number, line in enumerate(split_lines(path.read_text(encoding="utf-8")), start=1):
+        if line.strip():
+            try:
+                verdicts.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise EvalSetError(f"bad JSON ({err.msg} at column {err.colno})", path, number) from None
+    return verdicts
 
 
 def latest_verdicts(folder: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -79,13 +97,13 @@ def latest_verdicts(folder: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
 def pending(folder: Path) -> list[dict[str, Any]]:
     """The synthesized questions of the set in ``folder`` that no one has given a verdict on as they now read."""
     decided = latest_verdicts(folder)
-    return [q for q in _read_jsonl(folder / "queries.jsonl")
+    return [q for q in set_lines(folder)[0]
             if is_synthesized(q) and _key(q["query_id"], q["text"], q.get("answers") or []) not in decided]
 
 
 def record_verdict(folder: Path, query: dict[str, Any], accepted: bool, reviewer: str, reason: str = "") -> None:
     """Append the verdict (synced), then take a rejected question out of the set."""
-    rows = [row for row in _read_qrels(folder) if row.split("\t")[0] == query["query_id"]]
+    rows = [row for row in set_lines(folder)[1] if row.split("\t")[0] == query["query_id"]]
     verdict = {"query_id": query["query_id"], "question": query["text"], "answers": query.get("answers") or [],
                "verdict": "accept" if accepted else "reject", "reason": reason.strip(), "reviewer": reviewer,
                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -100,22 +118,17 @@ def record_verdict(folder: Path, query: dict[str, Any], accepted: bool, reviewer
         apply_rejections(folder)
 
 
-def _read_qrels(folder: Path) -> list[str]:
-    path = folder / "qrels.tsv"
-    return [row for row in split_lines(path.read_text(encoding="utf-8"))[1:] if row.strip()] if path.is_file() else []
-
-
 def apply_rejections(folder: Path) -> int:
     """Take every question whose last verdict is a rejection out of ``queries.jsonl`` and ``qrels.tsv``; the number
     taken out (0 when the files already agree with the verdicts)."""
     rejected = {key for key, verdict in latest_verdicts(folder).items() if verdict["verdict"] == "reject"}
-    queries = _read_jsonl(folder / "queries.jsonl")
+    queries, qrels = set_lines(folder)
     kept = [q for q in queries if _key(q["query_id"], q["text"], q.get("answers") or []) not in rejected]
     if len(kept) == len(queries):
         return 0
     gone = {q["query_id"] for q in queries} - {q["query_id"] for q in kept}
-    rows = [row for row in _read_qrels(folder) if row.split("\t")[0] not in gone]
-    write_atomically(folder / "qrels.tsv", "query_id\tdoc_id\trelevance\n" + "".join(row + "\n" for row in rows))
+    rows = [row for row in qrels if row.split("\t")[0] not in gone]
+    write_atomically(folder / "qrels.tsv", QRELS_HEAD + "".join(row + "\n" for row in rows))
     write_atomically(folder / "queries.jsonl", "".join(json_line(q) for q in kept))
     return len(gone)
 

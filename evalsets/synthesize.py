@@ -8,7 +8,6 @@ stays below the pipelines layer.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Callable, Iterable
@@ -20,11 +19,11 @@ from pydantic import BaseModel
 
 from evalsets.answer_text import compact
 from evalsets.errors import EvalSetError
-from evalsets.jsonl import json_line, split_lines
+from evalsets.jsonl import json_line
 from evalsets.loader import read_corpus
 from evalsets.model import Document
 from evalsets.question_checks import CHECKS, failed_check, is_grounded, trigrams
-from evalsets.review import read_reviews, rejected_questions
+from evalsets.review import QRELS_HEAD, read_reviews, rejected_questions, set_lines
 from evalsets.text import language_of
 from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS, QA, WriterPrompt, Written
 
@@ -134,17 +133,6 @@ def _one(doc: Document, passage: str, llm: StructuredLLM, check_answerable: bool
     return written
 
 
-def _existing(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The questions a set already has (a living corpus's set grows with `--since`): lines kept as written."""
-    queries = out / "queries.jsonl"
-    if not queries.is_file():
-        return [], []
-    lines = [line for line in split_lines(queries.read_text(encoding="utf-8")) if line.strip()]
-    qrels = out / "qrels.tsv"
-    rows = split_lines(qrels.read_text(encoding="utf-8"))[1:] if qrels.is_file() else []
-    return [json.loads(line) for line in lines], [row for row in rows if row.strip()]
-
-
 def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: int = 0,
                check_answerable: bool = True, only: set[str] | None = None,
                corpus_version: str | None = None,
@@ -166,7 +154,7 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
     rng = random.Random(seed)
     chosen = rng.sample(docs, min(n, len(docs))) if n <= len(docs) else [rng.choice(docs) for _ in range(n)]
     report = SynthesisReport(sampled=len(chosen), model=llm.model)
-    old_queries, old_qrels = _existing(out)
+    old_queries, old_qrels = set_lines(out)  # a living corpus's set grows with `--since`: lines kept as written
     # a question a person rejected (`evolve evalset review`) is not written again, nor is its id given out again
     seen = [trigrams(q["text"]) for q in old_queries] + [trigrams(q) for q in rejected_questions(out)]
     taken = {q["query_id"] for q in old_queries} | {r["query_id"] for r in read_reviews(out)}
@@ -199,7 +187,7 @@ def synthesize(corpus_path: Path, out: Path, llm: StructuredLLM, n: int, seed: i
     if (out / "corpus.jsonl").resolve() != corpus_file.resolve():
         (out / "corpus.jsonl").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-8")
     (out / "queries.jsonl").write_text("".join(json_line(q) for q in old_queries + queries), "utf-8")
-    (out / "qrels.tsv").write_text("query_id\tdoc_id\trelevance\n" + "".join(row + "\n" for row in old_qrels)
+    (out / "qrels.tsv").write_text(QRELS_HEAD + "".join(row + "\n" for row in old_qrels)
                                    + "".join(f"{q}\t{d}\t1\n" for q, d in qrels), "utf-8")
     scope = f"{len(docs)} new or changed documents" if only is not None else f"`{corpus_file}`"
     line = (f"{report.kept} questions written by {llm.model} from {report.sampled} sampled passages of {scope} "

@@ -86,8 +86,8 @@ def synthesize_command(
 
 @evalset_app.command("review")
 def review_command(
-    set_folder: Annotated[Path, typer.Option("--set", help="Folder of the evaluation set (a corpus folder, or the "
-                                                           "--out of `evolve evalset synthesize`).")],
+    folder: Annotated[Path, typer.Option("--set", help="Folder of the evaluation set (a corpus folder, or the "
+                                                       "--out of `evolve evalset synthesize`).")],
     reviewer: Annotated[str, typer.Option(help="Who gives the verdicts (recorded with each).")] = "",
     limit: Annotated[int, typer.Option(min=0, help="Review at most this many questions now (0: only the table of "
                                                    "what was accepted).")] = 1_000_000,
@@ -104,7 +104,6 @@ def review_command(
     from evalsets import (EvalSetError, acceptance, apply_rejections, passage_excerpt, pending, read_corpus,
                           record_verdict)
 
-    folder = set_folder
     if not (folder / "queries.jsonl").is_file():
         fail(f"{folder}: no queries.jsonl (synthesize questions first: `evolve evalset synthesize`)")
     try:
@@ -113,7 +112,7 @@ def review_command(
             console.print(f"{taken_out} rejected questions taken out of the set (their verdicts were recorded)")
         todo = pending(folder)
         documents = {d.doc_id: d for d in read_corpus(folder / "corpus.jsonl")} if todo and limit else {}
-    except (EvalSetError, ValueError) as err:
+    except EvalSetError as err:
         fail(str(err))
     reviewer = reviewer or getpass.getuser()
     if todo and limit:

@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import binomtest
 
 from bench import RESULTS, ROOT
 from bench.llm.args import add_llm_arguments, bench_client
@@ -45,6 +44,7 @@ from evalsets import language_of
 from evalsets.loader import read_corpus
 from evalsets.model import Document
 from evalsets.question_checks import CHECKS, failed_check, trigrams
+from evalsets.review import wilson as shared_wilson
 from evalsets.synthesize import synthesize
 from evalsets.writer_probe import probe_writer
 from evalsets.writer_prompts import DEFAULT_PROMPT, PROMPTS
@@ -194,8 +194,8 @@ def wilson(k: int, n: int) -> tuple[float, float] | None:
     """The 95% Wilson score interval of a share k / n (sound at small n and near 0 or 1, unlike p +- 1.96 se)."""
     if n == 0:
         return None
-    interval = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return round(float(interval.low), 3), round(float(interval.high), 3)
+    low, high = shared_wilson(k, n)
+    return round(low, 3), round(high, 3)
 
 
 def read_labels(path: Path) -> dict[tuple[str, str, str], dict]:

@@ -124,3 +124,17 @@ def test_the_cli_takes_verdicts_from_its_prompts_saves_each_and_goes_on_where_it
     assert table_only.returncode == 0 and "Q:" not in table_only.stdout and "1/2" in table_only.stdout
     missing = evolve("evalset", "review", "--set", str(tmp_path / "nowhere"))
     assert missing.returncode != 0 and "no queries.jsonl" in missing.stdout + missing.stderr
+
+
+def test_a_broken_review_file_or_queries_file_is_one_line_naming_it_and_changes_nothing(tmp_path):
+    folder = make_set(tmp_path / "set")
+    before = (folder / "queries.jsonl").read_text("utf-8")
+    (folder / REVIEWS).write_text('{"query_id": "syn-00000", \n', "utf-8")
+    broken = evolve("evalset", "review", "--set", str(folder), input="y\n")
+    assert broken.returncode == 2 and "reviews.jsonl:1: bad JSON" in broken.stderr
+    assert "Traceback" not in broken.stderr and (folder / "queries.jsonl").read_text("utf-8") == before
+    (folder / REVIEWS).unlink()
+    (folder / "queries.jsonl").write_text(before + "not json\n", "utf-8")
+    bad_queries = evolve("evalset", "review", "--set", str(folder), input="y\n")
+    assert bad_queries.returncode == 2 and "queries.jsonl:5: bad JSON" in bad_queries.stderr
+    assert not (folder / REVIEWS).exists()
