@@ -103,13 +103,13 @@ def pending(folder: Path) -> list[dict[str, Any]]:
 
 def record_verdict(folder: Path, query: dict[str, Any], accepted: bool, reviewer: str, reason: str = "") -> None:
     """Append the verdict (synced), then take a rejected question out of the set."""
-    rows = [row for row in set_lines(folder)[1] if row.split("\t")[0] == query["query_id"]]
     verdict = {"query_id": query["query_id"], "question": query["text"], "answers": query.get("answers") or [],
                "verdict": "accept" if accepted else "reject", "reason": reason.strip(), "reviewer": reviewer,
                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "generator": (query.get("metadata") or {}).get("generator", ""),
                "writer_prompt": (query.get("metadata") or {}).get("writer_prompt", ""),
-               **({} if accepted else {"query": query, "qrels": rows})}
+               **({} if accepted else {"query": query, "qrels": [row for row in set_lines(folder)[1]
+                                                                 if row.split("\t")[0] == query["query_id"]]})}
     with open(folder / REVIEWS, "a", encoding="utf-8") as handle:
         handle.write(json_line(verdict))
         handle.flush()
